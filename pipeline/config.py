@@ -1,0 +1,306 @@
+"""Typed view of params.yaml: frozen dataclasses mirroring its sections, one loader that rejects
+unknown keys, wrong types and out-of-range values with one line naming the key."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+import yaml
+
+from pipeline.datasets import SPECS
+
+
+class ParamsError(ValueError):
+    """A bad value in params.yaml; the message names the key, the value and what is allowed."""
+
+
+#---------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    width: int                    # prepared map width (paper: 256 / 192 / 256)
+    height: int                   # prepared map height (paper: 128 / 144 / 256)
+    size_threshold: float         # eligible box: area >= threshold * image area
+    synthetic_train: int = 48     # images generated for the synthetic default
+    synthetic_test: int = 16
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = "synthetic"     # synthetic (embedded generator) | real (data/raw via stages.prepare)
+    raw_dir: str = "data/raw"     # where the real archives go (tracked by data.dvc)
+    seed: int = 0                 # synthetic generator seed
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    ngf: int = 64                 # generator base width (pix2pixHD GlobalGenerator)
+    n_downsampling: int = 4       # H and W must be multiples of 2**n_downsampling
+    n_blocks: int = 9             # residual blocks
+    ndf: int = 64                 # discriminator base width (global and MEx discriminators)
+    n_layers_d: int = 3           # PatchGAN depth
+    num_d: int = 2                # scales of the global multiscale discriminator
+    basic_loss_on: str = "raw"    # raw: L_B on Ỹ (paper Eq 1) | fused: on Ŷ (authors' code)
+
+
+@dataclass(frozen=True)
+class LossParams:
+    lambda_adv: float = 1.0       # λ1 (paper 1; authors' code 1)
+    lambda_feat: float = 1.0      # λ2 (paper 1; authors' code 10)
+    lambda_perc: float = 1.0      # λ3 (paper 1; authors' code 10)
+    lambda_mex: float = 1.0       # λ4
+    vgg_layer_weights: tuple = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # Eq 4, relu1_1..relu5_1
+    vgg_weights_path: str = ""    # VGG19 .pth; "" = torch hub cache (vgg19-dcbb9e9d.pth)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 200             # constant lr for the first half, linear decay to 0 after
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    flip: bool = True             # random horizontal flip (authors' code)
+    seed: int = 0                 # training seed (box choice per epoch, init, flips)
+    checkpoint_every: int = 0     # steps between checkpoints (0: end of each epoch only)
+    log_every: int = 1            # steps between dvclive points
+    cpu_threads: int = 2          # fixed so CPU runs are bit-reproducible across machines
+    device: str = "auto"          # auto (cuda when present) | cpu | cuda
+
+
+@dataclass(frozen=True)
+class TranslatorParams:
+    epochs: int = 200             # G_I (colour map -> photo) training epochs
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    seed: int = 679               # test-box seed (paper)
+    fid_dims: int = 2048          # pytorch-fid feature layer (2048 = pool3)
+    inception_weights_path: str = ""  # pt_inception-2015-12-05-6726825d.pth; "" = torch hub cache
+    grid_images: int = 4          # examples per dataset in the qualitative grids
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model row of the paper's tables: a dataset and a generator loss."""
+    dataset: str
+    loss: str                     # pix2pixhd (L_B) | mex (L_B + λ4 L_MEx) | amex (L_B + λ4 L_A-MEx)
+    q_from: str = ""              # name of the top-level param holding this row's q (MEx rows)
+
+
+@dataclass(frozen=True)
+class Params:
+    q: int                        # MEx expansions: q+1 discriminators D_0..D_q (Eq 6-7)
+    q_overrides: dict             # per-dataset q (paper: NYU uses q = 5)
+    q_sweep: dict                 # the q-sensitivity rows (Fig 10)
+    alpha: int                    # horizontal expansion step, pixels (paper 5)
+    beta: int                     # vertical expansion step, pixels (paper 5)
+    data: DataParams
+    datasets: dict                # name -> DatasetParams
+    model: ModelParams
+    loss: LossParams
+    train: TrainParams
+    translator: TranslatorParams
+    evaluate: EvaluateParams
+    baselines: dict               # row name -> Row (no expansion loss)
+    mex_rows: dict                # row name -> Row (MEx / A-MEx)
+
+    @property
+    def rows(self) -> dict:
+        return {**self.baselines, **self.mex_rows}
+
+    def row(self, name: str) -> Row:
+        if name not in self.rows:
+            raise ParamsError(f"unknown row {name!r}; params.yaml rows: {', '.join(self.rows)}")
+        return self.rows[name]
+
+    def row_q(self, name: str) -> int:
+        """The q of a MEx row, read from the param its q_from names (e.g. q, q_overrides.nyu)."""
+        row = self.row(name)
+        value = lookup(self, row.q_from)
+        return int(value)
+
+
+#---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def lookup(params: Params, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            raise ParamsError(f"q_from: {dotted!r} is not a key of params.yaml")
+    return node
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamsError(f"{key}: missing")
+            continue
+        values[name] = _coerce(hints[name], data[name], key)
+    return cls(**values)
+
+
+def _coerce(kind, value, key):
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key}: {value!r} is not true/false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key}: {value!r} is not an integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key}: {value!r} is not a number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{key}: {value!r} is not a string")
+        return value
+    if kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
+            raise ParamsError(f"{key}: {value!r} is not a list of numbers")
+        return tuple(float(v) for v in value)
+    return value
+
+
+def _check(condition: bool, key: str, value, allowed: str):
+    if not condition:
+        raise ParamsError(f"{key}: {value!r} not allowed ({allowed})")
+
+
+def parse_params(raw: dict) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml: expected a mapping at the top level")
+    top = {f.name for f in dataclasses.fields(Params)}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise ParamsError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(top))})")
+    for key in top:
+        if key not in raw:
+            raise ParamsError(f"{key}: missing")
+    for key in ("q", "alpha", "beta"):
+        _coerce(int, raw[key], key)
+        _check(raw[key] >= 0, key, raw[key], "an integer >= 0")
+    for section in ("q_overrides", "q_sweep"):
+        if not isinstance(raw[section], dict):
+            raise ParamsError(f"{section}: expected a mapping, got {raw[section]!r}")
+        for name, value in raw[section].items():
+            _coerce(int, value, f"{section}.{name}")
+            _check(value >= 0, f"{section}.{name}", value, "an integer >= 0")
+    params = Params(
+        q=raw["q"], q_overrides=dict(raw["q_overrides"]), q_sweep=dict(raw["q_sweep"]),
+        alpha=raw["alpha"], beta=raw["beta"],
+        data=_build(DataParams, raw["data"], "data"),
+        datasets={name: _build(DatasetParams, value, f"datasets.{name}")
+                  for name, value in _mapping(raw["datasets"], "datasets").items()},
+        model=_build(ModelParams, raw["model"], "model"),
+        loss=_build(LossParams, raw["loss"], "loss"),
+        train=_build(TrainParams, raw["train"], "train"),
+        translator=_build(TranslatorParams, raw["translator"], "translator"),
+        evaluate=_build(EvaluateParams, raw["evaluate"], "evaluate"),
+        baselines={name: _build(Row, value, f"baselines.{name}")
+                   for name, value in _mapping(raw["baselines"], "baselines").items()},
+        mex_rows={name: _build(Row, value, f"mex_rows.{name}")
+                  for name, value in _mapping(raw["mex_rows"], "mex_rows").items()},
+    )
+    _validate(params)
+    return params
+
+
+def _mapping(value, key):
+    if not isinstance(value, dict):
+        raise ParamsError(f"{key}: expected a mapping, got {value!r}")
+    return value
+
+
+def _validate(p: Params) -> None:
+    _check(p.data.source in ("synthetic", "real"), "data.source", p.data.source,
+           "synthetic or real")
+    for name, d in p.datasets.items():
+        _check(name in SPECS, f"datasets.{name}", name, f"known datasets: {', '.join(SPECS)}")
+        multiple = 2 ** p.model.n_downsampling
+        for dim in ("width", "height"):
+            value = getattr(d, dim)
+            _check(value > 0 and value % multiple == 0, f"datasets.{name}.{dim}", value,
+                   f"a positive multiple of 2**model.n_downsampling = {multiple}")
+        _check(0 < d.size_threshold < 1, f"datasets.{name}.size_threshold", d.size_threshold,
+               "a fraction in (0, 1)")
+        _check(d.synthetic_train > 0 and d.synthetic_test > 0, f"datasets.{name}.synthetic_train",
+               (d.synthetic_train, d.synthetic_test), "positive image counts")
+    for name in p.q_overrides:
+        _check(name in p.datasets, f"q_overrides.{name}", name, "a dataset of `datasets`")
+    m = p.model
+    for key in ("ngf", "ndf", "n_layers_d", "num_d", "n_downsampling"):
+        _check(getattr(m, key) >= 1, f"model.{key}", getattr(m, key), "an integer >= 1")
+    _check(m.n_blocks >= 0, "model.n_blocks", m.n_blocks, "an integer >= 0")
+    _check(m.basic_loss_on in ("raw", "fused"), "model.basic_loss_on", m.basic_loss_on,
+           "raw or fused")
+    for key in ("lambda_adv", "lambda_feat", "lambda_perc", "lambda_mex"):
+        _check(getattr(p.loss, key) >= 0, f"loss.{key}", getattr(p.loss, key), "a number >= 0")
+    _check(len(p.loss.vgg_layer_weights) == 5, "loss.vgg_layer_weights",
+           list(p.loss.vgg_layer_weights), "5 weights, relu1_1..relu5_1")
+    t = p.train
+    _check(t.epochs >= 1, "train.epochs", t.epochs, "an integer >= 1")
+    _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
+    _check(t.lr > 0, "train.lr", t.lr, "a number > 0")
+    _check(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1", (t.beta1, t.beta2), "in [0, 1)")
+    _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, ">= 0")
+    _check(t.log_every >= 1, "train.log_every", t.log_every, "an integer >= 1")
+    _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
+    _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu or cuda")
+    _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
+    _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
+           "64, 192, 768 or 2048 (pytorch-fid blocks)")
+    for group, rows in (("baselines", p.baselines), ("mex_rows", p.mex_rows)):
+        for name, row in rows.items():
+            _check(row.dataset in p.datasets, f"{group}.{name}.dataset", row.dataset,
+                   f"a dataset of `datasets`: {', '.join(p.datasets)}")
+            allowed = ("pix2pixhd",) if group == "baselines" else ("mex", "amex")
+            _check(row.loss in allowed, f"{group}.{name}.loss", row.loss, " or ".join(allowed))
+            if group == "mex_rows":
+                value = lookup(p, row.q_from) if row.q_from else None
+                _check(isinstance(value, int) and not isinstance(value, bool),
+                       f"mex_rows.{name}.q_from", row.q_from,
+                       "the name of an integer param, e.g. q or q_overrides.nyu")
+    overlap = set(p.baselines) & set(p.mex_rows)
+    _check(not overlap, "mex_rows", sorted(overlap), "row names unique across both groups")
+
+
+def load_params(path: str = "params.yaml") -> Params:
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_params(raw)
+
+
+def to_dict(obj):
+    """Resolved config as plain data (written next to every output)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    return obj

@@ -1,0 +1,203 @@
+"""Generator losses as plug-ins of the one trainer. Each plug-in owns its discriminators and
+returns named generator terms (with its λ applied) and named discriminator terms.
+
+- Pix2PixHDLoss: L_B = λ1 L_adv + λ2 L_feat + λ3 L_perc (paper Eq 1-4).
+- MExLoss:       λ4 L_MEx, q+1 discriminators on crops of the expanded boxes (Eq 6-7).
+- AMExLoss:      λ4 L_A-MEx, one discriminator on full-size expanded-mask-multiplied maps (Eq 9).
+
+All adversarial terms are least-squares GAN terms (pix2pixHD's default), i.e. the log terms of
+Eq 2 / 7 / 9 replaced by (D - 1)^2 and D^2. Discriminator terms carry pix2pixHD's factor 1/2.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pipeline.boxes import expand_box
+from pipeline.networks import MultiscaleDiscriminator, PatchDiscriminator, VGG19Features
+
+
+@dataclass
+class GanBatch:
+    """One training batch on the training device.
+
+    condition: (N, C, H, W) generator input (one-hot Su + instance edges + box mask, or the
+               colour map for the translator).
+    target:    (N, 3, H, W) in [-1, 1] the ground truth (Yc, or the photo for the translator).
+    mask:      (N, 1, H, W) M of Eq 5 (1 in the box), or None when nothing is fused.
+    boxes:     per sample (x1, y1, x2, y2), half-open; empty for the translator.
+    """
+    condition: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor | None = None
+    boxes: tuple = ()
+
+    def fuse(self, generated: torch.Tensor) -> torch.Tensor:
+        """Eq 5: Ŷ = Ỹ·M + Yu·(1 − M). Yu equals Yc outside the box, so the target serves as Yu."""
+        if self.mask is None:
+            return generated
+        return generated * self.mask + self.target * (1 - self.mask)
+
+
+def lsgan(score: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least-squares GAN term: mean (D - 1)^2 for real targets, mean D^2 for fake ones."""
+    return F.mse_loss(score, torch.full_like(score, 1.0 if real else 0.0))
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """No parameter gradients for `module` inside (the G step must not fill D's .grad)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+#---------------------------------------------------------------------------------------------
+# Basic structure-generator loss L_B (Eq 1-4)
+
+
+class Pix2PixHDLoss(nn.Module):
+    """pix2pixHD's objective on (condition, image) pairs with a multiscale conditional D.
+
+    on="raw" scores Ỹ (the paper's Eq 1); on="fused" scores Ŷ (what the authors' code does).
+    """
+
+    def __init__(self, condition_channels: int, vgg: VGG19Features, *, ndf=64, n_layers=3,
+                 num_d=2, lambda_adv=1.0, lambda_feat=1.0, lambda_perc=1.0,
+                 vgg_layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0), on="raw"):
+        super().__init__()
+        self.discriminator = MultiscaleDiscriminator(condition_channels + 3, ndf, n_layers, num_d)
+        self.vgg = vgg
+        self.lambda_adv, self.lambda_feat, self.lambda_perc = lambda_adv, lambda_feat, lambda_perc
+        self.vgg_layer_weights = tuple(vgg_layer_weights)
+        self.on = on
+
+    def _image(self, generated, fused):
+        return generated if self.on == "raw" else fused
+
+    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        image = self._image(generated, fused)
+        with frozen(self.discriminator):
+            fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
+        with torch.no_grad():
+            real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+        adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
+        # Eq 3: sum over the D layers of the mean absolute feature difference, averaged over scales.
+        matching = sum(F.l1_loss(fake, real)
+                       for fake_scale, real_scale in zip(fake_scales, real_scales)
+                       for fake, real in zip(fake_scale[:-1], real_scale[:-1])) / len(fake_scales)
+        # Eq 4: sum_i w_i |E_i(Ỹ) - E_i(Yc)|_1 over VGG19 relu1_1..relu5_1.
+        fake_features = self.vgg(image)
+        with torch.no_grad():
+            real_features = self.vgg(batch.target)
+        perceptual = sum(w * F.l1_loss(f, r) for w, f, r in
+                         zip(self.vgg_layer_weights, fake_features, real_features))
+        return {"G_adv": self.lambda_adv * adversarial, "G_feat": self.lambda_feat * matching,
+                "G_perc": self.lambda_perc * perceptual}
+
+    def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        image = self._image(generated, fused).detach()
+        fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
+        real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
+                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
+
+
+#---------------------------------------------------------------------------------------------
+# MEx loss (Eq 6-7)
+
+
+def expanded_crops(batch: GanBatch, image: torch.Tensor, q: int, alpha: int, beta: int):
+    """For j = 0..q, the crops of bE_j of (condition, image) for every sample: a list over j of
+    lists over samples of (1, C+3, h_j, w_j) tensors. Crop(Su × M^E_j) of Eq 6-7."""
+    height, width = image.shape[-2:]
+    crops = []
+    for j in range(q + 1):
+        per_sample = []
+        for index, box in enumerate(batch.boxes):
+            x1, y1, x2, y2 = expand_box(box, j, alpha, beta, width, height)
+            per_sample.append(torch.cat([batch.condition[index:index + 1, :, y1:y2, x1:x2],
+                                         image[index:index + 1, :, y1:y2, x1:x2]], 1))
+        crops.append(per_sample)
+    return crops
+
+
+class MExLoss(nn.Module):
+    """λ4 · L_MEx: D_j (j = 0..q, a PatchGAN each, as in the authors' code) scores the crop of the
+    j-level expanded box of Ŷ (fake) or Yc (real), conditioned on the same crop of the G input.
+    Terms are summed over j (Eq 7) and averaged over the batch. Crops are not resized."""
+
+    def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
+                 n_layers=3, lambda_mex=1.0):
+        super().__init__()
+        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        self.discriminators = nn.ModuleList(
+            PatchDiscriminator(condition_channels + 3, ndf, n_layers) for _ in range(q + 1))
+
+    def _score(self, batch, image, real: bool):
+        total = 0.0
+        for D, per_sample in zip(self.discriminators,
+                                 expanded_crops(batch, image, self.q, self.alpha, self.beta)):
+            total = total + sum(lsgan(D(crop)[-1], real) for crop in per_sample) / len(per_sample)
+        return total
+
+    def generator_terms(self, batch, generated, fused) -> dict:
+        with frozen(self.discriminators):
+            return {"G_mex": self.lambda_mex * self._score(batch, fused, True)}
+
+    def discriminator_terms(self, batch, generated, fused) -> dict:
+        return {"D_mex_fake": 0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
+                "D_mex_real": 0.5 * self.lambda_mex * self._score(batch, batch.target, True)}
+
+
+#---------------------------------------------------------------------------------------------
+# A-MEx loss (Eq 9)
+
+
+def expanded_masks(boxes, q: int, alpha: int, beta: int, height: int, width: int,
+                   device=None) -> torch.Tensor:
+    """M^E_j for j = 0..q and every sample: (q+1, N, 1, H, W) float, 1 inside bE_j."""
+    masks = torch.zeros(q + 1, len(boxes), 1, height, width, device=device)
+    for j in range(q + 1):
+        for index, box in enumerate(boxes):
+            x1, y1, x2, y2 = expand_box(box, j, alpha, beta, width, height)
+            masks[j, index, :, y1:y2, x1:x2] = 1.0
+    return masks
+
+
+class AMExLoss(nn.Module):
+    """λ4 · L_A-MEx: one PatchGAN D_E scores the full-size (condition, image) pair multiplied by
+    each expanded mask M^E_j, j = 0..q (no Crop); summed over j, averaged over the batch.
+    The q+1 masked copies go through D_E as one batch."""
+
+    def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
+                 n_layers=3, lambda_mex=1.0):
+        super().__init__()
+        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        self.discriminator = PatchDiscriminator(condition_channels + 3, ndf, n_layers)
+
+    def _score(self, batch, image, real: bool):
+        pair = torch.cat([batch.condition, image], 1)                      # (N, C+3, H, W)
+        masks = expanded_masks(batch.boxes, self.q, self.alpha, self.beta, *pair.shape[-2:],
+                               device=pair.device)                          # (q+1, N, 1, H, W)
+        masked = (pair.unsqueeze(0) * masks).flatten(0, 1)                  # ((q+1)N, C+3, H, W)
+        score = self.discriminator(masked)[-1]
+        target = torch.full_like(score, 1.0 if real else 0.0)
+        per_map = ((score - target) ** 2).mean(dim=(1, 2, 3)).view(self.q + 1, -1)
+        return per_map.sum(0).mean()
+
+    def generator_terms(self, batch, generated, fused) -> dict:
+        with frozen(self.discriminator):
+            return {"G_amex": self.lambda_mex * self._score(batch, fused, True)}
+
+    def discriminator_terms(self, batch, generated, fused) -> dict:
+        return {"D_amex_fake": 0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
+                "D_amex_real": 0.5 * self.lambda_mex * self._score(batch, batch.target, True)}

@@ -1,0 +1,179 @@
+"""Networks of pix2pixHD (Wang et al. 2018), written from the paper's description:
+the global generator, the PatchGAN discriminator with intermediate features, the multiscale
+discriminator, and the VGG19 feature extractor of the perceptual loss (Eq 4)."""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+#---------------------------------------------------------------------------------------------
+# Generator
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class GlobalGenerator(nn.Module):
+    """pix2pixHD G1: c7s1-ngf, n_downsampling stride-2 convs, n_blocks residual blocks,
+    n_downsampling transposed convs, c7s1-out, tanh.
+
+    x: (N, in_channels, H, W) with H, W multiples of 2**n_downsampling -> (N, out, H, W) in [-1, 1].
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 3, ngf: int = 64,
+                 n_downsampling: int = 4, n_blocks: int = 9):
+        super().__init__()
+        self.multiple = 2 ** n_downsampling
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7),
+                  nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+        width = ngf
+        for _ in range(n_downsampling):
+            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
+                       nn.InstanceNorm2d(width * 2), nn.ReLU(True)]
+            width *= 2
+        layers += [ResidualBlock(width) for _ in range(n_blocks)]
+        for _ in range(n_downsampling):
+            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1,
+                                          output_padding=1),
+                       nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
+            raise ValueError(f"generator input {tuple(x.shape[-2:])} (H, W) is not a multiple "
+                             f"of {self.multiple} (2**n_downsampling)")
+        return self.model(x)
+
+
+#---------------------------------------------------------------------------------------------
+# Discriminators
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix/pix2pixHD N-layer PatchGAN (kernel 4, padding 2, LeakyReLU 0.2, instance norm,
+    no sigmoid: LSGAN). Fully convolutional, so it accepts the variable-size MEx crops.
+
+    forward returns the list of every layer's output (the last one is the patch score map), for
+    the feature-matching loss (Eq 3).
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        blocks = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, stride=2, padding=2),
+                                nn.LeakyReLU(0.2, True))]
+        width = ndf
+        for n in range(1, n_layers + 1):
+            previous, width = width, min(width * 2, 512)
+            stride = 2 if n < n_layers else 1
+            blocks.append(nn.Sequential(nn.Conv2d(previous, width, 4, stride=stride, padding=2),
+                                        nn.InstanceNorm2d(width), nn.LeakyReLU(0.2, True)))
+        blocks.append(nn.Sequential(nn.Conv2d(width, 1, 4, stride=1, padding=2)))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x):
+        features = []
+        for block in self.blocks:
+            x = block(x)
+            features.append(x)
+        return features
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """num_d PatchGANs on the input downsampled 1x, 2x, 4x ... (3x3 average pooling, stride 2).
+    forward returns one feature list per scale."""
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, num_d: int = 2):
+        super().__init__()
+        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers)
+                                    for _ in range(num_d))
+
+    def forward(self, x):
+        outputs = []
+        for index, scale in enumerate(self.scales):
+            if index:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            outputs.append(scale(x))
+        return outputs
+
+
+#---------------------------------------------------------------------------------------------
+# VGG19 features for the perceptual loss
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 weights
+# Slice ends (exclusive) in torchvision's vgg19().features: relu1_1, relu2_1, relu3_1, relu4_1,
+# relu5_1 -- the r = 5 layers of pix2pixHD.
+VGG19_SLICES = (2, 7, 12, 21, 30)
+
+
+def find_weights(explicit_path: str, filename: str) -> str | None:
+    """An explicit path, else the torch hub checkpoint cache; None when neither has the file."""
+    if explicit_path:
+        if not os.path.exists(explicit_path):
+            raise FileNotFoundError(f"weights file {explicit_path} does not exist")
+        return explicit_path
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    return cached if os.path.exists(cached) else None
+
+
+class VGG19Features(nn.Module):
+    """Frozen VGG19 returning the 5 relu_x_1 activations of an image in [-1, 1].
+
+    ``pretrained`` tells whether ImageNet weights were found; without them the network keeps a
+    fixed random initialisation (a stand-in that callers must report as such).
+    """
+
+    def __init__(self, weights_path: str = ""):
+        super().__init__()
+        from torchvision.models import vgg19
+        net = vgg19(weights=None)
+        path = find_weights(weights_path, VGG19_FILE)
+        self.pretrained = path is not None
+        if self.pretrained:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self.source = path
+        else:
+            self.source = "STAND-IN: random-init VGG19 (no vgg19-dcbb9e9d.pth found)"
+            log.warning("VGG19 weights %s not found (give loss.vgg_weights_path or put it in %s):"
+                        " the perceptual loss uses a RANDOMLY INITIALISED VGG19 stand-in",
+                        VGG19_FILE, os.path.join(torch.hub.get_dir(), "checkpoints"))
+        layers = list(net.features.children())
+        starts = (0,) + VGG19_SLICES[:-1]
+        self.slices = nn.ModuleList(nn.Sequential(*layers[a:b])
+                                    for a, b in zip(starts, VGG19_SLICES))
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # always frozen
+
+    def forward(self, image):
+        x = ((image + 1) / 2 - self.mean) / self.std
+        features = []
+        for block in self.slices:
+            x = block(x)
+            features.append(x)
+        return features
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,100 @@
+"""The prepare stage's library side: get a dataset's splits (synthetic generator or the real
+archives), bring them to the configured size, list every eligible box, pick the seed-679 test
+boxes and write the prepared directory (see pipeline.datasets for its layout)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+
+import numpy as np
+from PIL import Image
+
+from pipeline.boxes import eligible_instances, select_test_box
+from pipeline.datasets import DatasetSpec, SplitArrays, get_spec, write_split
+from pipeline.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
+
+SPLITS = ("train", "test")
+
+
+def resize_split(split: SplitArrays, width: int, height: int) -> SplitArrays:
+    """Labels and instances nearest, photos bilinear; a no-op at the stored size."""
+    if split.labels.shape[1:] == (height, width):
+        return split
+
+    def nearest(array):
+        return np.stack([np.asarray(Image.fromarray(a.astype(np.int32)).resize(
+            (width, height), Image.NEAREST)) for a in array])
+
+    photos = np.stack([np.asarray(Image.fromarray(p).resize((width, height), Image.BILINEAR))
+                       for p in split.photos])
+    return SplitArrays(split.names, nearest(split.labels), nearest(split.instances), photos)
+
+
+def check_labels(split: SplitArrays, spec: DatasetSpec, where: str) -> None:
+    top = int(split.labels.max(initial=0))
+    if top >= spec.num_labels:
+        index = int(np.argmax(split.labels.reshape(len(split.names), -1).max(1)))
+        raise ValueError(f"{where}: image {split.names[index]} has label {top}, outside the "
+                         f"{spec.name} palette (0..{spec.num_labels - 1})")
+
+
+def box_rows(split_name: str, split: SplitArrays, spec: DatasetSpec, threshold: float):
+    """boxes.csv rows: every eligible box (one per instance / component), sorted by image."""
+    rows = []
+    for name, instances in zip(split.names, split.instances):
+        for inst in eligible_instances(instances, spec.edit_classes, threshold):
+            rows.append([split_name, name, inst.label, *inst.box, f"{inst.area_fraction:.6f}"])
+    return rows
+
+
+def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed: int):
+    rows, skipped = [], []
+    for name, instances in zip(split.names, split.instances):
+        inst = select_test_box(instances, spec.edit_classes, threshold, seed)
+        if inst is None:
+            skipped.append(name)
+        else:
+            rows.append([name, inst.label, *inst.box, f"{inst.area_fraction:.6f}"])
+    return rows, skipped
+
+
+def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, height: int,
+                    threshold: float, seed: int = 679, source: str) -> dict:
+    """Write the prepared directory for `splits` ({"train": SplitArrays, "test": ...}).
+    Everything goes to a temp dir that replaces `out_dir` only when complete."""
+    spec = get_spec(spec_name)
+    tmp_dir = out_dir.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    os.makedirs(tmp_dir)
+    try:
+        stats = {"dataset": spec_name, "source": source, "width": width, "height": height,
+                 "size_threshold": threshold, "test_box_seed": seed}
+        all_boxes = []
+        for split_name in SPLITS:
+            split = resize_split(splits[split_name], width, height)
+            check_labels(split, spec, f"{spec_name}/{split_name}")
+            write_split(os.path.join(tmp_dir, f"{split_name}.h5"), split)
+            rows = box_rows(split_name, split, spec, threshold)
+            all_boxes += rows
+            with_box = {row[1] for row in rows}
+            stats[split_name] = {
+                "images": len(split.names),
+                "images_without_eligible_box": len(split.names) - len(with_box),
+                "eligible_boxes_per_class": {spec.label_names[label]: count for label, count in
+                                             sorted(Counter(row[2] for row in rows).items())}}
+            if split_name == "test":
+                test_rows, skipped = test_box_rows(split, spec, threshold, seed)
+                write_csv(os.path.join(tmp_dir, "test_boxes.csv"), TEST_BOX_COLUMNS, test_rows)
+                stats["test"]["test_boxes"] = len(test_rows)
+                stats["test"]["skipped_images"] = skipped
+        write_csv(os.path.join(tmp_dir, "boxes.csv"), BOX_COLUMNS, all_boxes)
+        with open(os.path.join(tmp_dir, "stats.json"), "w") as f:
+            json.dump(stats, f, indent=2)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return stats

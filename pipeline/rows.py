@@ -1,0 +1,122 @@
+"""Model rows of the paper's tables, from params to networks: which generator, which loss
+plug-ins. A row is a params entry (baselines / mex_rows in params.yaml), not code."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import torch
+from dvclive import Live
+
+from pipeline import trainer
+from pipeline.checkpoints import load_model_file, save_atomic
+from pipeline.config import Params, to_dict
+from pipeline.datasets import get_spec, read_split
+from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
+from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
+from pipeline.networks import GlobalGenerator, VGG19Features, count_parameters
+
+log = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.pt"
+SUMMARY_FILE = "train_summary.json"
+
+
+def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
+    m = params.model
+    return GlobalGenerator(in_channels, 3, m.ngf, m.n_downsampling, m.n_blocks)
+
+
+def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
+                 vgg: VGG19Features) -> list:
+    """The loss plug-ins of a row: L_B, plus λ4·L_MEx (loss=mex) or λ4·L_A-MEx (loss=amex)."""
+    m, lp = params.model, params.loss
+    plugins = [Pix2PixHDLoss(in_channels, vgg, ndf=m.ndf, n_layers=m.n_layers_d, num_d=m.num_d,
+                             lambda_adv=lp.lambda_adv, lambda_feat=lp.lambda_feat,
+                             lambda_perc=lp.lambda_perc, vgg_layer_weights=lp.vgg_layer_weights,
+                             on=m.basic_loss_on)]
+    expansion = {"q": q, "alpha": params.alpha, "beta": params.beta, "ndf": m.ndf,
+                 "n_layers": m.n_layers_d, "lambda_mex": lp.lambda_mex}
+    if loss == "mex":
+        plugins.append(MExLoss(in_channels, **expansion))
+    elif loss == "amex":
+        plugins.append(AMExLoss(in_channels, **expansion))
+    elif loss != "pix2pixhd":
+        raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
+    return plugins
+
+
+def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
+         live_dir: str, extra: dict, progress: bool) -> dict:
+    device = trainer.pick_device(params.train.device)
+    t = params.train
+    os.makedirs(out_dir, exist_ok=True)
+    resume = os.path.exists(os.path.join(out_dir, trainer.CHECKPOINT))
+    with Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None) as live:
+        live.log_params({"row": name, **extra})
+        summary = trainer.train(generator=generator, losses=losses, task=task, epochs=epochs,
+                                lr=t.lr, betas=(t.beta1, t.beta2), device=device,
+                                out_dir=out_dir, live=live, checkpoint_every=t.checkpoint_every,
+                                log_every=t.log_every, progress=progress, desc=name)
+        vgg = losses[0].vgg
+        summary.update(extra, generator_parameters=count_parameters(generator),
+                       vgg_pretrained=int(vgg.pretrained), vgg_source=vgg.source)
+        for key, value in summary.items():
+            if isinstance(value, (int, float)) and key.startswith("mem_"):
+                live.summary[key] = value
+    save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
+                 "model": to_dict(params.model)}, os.path.join(out_dir, GENERATOR_FILE))
+    with open(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_dir: str,
+              progress: bool = True) -> dict:
+    """Train the structure generator of one table row on its prepared dataset."""
+    row = params.row(row_name)
+    spec = get_spec(row.dataset)
+    t = params.train
+    trainer.make_deterministic(t.seed, t.cpu_threads)
+    split = read_split(os.path.join(data_dir, "train.h5"))
+    boxes = read_boxes(os.path.join(data_dir, "boxes.csv"), split="train")
+    task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
+    channels = condition_channels(spec)
+    q = params.row_q(row_name) if row.loss != "pix2pixhd" else None
+    generator = build_generator(channels, params)
+    losses = build_losses(row.loss, channels, params, q,
+                          VGG19Features(params.loss.vgg_weights_path))
+    extra = {"dataset": row.dataset, "loss": row.loss, "q": -1 if q is None else q,
+             "in_channels": channels, "train_images": len(task.usable)}
+    return _run(params, name=row_name, task=task, generator=generator, losses=losses,
+                epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
+                progress=progress)
+
+
+def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, live_dir: str,
+                     progress: bool = True) -> dict:
+    """Train the downstream translator G_I (colour map -> photo, pix2pixHD objective)."""
+    spec = get_spec(dataset)
+    t = params.train
+    trainer.make_deterministic(t.seed, t.cpu_threads)
+    split = read_split(os.path.join(data_dir, "train.h5"))
+    task = TranslationTask(split, spec, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
+    generator = build_generator(3, params)
+    losses = build_losses("pix2pixhd", 3, params, None,
+                          VGG19Features(params.loss.vgg_weights_path))
+    extra = {"dataset": dataset, "loss": "pix2pixhd", "in_channels": 3,
+             "train_images": len(split.names)}
+    return _run(params, name=f"translator-{dataset}", task=task, generator=generator,
+                losses=losses, epochs=params.translator.epochs, out_dir=out_dir,
+                live_dir=live_dir, extra=extra, progress=progress)
+
+
+def load_generator(model_dir: str, device) -> GlobalGenerator:
+    """A trained generator from `model_dir/generator.pt`, in eval mode."""
+    state = load_model_file(os.path.join(model_dir, GENERATOR_FILE), ("generator", "in_channels"))
+    m = state["model"]
+    generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
+                                m["n_blocks"])
+    generator.load_state_dict(state["generator"])
+    return generator.to(device).eval()

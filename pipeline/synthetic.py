@@ -1,0 +1,225 @@
+"""The embedded synthetic default: deterministic street / indoor / face scenes that mirror the
+real datasets' label spaces (Cityscapes ids, NYU 894-class ids, Helen parts), with instance ids
+and a rendered "photo" so the translator G_I and FID have real work to do.
+
+Every image is a pure function of (seed, dataset, split, index): no global RNG, no file order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.boxes import instance_map_from_components
+from pipeline.datasets import NYU_IDS, SplitArrays, get_spec
+
+#---------------------------------------------------------------------------------------------
+# Drawing primitives (masks on an H×W grid)
+
+
+def _grid(height, width):
+    return np.mgrid[0:height, 0:width].astype(np.float32)
+
+
+def _ellipse(grid, cx, cy, rx, ry):
+    yy, xx = grid
+    return ((xx - cx) / max(rx, 0.5)) ** 2 + ((yy - cy) / max(ry, 0.5)) ** 2 <= 1.0
+
+
+def _rect(grid, x1, y1, x2, y2):
+    yy, xx = grid
+    return (xx >= x1) & (xx < x2) & (yy >= y1) & (yy < y2)
+
+
+class _Canvas:
+    """Label + instance maps painted back to front, and per-pixel photo colours."""
+
+    def __init__(self, height, width, rng):
+        self.grid = _grid(height, width)
+        self.labels = np.zeros((height, width), dtype=np.int64)
+        self.instances = np.zeros((height, width), dtype=np.int64)
+        self.photo = np.zeros((height, width, 3), dtype=np.float32)
+        self.rng = rng
+        self.counts = {}
+
+    def paint(self, mask, label, colour, instance=False, texture=6.0):
+        """Paint a region; instance=True gives it the id label*1000 + k (Cityscapes style)."""
+        if not mask.any():
+            return
+        self.labels[mask] = label
+        if instance:
+            self.counts[label] = self.counts.get(label, 0) + 1
+            self.instances[mask] = label * 1000 + self.counts[label]
+        else:
+            self.instances[mask] = label
+        noise = self.rng.normal(0.0, texture, size=(int(mask.sum()), 3))
+        self.photo[mask] = np.asarray(colour, dtype=np.float32) + noise
+
+    def finish(self, shade=0.15):
+        height = self.labels.shape[0]
+        # Vertical light falloff, so the photo is not just palette colours.
+        light = 1.0 + shade * (0.5 - np.arange(height, dtype=np.float32) / height)
+        photo = np.clip(self.photo * light[:, None, None], 0, 255).astype(np.uint8)
+        return self.labels, self.instances, photo
+
+
+def _jitter(rng, colour, amount=25):
+    return np.clip(np.asarray(colour) + rng.integers(-amount, amount + 1, size=3), 0, 255)
+
+
+#---------------------------------------------------------------------------------------------
+# Street scenes (Cityscapes ids)
+
+_CITY_OBJECTS = [  # label, probability weight, (width, height) as fractions of the image
+    (26, 6, (0.22, 0.22)),   # car
+    (24, 3, (0.06, 0.28)),   # person
+    (33, 1, (0.12, 0.18)),   # bicycle
+    (25, 1, (0.08, 0.30)),   # rider
+    (27, 1, (0.28, 0.30)),   # truck
+    (28, 1, (0.34, 0.34)),   # bus
+    (32, 1, (0.12, 0.18)),   # motorcycle
+    (31, 0.5, (0.40, 0.30)),  # train
+]
+
+
+def street_scene(height, width, rng):
+    c = _Canvas(height, width, rng)
+    g = c.grid
+    horizon = int(height * rng.uniform(0.35, 0.5))
+    c.paint(_rect(g, 0, 0, width, horizon), 23, _jitter(rng, (140, 180, 230)), texture=3)
+    x = 0
+    while x < width:  # a row of buildings / trees along the horizon
+        w = int(rng.uniform(0.12, 0.3) * width) + 1
+        top = int(horizon * rng.uniform(0.05, 0.7))
+        if rng.random() < 0.7:
+            c.paint(_rect(g, x, top, x + w, horizon), 11, _jitter(rng, (110, 100, 95)), texture=10)
+        else:
+            c.paint(_ellipse(g, x + w / 2, horizon, w / 2, horizon - top) & (g[0] < horizon),
+                    21, _jitter(rng, (70, 120, 40)), texture=14)
+        x += w
+    c.paint(_rect(g, 0, horizon, width, height), 7, _jitter(rng, (90, 85, 90), 10), texture=5)
+    walk = int(height * 0.08) + 1
+    c.paint(_rect(g, 0, horizon, width, horizon + walk), 8, _jitter(rng, (170, 150, 160)))
+    for _ in range(rng.integers(1, 4)):
+        px = rng.uniform(0, width)
+        c.paint(_rect(g, px, horizon * 0.3, px + max(1, width * 0.015), horizon + walk),
+                17, (120, 120, 120), texture=4)
+    weights = np.array([o[1] for o in _CITY_OBJECTS], dtype=float)
+    placed = []
+    for _ in range(rng.integers(1, 5)):
+        label, _, (fw, fh) = _CITY_OBJECTS[rng.choice(len(_CITY_OBJECTS), p=weights / weights.sum())]
+        bottom = rng.uniform(horizon + walk, height)
+        depth = 0.5 + (bottom - horizon) / max(1, height - horizon)  # nearer = bigger
+        ow, oh = fw * width * depth, fh * height * depth
+        cx = rng.uniform(ow / 2, width - ow / 2)
+        placed.append((bottom, label, cx, ow, oh))
+    for bottom, label, cx, ow, oh in sorted(placed):  # far objects first
+        top = bottom - oh
+        colour = _jitter(rng, (40, 40, 140) if label in (26, 27, 28, 31) else (160, 60, 60), 60)
+        if label in (24, 25):
+            body = _ellipse(g, cx, bottom - oh * 0.4, ow / 2, oh * 0.4)
+            head = _ellipse(g, cx, top + oh * 0.12, ow * 0.35, oh * 0.12)
+            c.paint(body | head, label, colour, instance=True)
+        elif label in (32, 33):
+            wheels = (_ellipse(g, cx - ow * 0.3, bottom - oh * 0.25, ow * 0.2, oh * 0.25)
+                      | _ellipse(g, cx + ow * 0.3, bottom - oh * 0.25, ow * 0.2, oh * 0.25))
+            frame = _rect(g, cx - ow * 0.3, top + oh * 0.3, cx + ow * 0.3, bottom - oh * 0.3)
+            c.paint(wheels | frame, label, colour, instance=True)
+        else:
+            cabin = _ellipse(g, cx, top + oh * 0.45, ow * 0.35, oh * 0.45)
+            body = _rect(g, cx - ow / 2, top + oh * 0.4, cx + ow / 2, bottom)
+            c.paint(cabin | body, label, colour, instance=True, texture=8)
+    return c.finish()
+
+
+#---------------------------------------------------------------------------------------------
+# Indoor scenes (NYU 894-class ids; instances = label*1000 + k as the NYU maps are built)
+
+
+def indoor_scene(height, width, rng):
+    c = _Canvas(height, width, rng)
+    g = c.grid
+    ids = NYU_IDS
+    ceiling = int(height * rng.uniform(0.05, 0.15))
+    floor_top = int(height * rng.uniform(0.55, 0.75))
+    c.paint(_rect(g, 0, 0, width, ceiling), ids["ceiling"], (225, 225, 220), instance=True)
+    c.paint(_rect(g, 0, ceiling, width, floor_top), ids["wall"], _jitter(rng, (200, 190, 170)),
+            instance=True)
+    c.paint(_rect(g, 0, floor_top, width, height), ids["floor"], _jitter(rng, (130, 95, 60)),
+            instance=True, texture=10)
+    for name, colour, count in (("window", (180, 210, 240), rng.integers(0, 3)),
+                                ("picture", (150, 60, 60), rng.integers(0, 3))):
+        for _ in range(count):
+            w, h = rng.uniform(0.1, 0.25) * width, rng.uniform(0.15, 0.3) * height
+            x, y = rng.uniform(0, width - w), rng.uniform(ceiling, max(ceiling + 1, floor_top - h))
+            c.paint(_rect(g, x, y, x + w, y + h), ids[name], _jitter(rng, colour), instance=True)
+    furniture = [("cabinet", (110, 80, 50)), ("table", (150, 110, 70)), ("chair", (90, 60, 40)),
+                 ("sofa", (80, 90, 130)), ("bed", (210, 200, 230))]
+    for _ in range(rng.integers(1, 4)):
+        name, colour = furniture[rng.integers(len(furniture))]
+        w, h = rng.uniform(0.15, 0.35) * width, rng.uniform(0.2, 0.4) * height
+        bottom = rng.uniform(floor_top + 1, height)
+        x = rng.uniform(0, width - w)
+        shape = _rect(g, x, bottom - h, x + w, bottom)
+        if name in ("table", "chair"):  # a top and legs
+            top = _rect(g, x, bottom - h, x + w, bottom - h * 0.7)
+            legs = _rect(g, x, bottom - h, x + w * 0.15, bottom) | _rect(g, x + w * 0.85,
+                                                                         bottom - h, x + w, bottom)
+            shape = top | legs
+        c.paint(shape, ids[name], _jitter(rng, colour), instance=True)
+    return c.finish()
+
+
+#---------------------------------------------------------------------------------------------
+# Faces (Helen parts; instances = connected components; photo background masked to 0)
+
+
+def face_scene(height, width, rng):
+    c = _Canvas(height, width, rng)
+    g = c.grid
+    cx = width * rng.uniform(0.42, 0.58)
+    cy = height * rng.uniform(0.5, 0.6)
+    rx, ry = width * rng.uniform(0.28, 0.36), height * rng.uniform(0.34, 0.42)
+    skin = _jitter(rng, (220, 180, 150), 30)
+    c.paint(_ellipse(g, cx, cy - ry * 0.35, rx * 1.15, ry * 0.9), 10,
+            _jitter(rng, (60, 40, 25), 30), texture=12)  # hair
+    c.paint(_ellipse(g, cx, cy, rx, ry), 1, skin, texture=4)
+    eye_dx, eye_y = rx * rng.uniform(0.38, 0.48), cy - ry * rng.uniform(0.15, 0.28)
+    eye_rx, eye_ry = rx * 0.18, ry * rng.uniform(0.05, 0.09)
+    for side, (brow, eye) in ((-1, (2, 4)), (1, (3, 5))):
+        ex = cx + side * eye_dx
+        c.paint(_ellipse(g, ex, eye_y - ry * 0.16, rx * 0.22, ry * 0.04 + 0.5), brow,
+                (70, 45, 30))
+        c.paint(_ellipse(g, ex, eye_y, eye_rx, eye_ry + 0.5), eye, (240, 240, 240), texture=15)
+    c.paint(_ellipse(g, cx, cy + ry * 0.08, rx * 0.12, ry * 0.2), 6, skin * 0.9)
+    mouth_y, mouth_rx = cy + ry * 0.5, rx * rng.uniform(0.3, 0.45)
+    c.paint(_ellipse(g, cx, mouth_y - ry * 0.04, mouth_rx, ry * 0.05 + 0.5), 7, (170, 70, 80))
+    if rng.random() < 0.5:
+        c.paint(_ellipse(g, cx, mouth_y, mouth_rx * 0.8, ry * 0.035 + 0.5), 8, (60, 20, 25))
+    c.paint(_ellipse(g, cx, mouth_y + ry * 0.06, mouth_rx * 0.9, ry * 0.05 + 0.5), 9,
+            (180, 80, 90))
+    labels, _, photo = c.finish(shade=0.05)
+    spec = get_spec("helen")
+    photo[labels == 0] = 0  # Helen photos have their background masked (paper §4)
+    return labels, instance_map_from_components(labels, spec.edit_classes), photo
+
+
+SCENES = {"cityscapes": street_scene, "nyu": indoor_scene, "helen": face_scene}
+
+
+def generate_split(dataset: str, split: str, count: int, height: int, width: int,
+                   seed: int) -> SplitArrays:
+    """`count` synthetic images of one split; image i depends only on (seed, dataset, split, i)."""
+    if dataset not in SCENES:
+        raise ValueError(f"no synthetic generator for dataset {dataset!r} "
+                         f"(available: {', '.join(SCENES)})")
+    split_code = {"train": 0, "test": 1}[split]
+    dataset_code = sorted(SCENES).index(dataset)
+    labels, instances, photos, names = [], [], [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, dataset_code, split_code, index])
+        label_map, instance_map, photo = SCENES[dataset](height, width, rng)
+        labels.append(label_map)
+        instances.append(instance_map)
+        photos.append(photo)
+        names.append(f"{dataset}_{split}_{index:05d}")
+    return SplitArrays(names=names, labels=np.stack(labels), instances=np.stack(instances),
+                       photos=np.stack(photos))

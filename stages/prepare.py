@@ -1,0 +1,49 @@
+"""Prepare one dataset: synthetic (params data.source) or the real archives.
+
+  dvc:      python -m stages.prepare cityscapes --out artifacts/data/cityscapes
+  outside:  python -m stages.prepare cityscapes --raw data/raw --out /tmp/cityscapes
+            (real data at the paper's size; writes boxes.csv, test_boxes.csv, train/test.h5)
+"""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.datasets import PAPER_SETTINGS
+from pipeline.preparation import prepare_dataset
+from stages.common import run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(PAPER_SETTINGS))
+    parser.add_argument("--out", required=True, help="prepared dataset directory")
+    parser.add_argument("--raw", help="raw folder (real data at the paper's size, no params)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    if args.raw:
+        from pipeline.raw_datasets import load_raw
+        settings = PAPER_SETTINGS[args.dataset]
+        splits, source, seed = load_raw(args.dataset, args.raw), "real", 679
+    else:
+        params = load_params(args.params)
+        if args.dataset not in params.datasets:
+            raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
+        settings = vars(params.datasets[args.dataset])
+        source, seed = params.data.source, params.evaluate.seed
+        if source == "real":
+            from pipeline.raw_datasets import load_raw
+            splits = load_raw(args.dataset, params.data.raw_dir)
+        else:
+            from pipeline.synthetic import generate_split
+            splits = {split: generate_split(args.dataset, split, settings[f"synthetic_{split}"],
+                                            settings["height"], settings["width"],
+                                            params.data.seed)
+                      for split in ("train", "test")}
+    stats = prepare_dataset(args.dataset, splits, args.out, width=settings["width"],
+                            height=settings["height"], threshold=settings["size_threshold"],
+                            seed=seed, source=source)
+    print(f"{args.dataset}: {stats['train']['images']} train / {stats['test']['images']} test "
+          f"images, {stats['test']['test_boxes']} test boxes -> {args.out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,27 @@
+"""Train the downstream translator G_I (colour map -> photo) of one dataset.
+
+  python -m stages.train_translator cityscapes
+"""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.rows import train_translator
+from stages.common import run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    if args.dataset not in params.datasets:
+        raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
+    name = f"translator-{args.dataset}"
+    summary = train_translator(params, args.dataset, f"artifacts/data/{args.dataset}",
+                               f"artifacts/models/{name}", f"reports/train/{name}")
+    print(f"{name}: {summary['steps']} steps in {summary['train_seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    run(main)
