@@ -174,11 +174,14 @@ def write_split(path: str, split: SplitArrays) -> None:
         raise ValueError(f"{path}: names/labels/instances/photos disagree on the image count")
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("labels", data=split.labels.astype(np.uint16), compression="gzip")
-        f.create_dataset("instances", data=split.instances.astype(np.int32), compression="gzip")
-        f.create_dataset("photos", data=split.photos.astype(np.uint8), compression="gzip")
+        f.create_dataset("labels", data=split.labels.astype(np.uint16), compression="gzip",
+                         track_times=False)
+        f.create_dataset("instances", data=split.instances.astype(np.int32), compression="gzip",
+                         track_times=False)
+        f.create_dataset("photos", data=split.photos.astype(np.uint8), compression="gzip",
+                         track_times=False)
         f.create_dataset("names", data=np.array(split.names, dtype=object),
-                         dtype=h5py.string_dtype())
+                         dtype=h5py.string_dtype(), track_times=False)
     os.replace(tmp, path)
 
 

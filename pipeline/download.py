@@ -92,13 +92,14 @@ def _verify(url, path, size, sha256, remove=True):
 
 
 def _fetch_once(url, part, size, chunk, opener, allow_html, progress):
-    """One HTTP request appending to ``part``; returns True when the body arrived in full."""
+    """One HTTP request appending to ``part``; returns once the whole body is there, raises
+    InterruptedDownload when it is not."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
     if size is not None and offset > size:
         os.remove(part)
         offset = 0
     if size is not None and offset == size:
-        return True
+        return
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -111,7 +112,7 @@ def _fetch_once(url, part, size, chunk, opener, allow_html, progress):
             # Nothing left after `offset`: either the part is complete or it is stale.
             _, total = _content_range(err.headers.get("Content-Range"))
             if total == offset:
-                return True
+                return
             os.remove(part)
             raise DownloadError(f"{url}: server refused to resume at byte {offset} "
                                 f"(HTTP 416); part file removed, run again") from None
@@ -156,14 +157,13 @@ def _fetch_once(url, part, size, chunk, opener, allow_html, progress):
             except (OSError, HTTPException) as err:
                 out.flush()
                 raise InterruptedDownload(f"{url}: connection lost after {received} bytes "
-                                    f"({type(err).__name__}); run again to resume") from None
+                                          f"({type(err).__name__}); run again to resume"
+                                          ) from None
             out.flush()
             os.fsync(out.fileno())
     if expected_total is not None and received < expected_total:
         raise InterruptedDownload(f"{url}: connection closed after {received} of "
-                                  f"{expected_total} "
-                            f"bytes; run again to resume")
-    return True
+                                  f"{expected_total} bytes; run again to resume")
 
 
 def download(url: str, dest: str, sha256: str | None = None, size: int | None = None,
@@ -239,7 +239,7 @@ CITYSCAPES_PACKAGES = {"gtFine_trainvaltest.zip": 1, "leftImg8bit_trainvaltest.z
 HELEN_URL = "https://github.com/JPlin/Relabeled-HELEN-Dataset"
 
 
-def cityscapes_login(username: str, password: str):
+def cityscapes_login(username: str, password: str, login_url: str = CITYSCAPES_LOGIN_URL):
     """Log in to the Cityscapes site's form and return an urllib opener holding the session
     cookie. Raises DownloadError when the site does not accept the credentials."""
     jar = http.cookiejar.CookieJar()
@@ -248,14 +248,14 @@ def cityscapes_login(username: str, password: str):
     form = urllib.parse.urlencode({"username": username, "password": password,
                                    "submit": "Login"}).encode()
     try:
-        with opener.open(CITYSCAPES_LOGIN_URL, data=form, timeout=60) as response:
+        with opener.open(login_url, data=form, timeout=60) as response:
             page = response.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError, HTTPException) as err:
-        raise DownloadError(f"{CITYSCAPES_LOGIN_URL}: login failed "
+        raise DownloadError(f"{login_url}: login failed "
                             f"({getattr(err, 'reason', err)})") from None
     # A rejected login shows the form again (a password field); an accepted one does not.
     if not any(jar) or re.search(r'name=["\']password["\']', page):
-        raise DownloadError(f"{CITYSCAPES_LOGIN_URL}: the site did not accept the login for "
+        raise DownloadError(f"{login_url}: the site did not accept the login for "
                             f"{username!r} (check CITYSCAPES_USERNAME / CITYSCAPES_PASSWORD)")
     return opener
 
@@ -290,7 +290,7 @@ def _fetch_cityscapes(raw_dir: str, retries: int) -> None:
     username = os.environ.get("CITYSCAPES_USERNAME")
     password = os.environ.get("CITYSCAPES_PASSWORD")
     if missing and username and password:
-        opener = cityscapes_login(username, password)
+        opener = cityscapes_login(username, password, CITYSCAPES_LOGIN_URL)
         for name in missing:
             download(CITYSCAPES_PACKAGE_URL.format(CITYSCAPES_PACKAGES[name]),
                      os.path.join(raw_dir, name), opener=opener, retries=retries)

@@ -189,7 +189,8 @@ def helen_present(raw_dir: str) -> bool:
 
 
 def facade_present(raw_dir: str) -> bool:
-    return all(os.path.isdir(os.path.join(raw_dir, "facade", part)) for part in FACADE_ZIPS)
+    return all(glob.glob(os.path.join(raw_dir, "facade", part, f"{prefix}*.jpg"))
+               for part, prefix in FACADE_PREFIX.items())
 
 
 def _extract_cityscapes(raw_dir: str) -> None:
@@ -425,7 +426,9 @@ def _read_nyu(raw_dir, split_sizes, names_file, progress):
         raise FileNotFoundError(f"{path} missing: run `python -m stages.download nyu --raw "
                                 f"{raw_dir}` or download {NYU_URL} (2.8 GB) to that path")
     try:
-        mat = h5py.File(path, "r")
+        # A 128 MB chunk cache: the real file is chunked and compressed, and a chunk may span
+        # several frames; sequential frame reads then decompress each chunk once.
+        mat = h5py.File(path, "r", rdcc_nbytes=128 << 20, rdcc_nslots=10007)
     except OSError as err:
         raise ValueError(f"{path}: not a readable MATLAB v7.3 (HDF5) file, truncated or "
                          f"corrupt? ({err})") from None

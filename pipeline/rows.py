@@ -2,6 +2,7 @@
 plug-ins. A row is a params entry (baselines / mex_rows in params.yaml), not code."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -47,18 +48,32 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
     return plugins
 
 
+def files_md5(directory: str, names) -> str:
+    """One md5 over the named files (the training data a checkpoint was made from)."""
+    digest = hashlib.md5()
+    for name in names:
+        with open(os.path.join(directory, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
          live_dir: str, extra: dict, progress: bool) -> dict:
     device = trainer.pick_device(params.train.device)
     t = params.train
     os.makedirs(out_dir, exist_ok=True)
-    resume = os.path.exists(os.path.join(out_dir, trainer.CHECKPOINT))
+    fingerprint = json.dumps({"name": name, "model": to_dict(params.model),
+                              "loss": to_dict(params.loss), "train": to_dict(params.train),
+                              "epochs": epochs, **extra}, sort_keys=True)
+    resume = trainer.resumable_checkpoint(out_dir, fingerprint) is not None
     with Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None) as live:
         live.log_params({"row": name, **extra})
         summary = trainer.train(generator=generator, losses=losses, task=task, epochs=epochs,
                                 lr=t.lr, betas=(t.beta1, t.beta2), device=device,
                                 out_dir=out_dir, live=live, checkpoint_every=t.checkpoint_every,
-                                log_every=t.log_every, progress=progress, desc=name)
+                                log_every=t.log_every, progress=progress, desc=name,
+                                fingerprint=fingerprint)
         vgg = losses[0].vgg
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained), vgg_source=vgg.source)
@@ -88,7 +103,10 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     losses = build_losses(row.loss, channels, params, q,
                           VGG19Features(params.loss.vgg_weights_path))
     extra = {"dataset": row.dataset, "loss": row.loss, "q": -1 if q is None else q,
-             "in_channels": channels, "train_images": len(task.usable)}
+             "alpha": params.alpha if q is not None else -1,
+             "beta": params.beta if q is not None else -1,
+             "in_channels": channels, "train_images": len(task.usable),
+             "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv"))}
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
                 progress=progress)
@@ -106,7 +124,7 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
     losses = build_losses("pix2pixhd", 3, params, None,
                           VGG19Features(params.loss.vgg_weights_path))
     extra = {"dataset": dataset, "loss": "pix2pixhd", "in_channels": 3,
-             "train_images": len(split.names)}
+             "train_images": len(split.names), "data_md5": files_md5(data_dir, ("train.h5",))}
     return _run(params, name=f"translator-{dataset}", task=task, generator=generator,
                 losses=losses, epochs=params.translator.epochs, out_dir=out_dir,
                 live_dir=live_dir, extra=extra, progress=progress)

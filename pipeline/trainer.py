@@ -12,6 +12,7 @@ import math
 import os
 import random
 import resource
+import sys
 import time
 
 import numpy as np
@@ -99,10 +100,12 @@ class MemoryMeter:
 
 def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, betas: tuple,
           device: torch.device, out_dir: str, live=None, checkpoint_every: int = 0,
-          log_every: int = 1, progress: bool = True, desc: str = "train") -> dict:
+          log_every: int = 1, progress: bool = True, desc: str = "train",
+          fingerprint: str = "") -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from out_dir/checkpoint.pt
-    when present. Returns a summary dict (steps, seconds, memory, last loss terms)."""
+    when it exists and was written for the same `fingerprint` (the resolved configuration).
+    Returns a summary dict (steps, seconds, memory, last loss terms)."""
     os.makedirs(out_dir, exist_ok=True)
     generator.to(device)
     for loss in losses:
@@ -112,7 +115,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas) if d_params else None
     checkpoint_path = os.path.join(out_dir, CHECKPOINT)
     start_epoch, start_batch, step = 0, 0, 0
-    state = load_checkpoint(checkpoint_path, ("generator", "losses", "opt_g", "epoch", "batch"))
+    state = resumable_checkpoint(out_dir, fingerprint)
     if state is not None:
         generator.load_state_dict(state["generator"])
         for loss, loss_state in zip(losses, state["losses"]):
@@ -132,7 +135,8 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                      "losses": [loss.state_dict() for loss in losses],
                      "opt_g": opt_g.state_dict(),
                      "opt_d": opt_d.state_dict() if opt_d is not None else None,
-                     "epoch": epoch, "batch": batch, "step": step, "rng": _rng_state()},
+                     "epoch": epoch, "batch": batch, "step": step, "rng": _rng_state(),
+                     "fingerprint": fingerprint},
                     checkpoint_path)
         last_good = checkpoint_path
 
@@ -141,7 +145,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     generator.train()
     steps_per_epoch = len(task)
     bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc, disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 15.0)
     terms = {}
     for epoch in range(start_epoch, epochs):
         for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
@@ -182,6 +186,19 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                "device": str(device), **memory.summary(),
                **{f"final_{k}": v for k, v in terms.items()}}
     return summary
+
+
+def resumable_checkpoint(out_dir: str, fingerprint: str):
+    """The checkpoint in out_dir if it is readable and belongs to this configuration, else None
+    (a checkpoint of other params -- DVC persists the folder across param changes -- is ignored
+    and will be overwritten)."""
+    path = os.path.join(out_dir, CHECKPOINT)
+    state = load_checkpoint(path, ("generator", "losses", "opt_g", "epoch", "batch", "step",
+                                   "rng", "fingerprint"))
+    if state is not None and state["fingerprint"] != fingerprint:
+        log.info("not resuming from %s: it was written for other params", path)
+        return None
+    return state
 
 
 def _check_finite(terms: dict, step: int, last_good: str):

@@ -1,23 +1,34 @@
 """The download client against a real local HTTP server (127.0.0.1, threaded, Range -> 206)."""
 import hashlib
+import io
 import os
 import threading
+import urllib.parse
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from pipeline.download import DownloadError, InterruptedDownload, download
+from pipeline import download as download_module
+from pipeline.download import (DownloadError, InterruptedDownload, Source, cityscapes_login,
+                               download, fetch_dataset)
+from pipeline.raw_datasets import load_raw
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"       # ~1 MiB, not a multiple of the chunk size
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class _Server:
-    """Serves PAYLOAD at /file. Options: cut the first response after `cut_at` body bytes,
-    ignore Range headers. Records each request's Range header."""
+    """Serves ``files`` (path -> bytes; PAYLOAD at /file by default) with Range support.
+    Options: cut the first response after ``cut_at`` body bytes, ignore Range headers, and
+    ``login=(user, password)``: a Cityscapes-like form at /login/ whose cookie is required for
+    paths under /file-handling/ (without it they answer an HTML login page)."""
 
-    def __init__(self, cut_at=None, honour_range=True):
-        self.cut_at, self.honour_range = cut_at, honour_range
+    def __init__(self, files=None, cut_at=None, honour_range=True, login=None):
+        self.files = files or {"/file": PAYLOAD}
+        self.cut_at, self.honour_range, self.login = cut_at, honour_range, login
         self.ranges, self.lock = [], threading.Lock()
         owner = self
 
@@ -27,10 +38,35 @@ class _Server:
             def log_message(self, *args):
                 pass
 
+            def _send(self, code, body, content_type="text/html", extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in extra:
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                form = urllib.parse.parse_qs(
+                    self.rfile.read(int(self.headers["Content-Length"])).decode())
+                given = (form.get("username", [""])[0], form.get("password", [""])[0])
+                if self.path == "/login/" and owner.login and given == owner.login \
+                        and form.get("submit") == ["Login"]:
+                    self._send(200, b"<html>Welcome</html>",
+                               extra=[("Set-Cookie", "sessionid=ok; Path=/")])
+                else:
+                    self._send(200, b'<form><input name="password"></form>')
+
             def do_GET(self):
-                if self.path != "/file":
+                if self.path not in owner.files:
                     self.send_error(404)
                     return
+                if (owner.login and self.path.startswith("/file-handling/")
+                        and "sessionid=ok" not in (self.headers.get("Cookie") or "")):
+                    self._send(200, b'<html><form><input name="password"></form></html>')
+                    return
+                payload = owner.files[self.path]
                 range_header = self.headers.get("Range")
                 with owner.lock:
                     owner.ranges.append(range_header)
@@ -38,18 +74,18 @@ class _Server:
                 start = 0
                 if range_header and owner.honour_range:
                     start = int(range_header.split("=")[1].split("-")[0])
-                    if start >= len(PAYLOAD):
+                    if start >= len(payload):
                         self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
+                        self.send_header("Content-Range", f"bytes */{len(payload)}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return
                     self.send_response(206)
                     self.send_header("Content-Range",
-                                     f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+                                     f"bytes {start}-{len(payload) - 1}/{len(payload)}")
                 else:
                     self.send_response(200)
-                body = PAYLOAD[start:]
+                body = payload[start:]
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -62,7 +98,8 @@ class _Server:
                 self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
+        self.root = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = self.root + "/file"
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        kwargs={"poll_interval": 0.02}, daemon=True)
 
@@ -146,3 +183,71 @@ def test_http_error_is_one_line(tmp_path):
             download(server.url + "-missing", dest, progress=False)
     assert "\n" not in str(err.value)
     assert not os.path.exists(dest) and not os.path.exists(dest + ".part")
+
+
+def _zip_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_fetch_facade_downloads_and_extracts(tmp_path, monkeypatch):
+    """fetch_dataset end to end with the registry pointed at the local server."""
+    jpg, png = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(jpg, "JPEG")
+    label = Image.fromarray(np.full((30, 40), 3, np.uint8))
+    label.putpalette([0, 0, 0, 0, 0, 170, 0, 0, 255, 0, 85, 255])   # mode P, index 3 kept
+    label.save(png, "PNG")
+    files = {"/base.zip": _zip_bytes({"base/cmp_b0001.jpg": jpg.getvalue(),
+                                      "base/cmp_b0001.png": png.getvalue(),
+                                      "base/cmp_b0002.jpg": jpg.getvalue(),
+                                      "base/cmp_b0002.png": png.getvalue()}),
+             "/extended.zip": _zip_bytes({"extended/cmp_x0001.jpg": jpg.getvalue(),
+                                          "extended/cmp_x0001.png": png.getvalue()})}
+    raw = str(tmp_path / "raw")
+    with _Server(files=files) as server:
+        monkeypatch.setitem(download_module.SOURCES, "facade", [
+            Source(server.root + "/base.zip", "facade/CMP_facade_DB_base.zip",
+                   size=len(files["/base.zip"]),
+                   sha256=hashlib.sha256(files["/base.zip"]).hexdigest()),
+            Source(server.root + "/extended.zip", "facade/CMP_facade_DB_extended.zip")])
+        fetch_dataset("facade", raw)
+    assert sorted(os.listdir(os.path.join(raw, "facade", "base"))) == [
+        "cmp_b0001.jpg", "cmp_b0001.png", "cmp_b0002.jpg", "cmp_b0002.png"]
+    data = load_raw("facade", raw, facade_test=1, progress=False)
+    assert data["train"].names == ["cmp_b0001", "cmp_x0001"]
+    assert (data["test"].labels == 3).all()
+
+
+def test_cityscapes_login_client(tmp_path, monkeypatch):
+    """The login form client and the cookie-protected package download (a local stand-in for
+    the site: POST username/password/submit=Login sets a session cookie)."""
+    gt = _zip_bytes({"gtFine/train/c/c_0_1_gtFine_labelIds.png": b"x"})
+    files = {"/file-handling/?packageID=1": gt, "/file-handling/?packageID=3": b"y" * 1000}
+    with _Server(files=files, login=("alice", "s3cret")) as server:
+        with pytest.raises(DownloadError, match="did not accept the login for 'alice'"):
+            cityscapes_login("alice", "wrong", server.root + "/login/")
+        # Without the cookie the package url answers an HTML login page: refused.
+        with pytest.raises(DownloadError, match="HTML page"):
+            download(server.root + "/file-handling/?packageID=1", str(tmp_path / "x.zip"),
+                     progress=False)
+        assert not os.path.exists(tmp_path / "x.zip")
+        opener = cityscapes_login("alice", "s3cret", server.root + "/login/")
+        dest = download(server.root + "/file-handling/?packageID=1",
+                        str(tmp_path / "gtFine_trainvaltest.zip"), opener=opener,
+                        progress=False)
+        assert open(dest, "rb").read() == gt
+
+        raw = tmp_path / "raw"
+        monkeypatch.setattr(download_module, "CITYSCAPES_LOGIN_URL", server.root + "/login/")
+        monkeypatch.setattr(download_module, "CITYSCAPES_PACKAGE_URL",
+                            server.root + "/file-handling/?packageID={}")
+        monkeypatch.setenv("CITYSCAPES_USERNAME", "alice")
+        monkeypatch.setenv("CITYSCAPES_PASSWORD", "s3cret")
+        with pytest.raises(ValueError, match="leftImg8bit_trainvaltest.zip: corrupt"):
+            fetch_dataset("cityscapes", str(raw))   # the stand-in leftImg8bit zip is junk
+    assert (raw / "gtFine_trainvaltest.zip").read_bytes() == gt
+    assert (raw / "leftImg8bit_trainvaltest.zip").read_bytes() == b"y" * 1000
+    assert (raw / "gtFine" / "train" / "c" / "c_0_1_gtFine_labelIds.png").exists()

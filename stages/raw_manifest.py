@@ -1,0 +1,41 @@
+"""Record what is in the raw-data folder (name, size, mtime) so that `prepare` reruns when the
+user adds or replaces archives, while the synthetic default never needs the folder.
+
+  python -m stages.raw_manifest --out artifacts/raw_manifest.json
+"""
+import argparse
+import json
+import os
+
+from pipeline.config import load_params
+from stages.common import run
+
+
+def manifest(raw_dir: str) -> list:
+    entries = []
+    for root, _dirs, files in os.walk(raw_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            entries.append([os.path.relpath(path, raw_dir), stat.st_size, int(stat.st_mtime)])
+    return sorted(entries)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    data = {"source": params.data.source}
+    if params.data.source == "real":  # synthetic runs must not depend on the folder at all
+        data["raw_dir"] = params.data.raw_dir
+        data["files"] = manifest(params.data.raw_dir) if os.path.isdir(params.data.raw_dir) else []
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(args.out + ".tmp", args.out)
+
+
+if __name__ == "__main__":
+    run(main)
