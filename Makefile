@@ -15,13 +15,13 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 clean-demo:
 	rm -rf artifacts

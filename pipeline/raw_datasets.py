@@ -577,7 +577,12 @@ def facade_test_masks(test: SplitArrays, repeats: int = 20, seed: int = 679,
 # Entry point
 
 
-def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=None,
+# NYU's 894 class names in id order (a text dump of the dataset's classMapping40.mat): the .mat's
+# own `names` are checked against it so that every label id means what our palette says.
+NYU_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nyu894_names.tsv")
+
+
+def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=NYU_NAMES_FILE,
              helen_split=(1800, 299), facade_test=8, progress=True,
              workers=None) -> dict:
     """Read ``dataset`` from ``raw_dir`` (extracting archives found there) into

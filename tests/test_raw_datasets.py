@@ -15,7 +15,8 @@ from pipeline.boxes import eligible_instances
 from pipeline.datasets import NYU_IDS, get_spec
 from pipeline.raw_datasets import (SIZES, facade_test_masks, load_raw, read_nyu_names_file)
 
-SHARED = os.environ.get("MEXGAN_SHARED_DATA", "/work/shared/data")
+SHARED = os.environ.get("MEXGAN_SHARED_DATA", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"))
 CITY = os.path.join(SHARED, "cityscapes")
 NYU_NAMES = os.path.join(SHARED, "nyu", "nyu894_to_40.txt")
 

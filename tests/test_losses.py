@@ -1,0 +1,282 @@
+"""pipeline.losses: Eq 5 fusion, the LSGAN term, MEx crops / A-MEx masks (Eq 6-9) and the
+gradient flow of every loss plug-in (G terms reach G only, D terms reach D only).
+Tiny networks on 16x32 maps, CPU; the VGG19 is the random-init stand-in (no weights file)."""
+import pytest
+import torch
+
+from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, expanded_crops,
+                             expanded_masks, lsgan)
+from pipeline.networks import GlobalGenerator, PatchDiscriminator, VGG19Features
+
+C, H, W = 5, 16, 32                      # condition channels, map size
+BOXES = ((10, 4, 14, 8), (28, 12, 32, 16))
+ALPHA, BETA = 3, 2
+# Expanded boxes (Eq 6, clamped to 32x16), worked out by hand:
+#   sample 0: j=0 (10,4,14,8) 4x4 | j=1 (7,2,17,10) 8 rows x 10 cols | j=2 (4,0,20,12) 12x16
+#   sample 1: j=0 (28,12,32,16) 4x4 | j=1 (25,10,32,16) 6x7 | j=2 (22,8,32,16) 8x10
+EXPANDED = [[(10, 4, 14, 8), (28, 12, 32, 16)],
+            [(7, 2, 17, 10), (25, 10, 32, 16)],
+            [(4, 0, 20, 12), (22, 8, 32, 16)]]
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGG19Features()
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    condition = torch.rand(2, C, H, W, generator=g) + 0.5       # strictly positive
+    target = torch.rand(2, 3, H, W, generator=g) * 2 - 1
+    mask = torch.zeros(2, 1, H, W)
+    for n, (x1, y1, x2, y2) in enumerate(BOXES):
+        mask[n, :, y1:y2, x1:x2] = 1
+    return GanBatch(condition=condition, target=target, mask=mask, boxes=BOXES)
+
+
+def _generator():
+    torch.manual_seed(0)
+    return GlobalGenerator(C, ngf=4, n_downsampling=2, n_blocks=1)
+
+
+def _loss(kind, vgg, q=2, on="raw"):
+    torch.manual_seed(1)
+    if kind == "pix2pixhd":
+        return Pix2PixHDLoss(C, vgg, ndf=4, n_layers=2, num_d=2, on=on)
+    if kind == "mex":
+        return MExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
+    return AMExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Eq 5 and the LSGAN term
+
+
+def test_fuse_takes_generated_inside_the_mask_and_target_outside():
+    target = torch.tensor([[[[1., 2., 3.], [4., 5., 6.]],
+                            [[-1., -2., -3.], [-4., -5., -6.]]]])     # (1, 2, 2, 3)
+    generated = target * 10
+    mask = torch.tensor([[[[0., 1., 1.], [0., 0., 1.]]]])             # (1, 1, 2, 3)
+    batch = GanBatch(condition=torch.zeros(1, 1, 2, 3), target=target, mask=mask)
+    expected = torch.tensor([[[[1., 20., 30.], [4., 5., 60.]],
+                              [[-1., -20., -30.], [-4., -5., -60.]]]])
+    assert torch.equal(batch.fuse(generated), expected)
+
+
+def test_fuse_without_mask_returns_the_generated_tensor():
+    generated = torch.randn(1, 3, 4, 4)
+    batch = GanBatch(condition=torch.zeros(1, 1, 4, 4), target=torch.zeros(1, 3, 4, 4))
+    assert batch.fuse(generated) is generated
+
+
+@pytest.mark.parametrize("score, real, expected", [(0.5, True, 0.25), (0.5, False, 0.25),
+                                                   (2.0, True, 1.0), (2.0, False, 4.0),
+                                                   (-1.0, True, 4.0), (1.0, True, 0.0),
+                                                   (0.0, False, 0.0)])
+def test_lsgan_on_constant_scores(score, real, expected):
+    assert lsgan(torch.full((2, 1, 3, 3), score), real).item() == pytest.approx(expected)
+
+
+def test_lsgan_is_the_mean_over_elements():
+    score = torch.tensor([0.0, 1.0, 2.0, 3.0])   # (D-1)^2 = 1, 0, 1, 4 -> mean 1.5
+    assert lsgan(score, True).item() == pytest.approx(1.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# MEx crops and A-MEx masks
+
+
+def test_expanded_crops_shapes_follow_the_expanded_boxes():
+    batch = _batch()
+    crops = expanded_crops(batch, batch.target, 2, ALPHA, BETA)
+    shapes = [[tuple(c.shape) for c in per_sample] for per_sample in crops]
+    assert shapes == [[(1, C + 3, 4, 4), (1, C + 3, 4, 4)],
+                      [(1, C + 3, 8, 10), (1, C + 3, 6, 7)],
+                      [(1, C + 3, 12, 16), (1, C + 3, 8, 10)]]
+
+
+def test_expanded_crops_content_is_the_condition_and_image_slice():
+    batch = _batch()
+    image = torch.randn(2, 3, H, W)
+    crops = expanded_crops(batch, image, 2, ALPHA, BETA)
+    # sample 1, j = 2: rows 8..15, columns 22..31
+    assert torch.equal(crops[2][1][:, :C], batch.condition[1:2, :, 8:16, 22:32])
+    assert torch.equal(crops[2][1][:, C:], image[1:2, :, 8:16, 22:32])
+    # sample 0, j = 1: rows 2..9, columns 7..16
+    assert torch.equal(crops[1][0][:, :C], batch.condition[0:1, :, 2:10, 7:17])
+    assert torch.equal(crops[1][0][:, C:], image[0:1, :, 2:10, 7:17])
+
+
+def test_expanded_crops_q_zero_is_the_box_crop():
+    batch = _batch()
+    crops = expanded_crops(batch, batch.target, 0, ALPHA, BETA)
+    assert len(crops) == 1
+    assert torch.equal(crops[0][0][:, C:], batch.target[0:1, :, 4:8, 10:14])
+
+
+def test_expanded_masks_shape_values_and_areas():
+    masks = expanded_masks(BOXES, 2, ALPHA, BETA, H, W)
+    assert masks.shape == (3, 2, 1, H, W)
+    assert set(masks.unique().tolist()) == {0.0, 1.0}
+    areas = masks.sum(dim=(2, 3, 4)).tolist()
+    assert areas == [[16.0, 16.0], [80.0, 42.0], [192.0, 80.0]]
+
+
+def test_expanded_mask_level_zero_is_the_fusion_mask():
+    masks = expanded_masks(BOXES, 2, ALPHA, BETA, H, W)
+    assert torch.equal(masks[0], _batch().mask)
+
+
+def test_expanded_mask_support_is_the_expanded_box():
+    masks = expanded_masks(BOXES, 2, ALPHA, BETA, H, W)
+    expected = torch.zeros(H, W)
+    expected[0:12, 4:20] = 1          # sample 0, j = 2: (4, 0, 20, 12)
+    assert torch.equal(masks[2, 0, 0], expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Discriminator counts
+
+
+@pytest.mark.parametrize("q, count", [(0, 1), (1, 2), (4, 5)])
+def test_mex_has_q_plus_one_discriminators(q, count):
+    loss = MExLoss(C, q=q, alpha=1, beta=1, ndf=4, n_layers=2)
+    assert len(loss.discriminators) == count
+    assert sum(isinstance(m, PatchDiscriminator) for m in loss.modules()) == count
+
+
+@pytest.mark.parametrize("q", [0, 4])
+def test_amex_has_exactly_one_discriminator(q):
+    loss = AMExLoss(C, q=q, alpha=1, beta=1, ndf=4, n_layers=2)
+    assert sum(isinstance(m, PatchDiscriminator) for m in loss.modules()) == 1
+
+
+def test_discriminators_are_conditioned_on_the_generator_input(vgg):
+    for kind in ("pix2pixhd", "mex", "amex"):
+        first_convs = [m for m in _loss(kind, vgg).modules() if isinstance(m, torch.nn.Conv2d)
+                       and m.in_channels == C + 3]
+        assert first_convs, kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Which discriminator sees what
+
+
+def test_mex_discriminator_j_sees_the_j_level_crops(vgg):
+    loss = _loss("mex", vgg, q=2)
+    seen = {j: [] for j in range(3)}
+    for j, D in enumerate(loss.discriminators):
+        D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].append(
+            tuple(inputs[0].shape[-2:])))
+    batch = _batch()
+    loss.generator_terms(batch, batch.target, batch.target)
+    assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
+
+
+def test_amex_discriminator_sees_q_plus_one_masked_copies_in_one_batch(vgg):
+    loss = _loss("amex", vgg, q=2)
+    seen = []
+    loss.discriminator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    batch = _batch()
+    loss.generator_terms(batch, batch.target, batch.target)
+    (masked,) = seen
+    assert masked.shape == (3 * 2, C + 3, H, W)      # (q+1)·N full-size maps
+    # index j·N + n holds sample n under mask j: sample 1, j = 2 is non-zero on (22, 8, 32, 16)
+    support = torch.zeros(H, W, dtype=torch.bool)
+    support[8:16, 22:32] = True
+    assert torch.equal(masked[2 * 2 + 1].abs().sum(0) > 0, support)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient flow
+
+TERMS = [("pix2pixhd", "G_adv"), ("pix2pixhd", "G_feat"), ("pix2pixhd", "G_perc"),
+         ("mex", "G_mex"), ("amex", "G_amex")]
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("kind, term", TERMS)
+def test_every_generator_term_reaches_the_generator(vgg, kind, term):
+    generator, loss, batch = _generator(), _loss(kind, vgg), _batch()
+    generated = generator(batch.condition)
+    terms = loss.generator_terms(batch, generated, batch.fuse(generated))
+    terms[term].backward()
+    grads = [g for g in _grads(generator) if g is not None]
+    assert grads
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("kind", ["pix2pixhd", "mex", "amex"])
+def test_generator_terms_leave_no_gradient_on_discriminators(vgg, kind):
+    generator, loss, batch = _generator(), _loss(kind, vgg), _batch()
+    generated = generator(batch.condition)
+    sum(loss.generator_terms(batch, generated, batch.fuse(generated)).values()).backward()
+    assert all(g is None for g in _grads(loss))
+    # the frozen context restores the discriminators' trainable flags afterwards
+    trainable = [p.requires_grad for name, p in loss.named_parameters()
+                 if not name.startswith("vgg.")]
+    assert trainable and all(trainable)
+
+
+@pytest.mark.parametrize("kind", ["pix2pixhd", "mex", "amex"])
+def test_discriminator_terms_reach_every_discriminator_and_not_the_generator(vgg, kind):
+    generator, loss, batch = _generator(), _loss(kind, vgg), _batch()
+    generated = generator(batch.condition)
+    terms = loss.discriminator_terms(batch, generated, batch.fuse(generated))
+    sum(terms.values()).backward()
+    assert all(g is None for g in _grads(generator))
+    discriminators = {"pix2pixhd": lambda: list(loss.discriminator.scales),
+                      "mex": lambda: list(loss.discriminators),
+                      "amex": lambda: [loss.discriminator]}[kind]()
+    for D in discriminators:
+        grads = _grads(D)
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_discriminator_term_names(vgg):
+    batch = _batch()
+    names = {kind: set(_loss(kind, vgg).discriminator_terms(batch, batch.target,
+                                                            batch.target))
+             for kind in ("pix2pixhd", "mex", "amex")}
+    assert names == {"pix2pixhd": {"D_fake", "D_real"},
+                     "mex": {"D_mex_fake", "D_mex_real"},
+                     "amex": {"D_amex_fake", "D_amex_real"}}
+
+
+@pytest.mark.parametrize("on, outside_grad", [("raw", True), ("fused", False)])
+def test_basic_loss_scores_raw_or_fused_output(vgg, on, outside_grad):
+    # on="raw" (Eq 1) scores Ỹ everywhere; on="fused" scores Ŷ, which ignores Ỹ outside the box
+    loss, batch = _loss("pix2pixhd", vgg, on=on), _batch()
+    generated = torch.rand(2, 3, H, W, requires_grad=True)
+    terms = loss.generator_terms(batch, generated, batch.fuse(generated))
+    (terms["G_adv"] + terms["G_perc"]).backward()
+    outside = generated.grad * (1 - batch.mask)
+    assert bool(outside.abs().sum() > 0) is outside_grad
+    assert (generated.grad * batch.mask).abs().sum() > 0
+
+
+def test_mex_generator_term_only_reaches_the_box(vgg):
+    # L_MEx scores Ŷ (Eq 5), so Ỹ outside the box gets no gradient from it
+    loss, batch = _loss("mex", vgg), _batch()
+    generated = torch.rand(2, 3, H, W, requires_grad=True)
+    loss.generator_terms(batch, generated, batch.fuse(generated))["G_mex"].backward()
+    assert (generated.grad * (1 - batch.mask)).abs().sum() == 0
+    assert (generated.grad * batch.mask).abs().sum() > 0
+
+
+@pytest.mark.xfail(reason="losses.py MExLoss: a 1x1 box gives D_0 a 1x1 crop; the PatchGAN's "
+                          "second conv keeps it 1x1 and InstanceNorm2d raises 'Expected more "
+                          "than 1 spatial element when training'. Helen at the demo size "
+                          "(48x48, threshold 0.0003) has eligible 1x1 boxes in boxes.csv",
+                   strict=True)
+def test_mex_handles_a_one_pixel_box(vgg):
+    loss = _loss("mex", vgg, q=1)
+    batch = GanBatch(condition=torch.rand(1, C, H, W), target=torch.rand(1, 3, H, W),
+                     mask=torch.zeros(1, 1, H, W), boxes=((5, 5, 6, 6),))
+    value = loss.generator_terms(batch, batch.target, batch.target)["G_mex"]
+    assert torch.isfinite(value)
