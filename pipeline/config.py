@@ -130,11 +130,12 @@ class Params:
 
 
 def lookup(params: Params, dotted: str):
+    """The value of a dotted params key (e.g. q_overrides.nyu), or None if there is none."""
     node = params
     for part in dotted.split("."):
-        node = node[part] if isinstance(node, dict) else getattr(node, part, None)
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
         if node is None:
-            raise ParamsError(f"q_from: {dotted!r} is not a key of params.yaml")
+            return None
     return node
 
 

@@ -130,6 +130,15 @@ def expanded_crops(batch: GanBatch, image: torch.Tensor, q: int, alpha: int, bet
     return crops
 
 
+def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
+    """Replicate-pad a crop thinner than 2 px: the PatchGAN's instance norm needs more than one
+    spatial element (a 1-px-wide box is eligible on small Helen maps, e.g. 1x20 at 256x256)."""
+    pad_w, pad_h = max(0, 2 - crop.shape[-1]), max(0, 2 - crop.shape[-2])
+    if pad_w or pad_h:
+        crop = F.pad(crop, (0, pad_w, 0, pad_h), mode="replicate")
+    return crop
+
+
 class MExLoss(nn.Module):
     """λ4 · L_MEx: D_j (j = 0..q, a PatchGAN each, as in the authors' code) scores the crop of the
     j-level expanded box of Ŷ (fake) or Yc (real), conditioned on the same crop of the G input.
@@ -146,7 +155,8 @@ class MExLoss(nn.Module):
         total = 0.0
         for D, per_sample in zip(self.discriminators,
                                  expanded_crops(batch, image, self.q, self.alpha, self.beta)):
-            total = total + sum(lsgan(D(crop)[-1], real) for crop in per_sample) / len(per_sample)
+            total = total + sum(lsgan(D(at_least_2x2(crop))[-1], real)
+                                for crop in per_sample) / len(per_sample)
         return total
 
     def generator_terms(self, batch, generated, fused) -> dict:

@@ -30,6 +30,13 @@ def _crop(array: np.ndarray, box) -> np.ndarray:
     return array[y1:y2, x1:x2]
 
 
+def _boxed_pair(pred, target, box):
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    return _crop(pred, box), _crop(target, box)
+
+
 def tiou(pred, target, box, label) -> float:
     """Target IoU: inside the box, |pred == l ∧ target == l| / |pred == l ∨ target == l|.
 
@@ -37,9 +44,7 @@ def tiou(pred, target, box, label) -> float:
     the object is absent and tiou returns 1.0 (the value stays in [0, 1]). With the pipeline's
     test boxes this never happens: the box is the bounding box of a target-label instance.
     """
-    pred_box, target_box = _crop(np.asarray(pred), box), _crop(np.asarray(target), box)
-    if pred_box.shape != target_box.shape:
-        raise ValueError(f"pred {np.shape(pred)} and target {np.shape(target)} differ in shape")
+    pred_box, target_box = _boxed_pair(pred, target, box)
     predicted, actual = pred_box == label, target_box == label
     union = np.count_nonzero(predicted | actual)
     if union == 0:
@@ -50,9 +55,7 @@ def tiou(pred, target, box, label) -> float:
 def hamm(pred, target, box) -> float:
     """1 − normalised Hamming distance inside the box: the fraction of the box's pixels whose
     predicted label equals the ground truth (higher is better, as in the paper's tables)."""
-    pred_box, target_box = _crop(np.asarray(pred), box), _crop(np.asarray(target), box)
-    if pred_box.shape != target_box.shape:
-        raise ValueError(f"pred {np.shape(pred)} and target {np.shape(target)} differ in shape")
+    pred_box, target_box = _boxed_pair(pred, target, box)
     return np.count_nonzero(pred_box == target_box) / pred_box.size
 
 

@@ -187,9 +187,6 @@ def test_mex_row_q_from_a_non_integer_param(raw):
         _variant(raw, "mex_rows.mexgan-nyu.q_from", "data.source"))
 
 
-@pytest.mark.xfail(reason="config.py lookup(): a missing key inside a mapping (q_overrides.kitti)"
-                          " is read with node[part] and raises KeyError, not ParamsError",
-                   strict=True)
 def test_mex_row_q_from_a_missing_nested_key(raw):
     message = _error(_variant(raw, "mex_rows.mexgan-nyu.q_from", "q_overrides.kitti"))
     assert "q_overrides.kitti" in message

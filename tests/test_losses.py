@@ -269,11 +269,6 @@ def test_mex_generator_term_only_reaches_the_box(vgg):
     assert (generated.grad * batch.mask).abs().sum() > 0
 
 
-@pytest.mark.xfail(reason="losses.py MExLoss: a 1x1 box gives D_0 a 1x1 crop; the PatchGAN's "
-                          "second conv keeps it 1x1 and InstanceNorm2d raises 'Expected more "
-                          "than 1 spatial element when training'. Helen at the demo size "
-                          "(48x48, threshold 0.0003) has eligible 1x1 boxes in boxes.csv",
-                   strict=True)
 def test_mex_handles_a_one_pixel_box(vgg):
     loss = _loss("mex", vgg, q=1)
     batch = GanBatch(condition=torch.rand(1, C, H, W), target=torch.rand(1, 3, H, W),

@@ -251,8 +251,10 @@ def test_nyu_labels_are_mapped_by_name(tmp_path, nyu_names):
                     progress=False)
     assert data["train"].labels[0, 12, 12] == wall
     assert data["train"].labels[0, 100, 10] == floor
+    default = load_raw("nyu", str(tmp_path), nyu_split=(2, 1), progress=False)
+    assert default["train"].labels[0, 12, 12] == wall   # the shipped name list is the default
     with pytest.raises(ValueError, match="'floor'"):   # without the list the order is wrong
-        load_raw("nyu", str(tmp_path), nyu_split=(2, 1), progress=False)
+        load_raw("nyu", str(tmp_path), nyu_split=(2, 1), nyu_names_file=None, progress=False)
 
 
 def test_nyu_missing_used_class(tmp_path, nyu_names):
