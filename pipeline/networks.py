@@ -142,19 +142,26 @@ class VGG19Features(nn.Module):
 
     def __init__(self, weights_path: str = ""):
         super().__init__()
-        from torchvision.models import vgg19
-        net = vgg19(weights=None)
+        from torchvision.models.vgg import cfgs, make_layers
+        # Only the convolutional trunk: the 100M-parameter classifier is never used.
+        features = make_layers(cfgs["E"], batch_norm=False)
         path = find_weights(weights_path, VGG19_FILE)
         self.pretrained = path is not None
         if self.pretrained:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                      if k.startswith("features.")})
             self.source = path
         else:
+            for module in features.modules():  # torchvision's VGG initialisation
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.constant_(module.bias, 0)
             self.source = "STAND-IN: random-init VGG19 (no vgg19-dcbb9e9d.pth found)"
             log.warning("VGG19 weights %s not found (give loss.vgg_weights_path or put it in %s):"
                         " the perceptual loss uses a RANDOMLY INITIALISED VGG19 stand-in",
                         VGG19_FILE, os.path.join(torch.hub.get_dir(), "checkpoints"))
-        layers = list(net.features.children())
+        layers = list(features.children())
         starts = (0,) + VGG19_SLICES[:-1]
         self.slices = nn.ModuleList(nn.Sequential(*layers[a:b])
                                     for a, b in zip(starts, VGG19_SLICES))

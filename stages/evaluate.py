@@ -1,6 +1,7 @@
 """Evaluate every row of params.yaml on the seed-679 test boxes.
 
-  python -m stages.evaluate    -> reports/metrics.json, reports/run_conditions.json,
+  python -m stages.evaluate    -> reports/metrics.json (deterministic on CPU),
+                                  reports/resources.json (time, memory), run_conditions.json,
                                   artifacts/eval/<row>.npz (examples for the figures)
 """
 import argparse
@@ -34,6 +35,7 @@ def main():
     os.makedirs("reports", exist_ok=True)
     write_json("reports/run_conditions.json", result["conditions"])
     write_json("reports/metrics.json", result["rows"])
+    write_json("reports/resources.json", result["resources"])
     print(f"evaluated {len(rows)} rows -> reports/metrics.json "
           f"({result['conditions']['fid_metric']})")
 

@@ -28,6 +28,8 @@ def main():
     args = parser.parse_args()
     params = load_params(args.params)
     metrics = read_json("reports/metrics.json")
+    for row, values in read_json("reports/resources.json").items():
+        metrics.setdefault(row, {}).update(values)
     conditions = read_json("reports/run_conditions.json")
     sizes = ", ".join(f"{name} {d.width}x{d.height}" for name, d in params.datasets.items())
     note = (f"Ours: data {conditions['data_source']}, {sizes}, {params.train.epochs} epochs, "
