@@ -63,7 +63,8 @@ def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed:
 def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, height: int,
                     threshold: float, seed: int = 679, source: str) -> dict:
     """Write the prepared directory for `splits` ({"train": SplitArrays, "test": ...}).
-    Everything goes to a temp dir that replaces `out_dir` only when complete."""
+    Everything goes to a temp dir that replaces `out_dir` only when complete. Facade (inpainting,
+    no edit classes) also gets test_masks.csv: 20 fixed seed-679 holes per test image."""
     spec = get_spec(spec_name)
     tmp_dir = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -90,6 +91,12 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
                 stats["test"]["test_boxes"] = len(test_rows)
                 stats["test"]["skipped_images"] = skipped
         write_csv(os.path.join(tmp_dir, "boxes.csv"), BOX_COLUMNS, all_boxes)
+        if spec_name == "facade":
+            from pipeline.raw_datasets import facade_test_masks
+            masks = facade_test_masks(resize_split(splits["test"], width, height), seed=seed)
+            write_csv(os.path.join(tmp_dir, "test_masks.csv"),
+                      ["image", "repeat", "x1", "y1", "x2", "y2"], masks)
+            stats["test"]["test_masks"] = len(masks)
         with open(os.path.join(tmp_dir, "stats.json"), "w") as f:
             json.dump(stats, f, indent=2)
         shutil.rmtree(out_dir, ignore_errors=True)
