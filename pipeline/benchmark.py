@@ -1,0 +1,94 @@
+"""Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN) in one
+process: median step time and, on CUDA, peak / average allocated memory (paper Table 4 "Mem")."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import torch
+
+from pipeline import trainer
+from pipeline.config import Params
+from pipeline.datasets import get_spec
+from pipeline.inputs import EditBox, EditTask, condition_channels
+from pipeline.networks import VGG19Features, count_parameters
+from pipeline.preparation import box_rows
+from pipeline.rows import build_generator, build_losses
+from pipeline.synthetic import generate_split
+
+
+class TimedTask:
+    """Wraps a task; records the time between consecutive batches (= one training step)."""
+
+    def __init__(self, task, steps: int):
+        self.task, self.steps, self.stamps = task, steps, []
+
+    def __len__(self):
+        return self.steps
+
+    def epoch(self, epoch, device):
+        produced = 0
+        while produced < self.steps:
+            for batch in self.task.epoch(epoch + produced, device):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                self.stamps.append(time.perf_counter())
+                yield batch
+                produced += 1
+                if produced == self.steps:
+                    break
+
+    def step_seconds(self, warmup: int = 2) -> list:
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+        return gaps[warmup:] if len(gaps) > warmup else gaps
+
+
+def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"), *,
+              width: int, height: int, steps: int = 10, images: int = 8,
+              progress: bool = False) -> dict:
+    """Train each loss for `steps` steps on synthetic maps of the given size, same seed, and
+    report median seconds per step (+ CUDA memory). q is params.q (or its dataset override)."""
+    device = trainer.pick_device(params.train.device)
+    spec = get_spec(dataset)
+    threshold = params.datasets[dataset].size_threshold
+    split = generate_split(dataset, "train", images, height, width, params.data.seed)
+    boxes = {}
+    for row in box_rows("train", split, spec, threshold):
+        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
+    q = params.q_overrides.get(dataset, params.q)
+    channels = condition_channels(spec)
+    results = {"device": str(device), "dataset": dataset, "width": width, "height": height,
+               "steps": steps, "q": q, "alpha": params.alpha, "beta": params.beta,
+               "model": {"ngf": params.model.ngf, "ndf": params.model.ndf,
+                         "n_downsampling": params.model.n_downsampling,
+                         "n_blocks": params.model.n_blocks}, "rows": {}}
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+    for loss in losses:
+        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+        task = TimedTask(EditTask(split, spec, boxes, batch_size=params.train.batch_size,
+                                  flip=params.train.flip, seed=params.train.seed), steps)
+        generator = build_generator(channels, params)
+        plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
+                               VGG19Features(params.loss.vgg_weights_path))
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        with tempfile.TemporaryDirectory() as out_dir:
+            summary = trainer.train(generator=generator, losses=plugins, task=task, epochs=1,
+                                    lr=params.train.lr, betas=(params.train.beta1,
+                                                               params.train.beta2),
+                                    device=device, out_dir=out_dir, progress=progress,
+                                    desc=f"bench {loss}")
+        step_times = task.step_seconds()
+        results["rows"][loss] = {
+            "median_step_seconds": statistics.median(step_times),
+            "generator_parameters": count_parameters(generator),
+            "discriminator_parameters": sum(count_parameters(p) for p in plugins)
+            - count_parameters(plugins[0].vgg),
+            **{k: v for k, v in summary.items() if k.startswith("mem_gpu")}}
+    base = results["rows"].get("pix2pixhd", {}).get("median_step_seconds")
+    if base:
+        for values in results["rows"].values():
+            values["step_time_vs_pix2pixhd"] = values["median_step_seconds"] / base
+    return results

@@ -1,0 +1,52 @@
+"""Benchmark the training step of Pix2PixHD, MExGAN and A-MExGAN side by side (not a DVC stage).
+
+  python -m stages.benchmark                       # demo size from params.yaml
+  python -m stages.benchmark --paper-size --steps 30   # 256x128, paper widths (GPU)
+Writes reports/benchmark_<device>.json.
+"""
+import argparse
+import dataclasses
+import json
+import os
+
+from pipeline.benchmark import benchmark
+from pipeline.config import load_params
+from pipeline.datasets import PAPER_SETTINGS
+from stages.common import run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dataset", default="cityscapes")
+    parser.add_argument("--paper-size", action="store_true",
+                        help="paper resolution and widths (ngf/ndf 64, 4 down, 9 blocks, α=β=5)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--out", help="default reports/benchmark_<device>.json")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    if args.dataset not in params.datasets:
+        raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
+    size = params.datasets[args.dataset]
+    width, height = size.width, size.height
+    if args.paper_size:
+        params = dataclasses.replace(
+            params, alpha=5, beta=5,
+            model=dataclasses.replace(params.model, ngf=64, ndf=64, n_downsampling=4,
+                                      n_blocks=9))
+        width, height = PAPER_SETTINGS[args.dataset]["width"], \
+            PAPER_SETTINGS[args.dataset]["height"]
+    result = benchmark(params, args.dataset, width=width, height=height, steps=args.steps,
+                       progress=True)
+    out = args.out or f"reports/benchmark_{result['device'].split(':')[0]}.json"
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    for loss, values in result["rows"].items():
+        print(f"{loss:10s} {values['median_step_seconds'] * 1000:8.1f} ms/step "
+              f"({values['step_time_vs_pix2pixhd']:.2f}x)")
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    run(main)

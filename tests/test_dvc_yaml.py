@@ -1,0 +1,84 @@
+"""dvc.yaml and the params files agree with each other and with the code."""
+import os
+import re
+
+import yaml
+
+from pipeline.config import load_params, lookup
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    with open(os.path.join(REPO, name)) as f:
+        return yaml.safe_load(f)
+
+
+def stage_definitions():
+    """(name, definition, item values) for every stage, foreach groups expanded."""
+    params = load("params.yaml")
+    for name, stage in load("dvc.yaml")["stages"].items():
+        if "foreach" not in stage:
+            yield name, stage, None
+            continue
+        items = stage["foreach"]
+        if isinstance(items, str):  # ${baselines} / ${mex_rows}
+            items = params[items.strip("${}")]
+        for key in items:
+            yield f"{name}@{key}", stage["do"], (key, items[key] if isinstance(items, dict)
+                                                 else key)
+
+
+def resolve(text, item):
+    if item is None:
+        return text
+    key, value = item
+    text = text.replace("${key}", str(key)).replace("${item}", str(value))
+    return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(value[m.group(1)]), text)
+
+
+def test_every_stage_script_and_dependency_exists():
+    for name, stage, item in stage_definitions():
+        module = re.search(r"python -m (stages\.\w+)", stage["cmd"]).group(1)
+        assert os.path.exists(os.path.join(REPO, module.replace(".", "/") + ".py")), name
+        for dep in stage.get("deps", []):
+            path = resolve(dep, item)
+            if path.startswith(("stages/", "pipeline/")):
+                assert os.path.exists(os.path.join(REPO, path)), f"{name}: {path}"
+
+
+def test_every_tracked_param_resolves_in_params_yaml():
+    params = load_params(os.path.join(REPO, "params.yaml"))
+    for name, stage, item in stage_definitions():
+        for key in stage.get("params", []):
+            key = resolve(key, item)
+            assert lookup(params, key) is not None, f"{name}: param {key} missing"
+
+
+def test_no_stage_output_lands_in_the_dvc_added_data_folder():
+    tracked = load("data.dvc")["outs"][0]["path"]
+    for name, stage, item in stage_definitions():
+        for out in stage.get("outs", []) + stage.get("metrics", []):
+            path = resolve(next(iter(out)) if isinstance(out, dict) else out, item)
+            assert not path.startswith(tracked + "/"), f"{name}: {path} inside {tracked}/"
+
+
+def test_q_is_top_level_and_drives_the_mex_rows():
+    raw = load("params.yaml")
+    assert isinstance(raw["q"], int)
+    driven = [name for name, row in raw["mex_rows"].items() if row["q_from"] == "q"]
+    assert {"mexgan-cityscapes", "mexgan-helen", "amexgan-cityscapes"} <= set(driven)
+    mex_stage = load("dvc.yaml")["stages"]["train_mex"]["do"]
+    assert "${item.q_from}" in mex_stage["params"]
+    baseline_stage = load("dvc.yaml")["stages"]["train_baseline"]["do"]
+    assert "q" not in baseline_stage["params"] and "alpha" not in baseline_stage["params"]
+
+
+def test_paper_params_file_loads_with_the_papers_settings():
+    paper = load_params(os.path.join(REPO, "params_paper.yaml"))
+    assert paper.data.source == "real"
+    assert (paper.datasets["cityscapes"].width, paper.datasets["cityscapes"].height) == (256, 128)
+    assert (paper.datasets["nyu"].width, paper.datasets["nyu"].height) == (192, 144)
+    assert paper.model.ngf == 64 and paper.model.n_blocks == 9 and paper.train.epochs == 200
+    assert paper.alpha == paper.beta == 5 and paper.q == 4 and paper.row_q("mexgan-nyu") == 5
+    assert set(paper.rows) == set(load_params(os.path.join(REPO, "params.yaml")).rows)
