@@ -3,6 +3,8 @@ unknown keys, wrong types and out-of-range values with one line naming the key."
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass
 
@@ -170,14 +172,18 @@ def _coerce(kind, value, key):
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: {value!r} is not a number")
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: {value!r} is not a finite number")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
             raise ParamsError(f"{key}: {value!r} is not a string")
         return value
     if kind is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
-            raise ParamsError(f"{key}: {value!r} is not a list of numbers")
+        if not isinstance(value, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value):
+            raise ParamsError(f"{key}: {value!r} is not a list of finite numbers")
         return tuple(float(v) for v in value)
     return value
 
@@ -232,9 +238,19 @@ def _mapping(value, key):
     return value
 
 
+# Row names become folder names (artifacts/models/<row>, reports/train/<row>).
+ROW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SEED_LIMIT = 2 ** 32  # numpy's legacy seeding accepts 0 .. 2**32 - 1
+
+
 def _validate(p: Params) -> None:
     _check(p.data.source in ("synthetic", "real"), "data.source", p.data.source,
            "synthetic or real")
+    _check(p.data.source != "real" or p.data.raw_dir.strip() != "", "data.raw_dir",
+           p.data.raw_dir, "the raw-data folder, needed when data.source is real")
+    for key, value in (("data.seed", p.data.seed), ("train.seed", p.train.seed),
+                       ("evaluate.seed", p.evaluate.seed)):
+        _check(0 <= value < SEED_LIMIT, key, value, "an integer in [0, 2**32)")
     for name, d in p.datasets.items():
         _check(name in SPECS, f"datasets.{name}", name, f"known datasets: {', '.join(SPECS)}")
         multiple = 2 ** p.model.n_downsampling
@@ -256,13 +272,15 @@ def _validate(p: Params) -> None:
            "raw or fused")
     for key in ("lambda_adv", "lambda_feat", "lambda_perc", "lambda_mex"):
         _check(getattr(p.loss, key) >= 0, f"loss.{key}", getattr(p.loss, key), "a number >= 0")
-    _check(len(p.loss.vgg_layer_weights) == 5, "loss.vgg_layer_weights",
-           list(p.loss.vgg_layer_weights), "5 weights, relu1_1..relu5_1")
+    _check(len(p.loss.vgg_layer_weights) == 5 and min(p.loss.vgg_layer_weights) >= 0,
+           "loss.vgg_layer_weights", list(p.loss.vgg_layer_weights),
+           "5 weights >= 0, relu1_1..relu5_1")
     t = p.train
     _check(t.epochs >= 1, "train.epochs", t.epochs, "an integer >= 1")
     _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
     _check(t.lr > 0, "train.lr", t.lr, "a number > 0")
-    _check(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta1", (t.beta1, t.beta2), "in [0, 1)")
+    _check(0 <= t.beta1 < 1, "train.beta1", t.beta1, "in [0, 1)")
+    _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "in [0, 1)")
     _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, ">= 0")
     _check(t.log_every >= 1, "train.log_every", t.log_every, "an integer >= 1")
     _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
@@ -270,29 +288,58 @@ def _validate(p: Params) -> None:
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")
+    _check(p.evaluate.grid_images >= 1, "evaluate.grid_images", p.evaluate.grid_images,
+           "an integer >= 1")
     for group, rows in (("baselines", p.baselines), ("mex_rows", p.mex_rows)):
         for name, row in rows.items():
+            _check(isinstance(name, str) and ROW_NAME.fullmatch(name) is not None,
+                   f"{group}.{name}", name, "a row name of letters, digits, '.', '_', '-' "
+                   "(it names folders)")
             _check(row.dataset in p.datasets, f"{group}.{name}.dataset", row.dataset,
                    f"a dataset of `datasets`: {', '.join(p.datasets)}")
             allowed = ("pix2pixhd",) if group == "baselines" else ("mex", "amex")
             _check(row.loss in allowed, f"{group}.{name}.loss", row.loss, " or ".join(allowed))
             if group == "mex_rows":
-                value = lookup(p, row.q_from) if row.q_from else None
-                _check(isinstance(value, int) and not isinstance(value, bool),
-                       f"mex_rows.{name}.q_from", row.q_from,
-                       "the name of an integer param, e.g. q or q_overrides.nyu")
+                q_names = ["q"] + [f"q_overrides.{k}" for k in p.q_overrides] + \
+                    [f"q_sweep.{k}" for k in p.q_sweep]
+                _check(row.q_from in q_names, f"mex_rows.{name}.q_from", row.q_from,
+                       f"one of {', '.join(q_names)}")
+            else:
+                _check(row.q_from == "", f"baselines.{name}.q_from", row.q_from,
+                       "empty: a baseline row has no expansion loss")
     overlap = set(p.baselines) & set(p.mex_rows)
     _check(not overlap, "mex_rows", sorted(overlap), "row names unique across both groups")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that rejects a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader reports it
+            if key in seen:
+                raise ParamsError(f"{key}: given twice in one mapping (line "
+                                  f"{key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_params(path: str = "params.yaml") -> Params:
     try:
         with open(path) as f:
-            raw = yaml.safe_load(f)
+            raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: is a folder, not a params file") from None
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{path}: not valid YAML ({where}{problem})") from None
     return parse_params(raw)
 
 

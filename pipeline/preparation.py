@@ -78,6 +78,11 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
             check_labels(split, spec, f"{spec_name}/{split_name}")
             write_split(os.path.join(tmp_dir, f"{split_name}.h5"), split)
             rows = box_rows(split_name, split, spec, threshold)
+            if spec.edit_classes and not rows:  # nothing to train or evaluate on: no output
+                classes = ", ".join(spec.label_names[c] for c in spec.edit_classes)
+                raise ValueError(f"{spec_name}/{split_name}: none of the {len(split.names)} "
+                                 f"images has an eligible box (size_threshold {threshold}; "
+                                 f"edit classes {classes})")
             all_boxes += rows
             with_box = {row[1] for row in rows}
             stats[split_name] = {

@@ -8,6 +8,7 @@ import logging
 import os
 
 import torch
+import yaml
 from dvclive import Live
 
 from pipeline import trainer
@@ -58,15 +59,42 @@ def files_md5(directory: str, names) -> str:
     return digest.hexdigest()
 
 
+def _usable_live_dir(live_dir: str) -> None:
+    """dvclive's resume reads metrics.json and params.yaml of live_dir: a file a killed run left
+    half-written is removed (it is rewritten at the next logged step)."""
+    readers = {"metrics.json": json.load, "params.yaml": yaml.safe_load}
+    for name, read in readers.items():
+        path = os.path.join(live_dir, name)
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    read(f)
+            except (ValueError, yaml.YAMLError, UnicodeDecodeError):
+                log.warning("removing damaged dvclive file %s", path)
+                os.remove(path)
+
+
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
          live_dir: str, extra: dict, progress: bool) -> dict:
     device = trainer.pick_device(params.train.device)
     t = params.train
     os.makedirs(out_dir, exist_ok=True)
+    # The final model of an earlier run goes now: a run that fails leaves no generator.pt that
+    # a later stage could take for this one's (generator.pt is written last, when complete).
+    for stale in (GENERATOR_FILE, SUMMARY_FILE):
+        if os.path.exists(os.path.join(out_dir, stale)):
+            os.remove(os.path.join(out_dir, stale))
+    # checkpoint_every changes where checkpoints are written, never the result: not part of
+    # the configuration a checkpoint must match.
+    train_params = {k: v for k, v in to_dict(params.train).items() if k != "checkpoint_every"}
     fingerprint = json.dumps({"name": name, "model": to_dict(params.model),
-                              "loss": to_dict(params.loss), "train": to_dict(params.train),
+                              "loss": to_dict(params.loss), "train": train_params,
                               "epochs": epochs, **extra}, sort_keys=True)
-    resume = trainer.resumable_checkpoint(out_dir, fingerprint) is not None
+    # Keep the dvclive history when a checkpoint may be resumed; the trainer rewinds it to the
+    # checkpoint's step (or clears it when it starts from scratch after all).
+    resume = any(os.path.exists(p) for p in trainer.checkpoint_paths(out_dir))
+    if resume:
+        _usable_live_dir(live_dir)
     with Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None) as live:
         live.log_params({"row": name, **extra})
         summary = trainer.train(generator=generator, losses=losses, task=task, epochs=epochs,
@@ -80,11 +108,37 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
         for key, value in summary.items():
             if isinstance(value, (int, float)) and key.startswith("mem_"):
                 live.summary[key] = value
+    write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
     save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
                  "model": to_dict(params.model)}, os.path.join(out_dir, GENERATOR_FILE))
-    with open(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
     return summary
+
+
+def write_json_atomic(path: str, data) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def check_boxes(path: str, boxes: dict, split, spec) -> None:
+    """Every box of a box list names an image of `split`, lies inside it and has a label of the
+    dataset's palette (a hand-edited or stale list fails here, naming the file)."""
+    height, width = split.labels.shape[1:]
+    names = set(split.names)
+    for image, entries in boxes.items():
+        if image not in names:
+            raise ValueError(f"{path}: image {image} is not in the prepared split")
+        for entry in entries:
+            x1, y1, x2, y2 = entry.box
+            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+                raise ValueError(f"{path}: box {entry.box} of image {image} is empty or outside "
+                                 f"the {width}x{height} image")
+            if not 0 <= entry.label < spec.num_labels:
+                raise ValueError(f"{path}: label {entry.label} of image {image} is outside the "
+                                 f"{spec.name} palette (0..{spec.num_labels - 1})")
 
 
 def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_dir: str,
@@ -95,7 +149,12 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     t = params.train
     trainer.make_deterministic(t.seed, t.cpu_threads)
     split = read_split(os.path.join(data_dir, "train.h5"))
-    boxes = read_boxes(os.path.join(data_dir, "boxes.csv"), split="train")
+    boxes_path = os.path.join(data_dir, "boxes.csv")
+    boxes = read_boxes(boxes_path, split="train")
+    check_boxes(boxes_path, boxes, split, spec)
+    if not any(boxes.get(name) for name in split.names):
+        raise ValueError(f"{boxes_path}: no train box (the prepared data has no eligible box; "
+                         f"check datasets.{row.dataset}.size_threshold and rerun prepare)")
     task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
     channels = condition_channels(spec)
     q = params.row_q(row_name) if row.loss != "pix2pixhd" else None

@@ -2,11 +2,20 @@
 (pipeline.losses): Pix2PixHD alone, + MEx, + A-MEx, or the translator G_I.
 
 Schedule (paper §4): Adam(lr 2e-4, β = (0.5, 0.999)), lr constant for the first half of the
-epochs, then linearly to 0. G step then D step on every batch (pix2pixHD). Checkpoints are
-atomic and hold everything needed to resume bit-exactly (models, optimizers, position, RNG).
+epochs, then linearly to 0. G step then D step on every batch (pix2pixHD).
+
+Checkpoints (every `checkpoint_every` steps and at the end of every epoch) are atomic and hold
+everything needed to resume bit-exactly: generator, discriminators, both Adam states, the
+position (epoch, batch within the epoch, step), every RNG state and the run's elapsed time and
+memory. The lr is a function of the epoch and the data order a function of (seed, epoch), so a
+resumed run replays the same batches. The newest checkpoint is `checkpoint.pt`, the one before
+it `checkpoint.prev.pt`: a damaged newest file falls back to the previous one, and a file of
+other params is never used. The frozen VGG19 is left out (it is rebuilt identically by every
+run; a digest in the checkpoint checks that).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -20,11 +29,16 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from pipeline.checkpoints import load_checkpoint, save_atomic
+from pipeline.checkpoints import load_checkpoint, remove_stale_temps, save_atomic
+from pipeline.networks import VGG19Features
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+CHECKPOINT_FORMAT = 2
+CHECKPOINT_KEYS = ("format", "generator", "losses", "opt_g", "opt_d", "epoch", "batch", "step",
+                   "rng", "fingerprint", "frozen_digest", "progress")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -76,26 +90,162 @@ def _set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-class MemoryMeter:
-    """Peak and average accelerator memory (CUDA), or the process's peak RSS on CPU."""
+#---------------------------------------------------------------------------------------------
+# What a checkpoint holds of the loss plug-ins
 
-    def __init__(self, device: torch.device):
+
+def _frozen_prefixes(loss: nn.Module) -> tuple:
+    """State-dict prefixes of the frozen feature extractors inside a plug-in (the VGG19 of the
+    perceptual loss, ~80 MB): rebuilt identically by every run, so not checkpointed."""
+    return tuple(f"{name}." for name, module in loss.named_modules()
+                 if name and isinstance(module, VGG19Features))
+
+
+def _loss_state(loss: nn.Module) -> dict:
+    skip = _frozen_prefixes(loss)
+    return {k: v for k, v in loss.state_dict().items() if not (skip and k.startswith(skip))}
+
+
+def _load_loss_state(loss: nn.Module, state: dict) -> None:
+    skip = _frozen_prefixes(loss)
+    missing, unexpected = loss.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (skip and k.startswith(skip))]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not fit {type(loss).__name__}: missing "
+                         f"{missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def frozen_digest(losses) -> str:
+    """md5 of the frozen weights the checkpoints leave out (a resume must see the same ones)."""
+    digest = hashlib.md5()
+    for loss in losses:
+        skip = _frozen_prefixes(loss)
+        for key, value in loss.state_dict().items():
+            if skip and key.startswith(skip):
+                digest.update(key.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+#---------------------------------------------------------------------------------------------
+# Finding the checkpoint to resume from
+
+
+def checkpoint_paths(out_dir: str) -> list:
+    """The checkpoint files of out_dir, newest first."""
+    return [os.path.join(out_dir, CHECKPOINT), os.path.join(out_dir, PREVIOUS_CHECKPOINT)]
+
+
+def find_checkpoint(out_dir: str, fingerprint: str, digest: str | None = None):
+    """(state, path) of the newest checkpoint in out_dir that is readable, complete and was
+    written for this configuration (`fingerprint`; `digest` of the frozen weights when given);
+    (None, None) when there is none. A damaged newest file falls back to checkpoint.prev.pt; a
+    checkpoint of other params (DVC persists the folder across param changes) is ignored and
+    will be overwritten. Every skipped file is logged with the reason."""
+    for path in checkpoint_paths(out_dir):
+        if not os.path.exists(path):
+            continue
+        state = load_checkpoint(path, CHECKPOINT_KEYS)  # logs why a damaged file is skipped
+        if state is None:
+            continue
+        if state["format"] != CHECKPOINT_FORMAT or state["fingerprint"] != fingerprint:
+            log.info("not resuming from %s: it was written for other params or code", path)
+            continue
+        if digest is not None and state["frozen_digest"] != digest:
+            log.warning("not resuming from %s: the frozen VGG19 weights differ from the ones it "
+                        "was trained with", path)
+            continue
+        return state, path
+    return None, None
+
+
+def resumable_checkpoint(out_dir: str, fingerprint: str):
+    """The state of find_checkpoint (None when training starts from scratch)."""
+    return find_checkpoint(out_dir, fingerprint)[0]
+
+
+#---------------------------------------------------------------------------------------------
+# Memory and dvclive across resumes
+
+
+class MemoryMeter:
+    """Peak and average accelerator memory (CUDA), or the process's peak RSS on CPU; `previous`
+    is the state of the runs before a resume."""
+
+    def __init__(self, device: torch.device, previous: dict | None = None):
         self.device = device
-        self.samples = []
+        previous = previous or {}
+        self.total = float(previous.get("total", 0.0))
+        self.count = int(previous.get("count", 0))
+        self.previous_peak = float(previous.get("peak", 0.0))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
 
     def sample(self):
         if self.device.type == "cuda":
-            self.samples.append(torch.cuda.memory_allocated(self.device))
+            self.total += torch.cuda.memory_allocated(self.device)
+            self.count += 1
+
+    def peak(self) -> float:
+        """Bytes: CUDA peak allocation, or this process's peak RSS (ru_maxrss is KiB on Linux)."""
+        if self.device.type == "cuda":
+            current = torch.cuda.max_memory_allocated(self.device)
+        else:
+            current = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return max(float(current), self.previous_peak)
+
+    def state(self) -> dict:
+        return {"total": self.total, "count": self.count, "peak": self.peak()}
 
     def summary(self) -> dict:
+        gb = 1024 ** 3
         if self.device.type == "cuda":
-            gb = 1024 ** 3
-            return {"mem_gpu_avg_gb": float(np.mean(self.samples)) / gb if self.samples else 0.0,
-                    "mem_gpu_peak_gb": torch.cuda.max_memory_allocated(self.device) / gb}
-        # ru_maxrss is in KiB on Linux: the whole process (torch itself included), not a GPU.
-        return {"mem_cpu_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+            return {"mem_gpu_avg_gb": self.total / self.count / gb if self.count else 0.0,
+                    "mem_gpu_peak_gb": self.peak() / gb}
+        # The whole process (torch itself included), not a GPU quantity.
+        return {"mem_cpu_peak_rss_gb": self.peak() / gb}
+
+
+def rewind_live(live, points: int) -> None:
+    """Make a dvclive logger continue after its first `points` points: rows logged after the
+    checkpoint by a killed run (and a half-written last row) are dropped, the step is set.
+    points = 0 removes the metric history (a fresh start)."""
+    folder = os.path.join(live.plots_dir, "metrics")
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if not name.endswith(".tsv"):
+                continue
+            path = os.path.join(root, name)
+            with open(path, newline="") as f:
+                lines = f.read().splitlines()
+            kept = []
+            if lines:
+                header = lines[0].split("\t")
+                position = header.index("step") if "step" in header else None
+                for line in lines[1:]:
+                    fields = line.split("\t")
+                    if position is None or len(fields) != len(header):
+                        continue
+                    try:
+                        if int(fields[position]) < points:
+                            float(fields[-1])
+                            kept.append(line)
+                    except ValueError:
+                        continue
+            if not kept:
+                os.remove(path)
+                continue
+            tmp = path + ".tmp"
+            with open(tmp, "w", newline="") as f:
+                f.write("\n".join([lines[0]] + kept) + "\n")
+            os.replace(tmp, path)
+    if points == 0:
+        live.summary = {}
+    live.step = points
+
+
+#---------------------------------------------------------------------------------------------
+# Training
 
 
 def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, betas: tuple,
@@ -103,106 +253,115 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
           log_every: int = 1, progress: bool = True, desc: str = "train",
           fingerprint: str = "") -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
-    `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from out_dir/checkpoint.pt
-    when it exists and was written for the same `fingerprint` (the resolved configuration).
-    Returns a summary dict (steps, seconds, memory, last loss terms)."""
+    `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
+    checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
+    Returns a summary dict (steps, seconds, memory, last loss terms, resumes)."""
     os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temps(out_dir)
     generator.to(device)
     for loss in losses:
         loss.to(device)
     d_params = discriminator_parameters(losses)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas) if d_params else None
-    checkpoint_path = os.path.join(out_dir, CHECKPOINT)
+    checkpoint_path, previous_path = checkpoint_paths(out_dir)
+    digest = frozen_digest(losses)
     start_epoch, start_batch, step = 0, 0, 0
-    state = resumable_checkpoint(out_dir, fingerprint)
+    progress_state = {"train_seconds": 0.0, "terms": {}, "memory": None, "resumes": 0}
+    state, resumed_from = find_checkpoint(out_dir, fingerprint, digest)
     if state is not None:
         generator.load_state_dict(state["generator"])
+        if len(state["losses"]) != len(losses):
+            raise ValueError(f"{resumed_from}: {len(state['losses'])} loss plug-ins, "
+                             f"this run has {len(losses)}")
         for loss, loss_state in zip(losses, state["losses"]):
-            loss.load_state_dict(loss_state)
+            _load_loss_state(loss, loss_state)
         opt_g.load_state_dict(state["opt_g"])
         if opt_d is not None:
             opt_d.load_state_dict(state["opt_d"])
         start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
         _set_rng_state(state["rng"])
-        log.info("resuming %s from %s at epoch %d, batch %d (step %d)", desc, checkpoint_path,
+        progress_state = dict(state["progress"], resumes=state["progress"]["resumes"] + 1)
+        log.info("%s: resuming from %s at epoch %d, batch %d (step %d)", desc, resumed_from,
                  start_epoch, start_batch, step)
-    last_good = checkpoint_path if state is not None else "none"
+    elif any(os.path.exists(p) for p in (checkpoint_path, previous_path)):
+        log.info("%s: no usable checkpoint in %s, training from scratch", desc, out_dir)
+    if live is not None:
+        rewind_live(live, step // log_every)
+    # checkpoint.pt is rotated to checkpoint.prev.pt only while it holds a state of this run;
+    # a damaged or foreign file there is simply overwritten.
+    latest_is_ours = resumed_from == checkpoint_path
+    last_good = resumed_from or "none"
+    memory = MemoryMeter(device, progress_state["memory"])
+    started = time.time() - progress_state["train_seconds"]
+    terms = dict(progress_state["terms"])
 
     def save(epoch, batch):
-        nonlocal last_good
-        save_atomic({"generator": generator.state_dict(),
-                     "losses": [loss.state_dict() for loss in losses],
+        nonlocal last_good, latest_is_ours
+        save_atomic({"format": CHECKPOINT_FORMAT, "generator": generator.state_dict(),
+                     "losses": [_loss_state(loss) for loss in losses],
                      "opt_g": opt_g.state_dict(),
                      "opt_d": opt_d.state_dict() if opt_d is not None else None,
                      "epoch": epoch, "batch": batch, "step": step, "rng": _rng_state(),
-                     "fingerprint": fingerprint},
-                    checkpoint_path)
-        last_good = checkpoint_path
+                     "fingerprint": fingerprint, "frozen_digest": digest,
+                     "progress": {"train_seconds": time.time() - started, "terms": terms,
+                                  "memory": memory.state(),
+                                  "resumes": progress_state["resumes"]}},
+                    checkpoint_path, keep_previous=previous_path if latest_is_ours else None)
+        last_good, latest_is_ours = checkpoint_path, True
 
-    memory = MemoryMeter(device)
-    started = time.time()
     generator.train()
     steps_per_epoch = len(task)
     bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc, disable=not progress,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 15.0)
-    terms = {}
-    for epoch in range(start_epoch, epochs):
-        for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
-            group["lr"] = learning_rate(epoch, epochs, lr)
-        for batch_index, batch in enumerate(task.epoch(epoch, device)):
-            if epoch == start_epoch and batch_index < start_batch:
-                continue  # already trained before the resume
-            generated = generator(batch.condition)
-            fused = batch.fuse(generated)
-            g_terms = {k: v for loss in losses for k, v in
-                       loss.generator_terms(batch, generated, fused).items()}
-            _check_finite(g_terms, step, last_good)
-            opt_g.zero_grad(set_to_none=True)
-            sum(g_terms.values()).backward()
-            opt_g.step()
-            d_terms = {k: v for loss in losses for k, v in
-                       loss.discriminator_terms(batch, generated, fused).items()}
-            if d_terms:
-                _check_finite(d_terms, step, last_good)
-                opt_d.zero_grad(set_to_none=True)
-                sum(d_terms.values()).backward()
-                opt_d.step()
-            step += 1
-            memory.sample()
-            terms = {k: float(v.detach()) for k, v in {**g_terms, **d_terms}.items()}
-            if live is not None and step % log_every == 0:
-                for name, value in terms.items():
-                    live.log_metric(f"train/{name}", value)
-                live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
-                live.next_step()
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]}, refresh=False)
-            if checkpoint_every and step % checkpoint_every == 0:
-                save(epoch, batch_index + 1)
-        save(epoch + 1, 0)
-    bar.close()
+    try:
+        for epoch in range(start_epoch, epochs):
+            for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
+                group["lr"] = learning_rate(epoch, epochs, lr)
+            for batch_index, batch in enumerate(task.epoch(epoch, device)):
+                if epoch == start_epoch and batch_index < start_batch:
+                    continue  # already trained before the resume (same order: seed, epoch)
+                generated = generator(batch.condition)
+                fused = batch.fuse(generated)
+                g_terms = {k: v for loss in losses for k, v in
+                           loss.generator_terms(batch, generated, fused).items()}
+                _check_finite(g_terms, step, last_good)
+                opt_g.zero_grad(set_to_none=True)
+                sum(g_terms.values()).backward()
+                opt_g.step()
+                d_terms = {k: v for loss in losses for k, v in
+                           loss.discriminator_terms(batch, generated, fused).items()}
+                if d_terms:
+                    _check_finite(d_terms, step, last_good)
+                    opt_d.zero_grad(set_to_none=True)
+                    sum(d_terms.values()).backward()
+                    opt_d.step()
+                step += 1
+                memory.sample()
+                terms = {k: float(v.detach()) for k, v in {**g_terms, **d_terms}.items()}
+                if live is not None and step % log_every == 0:
+                    for name, value in terms.items():
+                        live.log_metric(f"train/{name}", value)
+                    live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
+                    live.next_step()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
+                                refresh=False)
+                if (checkpoint_every and step % checkpoint_every == 0
+                        and batch_index + 1 < steps_per_epoch):  # the epoch's end saves anyway
+                    save(epoch, batch_index + 1)
+            save(epoch + 1, 0)
+    finally:
+        bar.close()  # before the error line of a failed run, not after it
     summary = {"steps": step, "epochs": epochs, "train_seconds": time.time() - started,
-               "device": str(device), **memory.summary(),
+               "device": str(device), "resumes": progress_state["resumes"], **memory.summary(),
                **{f"final_{k}": v for k, v in terms.items()}}
     return summary
 
 
-def resumable_checkpoint(out_dir: str, fingerprint: str):
-    """The checkpoint in out_dir if it is readable and belongs to this configuration, else None
-    (a checkpoint of other params -- DVC persists the folder across param changes -- is ignored
-    and will be overwritten)."""
-    path = os.path.join(out_dir, CHECKPOINT)
-    state = load_checkpoint(path, ("generator", "losses", "opt_g", "epoch", "batch", "step",
-                                   "rng", "fingerprint"))
-    if state is not None and state["fingerprint"] != fingerprint:
-        log.info("not resuming from %s: it was written for other params", path)
-        return None
-    return state
-
-
 def _check_finite(terms: dict, step: int, last_good: str):
     for name, value in terms.items():
-        if not math.isfinite(float(value.detach())):
-            raise NonFiniteLoss(f"non-finite loss {name}={float(value)} at step {step + 1}; "
+        number = float(value.detach())
+        if not math.isfinite(number):
+            raise NonFiniteLoss(f"non-finite loss {name}={number} at step {step + 1}; "
                                 f"last good checkpoint: {last_good}")

@@ -1,15 +1,36 @@
 """What every stage CLI shares: logging set-up and the one-line error contract."""
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
 import traceback
 
 
+class UsageError(ValueError):
+    """A bad command line (argparse's message)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line becomes the one-line `error: ...` of `run` (exit 2)
+    instead of argparse's usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def error_line(err: BaseException) -> str:
+    """The one line printed for an error: its message's first line, or its type."""
+    text = str(err).strip()
+    if isinstance(err, KeyError) and text:
+        text = f"missing key {text}"
+    return " ".join(text.splitlines()[0].split()) if text else type(err).__name__
+
+
 def run(main) -> None:
-    """Run `main()`; any error becomes one line on stderr and exit status 1
-    (MEXGAN_DEBUG=1 prints the traceback too)."""
-    import os
+    """Run `main()`; any error becomes one line on stderr and exit status 1 (2 for a bad command
+    line). MEXGAN_DEBUG=1 prints the traceback too."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         main()
@@ -18,6 +39,6 @@ def run(main) -> None:
     except Exception as err:  # noqa: BLE001 - the CLI contract: one line, non-zero exit
         if os.environ.get("MEXGAN_DEBUG"):
             traceback.print_exc()
-        message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+        sys.stdout.flush()
+        print(f"error: {error_line(err)}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(err, UsageError) else 1)

@@ -4,13 +4,12 @@
                                   reports/resources.json (time, memory), run_conditions.json,
                                   artifacts/eval/<row>.npz (examples for the figures)
 """
-import argparse
 import json
 import os
 
 from pipeline.config import load_params
 from pipeline.evaluation import evaluate
-from stages.common import run
+from stages.common import ArgumentParser, run
 
 
 def write_json(path, data):
@@ -22,7 +21,7 @@ def write_json(path, data):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rows", nargs="*", help="rows to evaluate (default: all)")
     args = parser.parse_args()

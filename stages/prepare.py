@@ -4,16 +4,15 @@
   outside:  python -m stages.prepare cityscapes --raw data/raw --out /tmp/cityscapes
             (real data at the paper's size; writes boxes.csv, test_boxes.csv, train/test.h5)
 """
-import argparse
 
 from pipeline.config import load_params
 from pipeline.datasets import PAPER_SETTINGS
 from pipeline.preparation import prepare_dataset
-from stages.common import run
+from stages.common import ArgumentParser, run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(PAPER_SETTINGS))
     parser.add_argument("--out", required=True, help="prepared dataset directory")
     parser.add_argument("--raw", help="raw folder (real data at the paper's size, no params)")

@@ -2,16 +2,15 @@
 
   python -m stages.train mexgan-cityscapes
 """
-import argparse
 import json
 
 from pipeline.config import load_params, to_dict
 from pipeline.rows import train_row
-from stages.common import run
+from stages.common import ArgumentParser, run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("row", help="row name, e.g. mexgan-cityscapes")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved row and exit")

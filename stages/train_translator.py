@@ -2,15 +2,14 @@
 
   python -m stages.train_translator cityscapes
 """
-import argparse
 
 from pipeline.config import load_params
 from pipeline.rows import train_translator
-from stages.common import run
+from stages.common import ArgumentParser, run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()

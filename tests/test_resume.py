@@ -1,0 +1,322 @@
+"""Resumable, bit-exact training: the real `python -m stages.train` is SIGKILLed after it has
+written k checkpoints, restarted, and must end with exactly (torch.equal) the weights, Adam
+states and dvclive history of an uninterrupted run. Also: a damaged newest checkpoint falls back
+to the previous one, a checkpoint of other params is not used, and a non-finite loss stops the
+run naming the step, the term and the last good checkpoint."""
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from pipeline import trainer
+from pipeline.config import parse_params
+from pipeline.losses import GanBatch
+from pipeline.networks import GlobalGenerator
+from pipeline.preparation import prepare_dataset
+from pipeline.rows import GENERATOR_FILE, SUMMARY_FILE, train_row
+from pipeline.synthetic import generate_split
+from tiny_project import REPO, tiny_params, write_params
+
+ROW = "mexgan-cityscapes"
+EPOCHS = 2            # the lr decays in the second epoch: the schedule is part of the resume
+STEPS = 12            # 6 training images x 2 epochs, batch 1
+
+
+def project_params(vgg_path):
+    return tiny_params(train={"epochs": EPOCHS, "checkpoint_every": 1},
+                       loss={"vgg_weights_path": vgg_path},
+                       baselines={}, mex_rows={ROW: {"dataset": "cityscapes", "loss": "mex",
+                                                     "q_from": "q"}},
+                       q_sweep={})
+
+
+def make_vgg_weights(path):
+    """A VGG19 weights file for the tests: loading 80 MB is much faster than the random-init
+    stand-in each training process would otherwise build."""
+    from torchvision.models.vgg import cfgs, make_layers
+    torch.manual_seed(0)
+    features = make_layers(cfgs["E"], batch_norm=False)
+    with torch.no_grad():
+        for p in features.parameters():
+            p.normal_(0, 0.05)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+
+
+def prepare(project, params):
+    settings = params["datasets"]["cityscapes"]
+    splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
+                                    settings["height"], settings["width"], params["data"]["seed"])
+              for split in ("train", "test")}
+    prepare_dataset("cityscapes", splits, str(project / "artifacts" / "data" / "cityscapes"),
+                    width=settings["width"], height=settings["height"],
+                    threshold=settings["size_threshold"], source="synthetic")
+
+
+def dirs(root):
+    return (str(root / "artifacts" / "data" / "cityscapes"),
+            str(root / "artifacts" / "models" / ROW), str(root / "reports" / "train" / ROW))
+
+
+def train_in_process(root, params):
+    data_dir, model_dir, live_dir = dirs(root)
+    return train_row(parse_params(params), ROW, data_dir, model_dir, live_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A prepared tiny project and the uninterrupted reference run (in this process)."""
+    root = tmp_path_factory.mktemp("resume")
+    vgg_path = str(root / "vgg19.pth")
+    make_vgg_weights(vgg_path)
+    params = project_params(vgg_path)
+    template = root / "template"
+    prepare(template, params)
+    write_params(template / "params.yaml", params)
+    reference = root / "reference"
+    shutil.copytree(template, reference)
+    summary = train_in_process(reference, params)
+    assert summary["steps"] == STEPS and summary["resumes"] == 0
+    return {"root": root, "params": params, "template": template, "reference": reference}
+
+
+def new_project(setup, name):
+    project = setup["root"] / name
+    shutil.copytree(setup["template"], project)
+    return project
+
+
+def tensors_equal(a, b, where=""):
+    """Nested state dicts / lists equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for key in a:
+            tensors_equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            tensors_equal(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def assert_same_as_reference(setup, project):
+    _, model_dir, live_dir = dirs(project)
+    _, ref_model, ref_live = dirs(setup["reference"])
+    final = torch.load(os.path.join(model_dir, GENERATOR_FILE), weights_only=False)
+    expected = torch.load(os.path.join(ref_model, GENERATOR_FILE), weights_only=False)
+    for key, value in expected["generator"].items():
+        assert torch.equal(final["generator"][key], value), key
+    # The whole last checkpoint: discriminators, both Adam states, position.
+    state = torch.load(os.path.join(model_dir, trainer.CHECKPOINT), weights_only=False)
+    ref_state = torch.load(os.path.join(ref_model, trainer.CHECKPOINT), weights_only=False)
+    for key in ("generator", "losses", "opt_g", "opt_d", "epoch", "batch", "step"):
+        tensors_equal(state[key], ref_state[key], key)
+    # The dvclive history: same points, same values, no duplicated or lost step.
+    ref_metrics = os.path.join(ref_live, "plots", "metrics")
+    for root, _dirs, files in os.walk(ref_metrics):
+        for name in files:
+            relative = os.path.relpath(os.path.join(root, name), ref_metrics)
+            with open(os.path.join(live_dir, "plots", "metrics", relative)) as f:
+                got = f.read()
+            with open(os.path.join(ref_metrics, relative)) as f:
+                assert got == f.read(), relative
+    with open(os.path.join(live_dir, "metrics.json")) as f:
+        assert json.load(f)["step"] == STEPS - 1
+    with open(os.path.join(model_dir, SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    assert summary["steps"] == STEPS
+    return summary
+
+
+def checkpoint_step(model_dir):
+    """The step of the newest complete checkpoint (-1 while there is none)."""
+    path = os.path.join(model_dir, trainer.CHECKPOINT)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["step"]
+    except Exception:  # absent, or replaced while we read it
+        return -1
+
+
+def start_stage(project):
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "stages.train", ROW], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_after(project, min_step, delay, timeout=240):
+    """Run the stage and SIGKILL it `delay` s after it has written the checkpoint of step
+    >= min_step. Returns the stage's stderr (None if it finished first)."""
+    _, model_dir, _ = dirs(project)
+    proc = start_stage(project)
+    deadline = time.time() + timeout
+    try:
+        while proc.poll() is None:
+            assert time.time() < deadline, "training did not reach the kill point"
+            if checkpoint_step(model_dir) >= min_step:
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return proc.stderr.read()
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert proc.returncode == 0, stderr
+    return None
+
+
+def test_sigkilled_stage_resumes_bit_exact(setup, caplog):
+    """One SIGKILL of the real stage mid-epoch, then the resume (here in-process)."""
+    project = new_project(setup, "killed_once")
+    stderr = kill_after(project, min_step=3, delay=0.0)
+    if stderr is None:
+        pytest.skip("the stage finished before the kill point (machine too fast)")
+    _, model_dir, _ = dirs(project)
+    killed_at = checkpoint_step(model_dir)
+    assert 3 <= killed_at < STEPS
+    assert not os.path.exists(os.path.join(model_dir, GENERATOR_FILE))
+    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+        summary = train_in_process(project, setup["params"])
+    assert f"resuming from {os.path.join(model_dir, 'checkpoint')}" in caplog.text
+    assert summary["resumes"] == 1
+    assert_same_as_reference(setup, project)
+
+
+@pytest.mark.slow
+def test_repeated_sigkills_at_random_points_resume_bit_exact(setup):
+    """Several SIGKILLs at seeded random points (some right after a checkpoint, some a random
+    delay later, i.e. during the next step or write), each resumed by the real stage; before one
+    resume the newest checkpoint is truncated and dvclive's metrics.json damaged."""
+    project = new_project(setup, "killed_often")
+    _, model_dir, live_dir = dirs(project)
+    rng = random.Random(2024)
+    points = sorted(rng.sample(range(1, STEPS - 1), 4))
+    kills = 0
+    for i, point in enumerate(points):
+        stderr = kill_after(project, min_step=point, delay=rng.choice([0.0, 0.0, 0.05, 0.2]))
+        if stderr is None:
+            break
+        kills += 1
+        if i == 1:
+            path = os.path.join(model_dir, trainer.CHECKPOINT)
+            data = open(path, "rb").read()
+            open(path, "wb").write(data[:len(data) // 2])
+            open(os.path.join(live_dir, "metrics.json"), "w").write('{"train": {"G_a')
+    proc = start_stage(project)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    assert kills >= 2
+    summary = assert_same_as_reference(setup, project)
+    # Resumes of the checkpoint's lineage: the truncated newest one may have held one more.
+    assert kills - 1 <= summary["resumes"] <= kills
+
+
+def test_truncated_newest_checkpoint_falls_back_to_previous(setup, caplog):
+    project = new_project(setup, "truncated")
+    _, model_dir, _ = dirs(project)
+    _, ref_model, _ = dirs(setup["reference"])
+    shutil.copytree(ref_model, model_dir)
+    os.remove(os.path.join(model_dir, GENERATOR_FILE))
+    previous = torch.load(os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT),
+                          weights_only=False)
+    assert previous["step"] == STEPS - 1       # the previous checkpoint: one step earlier
+    newest = os.path.join(model_dir, trainer.CHECKPOINT)
+    data = open(newest, "rb").read()
+    open(newest, "wb").write(data[:len(data) // 3])
+    with caplog.at_level(logging.INFO):
+        summary = train_in_process(project, setup["params"])
+    assert f"skipping unreadable checkpoint {newest}" in caplog.text
+    assert f"resuming from {os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT)}" in caplog.text
+    assert "(step 11)" in caplog.text and summary["resumes"] == 1
+    # The live history of the reference was not copied: compare the weights only.
+    final = torch.load(os.path.join(model_dir, GENERATOR_FILE), weights_only=False)
+    expected = torch.load(os.path.join(ref_model, GENERATOR_FILE), weights_only=False)
+    tensors_equal(final["generator"], expected["generator"], "generator")
+
+
+def test_checkpoint_of_other_params_is_not_resumed(setup, caplog):
+    project = new_project(setup, "other_params")
+    _, model_dir, _ = dirs(project)
+    _, ref_model, _ = dirs(setup["reference"])
+    shutil.copytree(ref_model, model_dir)
+    params = tiny_params(**{**setup["params"], "train": {**setup["params"]["train"],
+                                                         "lr": 0.0001}})
+    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+        summary = train_in_process(project, params)
+    assert "written for other params" in caplog.text
+    assert "training from scratch" in caplog.text
+    assert summary["resumes"] == 0 and summary["steps"] == STEPS
+    # Its first checkpoint replaced the foreign one instead of rotating it to .prev.
+    previous = torch.load(os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT),
+                          weights_only=False)
+    assert json.loads(previous["fingerprint"])["train"]["lr"] == 0.0001
+
+
+def test_checkpoints_leave_out_the_frozen_vgg(setup):
+    _, ref_model, _ = dirs(setup["reference"])
+    state = torch.load(os.path.join(ref_model, trainer.CHECKPOINT), weights_only=False)
+    assert not any(key.startswith("vgg.") for key in state["losses"][0])
+    assert os.path.getsize(os.path.join(ref_model, trainer.CHECKPOINT)) < 5_000_000
+    assert not [n for n in os.listdir(ref_model) if ".tmp." in n]
+
+
+#---------------------------------------------------------------------------------------------
+# The non-finite loss guard
+
+
+class ConstantTask:
+    """Four fixed batches per epoch."""
+
+    def __len__(self):
+        return 4
+
+    def epoch(self, epoch, device):
+        g = torch.Generator().manual_seed(epoch)
+        for _ in range(4):
+            yield GanBatch(condition=torch.rand(1, 3, 8, 8, generator=g),
+                           target=torch.rand(1, 3, 8, 8, generator=g) * 2 - 1)
+
+
+class L1ThenNaN(nn.Module):
+    """A loss plug-in whose term turns NaN at step `bad_step` (1-based)."""
+
+    def __init__(self, bad_step):
+        super().__init__()
+        self.bad_step, self.calls = bad_step, 0
+
+    def generator_terms(self, batch, generated, fused):
+        self.calls += 1
+        value = (generated - batch.target).abs().mean()
+        return {"G_l1": value * float("nan") if self.calls == self.bad_step else value}
+
+    def discriminator_terms(self, batch, generated, fused):
+        return {}
+
+
+def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    generator = GlobalGenerator(3, 3, ngf=4, n_downsampling=1, n_blocks=1)
+    with pytest.raises(trainer.NonFiniteLoss) as err:
+        trainer.train(generator=generator, losses=[L1ThenNaN(3)], task=ConstantTask(),
+                      epochs=1, lr=1e-3, betas=(0.5, 0.999), device=torch.device("cpu"),
+                      out_dir=str(tmp_path), checkpoint_every=1, progress=False)
+    message = str(err.value)
+    assert "G_l1=nan" in message and "at step 3" in message
+    assert f"last good checkpoint: {tmp_path / trainer.CHECKPOINT}" in message
+    state = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=False)
+    assert state["step"] == 2           # the checkpoint before the bad step is intact
+    assert np.isfinite([v.abs().sum().item() for v in state["generator"].values()]).all()
