@@ -71,6 +71,7 @@ class TrainParams:
     log_every: int = 1            # steps between dvclive points
     cpu_threads: int = 2          # fixed so CPU runs are bit-reproducible across machines
     device: str = "auto"          # auto (cuda when present) | cpu | cuda
+    processes: int = 1            # data-parallel processes (GPUs); > 1 relaunches under torchrun
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ def _validate(p: Params) -> None:
     _check(t.log_every >= 1, "train.log_every", t.log_every, "an integer >= 1")
     _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu or cuda")
+    _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")

@@ -2,6 +2,7 @@
 plug-ins. A row is a params entry (baselines / mex_rows in params.yaml), not code."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,6 +16,7 @@ from pipeline import trainer
 from pipeline.checkpoints import load_model_file, save_atomic
 from pipeline.config import Params, to_dict
 from pipeline.datasets import get_spec, read_split
+from pipeline.distributed import context_from_env
 from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.networks import GlobalGenerator, VGG19Features, count_parameters
@@ -77,12 +79,16 @@ def _usable_live_dir(live_dir: str) -> None:
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
          live_dir: str, extra: dict, progress: bool) -> dict:
     device = trainer.pick_device(params.train.device)
+    ranks = context_from_env(device.type)  # torchrun: several ranks, rank 0 writes
+    if ranks.enabled and device.type == "cuda":
+        device = torch.device("cuda", ranks.local_rank)
+        torch.cuda.set_device(device)
     t = params.train
     os.makedirs(out_dir, exist_ok=True)
     # The final model of an earlier run goes now: a run that fails leaves no generator.pt that
     # a later stage could take for this one's (generator.pt is written last, when complete).
     for stale in (GENERATOR_FILE, SUMMARY_FILE):
-        if os.path.exists(os.path.join(out_dir, stale)):
+        if ranks.is_main and os.path.exists(os.path.join(out_dir, stale)):
             os.remove(os.path.join(out_dir, stale))
     # checkpoint_every changes where checkpoints are written, never the result: not part of
     # the configuration a checkpoint must match.
@@ -93,21 +99,27 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     # Keep the dvclive history when a checkpoint may be resumed; the trainer rewinds it to the
     # checkpoint's step (or clears it when it starts from scratch after all).
     resume = any(os.path.exists(p) for p in trainer.checkpoint_paths(out_dir))
-    if resume:
+    if resume and ranks.is_main:
         _usable_live_dir(live_dir)
-    with Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None) as live:
-        live.log_params({"row": name, **extra})
+    logger = (Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None)
+              if ranks.is_main else contextlib.nullcontext(None))
+    with logger as live:
+        if live is not None:
+            live.log_params({"row": name, **extra})
         summary = trainer.train(generator=generator, losses=losses, task=task, epochs=epochs,
                                 lr=t.lr, betas=(t.beta1, t.beta2), device=device,
                                 out_dir=out_dir, live=live, checkpoint_every=t.checkpoint_every,
-                                log_every=t.log_every, progress=progress, desc=name,
-                                fingerprint=fingerprint)
+                                log_every=t.log_every, progress=progress and ranks.is_main,
+                                desc=name, fingerprint=fingerprint, ranks=ranks)
         vgg = losses[0].vgg
         summary.update(extra, generator_parameters=count_parameters(generator),
-                       vgg_pretrained=int(vgg.pretrained), vgg_source=vgg.source)
+                       vgg_pretrained=int(vgg.pretrained), vgg_source=vgg.source,
+                       world_size=ranks.world_size)
         for key, value in summary.items():
-            if isinstance(value, (int, float)) and key.startswith("mem_"):
+            if live is not None and isinstance(value, (int, float)) and key.startswith("mem_"):
                 live.summary[key] = value
+    if not ranks.is_main:
+        return summary
     write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
     save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
                  "model": to_dict(params.model)}, os.path.join(out_dir, GENERATOR_FILE))

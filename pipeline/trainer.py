@@ -30,6 +30,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from pipeline.checkpoints import load_checkpoint, remove_stale_temps, save_atomic
+from pipeline.distributed import Context
 from pipeline.networks import VGG19Features
 
 log = logging.getLogger(__name__)
@@ -251,11 +252,14 @@ def rewind_live(live, points: int) -> None:
 def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, betas: tuple,
           device: torch.device, out_dir: str, live=None, checkpoint_every: int = 0,
           log_every: int = 1, progress: bool = True, desc: str = "train",
-          fingerprint: str = "") -> dict:
+          fingerprint: str = "", ranks: Context | None = None) -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
     checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
+    Under torchrun, `ranks` (pipeline.distributed) splits each epoch's batches over the ranks
+    and averages gradients; only rank 0 writes checkpoints.
     Returns a summary dict (steps, seconds, memory, last loss terms, resumes)."""
+    ranks = ranks or Context()
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temps(out_dir)
     generator.to(device)
@@ -286,6 +290,9 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                  start_epoch, start_batch, step)
     elif any(os.path.exists(p) for p in (checkpoint_path, previous_path)):
         log.info("%s: no usable checkpoint in %s, training from scratch", desc, out_dir)
+    ranks.broadcast_parameters(generator)
+    for loss in losses:
+        ranks.broadcast_parameters(loss)
     if live is not None:
         rewind_live(live, step // log_every)
     # checkpoint.pt is rotated to checkpoint.prev.pt only while it holds a state of this run;
@@ -298,6 +305,8 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
 
     def save(epoch, batch):
         nonlocal last_good, latest_is_ours
+        if not ranks.is_main:
+            return
         save_atomic({"format": CHECKPOINT_FORMAT, "generator": generator.state_dict(),
                      "losses": [_loss_state(loss) for loss in losses],
                      "opt_g": opt_g.state_dict(),
@@ -311,8 +320,10 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
         last_good, latest_is_ours = checkpoint_path, True
 
     generator.train()
-    steps_per_epoch = len(task)
-    bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc, disable=not progress,
+    batches_per_epoch = len(task)
+    steps_per_epoch = ranks.steps_per_epoch(batches_per_epoch)
+    bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc,
+               disable=not progress or not ranks.is_main,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 15.0)
     try:
         for epoch in range(start_epoch, epochs):
@@ -321,6 +332,8 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
             for batch_index, batch in enumerate(task.epoch(epoch, device)):
                 if epoch == start_epoch and batch_index < start_batch:
                     continue  # already trained before the resume (same order: seed, epoch)
+                if not ranks.owns(batch_index, batches_per_epoch):
+                    continue
                 generated = generator(batch.condition)
                 fused = batch.fuse(generated)
                 g_terms = {k: v for loss in losses for k, v in
@@ -328,6 +341,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 _check_finite(g_terms, step, last_good)
                 opt_g.zero_grad(set_to_none=True)
                 sum(g_terms.values()).backward()
+                ranks.average_gradients(generator.parameters())
                 opt_g.step()
                 d_terms = {k: v for loss in losses for k, v in
                            loss.discriminator_terms(batch, generated, fused).items()}
@@ -335,6 +349,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                     _check_finite(d_terms, step, last_good)
                     opt_d.zero_grad(set_to_none=True)
                     sum(d_terms.values()).backward()
+                    ranks.average_gradients(d_params)
                     opt_d.step()
                 step += 1
                 memory.sample()
@@ -348,7 +363,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
                                 refresh=False)
                 if (checkpoint_every and step % checkpoint_every == 0
-                        and batch_index + 1 < steps_per_epoch):  # the epoch's end saves anyway
+                        and batch_index + 1 < batches_per_epoch):  # the epoch's end saves anyway
                     save(epoch, batch_index + 1)
             save(epoch + 1, 0)
     finally:

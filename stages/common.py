@@ -42,3 +42,17 @@ def run(main) -> None:
         sys.stdout.flush()
         print(f"error: {error_line(err)}", file=sys.stderr, flush=True)
         sys.exit(2 if isinstance(err, UsageError) else 1)
+
+
+def relaunch_under_torchrun(processes: int, module: str, argv) -> None:
+    """With train.processes > 1, replace this process by `torchrun` running the same stage on
+    that many ranks (one node); under torchrun already (WORLD_SIZE set), do nothing."""
+    import os
+    import shutil
+    if processes <= 1 or "WORLD_SIZE" in os.environ:
+        return
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        raise RuntimeError("train.processes > 1 needs torchrun on PATH (it comes with torch)")
+    os.execv(torchrun, [torchrun, "--standalone", f"--nproc_per_node={processes}", "-m",
+                        module, *argv])

@@ -3,10 +3,11 @@
   python -m stages.train mexgan-cityscapes
 """
 import json
+import sys
 
 from pipeline.config import load_params, to_dict
 from pipeline.rows import train_row
-from stages.common import ArgumentParser, run
+from stages.common import ArgumentParser, relaunch_under_torchrun, run
 
 
 def main():
@@ -16,6 +17,7 @@ def main():
     parser.add_argument("--dry-run", action="store_true", help="print the resolved row and exit")
     args = parser.parse_args()
     params = load_params(args.params)
+    relaunch_under_torchrun(params.train.processes, "stages.train", sys.argv[1:])
     row = params.row(args.row)
     if args.dry_run:
         q = params.row_q(args.row) if row.loss != "pix2pixhd" else None

@@ -2,10 +2,11 @@
 
   python -m stages.train_translator cityscapes
 """
+import sys
 
 from pipeline.config import load_params
 from pipeline.rows import train_translator
-from stages.common import ArgumentParser, run
+from stages.common import ArgumentParser, relaunch_under_torchrun, run
 
 
 def main():
@@ -14,6 +15,7 @@ def main():
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
+    relaunch_under_torchrun(params.train.processes, "stages.train_translator", sys.argv[1:])
     if args.dataset not in params.datasets:
         raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
     name = f"translator-{args.dataset}"
