@@ -139,15 +139,39 @@ def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
     return crop
 
 
-class MExLoss(nn.Module):
+class ExpansionLoss(nn.Module):
+    """What MEx and A-MEx share: q, the steps α / β, λ4, and the G / D terms built from the
+    subclass's `_score(batch, image, real)` (the summed LSGAN terms over j = 0..q)."""
+    term = ""
+
+    def __init__(self, *, q: int, alpha: int, beta: int, lambda_mex: float):
+        super().__init__()
+        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+
+    def _score(self, batch, image, real: bool):
+        raise NotImplementedError
+
+    def generator_terms(self, batch, generated, fused) -> dict:
+        with frozen(self):  # the module's only parameters are its discriminators
+            return {f"G_{self.term}": self.lambda_mex * self._score(batch, fused, True)}
+
+    def discriminator_terms(self, batch, generated, fused) -> dict:
+        return {f"D_{self.term}_fake":
+                0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
+                f"D_{self.term}_real":
+                0.5 * self.lambda_mex * self._score(batch, batch.target, True)}
+
+
+class MExLoss(ExpansionLoss):
     """λ4 · L_MEx: D_j (j = 0..q, a PatchGAN each, as in the authors' code) scores the crop of the
     j-level expanded box of Ŷ (fake) or Yc (real), conditioned on the same crop of the G input.
     Terms are summed over j (Eq 7) and averaged over the batch. Crops are not resized."""
 
+    term = "mex"
+
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
                  n_layers=3, lambda_mex=1.0):
-        super().__init__()
-        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex)
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(condition_channels + 3, ndf, n_layers) for _ in range(q + 1))
 
@@ -159,13 +183,6 @@ class MExLoss(nn.Module):
                                 for crop in per_sample) / len(per_sample)
         return total
 
-    def generator_terms(self, batch, generated, fused) -> dict:
-        with frozen(self.discriminators):
-            return {"G_mex": self.lambda_mex * self._score(batch, fused, True)}
-
-    def discriminator_terms(self, batch, generated, fused) -> dict:
-        return {"D_mex_fake": 0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
-                "D_mex_real": 0.5 * self.lambda_mex * self._score(batch, batch.target, True)}
 
 
 #---------------------------------------------------------------------------------------------
@@ -183,15 +200,16 @@ def expanded_masks(boxes, q: int, alpha: int, beta: int, height: int, width: int
     return masks
 
 
-class AMExLoss(nn.Module):
+class AMExLoss(ExpansionLoss):
     """λ4 · L_A-MEx: one PatchGAN D_E scores the full-size (condition, image) pair multiplied by
     each expanded mask M^E_j, j = 0..q (no Crop); summed over j, averaged over the batch.
     The q+1 masked copies go through D_E as one batch."""
 
+    term = "amex"
+
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
                  n_layers=3, lambda_mex=1.0):
-        super().__init__()
-        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex)
         self.discriminator = PatchDiscriminator(condition_channels + 3, ndf, n_layers)
 
     def _score(self, batch, image, real: bool):
@@ -204,10 +222,4 @@ class AMExLoss(nn.Module):
         per_map = ((score - target) ** 2).mean(dim=(1, 2, 3)).view(self.q + 1, -1)
         return per_map.sum(0).mean()
 
-    def generator_terms(self, batch, generated, fused) -> dict:
-        with frozen(self.discriminator):
-            return {"G_amex": self.lambda_mex * self._score(batch, fused, True)}
 
-    def discriminator_terms(self, batch, generated, fused) -> dict:
-        return {"D_amex_fake": 0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
-                "D_amex_real": 0.5 * self.lambda_mex * self._score(batch, batch.target, True)}
