@@ -1,4 +1,5 @@
-"""Render the paper's tables, the q-sensitivity plot and the picture grids into reports/.
+"""Render the paper's tables, the q-sensitivity plot, the picture grids, the training curves and
+reports/README.md (all of them on one page, with the run's conditions).
 
   python -m stages.report
 """
@@ -10,9 +11,14 @@ import numpy as np
 
 from pipeline.config import load_params
 from pipeline.datasets import get_spec
-from pipeline.reports import (PAPER_TABLE1, PAPER_TABLE4, comparison_table, plot_q_sensitivity,
-                              q_sensitivity, qualitative_grid, write_table)
+from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+                              PAPER_TABLE4, comparison_table, not_reproduced_table,
+                              plot_q_sensitivity, plot_training_curves, q_sensitivity,
+                              qualitative_grid, read_curves, render_readme, write_table)
 from stages.common import run
+
+PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}
+PAPER_SPLITS = {"cityscapes": "2975 / 500", "nyu": "1200 / 249", "helen": "1800 / 299"}
 
 
 def read_json(path):
@@ -22,41 +28,139 @@ def read_json(path):
         return json.load(f)
 
 
+def run_conditions(params, conditions: dict, data_root: str) -> list:
+    """(what, this run, paper) lines of the README's conditions table."""
+    source = conditions["data_source"]
+    data = (f"synthetic (embedded generator, data.seed {params.data.seed})"
+            if source == "synthetic" else f"{source} (archives in {params.data.raw_dir})")
+    lines = [("data", data, "real Cityscapes / NYU Depth v2 / Helen")]
+    for name, dataset in params.datasets.items():
+        split = "—"
+        stats_path = os.path.join(data_root, name, "stats.json")
+        if os.path.exists(stats_path):
+            with open(stats_path) as f:
+                stats = json.load(f)
+            split = (f"{stats['train']['images']} / {stats['test']['images']} images, "
+                     f"{stats['test'].get('test_boxes', '?')} test boxes")
+        lines.append((f"{name}: size, train / test", f"{dataset.width}x{dataset.height}, {split}",
+                      f"{PAPER_SIZES.get(name, '?')}, {PAPER_SPLITS.get(name, '?')}"))
+    m, loss = params.model, params.loss
+    lines += [
+        ("epochs (structure G / translator G_I)",
+         f"{params.train.epochs} / {params.translator.epochs}", "200 / pix2pixHD's pretrained"),
+        ("generator / discriminator", f"ngf {m.ngf}, {m.n_downsampling} downsamplings, "
+         f"{m.n_blocks} blocks; ndf {m.ndf}", "ngf 64, 4 downsamplings, 9 blocks; ndf 64"),
+        ("λ1..λ4 (adv, feat, perc, MEx)",
+         f"{loss.lambda_adv:g}, {loss.lambda_feat:g}, {loss.lambda_perc:g}, {loss.lambda_mex:g}",
+         "1, 1, 1, 1"),
+        ("q (NYU) / α / β", f"{params.q} ({params.q_overrides.get('nyu', params.q)}) / "
+         f"{params.alpha} / {params.beta}", "4 (5) / 5 / 5"),
+        ("device", conditions["device"], "GPU"),
+        ("VGG19 (perceptual loss)", "; ".join(conditions["vgg_sources"]), "ImageNet VGG19"),
+        ("FID", f"{conditions['fid_metric']}: {conditions['fid_source']}",
+         "pytorch-fid pool3 (2048-d)"),
+        ("test boxes", f"seed {conditions['test_box_seed']}, one per test image", "seed 679"),
+    ]
+    return lines
+
+
+def warnings_for(conditions: dict) -> list:
+    lines = []
+    if conditions["data_source"] == "synthetic":
+        lines.append("Synthetic demo data at toy size: these numbers show that the pipeline runs "
+                     "end to end; they are not a reproduction of the paper, and the differences "
+                     "to the paper say nothing about the method.")
+    if conditions["fid_metric"] != "fid":
+        lines.append(f"No FID: the Inception weights were missing, so `{conditions['fid_metric']}`"
+                     " (a labelled stand-in, not an FID) is shown under its own name and the FID "
+                     "column stays empty.")
+    if any(s.startswith("STAND-IN") for s in conditions["vgg_sources"]):
+        lines.append("The perceptual loss used a random-init VGG19 stand-in (no ImageNet "
+                     "weights).")
+    if not conditions["device"].startswith("cuda"):
+        lines.append("Mem: on CPU the training process's peak RSS (`mem_cpu_peak_rss_gb`), a "
+                     "different quantity from the paper's GPU memory; never compared.")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--reports", default="reports")
+    parser.add_argument("--artifacts", default="artifacts")
     args = parser.parse_args()
     params = load_params(args.params)
-    metrics = read_json("reports/metrics.json")
-    for row, values in read_json("reports/resources.json").items():
+    reports = args.reports
+    metrics = read_json(os.path.join(reports, "metrics.json"))
+    for row, values in read_json(os.path.join(reports, "resources.json")).items():
         metrics.setdefault(row, {}).update(values)
-    conditions = read_json("reports/run_conditions.json")
+    conditions = read_json(os.path.join(reports, "run_conditions.json"))
     sizes = ", ".join(f"{name} {d.width}x{d.height}" for name, d in params.datasets.items())
     note = (f"Ours: data {conditions['data_source']}, {sizes}, {params.train.epochs} epochs, "
             f"ngf {params.model.ngf}, device {conditions['device']}; FID: "
             f"{conditions['fid_source']}; VGG19: {'; '.join(conditions['vgg_sources'])}. "
             "Paper: real data at full size, 200 epochs, GPU. Differences are only shown where "
             "the metric is the same quantity.")
-    write_table(comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"]),
-                "reports/table1", "Table 1 — Pix2PixHD vs MExGAN", note)
-    write_table(comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_avg_gb"]),
-                "reports/table4", "Table 4 — MExGAN vs A-MExGAN", note)
+    missing = ("Not reproduced yet: this pipeline has no {what}; the paper's numbers are shown "
+               "for reference only.")
+    tables = [
+        ("Table 1 — Pix2PixHD vs MExGAN", "table1",
+         comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"]),
+         "tIOU / hamm / FID on the seed-679 test boxes; difference = ours − paper."),
+        ("Table 2 — TwoSM on Cityscapes (not reproduced yet)", "table2",
+         not_reproduced_table(PAPER_TABLE2, ["tiou", "hamm"]),
+         missing.format(what="TwoSM two-stage model (TwoSM, +Full, +MEx, +A-MEx)")),
+        ("Table 3 — GL on CMP Facade (not reproduced yet)", "table3",
+         not_reproduced_table(PAPER_TABLE3, ["ssim", "l1", "fid"]),
+         missing.format(what="GL inpainting model and no CMP Facade rows")),
+        ("Table 4 — MExGAN vs A-MExGAN", "table4",
+         comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_avg_gb"]),
+         "tIOU / hamm / training memory (paper: average GPU memory). On CPU the row shows "
+         "`mem_cpu_peak_rss_gb` under its own name, with no difference: another quantity."),
+    ]
+    for title, stem, frame, text in tables:
+        reproduced = not (frame["ours"] == NOT_REPRODUCED).all()
+        write_table(frame, os.path.join(reports, stem), title,
+                    f"{text}\n\n{note}" if reproduced else text)
+
     sweep = q_sensitivity(metrics)
-    sweep.to_csv("reports/q_sensitivity.csv", index=False, float_format="%.6g")
+    sweep.to_csv(os.path.join(reports, "q_sensitivity.csv"), index=False, float_format="%.6g")
+    q_plot = None
     if len(sweep):
-        plot_q_sensitivity(sweep, "reports/q_sensitivity.png",
+        q_plot = "q_sensitivity.png"
+        plot_q_sensitivity(sweep, os.path.join(reports, q_plot),
                            f"{conditions['data_source']} Cityscapes, alpha=beta={params.alpha}")
-    os.makedirs("reports/figures", exist_ok=True)
+
+    figures = os.path.join(reports, "figures")
+    os.makedirs(os.path.join(figures, "curves"), exist_ok=True)
+    grids = []
     for dataset in params.datasets:
         shown = {}
         for title, prefix in (("Pix2PixHD", "pix2pixhd"), ("MExGAN", "mexgan")):
-            path = f"artifacts/eval/{prefix}-{dataset}.npz"
+            path = os.path.join(args.artifacts, "eval", f"{prefix}-{dataset}.npz")
             if os.path.exists(path):
                 shown[title] = dict(np.load(path))
         if shown:
             qualitative_grid(shown, get_spec(dataset).label_names,
-                             f"reports/figures/grid_{dataset}.png")
-    print("reports: table1, table4, q_sensitivity, figures/grid_*.png")
+                             os.path.join(figures, f"grid_{dataset}.png"))
+            grids.append((f"{dataset}: {' vs '.join(shown)}", f"figures/grid_{dataset}.png"))
+
+    curves = []
+    for name in [f"translator-{d}" for d in params.datasets] + list(params.rows):
+        history = read_curves(os.path.join(reports, "train", name))
+        if history:
+            plot_training_curves(history, os.path.join(figures, "curves", f"{name}.png"), name)
+            curves.append((name, f"figures/curves/{name}.png"))
+
+    readme = render_readme(
+        conditions=run_conditions(params, conditions, os.path.join(args.artifacts, "data")),
+        tables=[(title, text, frame) for title, _, frame, text in tables],
+        q_sweep=sweep if len(sweep) else None, q_plot=q_plot, grids=grids, curves=curves,
+        warnings=warnings_for(conditions))
+    with open(os.path.join(reports, "README.md"), "w") as f:
+        f.write(readme)
+    print(f"reports: README.md, table1-4, q_sensitivity, {len(grids)} grids, "
+          f"{len(curves)} training-curve figures")
 
 
 if __name__ == "__main__":

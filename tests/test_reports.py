@@ -1,0 +1,247 @@
+"""Reports and the CI metrics gate: comparison tables, the q-sweep, reports/README.md from a
+small fake run, the dvc.yaml plots / outs that go with them, and stages.check_metrics."""
+import io
+import json
+import math
+import os
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+                              PAPER_TABLE4, comparison_table, markdown_table,
+                              not_reproduced_table, q_sensitivity, read_curves)
+from stages import check_metrics, report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STANDIN = "fid_standin_random_inception_64d"
+
+
+def fake_metrics():
+    rows = {"pix2pixhd-cityscapes": (0.5, 0.6, -1), "mexgan-cityscapes": (0.75, 0.7, 4),
+            "amexgan-cityscapes": (0.8, 0.9, 4), "mexgan-q2-cityscapes": (0.3, 0.4, 2),
+            "mexgan-q0-cityscapes": (0.1, 0.2, 0)}
+    return {row: {"tiou": t, "hamm": h, STANDIN: 0.001, "q": q, "test_boxes": 11}
+            for row, (t, h, q) in rows.items()}
+
+
+def line(frame, row, metric):
+    found = frame[(frame["row"] == row) & (frame["metric"] == metric)]
+    assert len(found) == 1, (row, metric)
+    return found.iloc[0]
+
+
+# --- tables -------------------------------------------------------------------------------
+
+def test_comparison_table_difference_is_ours_minus_paper():
+    frame = comparison_table(fake_metrics(), PAPER_TABLE1, ["tiou", "hamm", "fid"])
+    tiou = line(frame, "mexgan-cityscapes", "tiou")
+    assert tiou["paper"] == 0.7493 and tiou["ours"] == 0.75
+    assert tiou["difference"] == pytest.approx(0.75 - 0.7493)
+
+
+def test_a_standin_fid_is_listed_under_its_own_name_and_never_compared():
+    frame = comparison_table(fake_metrics(), PAPER_TABLE1, ["tiou", "hamm", "fid"])
+    fid = line(frame, "mexgan-cityscapes", "fid")
+    assert fid["paper"] == 139.14 and pd.isna(fid["ours"]) and pd.isna(fid["difference"])
+    standin = line(frame, "mexgan-cityscapes", STANDIN)
+    assert standin["ours"] == 0.001 and pd.isna(standin["paper"])
+    assert pd.isna(standin["difference"])
+
+
+def test_cpu_memory_is_shown_as_peak_rss_without_a_difference():
+    metrics = fake_metrics()
+    metrics["mexgan-cityscapes"]["mem_cpu_peak_rss_gb"] = 0.95
+    frame = comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_avg_gb"])
+    gpu = line(frame, "mexgan-cityscapes", "mem_gpu_avg_gb")
+    assert gpu["paper"] == 4.43 and pd.isna(gpu["ours"]) and pd.isna(gpu["difference"])
+    rss = line(frame, "mexgan-cityscapes", "mem_cpu_peak_rss_gb")
+    assert rss["ours"] == 0.95 and pd.isna(rss["paper"]) and pd.isna(rss["difference"])
+
+
+def test_a_row_the_run_does_not_have_shows_the_paper_only():
+    frame = comparison_table({}, PAPER_TABLE1, ["tiou"])
+    assert len(frame) == len(PAPER_TABLE1)
+    assert frame["ours"].isna().all() and frame["paper"].notna().all()
+
+
+def test_tables_2_and_3_say_not_reproduced_yet():
+    for paper, metrics in ((PAPER_TABLE2, ["tiou", "hamm"]), (PAPER_TABLE3, ["ssim", "l1", "fid"])):
+        frame = not_reproduced_table(paper, metrics)
+        assert len(frame) == len(paper) * len(metrics)
+        assert (frame["ours"] == NOT_REPRODUCED).all() and frame["difference"].isna().all()
+    assert line(not_reproduced_table(PAPER_TABLE2, ["tiou"]), "TwoSM", "tiou")["paper"] == 0.7064
+    assert line(not_reproduced_table(PAPER_TABLE3, ["l1"]), "GL+A-MEx", "l1")["paper"] == 20.22
+
+
+def test_markdown_table_marks_missing_values():
+    text = markdown_table(comparison_table(fake_metrics(), PAPER_TABLE1, ["fid"]))
+    assert "| mexgan-cityscapes | fid | 139.1400 | — | — |" in text
+
+
+def test_q_sensitivity_keeps_the_sweep_rows_sorted_by_q():
+    frame = q_sensitivity(fake_metrics())
+    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes"]
+    assert list(frame["q"]) == [0, 2] and list(frame["tiou"]) == [0.1, 0.3]
+
+
+# --- reports/README.md from a fake run ------------------------------------------------------
+
+CONDITIONS = {"data_source": "synthetic", "device": "cpu", "fid_metric": STANDIN,
+              "fid_source": "STAND-IN: random-init InceptionV3",
+              "vgg_sources": ["STAND-IN: random-init VGG19"], "test_box_seed": 679}
+
+
+def write_fake_run(root):
+    reports = root / "reports"
+    (reports / "train").mkdir(parents=True)
+    metrics = fake_metrics()
+    (reports / "metrics.json").write_text(json.dumps(metrics))
+    (reports / "resources.json").write_text(json.dumps(
+        {row: {"train_seconds": 1.0, "mem_cpu_peak_rss_gb": 0.9} for row in metrics}))
+    (reports / "run_conditions.json").write_text(json.dumps(CONDITIONS))
+    for row in ("mexgan-cityscapes", "translator-nyu"):
+        tsv_dir = reports / "train" / row / "plots" / "metrics" / "train"
+        tsv_dir.mkdir(parents=True)
+        for name in ("G_adv", "lr"):
+            (tsv_dir / f"{name}.tsv").write_text(f"step\t{name}\n0\t1.0\n1\t0.5\n2\t0.25\n")
+    data = root / "artifacts" / "data" / "cityscapes"
+    data.mkdir(parents=True)
+    (data / "stats.json").write_text(json.dumps(
+        {"train": {"images": 24}, "test": {"images": 12, "test_boxes": 11}}))
+    return reports
+
+
+@pytest.fixture
+def fake_report(tmp_path, monkeypatch):
+    reports = write_fake_run(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["report", "--params", os.path.join(REPO, "params.yaml"),
+                                      "--reports", str(reports),
+                                      "--artifacts", str(tmp_path / "artifacts")])
+    report.main()
+    return reports
+
+
+def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
+    text = (fake_report / "README.md").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Run conditions", "Fig 10"):
+        assert f"## {title}" in text, title
+    assert "| mexgan-cityscapes | tiou | 0.7493 | 0.7500 | 0.0007 |" in text
+    assert "| TwoSM | tiou | 0.7064 | not reproduced yet | — |" in text
+    assert "| GL | fid | 63.1400 | not reproduced yet | — |" in text
+    assert "| mexgan-cityscapes | mem_cpu_peak_rss_gb | — | 0.9000 | — |" in text
+    assert "| data | synthetic" in text and "| device | cpu | GPU |" in text
+    assert "64x32, 24 / 12 images, 11 test boxes" in text
+    assert "STAND-IN: random-init VGG19" in text and "STAND-IN: random-init InceptionV3" in text
+    assert "Synthetic demo data" in text and "not an FID" in text
+    assert "![q-sensitivity](q_sensitivity.png)" in text
+    for row in ("mexgan-cityscapes", "translator-nyu"):
+        assert f"![{row}](figures/curves/{row}.png)" in text
+        assert (fake_report / "figures" / "curves" / f"{row}.png").stat().st_size > 0
+    assert "figures/curves/pix2pixhd-cityscapes.png" not in text  # no dvclive log, no figure
+
+
+def test_the_report_stage_declares_every_file_it_writes(fake_report):
+    with open(os.path.join(REPO, "dvc.yaml")) as f:
+        stage = yaml.safe_load(f)["stages"]["report"]
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
+    inputs = {"metrics.json", "resources.json", "run_conditions.json"}
+    for folder, _, files in os.walk(fake_report):
+        relative = os.path.relpath(folder, fake_report)
+        if relative == "train" or relative.startswith("train" + os.sep):
+            continue
+        for name in files:
+            path = os.path.normpath(os.path.join("reports", relative, name))
+            if name in inputs and relative == ".":
+                continue
+            assert path in outs or any(path.startswith(o + "/") for o in outs), path
+
+
+def test_read_curves_reads_dvclive_tsvs(tmp_path):
+    tsv_dir = tmp_path / "plots" / "metrics" / "train"
+    tsv_dir.mkdir(parents=True)
+    (tsv_dir / "G_adv.tsv").write_text("step\tG_adv\n0\t2.0\n4\t1.0\n")
+    steps, values = read_curves(str(tmp_path))["train/G_adv"]
+    assert list(steps) == [0, 4] and list(values) == [2.0, 1.0]
+    assert read_curves(str(tmp_path / "absent")) == {}
+
+
+def test_dvc_plots_cover_every_training_run():
+    with open(os.path.join(REPO, "dvc.yaml")) as f:
+        plots = yaml.safe_load(f)["plots"]
+    with open(os.path.join(REPO, "params.yaml")) as f:
+        params = yaml.safe_load(f)
+    defined = {next(iter(p)) for p in plots}
+    runs = ([f"translator-{d}" for d in params["datasets"]] + list(params["baselines"])
+            + list(params["mex_rows"]))
+    missing = [r for r in runs if f"reports/train/{r}/plots/metrics" not in defined]
+    assert not missing, f"add to dvc.yaml plots: {missing}"
+    assert "reports/q_sensitivity.csv" in defined
+
+
+# --- stages.check_metrics -----------------------------------------------------------------
+
+def test_identical_metrics_pass():
+    out = io.StringIO()
+    assert check_metrics.check(fake_metrics(), fake_metrics(), out=out)
+    assert "metrics reproduced: all 25 values of 5 rows match exactly" in out.getvalue()
+
+
+def test_a_changed_metric_fails_with_row_metric_and_both_values():
+    reproduced = fake_metrics()
+    reproduced["mexgan-cityscapes"]["tiou"] = 0.7500000000000001
+    out = io.StringIO()
+    assert not check_metrics.check(fake_metrics(), reproduced, out=out)
+    assert ("metrics not reproduced: mexgan-cityscapes.tiou committed 0.75 "
+            "reproduced 0.7500000000000001") in out.getvalue().splitlines()
+    assert "1 of 25 committed metrics not reproduced exactly" in out.getvalue()
+
+
+def test_a_tolerance_accepts_tiny_differences_only():
+    reproduced = fake_metrics()
+    reproduced["mexgan-cityscapes"]["tiou"] += 1e-12
+    assert check_metrics.differences(fake_metrics(), reproduced, tolerance=1e-9) == []
+    reproduced["mexgan-cityscapes"]["hamm"] += 1e-6
+    assert check_metrics.differences(fake_metrics(), reproduced, tolerance=1e-9) == [
+        "metrics not reproduced: mexgan-cityscapes.hamm committed 0.7 "
+        f"reproduced {0.7 + 1e-6!r}"]
+
+
+def test_missing_and_extra_rows_and_metrics_fail():
+    committed, reproduced = fake_metrics(), fake_metrics()
+    del reproduced["amexgan-cityscapes"]
+    reproduced["new-row"] = {"tiou": 0.5}
+    del reproduced["mexgan-cityscapes"]["q"]
+    lines = check_metrics.differences(committed, reproduced)
+    assert "metrics not reproduced: amexgan-cityscapes.tiou committed 0.8 reproduced (missing)" \
+        in lines
+    assert "metrics not reproduced: new-row.tiou committed (missing) reproduced 0.5" in lines
+    assert "metrics not reproduced: mexgan-cityscapes.q committed 4 reproduced (missing)" in lines
+    assert len(lines) == 5 + 1 + 1
+
+
+def test_nan_matches_only_nan():
+    assert check_metrics.differences({"r": {"x": math.nan}}, {"r": {"x": math.nan}}) == []
+    assert check_metrics.differences({"r": {"x": math.nan}}, {"r": {"x": 0.0}}) == [
+        "metrics not reproduced: r.x committed nan reproduced 0.0"]
+    assert check_metrics.differences({"r": {"x": "a"}}, {"r": {"x": "b"}}) == [
+        "metrics not reproduced: r.x committed 'a' reproduced 'b'"]
+
+
+def test_cli_exit_status(tmp_path, monkeypatch, capsys):
+    committed, reproduced = tmp_path / "old.json", tmp_path / "new.json"
+    committed.write_text(json.dumps(fake_metrics()))
+    reproduced.write_text(json.dumps(fake_metrics()))
+    argv = ["check_metrics", "--committed", str(committed), "--reproduced", str(reproduced)]
+    monkeypatch.setattr(sys, "argv", argv)
+    check_metrics.main()
+    changed = fake_metrics()
+    changed["pix2pixhd-cityscapes"]["hamm"] = 0.61
+    reproduced.write_text(json.dumps(changed))
+    with pytest.raises(SystemExit) as exit_info:
+        check_metrics.main()
+    assert exit_info.value.code == 1
+    assert ("metrics not reproduced: pix2pixhd-cityscapes.hamm committed 0.6 reproduced 0.61"
+            in capsys.readouterr().out)
