@@ -8,25 +8,18 @@ import sys
 import pytest
 import yaml
 
+from tests.tiny_project import tiny_params as base_tiny_params
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_params() -> dict:
-    with open(os.path.join(REPO, "params.yaml")) as f:
-        params = yaml.safe_load(f)
-    for dataset in params["datasets"].values():
-        dataset.update(synthetic_train=4, synthetic_test=3)
-    params["datasets"]["cityscapes"].update(width=32, height=16)
-    params["datasets"]["nyu"].update(width=32, height=24)
-    params["datasets"]["helen"].update(width=24, height=24)
-    params["model"].update(ngf=4, ndf=4, n_blocks=1, n_layers_d=2)
-    params["train"].update(epochs=1, log_every=1)
-    params["translator"]["epochs"] = 1
-    params["evaluate"]["grid_images"] = 2
-    # Keep a q-sweep of two rows so the sensitivity plot has a line.
+    """tests/tiny_project's sizes, with a q-sweep of two rows so the sensitivity plot has a line."""
+    params = base_tiny_params()
     params["q_sweep"] = {"q0": 0, "q1": 1}
     params["mex_rows"] = {name: row for name, row in params["mex_rows"].items()
-                          if row["q_from"] not in ("q_sweep.q2", "q_sweep.q4", "q_sweep.q8")}
+                          if not row["q_from"].startswith("q_sweep.")
+                          or row["q_from"] in ("q_sweep.q0", "q_sweep.q1")}
     return params
 
 
