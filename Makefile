@@ -1,13 +1,23 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv, install the pinned requirements, run the DVC pipeline (embedded data)
 #   make test   same set-up, then the test suite
-#   make ci     the test suite, a from-scratch `dvc repro` of HEAD and the committed-metrics check
+#   make ci     the test suite, a from-scratch `dvc repro` of HEAD and the metrics gate (.ci/run)
+# Every other README command runs with .venv's tools, from any shell, without activating it:
+#   make exp ARGS="-S q=8"      dvc exp run -S q=8
+#   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
+#   make shell                  a shell with .venv activated (`exit` to leave); the same as
+#                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all ci repro clean-demo
+# The stages' `python -m stages...` must find .venv's python first (stages/__init__.py also
+# re-executes a python that lacks the requirements under .venv/bin/python).
+WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
+ARGS ?=
+
+.PHONY: demo test test-all ci repro exp dvc shell clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +26,23 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(WITH_VENV) $(BIN)/dvc repro
 
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+	$(WITH_VENV) $(BIN)/python -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	$(WITH_VENV) $(BIN)/python -m pytest -q
+
+exp: $(STAMP)
+	$(WITH_VENV) $(BIN)/dvc exp run $(ARGS)
+
+dvc: $(STAMP)
+	$(WITH_VENV) $(BIN)/dvc $(ARGS)
+
+shell: $(STAMP)
+	@echo "a shell with $(VENV) activated; exit to leave"
+	@$(WITH_VENV) $${SHELL:-bash} -i
 
 ci: $(STAMP)
 	.ci/run

@@ -1,5 +1,6 @@
-"""Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN) in one
-process: median step time and, on CUDA, peak / average allocated memory (paper Table 4 "Mem")."""
+"""Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN, and the
+dataset's TwoSM rows) in one process: median step time and, on CUDA, peak / average allocated
+memory (paper Table 4 "Mem")."""
 from __future__ import annotations
 
 import statistics
@@ -14,7 +15,8 @@ from pipeline.datasets import get_spec
 from pipeline.inputs import EditBox, EditTask, condition_channels
 from pipeline.networks import VGG19Features, count_parameters
 from pipeline.preparation import box_rows
-from pipeline.rows import build_generator, build_losses
+from pipeline.rows import build_generator, build_losses, build_twosm
+from pipeline.twosm import TwoStreamTask
 from pipeline.synthetic import generate_split
 
 
@@ -48,7 +50,8 @@ def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"),
               width: int, height: int, steps: int = 10, images: int = 8,
               progress: bool = False) -> dict:
     """Train each loss for `steps` steps on synthetic maps of the given size, same seed, and
-    report median seconds per step (+ CUDA memory). q is params.q (or its dataset override)."""
+    report median seconds per step (+ CUDA memory). q is params.q (or its dataset override).
+    Every TwoSM row of the dataset in params (twosm_rows) is timed too, under its row name."""
     device = trainer.pick_device(params.train.device)
     spec = get_spec(dataset)
     threshold = params.datasets[dataset].size_threshold
@@ -65,13 +68,21 @@ def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"),
                          "n_blocks": params.model.n_blocks}, "rows": {}}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
-    for loss in losses:
+    twosm_rows = [name for name, row in params.twosm_rows.items() if row.dataset == dataset]
+    for loss in list(losses) + twosm_rows:
         trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
-        task = TimedTask(EditTask(split, spec, boxes, batch_size=params.train.batch_size,
-                                  flip=params.train.flip, seed=params.train.seed), steps)
-        generator = build_generator(channels, params)
-        plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
-                               VGG19Features(params.loss.vgg_weights_path))
+        if loss in twosm_rows:
+            generator, plugins = build_twosm(loss, params)
+            task = TimedTask(TwoStreamTask(split, spec, boxes, generator.observation,
+                                           batch_size=params.twosm.batch_size,
+                                           flip=params.train.flip, seed=params.train.seed),
+                             steps)
+        else:
+            task = TimedTask(EditTask(split, spec, boxes, batch_size=params.train.batch_size,
+                                      flip=params.train.flip, seed=params.train.seed), steps)
+            generator = build_generator(channels, params)
+            plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
+                                   VGG19Features(params.loss.vgg_weights_path))
         if device.type == "cuda":
             torch.cuda.empty_cache()
         with tempfile.TemporaryDirectory() as out_dir:
@@ -85,7 +96,7 @@ def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"),
             "median_step_seconds": statistics.median(step_times),
             "generator_parameters": count_parameters(generator),
             "discriminator_parameters": sum(count_parameters(p) for p in plugins)
-            - count_parameters(plugins[0].vgg),
+            - (count_parameters(plugins[0].vgg) if hasattr(plugins[0], "vgg") else 0),
             **{k: v for k, v in summary.items() if k.startswith("mem_gpu")}}
     base = results["rows"].get("pix2pixhd", {}).get("median_step_seconds")
     if base:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import typing
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ class DatasetParams:
     size_threshold: float         # eligible box: area >= threshold * image area
     synthetic_train: int = 48     # images generated for the synthetic default
     synthetic_test: int = 16
+    box_list_threshold: float = 0.0  # boxes.csv lists boxes down to this (0: size_threshold);
+                                     # for rows with a lower size_threshold (TwoSM: 0.01)
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,15 @@ class TrainParams:
     beta1: float = 0.5
     beta2: float = 0.999
     flip: bool = True             # random horizontal flip (authors' code)
-    seed: int = 0                 # training seed (box choice per epoch, init, flips)
+    seed: int = 0                 # seed of G_I (translator) training and of the evaluation
     checkpoint_every: int = 0     # steps between checkpoints (0: end of each epoch only)
     log_every: int = 1            # steps between dvclive points
     cpu_threads: int = 2          # fixed so CPU runs are bit-reproducible across machines
     device: str = "auto"          # auto (cuda when present) | cpu | cuda
     processes: int = 1            # data-parallel processes (GPUs); > 1 relaunches under torchrun
+    portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
+    eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
+    eval_boxes: int = 8           # held-back slice: the first N test boxes, scored during training
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,25 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class TwoSMParams:
+    crop_size: int = 256          # model size of the local observation (paper: 256 crops)
+    batch_size: int = 16          # TwoSM rows' batch (Hong et al.: 16; train.batch_size: others)
+    lambda_gan: float = 0.1       # multiscale LSGAN on the context stream (Hong et al.: 0.1)
+    lambda_mask: float = 1.0      # BCE of the object-mask stream
+    lambda_context: float = 1.0   # NLL of the context stream
+
+
+@dataclass(frozen=True)
 class Row:
-    """One model row of the paper's tables: a dataset and a generator loss."""
+    """One model row of the paper's tables: a dataset and a generator loss.
+    Pix2PixHD / MEx rows: loss pix2pixhd (L_B) | mex (L_B + λ4 L_MEx) | amex (L_B + λ4 L_A-MEx).
+    TwoSM rows: loss twosm (TwoSM's objective) | mex | amex (+ λ4 L_(A-)MEx on the context
+    stream), observation local (TwoSM) | full (TwoSM+Full)."""
     dataset: str
-    loss: str                     # pix2pixhd (L_B) | mex (L_B + λ4 L_MEx) | amex (L_B + λ4 L_A-MEx)
+    loss: str
     q_from: str = ""              # name of the top-level param holding this row's q (MEx rows)
+    observation: str = ""         # TwoSM rows: local | full
+    size_threshold: float = 0.0   # training boxes' area threshold (0: the dataset's)
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,7 @@ class Params:
     q: int                        # MEx expansions: q+1 discriminators D_0..D_q (Eq 6-7)
     q_overrides: dict             # per-dataset q (paper: NYU uses q = 5)
     q_sweep: dict                 # the q-sensitivity rows (Fig 10)
+    seeds: tuple                  # training seeds: every structure row is trained once per seed
     alpha: int                    # horizontal expansion step, pixels (paper 5)
     beta: int                     # vertical expansion step, pixels (paper 5)
     data: DataParams
@@ -109,12 +130,22 @@ class Params:
     train: TrainParams
     translator: TranslatorParams
     evaluate: EvaluateParams
+    twosm: TwoSMParams
     baselines: dict               # row name -> Row (no expansion loss)
     mex_rows: dict                # row name -> Row (MEx / A-MEx)
+    twosm_rows: dict              # row name -> Row (the two-stream model, Table 2)
 
     @property
     def rows(self) -> dict:
-        return {**self.baselines, **self.mex_rows}
+        return {**self.baselines, **self.mex_rows, **self.twosm_rows}
+
+    def is_twosm(self, name: str) -> bool:
+        return name in self.twosm_rows
+
+    def row_threshold(self, name: str) -> float:
+        """The area threshold of a row's training boxes."""
+        row = self.row(name)
+        return row.size_threshold or self.datasets[row.dataset].size_threshold
 
     def row(self, name: str) -> Row:
         if name not in self.rows:
@@ -207,6 +238,13 @@ def parse_params(raw: dict) -> Params:
     for key in ("q", "alpha", "beta"):
         _coerce(int, raw[key], key)
         _check(raw[key] >= 0, key, raw[key], "an integer >= 0")
+    seeds = raw["seeds"]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ParamsError(f"seeds: {seeds!r} is not a non-empty list of integers")
+    _check(len(set(seeds)) == len(seeds), "seeds", seeds, "distinct seeds")
+    for seed in seeds:
+        _check(0 <= seed < SEED_LIMIT, "seeds", seeds, "integers in [0, 2**32)")
     for section in ("q_overrides", "q_sweep"):
         if not isinstance(raw[section], dict):
             raise ParamsError(f"{section}: expected a mapping, got {raw[section]!r}")
@@ -215,6 +253,7 @@ def parse_params(raw: dict) -> Params:
             _check(value >= 0, f"{section}.{name}", value, "an integer >= 0")
     params = Params(
         q=raw["q"], q_overrides=dict(raw["q_overrides"]), q_sweep=dict(raw["q_sweep"]),
+        seeds=tuple(raw["seeds"]),
         alpha=raw["alpha"], beta=raw["beta"],
         data=_build(DataParams, raw["data"], "data"),
         datasets={name: _build(DatasetParams, value, f"datasets.{name}")
@@ -224,10 +263,13 @@ def parse_params(raw: dict) -> Params:
         train=_build(TrainParams, raw["train"], "train"),
         translator=_build(TranslatorParams, raw["translator"], "translator"),
         evaluate=_build(EvaluateParams, raw["evaluate"], "evaluate"),
+        twosm=_build(TwoSMParams, raw["twosm"], "twosm"),
         baselines={name: _build(Row, value, f"baselines.{name}")
                    for name, value in _mapping(raw["baselines"], "baselines").items()},
         mex_rows={name: _build(Row, value, f"mex_rows.{name}")
                   for name, value in _mapping(raw["mex_rows"], "mex_rows").items()},
+        twosm_rows={name: _build(Row, value, f"twosm_rows.{name}")
+                    for name, value in _mapping(raw["twosm_rows"], "twosm_rows").items()},
     )
     _validate(params)
     return params
@@ -263,6 +305,9 @@ def _validate(p: Params) -> None:
                "a fraction in (0, 1)")
         _check(d.synthetic_train > 0 and d.synthetic_test > 0, f"datasets.{name}.synthetic_train",
                (d.synthetic_train, d.synthetic_test), "positive image counts")
+        _check(0 <= d.box_list_threshold <= d.size_threshold,
+               f"datasets.{name}.box_list_threshold", d.box_list_threshold,
+               "0 (= size_threshold) or a fraction <= size_threshold")
     for name in p.q_overrides:
         _check(name in p.datasets, f"q_overrides.{name}", name, "a dataset of `datasets`")
     m = p.model
@@ -287,30 +332,56 @@ def _validate(p: Params) -> None:
     _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu or cuda")
     _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
+    _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
+    _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")
     _check(p.evaluate.grid_images >= 1, "evaluate.grid_images", p.evaluate.grid_images,
            "an integer >= 1")
-    for group, rows in (("baselines", p.baselines), ("mex_rows", p.mex_rows)):
+    _check(p.twosm.crop_size > 0 and p.twosm.crop_size % (2 ** m.n_downsampling) == 0,
+           "twosm.crop_size", p.twosm.crop_size,
+           f"a positive multiple of 2**model.n_downsampling = {2 ** m.n_downsampling}")
+    _check(p.twosm.batch_size >= 1, "twosm.batch_size", p.twosm.batch_size, "an integer >= 1")
+    for key in ("lambda_gan", "lambda_mask", "lambda_context"):
+        _check(getattr(p.twosm, key) >= 0, f"twosm.{key}", getattr(p.twosm, key), "a number >= 0")
+    groups = (("baselines", p.baselines), ("mex_rows", p.mex_rows),
+              ("twosm_rows", p.twosm_rows))
+    allowed_losses = {"baselines": ("pix2pixhd",), "mex_rows": ("mex", "amex"),
+                      "twosm_rows": ("twosm", "mex", "amex")}
+    for group, rows in groups:
         for name, row in rows.items():
             _check(isinstance(name, str) and ROW_NAME.fullmatch(name) is not None,
                    f"{group}.{name}", name, "a row name of letters, digits, '.', '_', '-' "
                    "(it names folders)")
             _check(row.dataset in p.datasets, f"{group}.{name}.dataset", row.dataset,
                    f"a dataset of `datasets`: {', '.join(p.datasets)}")
-            allowed = ("pix2pixhd",) if group == "baselines" else ("mex", "amex")
+            allowed = allowed_losses[group]
             _check(row.loss in allowed, f"{group}.{name}.loss", row.loss, " or ".join(allowed))
-            if group == "mex_rows":
+            if group == "twosm_rows":
+                _check(row.observation in ("local", "full"), f"{group}.{name}.observation",
+                       row.observation, "local or full")
+            else:
+                _check(row.observation == "", f"{group}.{name}.observation", row.observation,
+                       "empty: only TwoSM rows have an observation")
+            if row.size_threshold:
+                dataset = p.datasets[row.dataset]
+                lowest = dataset.box_list_threshold or dataset.size_threshold
+                _check(lowest <= row.size_threshold < 1, f"{group}.{name}.size_threshold",
+                       row.size_threshold, f"0 (the dataset's) or a fraction >= datasets."
+                       f"{row.dataset}.box_list_threshold ({lowest:g}; boxes.csv lists no "
+                       "smaller box)")
+            if group == "mex_rows" or (group == "twosm_rows" and row.loss != "twosm"):
                 q_names = ["q"] + [f"q_overrides.{k}" for k in p.q_overrides] + \
                     [f"q_sweep.{k}" for k in p.q_sweep]
-                _check(row.q_from in q_names, f"mex_rows.{name}.q_from", row.q_from,
+                _check(row.q_from in q_names, f"{group}.{name}.q_from", row.q_from,
                        f"one of {', '.join(q_names)}")
             else:
-                _check(row.q_from == "", f"baselines.{name}.q_from", row.q_from,
-                       "empty: a baseline row has no expansion loss")
-    overlap = set(p.baselines) & set(p.mex_rows)
-    _check(not overlap, "mex_rows", sorted(overlap), "row names unique across both groups")
+                _check(row.q_from == "", f"{group}.{name}.q_from", row.q_from,
+                       "empty: a row without an expansion loss has no q")
+    names = [name for _, rows in groups for name in rows]
+    overlap = sorted({name for name in names if names.count(name) > 1})
+    _check(not overlap, "mex_rows", overlap, "row names unique across the row groups")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -343,6 +414,11 @@ def load_params(path: str = "params.yaml") -> Params:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ParamsError(f"{path}: not valid YAML ({where}{problem})") from None
     return parse_params(raw)
+
+
+def seed_dir(root: str, row_name: str, seed: int) -> str:
+    """Where one training run of a structure row lives: <root>/<row>/seed<k>."""
+    return os.path.join(root, row_name, f"seed{seed}")
 
 
 def to_dict(obj):

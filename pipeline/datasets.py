@@ -203,7 +203,8 @@ def read_split(path: str) -> SplitArrays:
 # The paper's prepared sizes (W, H) and box size thresholds (§4); the outside-DVC prepare CLI
 # uses these, the DVC stages read theirs from params.yaml.
 PAPER_SETTINGS = {
-    "cityscapes": {"width": 256, "height": 128, "size_threshold": 0.02},
+    "cityscapes": {"width": 256, "height": 128, "size_threshold": 0.02,
+                   "box_list_threshold": 0.01},  # TwoSM rows train on boxes >= 0.01
     "nyu": {"width": 192, "height": 144, "size_threshold": 0.02},
     "helen": {"width": 256, "height": 256, "size_threshold": 0.0003},
     "facade": {"width": 248, "height": 242, "size_threshold": 0.0003},

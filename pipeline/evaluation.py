@@ -12,33 +12,91 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import trainer
+from pipeline import floors, trainer
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
 from pipeline.inputs import edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.metrics import FIDScorer, hamm, tiou
+from pipeline.config import seed_dir
 from pipeline.rows import SUMMARY_FILE, check_boxes, load_generator
+from pipeline.twosm import TwoStreamGenerator, predict_labels
 
 log = logging.getLogger(__name__)
 
 
+def test_items(dataset: str, data_dir: str):
+    """(spec, test split, [(image index, EditBox)]) of a prepared dataset, in test-split order:
+    the seed-679 test boxes every row is scored on."""
+    spec = get_spec(dataset)
+    split = read_split(os.path.join(data_dir, "test.h5"))
+    boxes_path = os.path.join(data_dir, "test_boxes.csv")
+    boxes = read_boxes(boxes_path)
+    check_boxes(boxes_path, boxes, split, spec)
+    index = {name: i for i, name in enumerate(split.names)}
+    items = [(index[name], boxes[name][0]) for name in split.names if name in boxes]
+    if len(items) < 2:
+        raise ValueError(f"{boxes_path}: {len(items)} test boxes; need at least 2")
+    return spec, split, items
+
+
+@torch.no_grad()
+def score_edits(generator, split, spec, items, batch_size: int = 8):
+    """Redraw each (image, box) of `items` with `generator` (on its own device), fuse (Eq 5) and
+    score: (per-box tiou list, hamm list, fused colour maps (N, H, W, 3) uint8). A TwoSM
+    generator's labels are its context stream's argmax (pipeline.twosm), with no colour round
+    trip; its colour map is the palette of those labels."""
+    device = next(generator.parameters()).device
+    tious, hamms, fused_maps = [], [], []
+    if isinstance(generator, TwoStreamGenerator):
+        for index, edit in items:
+            truth = split.labels[index]
+            predicted = predict_labels(generator, generator.observation, truth,
+                                       split.instances[index], edit, spec, device)
+            tious.append(tiou(predicted, truth, edit.box, edit.label))
+            hamms.append(hamm(predicted, truth, edit.box))
+            fused_maps.append(spec.palette[predicted][None].astype(np.uint8))
+        return tious, hamms, np.concatenate(fused_maps)
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        batch = edit_batch(split, spec, [i for i, _ in chunk], [edit for _, edit in chunk],
+                           [False] * len(chunk), device)
+        fused_uint8 = from_unit_range(batch.fuse(generator(batch.condition)))
+        for (index, edit), colour in zip(chunk, fused_uint8):
+            predicted = colour_to_labels(colour, spec.palette)
+            truth = split.labels[index]
+            tious.append(tiou(predicted, truth, edit.box, edit.label))
+            hamms.append(hamm(predicted, truth, edit.box))
+        fused_maps.append(fused_uint8)
+    return tious, hamms, np.concatenate(fused_maps)
+
+
+class HeldBackBoxes:
+    """The first `count` seed-679 test boxes of a dataset, scored during training (the learning
+    curves of tIOU / hamm; the floors are drawn on the same boxes)."""
+
+    def __init__(self, dataset: str, data_dir: str, count: int):
+        self.spec, self.split, items = test_items(dataset, data_dir)
+        self.items = items[:count]
+
+    def scores(self, generator) -> dict:
+        tious, hamms, _ = score_edits(generator, self.split, self.spec, self.items)
+        return {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms))}
+
+
 class DatasetEvaluation:
-    """Test split, test boxes, G_I and the real-photo FID features of one dataset."""
+    """Test split, test boxes, G_I, the floor rows and the real-photo FID features of one
+    dataset."""
 
     def __init__(self, dataset: str, data_dir: str, translator_dir: str, device):
-        self.spec = get_spec(dataset)
-        self.split = read_split(os.path.join(data_dir, "test.h5"))
-        boxes_path = os.path.join(data_dir, "test_boxes.csv")
-        boxes = read_boxes(boxes_path)
-        check_boxes(boxes_path, boxes, self.split, self.spec)
-        index = {name: i for i, name in enumerate(self.split.names)}
-        self.items = [(index[name], boxes[name][0]) for name in self.split.names if name in boxes]
-        if len(self.items) < 2:
-            raise ValueError(f"{boxes_path}: {len(self.items)} test boxes; need at least 2")
+        self.spec, self.split, self.items = test_items(dataset, data_dir)
         self.translator = load_generator(translator_dir, device)
         self.device = device
         self.fid = None
         self.real_features = None
+        train = read_split(os.path.join(data_dir, "train.h5"))
+        self.mean_masks = floors.mean_masks(train.labels, train.instances, train.names,
+                                            read_boxes(os.path.join(data_dir, "boxes.csv"),
+                                                       split="train"))
 
     def use_fid(self, fid: FIDScorer) -> None:
         """Score with `fid`: the FID features of the real test photos."""
@@ -49,22 +107,26 @@ class DatasetEvaluation:
     @torch.no_grad()
     def run(self, generator, batch_size: int = 8):
         """(per-image tiou list, hamm list, fused colour maps, translated photos) for a row."""
-        tious, hamms, fused_maps, photos = [], [], [], []
-        for start in range(0, len(self.items), batch_size):
-            chunk = self.items[start:start + batch_size]
-            batch = edit_batch(self.split, self.spec, [i for i, _ in chunk],
-                               [edit for _, edit in chunk], [False] * len(chunk), self.device)
-            fused = batch.fuse(generator(batch.condition))
-            fused_uint8 = from_unit_range(fused)
-            translated = self.translator(to_unit_range(fused_uint8).to(self.device))
-            for (index, edit), colour in zip(chunk, fused_uint8):
-                predicted = colour_to_labels(colour, self.spec.palette)
-                truth = self.split.labels[index]
-                tious.append(tiou(predicted, truth, edit.box, edit.label))
-                hamms.append(hamm(predicted, truth, edit.box))
-            fused_maps.append(fused_uint8)
-            photos.append(from_unit_range(translated))
-        return tious, hamms, np.concatenate(fused_maps), np.concatenate(photos)
+        tious, hamms, fused = score_edits(generator, self.split, self.spec, self.items,
+                                          batch_size)
+        photos = [from_unit_range(self.translator(to_unit_range(fused[i:i + batch_size])
+                                                  .to(self.device)))
+                  for i in range(0, len(fused), batch_size)]
+        return tious, hamms, fused, np.concatenate(photos)
+
+    def floor_scores(self, floor: str):
+        """(tiou list, hamm list) of a floor row (pipeline.floors) on the test boxes."""
+        tious, hamms = [], []
+        for index, edit in self.items:
+            truth = self.split.labels[index]
+            if floor == "fill-box":
+                predicted = floors.fill_box_prediction(truth, edit.box, edit.label)
+            else:
+                predicted = floors.mean_mask_prediction(truth, edit.box, edit.label,
+                                                        self.mean_masks)
+            tious.append(tiou(predicted, truth, edit.box, edit.label))
+            hamms.append(hamm(predicted, truth, edit.box))
+        return tious, hamms
 
 
 def read_summary(model_dir: str) -> dict:
@@ -76,17 +138,23 @@ def read_summary(model_dir: str) -> dict:
             summary = json.load(f)
     except ValueError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
-    missing = [k for k in ("q", "train_seconds", "vgg_source") if k not in summary]
+    missing = [k for k in ("q", "seed", "vgg_source") if k not in summary]
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)} (rerun its training stage)")
     return summary
 
 
+SCORE_COLUMNS = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]
+
+
 def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
              samples_dir: str, progress: bool = True) -> dict:
-    """Metrics of every row (means over the test boxes), training time and memory, and the run
-    conditions (data source, device, which weights were used); example maps and
-    photos of the first evaluate.grid_images test boxes go to samples_dir/<row>.npz.
+    """Metrics of every row, trained once per seed of params.seeds, and of the floor rows of
+    every dataset (pipeline.floors), all on the same seed-679 test boxes; the run conditions
+    (data source, device, which weights were used). Returns
+    {"rows": row -> means over seeds and boxes, "scores": one record per (row, seed, box),
+     "conditions": ...}. Example maps and photos of the first evaluate.grid_images test boxes
+    (first seed) go to samples_dir/<row>.npz.
 
     Every input (test splits, test boxes, translators, generators, summaries) is read and
     checked before any scoring, and samples_dir is replaced only when every row is done."""
@@ -99,29 +167,45 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
             datasets[row.dataset] = DatasetEvaluation(
                 row.dataset, os.path.join(data_root, row.dataset),
                 os.path.join(model_root, f"translator-{row.dataset}"), device)
-        model_dir = os.path.join(model_root, row_name)
-        load_generator(model_dir, "cpu")  # readable and complete, or a one-line error now
-        summaries[row_name] = read_summary(model_dir)
+        for seed in params.seeds:
+            model_dir = seed_dir(model_root, row_name, seed)
+            load_generator(model_dir, "cpu")  # readable and complete, or a one-line error now
+            summaries[row_name, seed] = read_summary(model_dir)
     fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
     for data in datasets.values():
         data.use_fid(fid)
     tmp_samples = samples_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp_samples, ignore_errors=True)
     os.makedirs(tmp_samples)
-    metrics, resources = {}, {}
+    metrics, scores = {}, []
+
+    def record(row_name, dataset, seed, data, tious, hamms):
+        scores.extend({"row": row_name, "dataset": dataset, "seed": seed,
+                       "image": data.split.names[index], "label": edit.label,
+                       "tiou": t, "hamm": h}
+                      for (index, edit), t, h in zip(data.items, tious, hamms))
+
     try:
-        for row_name in tqdm(row_names, desc="evaluate", disable=not progress):
-            data = datasets[params.row(row_name).dataset]
-            generator = load_generator(os.path.join(model_root, row_name), device)
+        for dataset, data in datasets.items():
+            for floor in floors.FLOORS:
+                tious, hamms = data.floor_scores(floor)
+                name = floors.floor_row_name(floor, dataset)
+                record(name, dataset, -1, data, tious, hamms)
+                metrics[name] = {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
+                                 "test_boxes": len(tious)}
+        runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]
+        per_seed = {}
+        for row_name, seed in tqdm(runs, desc="evaluate", disable=not progress):
+            dataset = params.row(row_name).dataset
+            data = datasets[dataset]
+            generator = load_generator(seed_dir(model_root, row_name, seed), device)
             tious, hamms, fused, photos = data.run(generator)
-            summary = summaries[row_name]
-            metrics[row_name] = {
-                "tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
-                fid.metric_name: fid.distance(data.real_features, fid.features(photos)),
-                "test_boxes": len(tious), "q": summary["q"]}
-            # Time and memory vary from run to run: kept apart from the reproducible metrics.
-            resources[row_name] = {"train_seconds": summary["train_seconds"],
-                                   **{k: v for k, v in summary.items() if k.startswith("mem_")}}
+            record(row_name, dataset, seed, data, tious, hamms)
+            per_seed.setdefault(row_name, []).append(
+                {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
+                 fid.metric_name: fid.distance(data.real_features, fid.features(photos))})
+            if seed != params.seeds[0]:
+                continue
             count = params.evaluate.grid_images
             shown = [index for index, _ in data.items[:count]]
             np.savez_compressed(
@@ -130,6 +214,11 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                 photo=data.split.photos[shown],
                 boxes=np.array([edit.box for _, edit in data.items[:count]]),
                 labels=np.array([edit.label for _, edit in data.items[:count]]))
+        for row_name, values in per_seed.items():
+            metrics[row_name] = {
+                **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
+                "test_boxes": len(datasets[params.row(row_name).dataset].items),
+                "seeds": len(values), "q": summaries[row_name, params.seeds[0]]["q"]}
         shutil.rmtree(samples_dir, ignore_errors=True)
         os.replace(tmp_samples, samples_dir)
     finally:
@@ -137,5 +226,5 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
     conditions = {"data_source": params.data.source, "device": str(device),
                   "fid_metric": fid.metric_name, "fid_source": fid.source,
                   "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()}),
-                  "test_box_seed": params.evaluate.seed}
-    return {"rows": metrics, "resources": resources, "conditions": conditions}
+                  "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds)}
+    return {"rows": metrics, "scores": scores, "conditions": conditions}

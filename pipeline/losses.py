@@ -117,7 +117,7 @@ class Pix2PixHDLoss(nn.Module):
 
 def expanded_crops(batch: GanBatch, image: torch.Tensor, q: int, alpha: int, beta: int):
     """For j = 0..q, the crops of bE_j of (condition, image) for every sample: a list over j of
-    lists over samples of (1, C+3, h_j, w_j) tensors. Crop(Su × M^E_j) of Eq 6-7."""
+    lists over samples of (1, C + image channels, h_j, w_j) tensors. Crop(Su × M^E_j) of Eq 6-7."""
     height, width = image.shape[-2:]
     crops = []
     for j in range(q + 1):
@@ -141,25 +141,31 @@ def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
 
 class ExpansionLoss(nn.Module):
     """What MEx and A-MEx share: q, the steps α / β, λ4, and the G / D terms built from the
-    subclass's `_score(batch, image, real)` (the summed LSGAN terms over j = 0..q)."""
+    subclass's `_score(batch, image, real)` (the summed LSGAN terms over j = 0..q).
+
+    `channels` selects the image the discriminators see from the generator output and the
+    target: all of it for the colour-map rows (3 channels), the context stream of the two-stream
+    model (channels 1.., one per label) for the TwoSM rows."""
     term = ""
 
-    def __init__(self, *, q: int, alpha: int, beta: int, lambda_mex: float):
+    def __init__(self, *, q: int, alpha: int, beta: int, lambda_mex: float,
+                 channels: slice = slice(None)):
         super().__init__()
         self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        self.channels = channels
 
     def _score(self, batch, image, real: bool):
         raise NotImplementedError
 
     def generator_terms(self, batch, generated, fused) -> dict:
         with frozen(self):  # the module's only parameters are its discriminators
-            return {f"G_{self.term}": self.lambda_mex * self._score(batch, fused, True)}
+            return {f"G_{self.term}":
+                    self.lambda_mex * self._score(batch, fused[:, self.channels], True)}
 
     def discriminator_terms(self, batch, generated, fused) -> dict:
-        return {f"D_{self.term}_fake":
-                0.5 * self.lambda_mex * self._score(batch, fused.detach(), False),
-                f"D_{self.term}_real":
-                0.5 * self.lambda_mex * self._score(batch, batch.target, True)}
+        fake, real = fused[:, self.channels].detach(), batch.target[:, self.channels]
+        return {f"D_{self.term}_fake": 0.5 * self.lambda_mex * self._score(batch, fake, False),
+                f"D_{self.term}_real": 0.5 * self.lambda_mex * self._score(batch, real, True)}
 
 
 class MExLoss(ExpansionLoss):
@@ -170,10 +176,11 @@ class MExLoss(ExpansionLoss):
     term = "mex"
 
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
-                 n_layers=3, lambda_mex=1.0):
-        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex)
+                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None)):
+        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
         self.discriminators = nn.ModuleList(
-            PatchDiscriminator(condition_channels + 3, ndf, n_layers) for _ in range(q + 1))
+            PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
+            for _ in range(q + 1))
 
     def _score(self, batch, image, real: bool):
         total = 0.0
@@ -208,9 +215,10 @@ class AMExLoss(ExpansionLoss):
     term = "amex"
 
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
-                 n_layers=3, lambda_mex=1.0):
-        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex)
-        self.discriminator = PatchDiscriminator(condition_channels + 3, ndf, n_layers)
+                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None)):
+        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
+        self.discriminator = PatchDiscriminator(condition_channels + image_channels, ndf,
+                                                n_layers)
 
     def _score(self, batch, image, real: bool):
         pair = torch.cat([batch.condition, image], 1)                      # (N, C+3, H, W)

@@ -61,8 +61,11 @@ def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed:
 
 
 def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, height: int,
-                    threshold: float, seed: int = 679, source: str) -> dict:
+                    threshold: float, seed: int = 679, source: str,
+                    list_threshold: float | None = None) -> dict:
     """Write the prepared directory for `splits` ({"train": SplitArrays, "test": ...}).
+    Eligible boxes and the test boxes use `threshold`; boxes.csv lists every box down to
+    `list_threshold` (default: threshold), for rows trained with a lower one (TwoSM: 0.01).
     Everything goes to a temp dir that replaces `out_dir` only when complete. Facade (inpainting,
     no edit classes) also gets test_masks.csv: 20 fixed seed-679 holes per test image."""
     spec = get_spec(spec_name)
@@ -71,19 +74,22 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
     os.makedirs(tmp_dir)
     try:
         stats = {"dataset": spec_name, "source": source, "width": width, "height": height,
-                 "size_threshold": threshold, "test_box_seed": seed}
+                 "size_threshold": threshold, "test_box_seed": seed,
+                 "boxes_listed_from": min(threshold, list_threshold or threshold)}
         all_boxes = []
         for split_name in SPLITS:
             split = resize_split(splits[split_name], width, height)
             check_labels(split, spec, f"{spec_name}/{split_name}")
             write_split(os.path.join(tmp_dir, f"{split_name}.h5"), split)
             rows = box_rows(split_name, split, spec, threshold)
+            listed = (box_rows(split_name, split, spec, list_threshold)
+                      if list_threshold is not None and list_threshold < threshold else rows)
             if spec.edit_classes and not rows:  # nothing to train or evaluate on: no output
                 classes = ", ".join(spec.label_names[c] for c in spec.edit_classes)
                 raise ValueError(f"{spec_name}/{split_name}: none of the {len(split.names)} "
                                  f"images has an eligible box (size_threshold {threshold}; "
                                  f"edit classes {classes})")
-            all_boxes += rows
+            all_boxes += listed
             with_box = {row[1] for row in rows}
             stats[split_name] = {
                 "images": len(split.names),

@@ -13,6 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
+from pipeline.floors import FLOORS, floor_row_name  # noqa: E402
+from pipeline.intervals import interval, paired_difference  # noqa: E402
+
 # The paper's numbers (Tables 1 and 4). Keys are our row names; FID columns compare only when
 # our run used the real Inception weights.
 PAPER_TABLE1 = {
@@ -27,46 +30,194 @@ PAPER_TABLE4 = {
     "mexgan-cityscapes": {"tiou": 0.7493, "hamm": 0.7677, "mem_gpu_avg_gb": 4.43},
     "amexgan-cityscapes": {"tiou": 0.7652, "hamm": 0.7734, "mem_gpu_avg_gb": 4.54},
 }
-# Tables 2 (TwoSM on Cityscapes) and 3 (GL on CMP Facade) need models this pipeline does not
-# have yet: the report shows the paper's numbers and says so.
+# Table 2 (Cityscapes): TwoSM, TwoSM+Full, TwoSM+Full+MEx, TwoSM+Full+A-MEx, by our row names.
 PAPER_TABLE2 = {
-    "TwoSM": {"tiou": 0.7064, "hamm": 0.7443},
-    "TwoSM+Full": {"tiou": 0.8285, "hamm": 0.8427},
-    "TwoSM+Full+MEx": {"tiou": 0.8242, "hamm": 0.8395},
-    "TwoSM+Full+A-MEx": {"tiou": 0.8243, "hamm": 0.8387},
+    "twosm-cityscapes": {"tiou": 0.7064, "hamm": 0.7443},
+    "twosm-full-cityscapes": {"tiou": 0.8285, "hamm": 0.8427},
+    "twosm-full-mex-cityscapes": {"tiou": 0.8242, "hamm": 0.8395},
+    "twosm-full-amex-cityscapes": {"tiou": 0.8243, "hamm": 0.8387},
 }
+# Table 3 (GL on CMP Facade) needs a model this pipeline does not have yet: the report shows the
+# paper's numbers and says so.
 PAPER_TABLE3 = {
     "GL": {"ssim": 0.3827, "l1": 21.59, "fid": 63.14},
     "GL+A-MEx": {"ssim": 0.3912, "l1": 20.22, "fid": 54.84},
 }
 NOT_REPRODUCED = "not reproduced yet"
 Q_SWEEP_PREFIX = "mexgan-q"
+FLOOR_NOTE = ("Floor rows (no training): `floor-fill-box` paints the whole box with the target "
+              "label, `floor-mean-mask` draws the class's mean training mask in it; a trained row "
+              "has learned something about object shape only where it scores above both.")
+TABLE_COLUMNS = ["row", "metric", "paper", "ours", "ci_low", "ci_high", "seeds", "vs_floor",
+                 "difference"]
 
 
-def comparison_table(metrics: dict, paper: dict, metric_names) -> pd.DataFrame:
-    """One line per (row, metric): paper value, ours, ours − paper. A metric the run does not
-    have (FID without the Inception weights, GPU memory on a CPU run) shows as missing, followed
-    by what was measured instead under its own name (never compared with the paper)."""
+def score_matrices(scores: pd.DataFrame, metric: str) -> dict:
+    """row -> (seeds, boxes) array of one metric from reports/scores.csv; the boxes (columns) are
+    in the same image order for every row of a dataset, so rows can be paired."""
+    matrices = {}
+    for row, frame in scores.groupby("row", sort=False):
+        table = frame.pivot(index="seed", columns="image", values=metric)
+        matrices[row] = table.reindex(sorted(table.columns), axis=1).to_numpy()
+    return matrices
+
+
+def row_estimates(scores: pd.DataFrame, metric_names=("tiou", "hamm")) -> dict:
+    """(row, metric) -> Estimate (mean and 95 % bootstrap interval over seeds and boxes)."""
+    estimates = {}
+    for metric in metric_names:
+        for row, matrix in score_matrices(scores, metric).items():
+            estimates[row, metric] = interval(matrix)
+    return estimates
+
+
+def floor_rows(dataset: str) -> list:
+    return [floor_row_name(floor, dataset) for floor in FLOORS]
+
+
+def versus_floor(scores: pd.DataFrame, row: str, metric: str, dataset: str) -> str:
+    """Where a trained row stands against the stronger floor of its dataset, from the paired
+    difference's 95 % interval: above / below / not distinguishable."""
+    matrices = score_matrices(scores[scores["dataset"] == dataset], metric)
+    if row not in matrices:
+        return ""
+    floors_here = [name for name in floor_rows(dataset) if name in matrices]
+    if not floors_here:
+        return ""
+    strongest = max(floors_here, key=lambda name: matrices[name].mean())
+    difference = paired_difference(matrices[row], matrices[strongest])
+    if difference.low > 0:
+        return "above floor"
+    if difference.high < 0:
+        return "below floor"
+    return "not distinguishable"
+
+
+def comparison_table(metrics: dict, paper: dict, metric_names, scores: pd.DataFrame | None = None,
+                     datasets=()) -> pd.DataFrame:
+    """One line per (row, metric): paper value, ours with its 95 % interval and seed count, where
+    it stands against the floor, ours − paper; then the floor rows of `datasets` (no paper value).
+    A metric the run does not have (FID without the Inception weights, GPU memory on a CPU run)
+    shows as missing, followed by what was measured instead under its own name (never compared
+    with the paper)."""
+    estimates = row_estimates(scores) if scores is not None else {}
+    dataset_of = ({row: d for row, d in zip(scores["row"], scores["dataset"])}
+                  if scores is not None else {})
     lines = []
+
+    def line(row, metric, paper_value, value, seeds=None):
+        estimate = estimates.get((row, metric))
+        standing = ""
+        if scores is not None and metric in ("tiou", "hamm") and not row.startswith("floor-") \
+                and row in dataset_of:
+            standing = versus_floor(scores, row, metric, dataset_of[row])
+        lines.append({"row": row, "metric": metric, "paper": paper_value, "ours": value,
+                      "ci_low": estimate.low if estimate else None,
+                      "ci_high": estimate.high if estimate else None,
+                      "seeds": None if seeds is None else str(seeds), "vs_floor": standing,
+                      "difference": None if value is None or paper_value is None
+                      else value - paper_value})
+
     for row, paper_values in paper.items():
         ours = metrics.get(row, {})
         for metric in metric_names:
-            paper_value, value = paper_values.get(metric), ours.get(metric)
-            lines.append({"row": row, "metric": metric, "paper": paper_value, "ours": value,
-                          "difference": None if value is None else value - paper_value})
-            if value is None:  # what was measured instead, under its own name, never compared
+            line(row, metric, paper_values.get(metric), ours.get(metric), ours.get("seeds"))
+            if ours.get(metric) is None:  # what was measured instead, never compared
                 family = metric.split("_")[0] + "_"
                 for name in sorted(k for k in ours if k.startswith(family)):
-                    lines.append({"row": row, "metric": name, "paper": None,
-                                  "ours": ours[name], "difference": None})
-    return pd.DataFrame(lines, columns=["row", "metric", "paper", "ours", "difference"])
+                    line(row, name, None, ours[name], ours.get("seeds"))
+    for dataset in datasets:
+        for row in floor_rows(dataset):
+            if row in metrics:
+                for metric in metric_names:
+                    if metric in metrics[row]:
+                        line(row, metric, None, metrics[row][metric])
+    return pd.DataFrame(lines, columns=TABLE_COLUMNS)
 
 
-def not_reproduced_table(paper: dict, metric_names) -> pd.DataFrame:
-    """Paper numbers of a table this pipeline does not reproduce yet: ours says so."""
-    lines = [{"row": row, "metric": metric, "paper": values[metric], "ours": NOT_REPRODUCED,
-              "difference": None} for row, values in paper.items() for metric in metric_names]
-    return pd.DataFrame(lines, columns=["row", "metric", "paper", "ours", "difference"])
+def comparisons(rows, datasets) -> list:
+    """The paper's comparisons as (A, B, dataset) pairs for paired differences: MExGAN −
+    Pix2PixHD per dataset, A-MExGAN − MExGAN (Cityscapes), the Table 2 steps (+Full − TwoSM,
+    +MEx / +A-MEx − +Full, +A-MEx − +MEx), and every trained row − each floor."""
+    rows = set(rows)
+    pairs = []
+    for dataset in datasets:
+        trained = [f"pix2pixhd-{dataset}", f"mexgan-{dataset}", f"amexgan-{dataset}"]
+        two_stream = [f"twosm-{dataset}", f"twosm-full-{dataset}", f"twosm-full-mex-{dataset}",
+                      f"twosm-full-amex-{dataset}"]
+        wanted = [(trained[1], trained[0]), (trained[2], trained[1]),
+                  (two_stream[1], two_stream[0]), (two_stream[2], two_stream[1]),
+                  (two_stream[3], two_stream[1]), (two_stream[3], two_stream[2])]
+        pairs += [(a, b, dataset) for a, b in wanted if {a, b} <= rows]
+        for row in trained + two_stream:
+            for floor in floor_rows(dataset):
+                if {row, floor} <= rows:
+                    pairs.append((row, floor, dataset))
+    return pairs
+
+
+def differences_table(scores: pd.DataFrame, datasets, metric_names=("tiou", "hamm")) -> pd.DataFrame:
+    """Paired differences A − B on the same test boxes with their 95 % bootstrap interval;
+    `excludes_0` says whether the interval excludes 0 (a difference this run can resolve)."""
+    lines = []
+    matrices = {metric: score_matrices(scores, metric) for metric in metric_names}
+    for a, b, dataset in comparisons(set(scores["row"]), datasets):
+        for metric in metric_names:
+            estimate = paired_difference(matrices[metric][a], matrices[metric][b])
+            lines.append({"comparison": f"{a} − {b}", "dataset": dataset, "metric": metric,
+                          "difference": estimate.mean, "ci_low": estimate.low,
+                          "ci_high": estimate.high,
+                          "excludes_0": "yes" if estimate.excludes_zero else "no"})
+    return pd.DataFrame(lines, columns=["comparison", "dataset", "metric", "difference",
+                                        "ci_low", "ci_high", "excludes_0"])
+
+
+def held_back_floors(scores: pd.DataFrame, dataset: str, boxes: int, metric: str) -> dict:
+    """floor row -> its mean on the first `boxes` test boxes (the slice the learning curves are
+    scored on; scores.csv keeps the test-box order)."""
+    return {row: float(frame[metric].iloc[:boxes].mean())
+            for row, frame in scores[scores["dataset"] == dataset].groupby("row", sort=False)
+            if row.startswith("floor-")}
+
+
+def plot_metric_curves(curves: dict, floors: dict, path: str, title: str) -> None:
+    """Learning curves of the task metrics: per metric a panel with every row's eval curve
+    (one thin line per seed, the seed mean bold) and the floors on the same boxes as dashed
+    lines. curves: row -> seed -> {metric: (steps, values)}; floors: metric -> {floor: value}."""
+    metrics = sorted({m for seeds in curves.values() for c in seeds.values() for m in c})
+    fig, axes = plt.subplots(1, max(len(metrics), 1), squeeze=False,
+                             figsize=(5 * max(len(metrics), 1), 3.6), dpi=100)
+    for ax, metric in zip(axes.flat, metrics):
+        for colour, (row, seeds) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4,
+                                        curves.items()):
+            runs = [c[metric] for c in seeds.values() if metric in c]
+            for steps, values in runs:
+                ax.plot(steps, values, color=colour, linewidth=0.6, alpha=0.5)
+            length = min(len(steps) for steps, _ in runs)
+            mean = np.mean([values[:length] for _, values in runs], axis=0)
+            ax.plot(runs[0][0][:length], mean, color=colour, linewidth=1.8,
+                    label=f"{row} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        for style, (floor, value) in zip(("--", ":"), floors.get(metric, {}).items()):
+            ax.axhline(value, color="black", linestyle=style, linewidth=1, label=floor)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def not_reproduced_table(paper: dict, metric_names, floors: pd.DataFrame | None = None
+                         ) -> pd.DataFrame:
+    """Paper numbers of a table this pipeline does not reproduce yet: ours says so. `floors`
+    (lines of comparison_table) are appended: they need no model."""
+    lines = [{"row": row, "metric": metric, "paper": values[metric], "ours": NOT_REPRODUCED}
+             for row, values in paper.items() for metric in metric_names]
+    frame = pd.DataFrame(lines, columns=TABLE_COLUMNS)
+    if floors is not None and len(floors):
+        frame = pd.concat([frame, floors], ignore_index=True)
+    return frame
 
 
 def _cell(value) -> str:
@@ -95,26 +246,44 @@ def write_table(frame: pd.DataFrame, stem: str, title: str, note: str) -> None:
         f.write(_markdown(frame, title, note))
 
 
-def q_sensitivity(metrics: dict) -> pd.DataFrame:
-    """Fig 10: tIOU / hamm of the MExGAN q-sweep rows (mexgan-q<q>-<dataset>) against q."""
+def q_sensitivity(metrics: dict, main_row: str = "mexgan-cityscapes") -> pd.DataFrame:
+    """Fig 10: tIOU / hamm of the MExGAN q-sweep rows (mexgan-q<q>-<dataset>) against q. The
+    Table 1 row `main_row` is the point at its own q when no sweep row has that q (the sweep
+    need not train a second, identical q = 4 model)."""
+    sweep = {row: values for row, values in metrics.items() if row.startswith(Q_SWEEP_PREFIX)}
+    if sweep and main_row in metrics and \
+            metrics[main_row]["q"] not in {v["q"] for v in sweep.values()}:
+        sweep[main_row] = metrics[main_row]
     lines = [{"row": row, "q": values["q"], "tiou": values["tiou"], "hamm": values["hamm"]}
-             for row, values in metrics.items() if row.startswith(Q_SWEEP_PREFIX)]
-    return pd.DataFrame(lines, columns=["row", "q", "tiou", "hamm"]).sort_values("q")
+             for row, values in sweep.items()]
+    return pd.DataFrame(lines, columns=["row", "q", "tiou", "hamm"]).sort_values(
+        "q", kind="stable")
 
 
-def plot_q_sensitivity(frame: pd.DataFrame, path: str, subtitle: str) -> None:
+def save_figure(fig, path: str) -> None:
+    """PNG with no metadata (byte-stable across runs and matplotlib builds), then closed."""
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_q_sensitivity(frame: pd.DataFrame, path: str, subtitle: str,
+                       floors: dict | None = None) -> None:
+    """Fig 10 with the floors (metric -> {floor row: value}) as horizontal lines."""
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    ax.plot(frame["q"], frame["tiou"], "o-", label="tIOU")
-    ax.plot(frame["q"], frame["hamm"], "s-", label="hamm")
+    lines = {"tiou": ax.plot(frame["q"], frame["tiou"], "o-", label="tIOU")[0],
+             "hamm": ax.plot(frame["q"], frame["hamm"], "s-", label="hamm")[0]}
+    for metric, values in (floors or {}).items():
+        for style, (floor, value) in zip(("--", ":"), values.items()):
+            ax.axhline(value, color=lines[metric].get_color(), linestyle=style, linewidth=1,
+                       label=f"{metric} {floor}")
     ax.set_xlabel("q (MEx expansions; q+1 discriminators)")
     ax.set_ylabel("score")
     ax.set_xticks(list(frame["q"]))
     ax.set_title(f"MExGAN q-sensitivity (Fig 10)\n{subtitle}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _outlined(image: np.ndarray, box, grey_box: bool = False, scale: int = 4) -> Image.Image:
@@ -156,8 +325,7 @@ def qualitative_grid(samples: dict, label_names, path: str, scale: int = 4) -> N
                 axes[r][c].set_title(columns[c], fontsize=7)
         axes[r][0].set_ylabel(label, fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def read_curves(live_dir: str) -> dict:
@@ -188,14 +356,16 @@ def plot_training_curves(curves: dict, path: str, title: str) -> None:
         ax.axis("off")
     fig.suptitle(f"{title} (x: dvclive step)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | None,
-                  q_plot: str | None, grids: list, curves: list, warnings: list) -> str:
+                  q_plot: str | None, grids: list, curves: list, warnings: list,
+                  differences: tuple = (), metric_curves: list = (), study: str = "") -> str:
     """reports/README.md. conditions: (what, this run, paper) triples; tables: (title, note,
-    frame); grids / curves: (caption, relative image path); warnings: lines shown first, bold."""
+    frame); differences: (note, frame) of the paired differences; grids / curves /
+    metric_curves: (caption, relative image path); study: the CPU study section (markdown);
+    warnings: lines shown first, bold."""
     out = ["# MExGAN reproduction — results", "",
            "Generated by the `report` stage (`python -m stages.report`) from "
            "`reports/metrics.json`, `reports/resources.json`, `reports/run_conditions.json`, "
@@ -209,6 +379,19 @@ def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | Non
     out.append("")
     for title, note, frame in tables:
         out += [f"## {title}", "", note, "", markdown_table(frame)]
+    if differences:
+        note, frame = differences
+        out += ["## Paired differences (the paper's comparisons)", "", note, "",
+                markdown_table(frame)]
+    if metric_curves:
+        out += ["## Learning curves of tIOU and hamm", "",
+                "Every training run scores its held-back slice (the first `train.eval_boxes` "
+                "seed-679 test boxes) every `train.eval_every` steps (dvclive `eval/tiou`, "
+                "`eval/hamm`); the dashed / dotted lines are the floors on the same boxes.", ""]
+        for caption, image in metric_curves:
+            out += [f"### {caption}", "", f"![{caption}]({image})", ""]
+    if study:
+        out += [study.rstrip(), ""]
     out += ["## Fig 10 — q-sensitivity (MExGAN, Cityscapes)", ""]
     if q_plot and q_sweep is not None and len(q_sweep):
         out += [f"![q-sensitivity]({q_plot})", "", markdown_table(q_sweep)]
@@ -231,3 +414,84 @@ def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | Non
 
 def ensure_dir(path: str) -> None:
     os.makedirs(path, exist_ok=True)
+
+
+#---------------------------------------------------------------------------------------------
+# The CPU study's answer
+
+
+def first_step_above(curves: dict, floor: float):
+    """The first logged step at which the seed-mean curve is above `floor`, or None.
+    curves: seed -> (steps, values)."""
+    runs = list(curves.values())
+    length = min(len(steps) for steps, _ in runs)
+    mean = np.mean([values[:length] for _, values in runs], axis=0)
+    above = np.nonzero(mean > floor)[0]
+    return int(runs[0][0][above[0]]) if len(above) else None
+
+
+def _verdict(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
+    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
+    if not len(line):
+        return f"{a} − {b}: not in this run"
+    d = line.iloc[0]
+    if d["excludes_0"] == "yes":
+        word = "**yes**" if d["difference"] > 0 else "**no, it is worse**"
+    else:
+        word = "**cannot tell** (the interval includes 0)"
+    return (f"{word}: {metric} {a} − {b} = {d['difference']:+.4f} "
+            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
+
+
+def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict,
+                  held_back: dict, params, wall_seconds: int, platform: str) -> str:
+    """The study section of the report: the three questions answered from the paired
+    differences (95 % intervals) and the learning curves, whatever the answer is.
+    eval_curves: row -> seed -> {"tiou": (steps, values), ...}; held_back: metric -> {floor: v}
+    on the curves' boxes."""
+    dataset = next(iter(params.datasets))
+    size = params.datasets[dataset]
+    rows = list(params.rows)
+    pix, mex, amex = (f"{p}-{dataset}" for p in ("pix2pixhd", "mexgan", "amexgan"))
+    fill = f"floor-fill-box-{dataset}"
+    out = ["## CPU study", "",
+           f"`make study` (`params_study.yaml`): synthetic {dataset} at {size.width}x{size.height}, "
+           f"{size.synthetic_train} train / {size.synthetic_test} test images "
+           f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
+           f"{', '.join(rows)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, "
+           f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
+           f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
+           "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
+           "[study/table1.md](study/table1.md) and [study/differences.md](study/differences.md).",
+           "", "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
+    questions = [("Does MExGAN beat Pix2PixHD?", mex, pix),
+                 ("Does A-MExGAN beat MExGAN?", amex, mex)]
+    for question, a, b in questions:
+        out.append(f"| {question} | {_verdict(differences, a, b, 'tiou')} | "
+                   f"{_verdict(differences, a, b, 'hamm')} |")
+    for row in (pix, mex, amex):
+        out.append(f"| Does {row} beat the fill-box floor? | "
+                   f"{_verdict(differences, row, fill, 'tiou')} | "
+                   f"{_verdict(differences, row, fill, 'hamm')} |")
+    out += ["", "| row | tIOU | hamm | first step above the fill-box floor on the held-back "
+            f"{params.train.eval_boxes} boxes (seed mean) |", "|---|---|---|---|"]
+    for row in [fill, f"floor-mean-mask-{dataset}", pix, mex, amex]:
+        values = metrics.get(row)
+        if values is None:
+            continue
+        crossing = ""
+        if row in eval_curves:
+            parts = []
+            for metric in ("tiou", "hamm"):
+                curves = {s: c[metric] for s, c in eval_curves[row].items() if metric in c}
+                floor = held_back.get(metric, {}).get(fill)
+                if curves and floor is not None:
+                    step = first_step_above(curves, floor)
+                    last = max(int(c[0][-1]) for c in curves.values())
+                    parts.append(f"{metric}: {step}" if step is not None
+                                 else f"{metric}: never within {last} steps")
+            crossing = "; ".join(parts)
+        out.append(f"| {row} | {values['tiou']:.4f} | {values['hamm']:.4f} | {crossing} |")
+    out += ["", "![study learning curves](study/figures/metric_curves_"
+            f"{dataset}.png)", ""]
+    return "\n".join(out) + "\n"

@@ -9,27 +9,57 @@ import logging
 import os
 
 import torch
+import torch.nn as nn
 import yaml
 from dvclive import Live
 
 from pipeline import trainer
 from pipeline.checkpoints import load_model_file, save_atomic
-from pipeline.config import Params, to_dict
+from pipeline.config import Params, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.networks import GlobalGenerator, VGG19Features, count_parameters
+from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
 
 log = logging.getLogger(__name__)
 
 GENERATOR_FILE = "generator.pt"
 SUMMARY_FILE = "train_summary.json"
+# Time and memory vary from run to run: kept in their own file, which .dvcignore hides from DVC
+# (so dvc.lock does not change when only they did) and git tracks under reports/train/.
+RESOURCES_FILE = "resources.json"
+RESOURCE_KEYS = ("train_seconds",)  # plus every mem_* key
 
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
     m = params.model
     return GlobalGenerator(in_channels, 3, m.ngf, m.n_downsampling, m.n_blocks)
+
+
+def build_twosm(row_name: str, params: Params):
+    """(generator, loss plug-ins, observation) of a TwoSM row (Table 2): the two-stream model,
+    TwoSM's objective, and λ4·L_MEx / λ4·L_A-MEx on the context stream (loss mex / amex) --
+    the same plug-ins as the Pix2PixHD rows, on the label channels."""
+    row = params.row(row_name)
+    spec = get_spec(row.dataset)
+    channels, m, t = condition_channels(spec), params.model, params.twosm
+    generator = TwoStreamGenerator(channels, spec.num_labels, m.ngf, m.n_downsampling,
+                                   m.n_blocks)
+    plugins = [TwoStreamLoss(channels, spec.num_labels, ndf=m.ndf, n_layers=m.n_layers_d,
+                             num_d=m.num_d, lambda_gan=t.lambda_gan, lambda_mask=t.lambda_mask,
+                             lambda_context=t.lambda_context)]
+    if row.loss in EXPANSION_LOSSES:
+        plugins.append(EXPANSION_LOSSES[row.loss](
+            channels, q=params.row_q(row_name), alpha=params.alpha, beta=params.beta,
+            ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
+            image_channels=spec.num_labels, channels=slice(1, None)))
+    generator.observation = Observation(row.observation, t.crop_size)
+    return generator, plugins
+
+
+EXPANSION_LOSSES = {"mex": MExLoss, "amex": AMExLoss}
 
 
 def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
@@ -42,10 +72,8 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
                              on=m.basic_loss_on)]
     expansion = {"q": q, "alpha": params.alpha, "beta": params.beta, "ndf": m.ndf,
                  "n_layers": m.n_layers_d, "lambda_mex": lp.lambda_mex}
-    if loss == "mex":
-        plugins.append(MExLoss(in_channels, **expansion))
-    elif loss == "amex":
-        plugins.append(AMExLoss(in_channels, **expansion))
+    if loss in EXPANSION_LOSSES:
+        plugins.append(EXPANSION_LOSSES[loss](in_channels, **expansion))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins
@@ -77,7 +105,7 @@ def _usable_live_dir(live_dir: str) -> None:
 
 
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
-         live_dir: str, extra: dict, progress: bool) -> dict:
+         live_dir: str, extra: dict, progress: bool, monitor=None) -> dict:
     device = trainer.pick_device(params.train.device)
     ranks = context_from_env(device.type)  # torchrun: several ranks, rank 0 writes
     if ranks.enabled and device.type == "cuda":
@@ -87,9 +115,10 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     os.makedirs(out_dir, exist_ok=True)
     # The final model of an earlier run goes now: a run that fails leaves no generator.pt that
     # a later stage could take for this one's (generator.pt is written last, when complete).
-    for stale in (GENERATOR_FILE, SUMMARY_FILE):
-        if ranks.is_main and os.path.exists(os.path.join(out_dir, stale)):
-            os.remove(os.path.join(out_dir, stale))
+    for stale in (os.path.join(out_dir, GENERATOR_FILE), os.path.join(out_dir, SUMMARY_FILE),
+                  os.path.join(live_dir, RESOURCES_FILE)):
+        if ranks.is_main and os.path.exists(stale):
+            os.remove(stale)
     # checkpoint_every changes where checkpoints are written, never the result: not part of
     # the configuration a checkpoint must match.
     train_params = {k: v for k, v in to_dict(params.train).items() if k != "checkpoint_every"}
@@ -110,19 +139,27 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 lr=t.lr, betas=(t.beta1, t.beta2), device=device,
                                 out_dir=out_dir, live=live, checkpoint_every=t.checkpoint_every,
                                 log_every=t.log_every, progress=progress and ranks.is_main,
-                                desc=name, fingerprint=fingerprint, ranks=ranks)
-        vgg = losses[0].vgg
+                                desc=name, fingerprint=fingerprint, ranks=ranks,
+                                monitor=monitor if ranks.is_main else None,
+                                eval_every=t.eval_every)
+        vgg = getattr(losses[0], "vgg", None)  # TwoSM's objective has no perceptual loss
         summary.update(extra, generator_parameters=count_parameters(generator),
-                       vgg_pretrained=int(vgg.pretrained), vgg_source=vgg.source,
+                       vgg_pretrained=int(vgg.pretrained) if vgg else -1,
+                       vgg_source=vgg.source if vgg else "none (TwoSM: no perceptual loss)",
                        world_size=ranks.world_size)
-        for key, value in summary.items():
-            if live is not None and isinstance(value, (int, float)) and key.startswith("mem_"):
-                live.summary[key] = value
     if not ranks.is_main:
         return summary
-    write_json_atomic(os.path.join(out_dir, SUMMARY_FILE), summary)
+    resources = {k: v for k, v in summary.items() if k in RESOURCE_KEYS or k.startswith("mem_")}
+    write_json_atomic(os.path.join(live_dir, RESOURCES_FILE), resources)
+    write_json_atomic(os.path.join(out_dir, SUMMARY_FILE),
+                      {k: v for k, v in summary.items() if k not in resources})
+    observation = getattr(generator, "observation", None)
     save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
-                 "model": to_dict(params.model)}, os.path.join(out_dir, GENERATOR_FILE))
+                 "model": to_dict(params.model),
+                 "twosm": None if observation is None else {
+                     "num_labels": generator.context_stream[-1].out_channels,
+                     "observation": observation.kind, "crop_size": observation.crop_size}},
+                os.path.join(out_dir, GENERATOR_FILE))
     return summary
 
 
@@ -154,33 +191,48 @@ def check_boxes(path: str, boxes: dict, split, spec) -> None:
 
 
 def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_dir: str,
-              progress: bool = True) -> dict:
-    """Train the structure generator of one table row on its prepared dataset."""
+              progress: bool = True, seed: int | None = None) -> dict:
+    """Train the structure generator of one table row on its prepared dataset, with training
+    seed `seed` (default: the first of params.seeds). Its tIOU / hamm on the first
+    train.eval_boxes test boxes are logged as learning curves (dvclive eval/)."""
     row = params.row(row_name)
     spec = get_spec(row.dataset)
     t = params.train
-    trainer.make_deterministic(t.seed, t.cpu_threads)
+    seed = params.seeds[0] if seed is None else seed
+    trainer.make_deterministic(seed, t.cpu_threads)
     split = read_split(os.path.join(data_dir, "train.h5"))
     boxes_path = os.path.join(data_dir, "boxes.csv")
-    boxes = read_boxes(boxes_path, split="train")
+    threshold = params.row_threshold(row_name)
+    boxes = read_boxes(boxes_path, split="train", min_area=threshold)
     check_boxes(boxes_path, boxes, split, spec)
     if not any(boxes.get(name) for name in split.names):
-        raise ValueError(f"{boxes_path}: no train box (the prepared data has no eligible box; "
-                         f"check datasets.{row.dataset}.size_threshold and rerun prepare)")
-    task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
+        raise ValueError(f"{boxes_path}: no train box of area >= {threshold:g} (the prepared "
+                         f"data has no eligible box; check datasets.{row.dataset}.size_threshold "
+                         "and rerun prepare)")
     channels = condition_channels(spec)
-    q = params.row_q(row_name) if row.loss != "pix2pixhd" else None
-    generator = build_generator(channels, params)
-    losses = build_losses(row.loss, channels, params, q,
-                          VGG19Features(params.loss.vgg_weights_path))
+    q = params.row_q(row_name) if row.loss in EXPANSION_LOSSES else None
+    if params.is_twosm(row_name):
+        generator, losses = build_twosm(row_name, params)
+        task = TwoStreamTask(split, spec, boxes, generator.observation,
+                             batch_size=params.twosm.batch_size, flip=t.flip, seed=seed)
+    else:
+        task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=seed)
+        generator = build_generator(channels, params)
+        losses = build_losses(row.loss, channels, params, q,
+                              VGG19Features(params.loss.vgg_weights_path))
     extra = {"dataset": row.dataset, "loss": row.loss, "q": -1 if q is None else q,
              "alpha": params.alpha if q is not None else -1,
              "beta": params.beta if q is not None else -1,
-             "in_channels": channels, "train_images": len(task.usable),
-             "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv"))}
+             "in_channels": channels, "train_images": len(task.usable), "seed": seed,
+             "size_threshold": threshold, "observation": row.observation,
+             "twosm": to_dict(params.twosm) if params.is_twosm(row_name) else None,
+             "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv", "test.h5",
+                                              "test_boxes.csv"))}
+    from pipeline.evaluation import HeldBackBoxes  # evaluation imports this module
+    held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
-                progress=progress)
+                progress=progress, monitor=held_back.scores)
 
 
 def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, live_dir: str,
@@ -201,11 +253,17 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
                 live_dir=live_dir, extra=extra, progress=progress)
 
 
-def load_generator(model_dir: str, device) -> GlobalGenerator:
-    """A trained generator from `model_dir/generator.pt`, in eval mode."""
+def load_generator(model_dir: str, device) -> nn.Module:
+    """A trained generator from `model_dir/generator.pt`, in eval mode: the pix2pixHD global
+    generator, or the two-stream model (with its `observation`) of a TwoSM row."""
     state = load_model_file(os.path.join(model_dir, GENERATOR_FILE), ("generator", "in_channels"))
-    m = state["model"]
-    generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
-                                m["n_blocks"])
+    m, twosm = state["model"], state.get("twosm")
+    if twosm:
+        generator = TwoStreamGenerator(state["in_channels"], twosm["num_labels"], m["ngf"],
+                                       m["n_downsampling"], m["n_blocks"])
+        generator.observation = Observation(twosm["observation"], twosm["crop_size"])
+    else:
+        generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
+                                    m["n_blocks"])
     generator.load_state_dict(state["generator"])
     return generator.to(device).eval()

@@ -207,10 +207,10 @@ class MemoryMeter:
         return {"mem_cpu_peak_rss_gb": self.peak() / gb}
 
 
-def rewind_live(live, points: int) -> None:
-    """Make a dvclive logger continue after its first `points` points: rows logged after the
-    checkpoint by a killed run (and a half-written last row) are dropped, the step is set.
-    points = 0 removes the metric history (a fresh start)."""
+def rewind_live(live, step: int) -> None:
+    """Make a dvclive logger continue after training step `step` (its TSV rows are indexed by the
+    training step): rows logged after the checkpoint by a killed run (and a half-written last
+    row) are dropped. step = 0 removes the metric history (a fresh start)."""
     folder = os.path.join(live.plots_dir, "metrics")
     for root, _dirs, files in os.walk(folder):
         for name in files:
@@ -228,7 +228,7 @@ def rewind_live(live, points: int) -> None:
                     if position is None or len(fields) != len(header):
                         continue
                     try:
-                        if int(fields[position]) < points:
+                        if int(fields[position]) <= step and step > 0:
                             float(fields[-1])
                             kept.append(line)
                     except ValueError:
@@ -240,9 +240,9 @@ def rewind_live(live, points: int) -> None:
             with open(tmp, "w", newline="") as f:
                 f.write("\n".join([lines[0]] + kept) + "\n")
             os.replace(tmp, path)
-    if points == 0:
+    if step == 0:
         live.summary = {}
-    live.step = points
+    live.step = step
 
 
 #---------------------------------------------------------------------------------------------
@@ -252,12 +252,16 @@ def rewind_live(live, points: int) -> None:
 def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, betas: tuple,
           device: torch.device, out_dir: str, live=None, checkpoint_every: int = 0,
           log_every: int = 1, progress: bool = True, desc: str = "train",
-          fingerprint: str = "", ranks: Context | None = None) -> dict:
+          fingerprint: str = "", ranks: Context | None = None, monitor=None,
+          eval_every: int = 0) -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
     checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
     Under torchrun, `ranks` (pipeline.distributed) splits each epoch's batches over the ranks
     and averages gradients; only rank 0 writes checkpoints.
+    `monitor(generator) -> {name: float}` (rank 0, no grad, eval mode) is logged to dvclive as
+    eval/<name> every `eval_every` steps and after the last step: the learning curves of the
+    task metrics. The dvclive step of every logged row is the training step.
     Returns a summary dict (steps, seconds, memory, last loss terms, resumes)."""
     ranks = ranks or Context()
     os.makedirs(out_dir, exist_ok=True)
@@ -294,7 +298,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     for loss in losses:
         ranks.broadcast_parameters(loss)
     if live is not None:
-        rewind_live(live, step // log_every)
+        rewind_live(live, step)
     # checkpoint.pt is rotated to checkpoint.prev.pt only while it holds a state of this run;
     # a damaged or foreign file there is simply overwritten.
     latest_is_ours = resumed_from == checkpoint_path
@@ -354,11 +358,18 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 step += 1
                 memory.sample()
                 terms = {k: float(v.detach()) for k, v in {**g_terms, **d_terms}.items()}
-                if live is not None and step % log_every == 0:
-                    for name, value in terms.items():
-                        live.log_metric(f"train/{name}", value)
-                    live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
-                    live.next_step()
+                if live is not None:
+                    live.step = step
+                    if step % log_every == 0:
+                        for name, value in terms.items():
+                            live.log_metric(f"train/{name}", value)
+                        live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
+                    last = step == epochs * steps_per_epoch
+                    if monitor is not None and (last or (eval_every and step % eval_every == 0)):
+                        for name, value in _monitored(generator, monitor).items():
+                            live.log_metric(f"eval/{name}", value)
+                    if step % log_every == 0 or last:
+                        live.sync()
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
                                 refresh=False)
@@ -372,6 +383,16 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                "device": str(device), "resumes": progress_state["resumes"], **memory.summary(),
                **{f"final_{k}": v for k, v in terms.items()}}
     return summary
+
+
+def _monitored(generator: nn.Module, monitor) -> dict:
+    """monitor(generator) in eval mode without gradients; the train mode is restored."""
+    generator.eval()
+    try:
+        with torch.no_grad():
+            return {name: float(value) for name, value in monitor(generator).items()}
+    finally:
+        generator.train()
 
 
 def _check_finite(terms: dict, step: int, last_good: str):

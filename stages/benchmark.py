@@ -1,4 +1,4 @@
-"""Benchmark the training step of Pix2PixHD, MExGAN and A-MExGAN side by side (not a DVC stage).
+"""Benchmark the training step of Pix2PixHD, MExGAN, A-MExGAN and TwoSM side by side (not a DVC stage).
 
   python -m stages.benchmark                       # demo size from params.yaml
   python -m stages.benchmark --paper-size --steps 30   # 256x128, paper widths (GPU)
@@ -33,7 +33,8 @@ def main():
         params = dataclasses.replace(
             params, alpha=5, beta=5,
             model=dataclasses.replace(params.model, ngf=64, ndf=64, n_downsampling=4,
-                                      n_blocks=9))
+                                      n_blocks=9),
+            twosm=dataclasses.replace(params.twosm, crop_size=256, batch_size=16))
         width, height = PAPER_SETTINGS[args.dataset]["width"], \
             PAPER_SETTINGS[args.dataset]["height"]
     result = benchmark(params, args.dataset, width=width, height=height, steps=args.steps,

@@ -33,11 +33,15 @@ def section(stats: dict) -> list:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="+")
+    parser.add_argument("datasets", nargs="*", help="default: every dataset of params.yaml")
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data-root", default="artifacts/data")
     parser.add_argument("--out", default="reports/datasets.md")
     args = parser.parse_args()
     lines = ["# Prepared datasets", ""]
+    if not args.datasets:
+        from pipeline.config import load_params
+        args.datasets = list(load_params(args.params).datasets)
     for dataset in args.datasets:
         path = os.path.join(args.data_root, dataset, "stats.json")
         if not os.path.exists(path):

@@ -1,14 +1,18 @@
-"""Evaluate every row of params.yaml on the seed-679 test boxes.
+"""Evaluate every row of params.yaml (every seed) and the floor rows on the seed-679 test boxes.
 
-  python -m stages.evaluate    -> reports/metrics.json (deterministic on CPU),
-                                  reports/resources.json (time, memory), run_conditions.json,
+  python -m stages.evaluate    -> reports/metrics.json (means; deterministic on CPU),
+                                  reports/scores.csv (one line per row, seed and test box),
+                                  reports/run_conditions.json (incl. the platform),
                                   artifacts/eval/<row>.npz (examples for the figures)
 """
 import json
 import os
 
+import pandas as pd
+
 from pipeline.config import load_params
-from pipeline.evaluation import evaluate
+from pipeline.evaluation import SCORE_COLUMNS, evaluate
+from pipeline.platform import describe
 from stages.common import ArgumentParser, run
 
 
@@ -32,9 +36,11 @@ def main():
     result = evaluate(params, rows, data_root="artifacts/data", model_root="artifacts/models",
                       samples_dir="artifacts/eval")
     os.makedirs("reports", exist_ok=True)
-    write_json("reports/run_conditions.json", result["conditions"])
+    write_json("reports/run_conditions.json", {**result["conditions"], "platform": describe()})
     write_json("reports/metrics.json", result["rows"])
-    write_json("reports/resources.json", result["resources"])
+    scores = pd.DataFrame(result["scores"], columns=SCORE_COLUMNS)
+    scores.to_csv("reports/scores.csv.tmp", index=False, float_format="%.17g")
+    os.replace("reports/scores.csv.tmp", "reports/scores.csv")
     print(f"evaluated {len(rows)} rows -> reports/metrics.json "
           f"({result['conditions']['fid_metric']})")
 

@@ -39,7 +39,8 @@ def main():
                       for split in ("train", "test")}
     stats = prepare_dataset(args.dataset, splits, args.out, width=settings["width"],
                             height=settings["height"], threshold=settings["size_threshold"],
-                            seed=seed, source=source)
+                            seed=seed, source=source,
+                            list_threshold=settings.get("box_list_threshold") or None)
     print(f"{args.dataset}: {stats['train']['images']} train / {stats['test']['images']} test "
           f"images, {stats['test']['test_boxes']} test boxes -> {args.out}")
 

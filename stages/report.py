@@ -8,13 +8,17 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 
 from pipeline.config import load_params
 from pipeline.datasets import get_spec
-from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
-                              PAPER_TABLE4, comparison_table, not_reproduced_table,
-                              plot_q_sensitivity, plot_training_curves, q_sensitivity,
-                              qualitative_grid, read_curves, render_readme, write_table)
+from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
+                              PAPER_TABLE3, PAPER_TABLE4, comparison_table, differences_table,
+                              floor_rows, held_back_floors, not_reproduced_table,
+                              plot_metric_curves, plot_q_sensitivity, plot_training_curves,
+                              q_sensitivity, qualitative_grid, read_curves, render_readme,
+                              write_table)
+from pipeline.config import seed_dir
 from stages.common import run
 
 PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}
@@ -77,10 +81,24 @@ def warnings_for(conditions: dict) -> list:
     if any(s.startswith("STAND-IN") for s in conditions["vgg_sources"]):
         lines.append("The perceptual loss used a random-init VGG19 stand-in (no ImageNet "
                      "weights).")
-    if not conditions["device"].startswith("cuda"):
-        lines.append("Mem: on CPU the training process's peak RSS (`mem_cpu_peak_rss_gb`), a "
-                     "different quantity from the paper's GPU memory; never compared.")
+    lines.append("Time and memory vary from run to run and are kept out of the reproducible "
+                 "outputs: every run's `reports/train/<row>/seed<k>/resources.json` (on CPU the "
+                 "peak RSS `mem_cpu_peak_rss_gb`, a different quantity from the paper's GPU "
+                 "memory; never compared).")
     return lines
+
+
+STUDY_SUMMARY = "study/summary.md"
+
+
+def study_section(reports: str) -> str:
+    """The CPU study's summary (written by `make study`), or a line saying it was not run."""
+    path = os.path.join(reports, STUDY_SUMMARY)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist (`make study` writes it; a checkout "
+                                "without a study keeps the committed one)")
+    with open(path) as f:
+        return f.read()
 
 
 def main():
@@ -92,44 +110,71 @@ def main():
     params = load_params(args.params)
     reports = args.reports
     metrics = read_json(os.path.join(reports, "metrics.json"))
-    for row, values in read_json(os.path.join(reports, "resources.json")).items():
-        metrics.setdefault(row, {}).update(values)
+    scores_path = os.path.join(reports, "scores.csv")
+    if not os.path.exists(scores_path):
+        raise FileNotFoundError(f"{scores_path} does not exist (run the evaluate stage)")
+    scores = pd.read_csv(scores_path)
+    datasets = list(params.datasets)
     conditions = read_json(os.path.join(reports, "run_conditions.json"))
     sizes = ", ".join(f"{name} {d.width}x{d.height}" for name, d in params.datasets.items())
     note = (f"Ours: data {conditions['data_source']}, {sizes}, {params.train.epochs} epochs, "
             f"ngf {params.model.ngf}, device {conditions['device']}; FID: "
             f"{conditions['fid_source']}; VGG19: {'; '.join(conditions['vgg_sources'])}. "
             "Paper: real data at full size, 200 epochs, GPU. Differences are only shown where "
-            "the metric is the same quantity.")
+            "the metric is the same quantity. ci_low / ci_high: 95 % bootstrap interval over "
+            f"test boxes and the {len(params.seeds)} training seed(s) (scipy.stats.bootstrap; "
+            "with one seed it covers box sampling only). vs_floor: the paired difference to the "
+            "stronger floor row excludes 0 (above / below floor) or not (not distinguishable). "
+            + FLOOR_NOTE)
+    city = [d for d in datasets if d == "cityscapes"]
     missing = ("Not reproduced yet: this pipeline has no {what}; the paper's numbers are shown "
                "for reference only.")
     tables = [
         ("Table 1 — Pix2PixHD vs MExGAN", "table1",
-         comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"]),
+         comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"], scores, datasets),
          "tIOU / hamm / FID on the seed-679 test boxes; difference = ours − paper."),
-        ("Table 2 — TwoSM on Cityscapes (not reproduced yet)", "table2",
-         not_reproduced_table(PAPER_TABLE2, ["tiou", "hamm"]),
-         missing.format(what="TwoSM two-stage model (TwoSM, +Full, +MEx, +A-MEx)")),
+        ("Table 2 — TwoSM, TwoSM+Full, +MEx, +A-MEx on Cityscapes", "table2",
+         comparison_table(metrics, PAPER_TABLE2, ["tiou", "hamm"], scores, city),
+         "tIOU / hamm of the two-stream model of Hong et al. 2018 (rows twosm-cityscapes = "
+         "TwoSM, local observation; twosm-full-cityscapes = TwoSM+Full, the whole map; "
+         "+mex / +amex: λ4 L_MEx / L_A-MEx on the context stream). Its labels come straight "
+         "from the context stream's argmax (no colour round trip, unlike the Pix2PixHD rows). "
+         "Boxes: the same seed-679 Cityscapes test boxes as Tables 1 and 4 (size threshold "
+         + (f"{params.datasets['cityscapes'].size_threshold:g}" if city else "—")
+         + "); the TwoSM rows train on boxes down to their own threshold (paper: 0.01). The "
+         "paper's TwoSM rows were scored on other boxes than its Pix2PixHD rows. "
+         + FLOOR_NOTE),
         ("Table 3 — GL on CMP Facade (not reproduced yet)", "table3",
          not_reproduced_table(PAPER_TABLE3, ["ssim", "l1", "fid"]),
          missing.format(what="GL inpainting model and no CMP Facade rows")),
         ("Table 4 — MExGAN vs A-MExGAN", "table4",
-         comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_avg_gb"]),
-         "tIOU / hamm / training memory (paper: average GPU memory). On CPU the row shows "
-         "`mem_cpu_peak_rss_gb` under its own name, with no difference: another quantity."),
+         comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm"], scores, city),
+         "tIOU / hamm (paper also: average GPU memory, 4.43 GB MExGAN vs 4.54 GB A-MExGAN). "
+         "Memory is not a reproducible output: each run's resources.json has it."),
     ]
     for title, stem, frame, text in tables:
         reproduced = not (frame["ours"] == NOT_REPRODUCED).all()
         write_table(frame, os.path.join(reports, stem), title,
                     f"{text}\n\n{note}" if reproduced else text)
+    differences = differences_table(scores, datasets)
+    differences_note = (
+        "A − B on the same seed-679 test boxes: mean difference and 95 % bootstrap interval "
+        "(boxes resampled jointly for A and B, each row's seeds independently); excludes_0 = "
+        "yes means this run resolves the difference, no means it cannot tell the two apart. "
+        + FLOOR_NOTE)
+    write_table(differences, os.path.join(reports, "differences"),
+                "Paired differences (the paper's comparisons)", differences_note)
 
     sweep = q_sensitivity(metrics)
     sweep.to_csv(os.path.join(reports, "q_sensitivity.csv"), index=False, float_format="%.6g")
     q_plot = None
     if len(sweep):
         q_plot = "q_sensitivity.png"
+        q_floors = {m: {r: metrics[r][m] for r in floor_rows("cityscapes") if r in metrics}
+                    for m in ("tiou", "hamm")}
         plot_q_sensitivity(sweep, os.path.join(reports, q_plot),
-                           f"{conditions['data_source']} Cityscapes, alpha=beta={params.alpha}")
+                           f"{conditions['data_source']} Cityscapes, alpha=beta={params.alpha}",
+                           q_floors)
 
     figures = os.path.join(reports, "figures")
     os.makedirs(os.path.join(figures, "curves"), exist_ok=True)
@@ -145,21 +190,42 @@ def main():
                              os.path.join(figures, f"grid_{dataset}.png"))
             grids.append((f"{dataset}: {' vs '.join(shown)}", f"figures/grid_{dataset}.png"))
 
-    curves = []
-    for name in [f"translator-{d}" for d in params.datasets] + list(params.rows):
-        history = read_curves(os.path.join(reports, "train", name))
+    curves, metric_curves = [], []
+    runs = [(f"translator-{d}", os.path.join(reports, "train", f"translator-{d}"))
+            for d in params.datasets]
+    runs += [(f"{row}-seed{seed}", seed_dir(os.path.join(reports, "train"), row, seed))
+             for row in params.rows for seed in params.seeds]
+    for name, live_dir in runs:
+        history = {k: v for k, v in read_curves(live_dir).items() if not k.startswith("eval/")}
         if history:
             plot_training_curves(history, os.path.join(figures, "curves", f"{name}.png"), name)
             curves.append((name, f"figures/curves/{name}.png"))
+    for dataset in datasets:
+        rows = {}
+        for row in (r for r, spec in params.rows.items() if spec.dataset == dataset):
+            seeds = {seed: {k[len("eval/"):]: v for k, v in read_curves(
+                seed_dir(os.path.join(reports, "train"), row, seed)).items()
+                if k.startswith("eval/")} for seed in params.seeds}
+            if any(seeds.values()):
+                rows[row] = {seed: c for seed, c in seeds.items() if c}
+        if rows:
+            floors_here = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
+                           for m in ("tiou", "hamm")}
+            image = f"figures/metric_curves_{dataset}.png"
+            plot_metric_curves(rows, floors_here, os.path.join(reports, image),
+                               f"{dataset}: tIOU / hamm on the first {params.train.eval_boxes} "
+                               "test boxes during training")
+            metric_curves.append((dataset, image))
 
     readme = render_readme(
         conditions=run_conditions(params, conditions, os.path.join(args.artifacts, "data")),
         tables=[(title, text, frame) for title, _, frame, text in tables],
         q_sweep=sweep if len(sweep) else None, q_plot=q_plot, grids=grids, curves=curves,
-        warnings=warnings_for(conditions))
+        warnings=warnings_for(conditions), differences=(differences_note, differences),
+        metric_curves=metric_curves, study=study_section(reports))
     with open(os.path.join(reports, "README.md"), "w") as f:
         f.write(readme)
-    print(f"reports: README.md, table1-4, q_sensitivity, {len(grids)} grids, "
+    print(f"reports: README.md, table1-4, differences, q_sensitivity, {len(grids)} grids, "
           f"{len(curves)} training-curve figures")
 
 

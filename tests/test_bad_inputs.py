@@ -28,6 +28,7 @@ from pipeline.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 
 BASELINE = "pix2pixhd-cityscapes"
+MODEL = f"artifacts/models/{BASELINE}/seed0"    # the first (only) training seed
 MEX = "mexgan-cityscapes"
 DATA = "artifacts/data/cityscapes"
 
@@ -228,17 +229,17 @@ CASES = [
     # evaluate
     Case("evaluate_unknown_row", "stages.evaluate", ["--rows", "nope"], None, ["nope"]),
     Case("evaluate_truncated_generator", "stages.evaluate", EVALUATE,
-         truncate(f"artifacts/models/{BASELINE}/generator.pt"),
-         [f"artifacts/models/{BASELINE}/generator.pt", "unreadable"]),
+         truncate(f"{MODEL}/generator.pt"),
+         [f"{MODEL}/generator.pt", "unreadable"]),
     Case("evaluate_truncated_translator", "stages.evaluate", EVALUATE,
          truncate("artifacts/models/translator-cityscapes/generator.pt", 0.9),
          ["artifacts/models/translator-cityscapes/generator.pt", "unreadable"]),
     Case("evaluate_generator_missing", "stages.evaluate", EVALUATE,
-         remove(f"artifacts/models/{BASELINE}/generator.pt"),
-         [f"artifacts/models/{BASELINE}/generator.pt", "does not exist"]),
+         remove(f"{MODEL}/generator.pt"),
+         [f"{MODEL}/generator.pt", "does not exist"]),
     Case("evaluate_summary_missing", "stages.evaluate", EVALUATE,
-         remove(f"artifacts/models/{BASELINE}/train_summary.json"),
-         [f"artifacts/models/{BASELINE}/train_summary.json", "does not exist"]),
+         remove(f"{MODEL}/train_summary.json"),
+         [f"{MODEL}/train_summary.json", "does not exist"]),
     Case("evaluate_corrupt_test_h5", "stages.evaluate", EVALUATE,
          truncate(f"{DATA}/test.h5", 0.3), [f"{DATA}/test.h5", "not a prepared split"]),
     Case("evaluate_missing_test_boxes", "stages.evaluate", EVALUATE,
@@ -289,7 +290,7 @@ def tiny_model_files(model_dir, in_channels, params):
                  "in_channels": in_channels, "model": to_dict(parsed.model)},
                 os.path.join(model_dir, "generator.pt"))
     with open(os.path.join(model_dir, "train_summary.json"), "w") as f:
-        json.dump({"q": -1, "train_seconds": 1.0, "vgg_source": "test", "steps": 1}, f)
+        json.dump({"q": -1, "seed": 0, "vgg_source": "test", "steps": 1}, f)
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +313,7 @@ def bases(tmp_path_factory):
     prepare_dataset("cityscapes", splits, str(full / DATA), width=settings["width"],
                     height=settings["height"], threshold=settings["size_threshold"],
                     source="synthetic")
-    tiny_model_files(str(full / "artifacts/models" / BASELINE), 37, params)
+    tiny_model_files(str(full / MODEL), 37, params)
     tiny_model_files(str(full / "artifacts/models/translator-cityscapes"), 3, params)
     return {"bare": bare, "full": full, "root": root}
 

@@ -222,3 +222,43 @@ def test_learning_rate_odd_epochs():
 
 def test_learning_rate_single_epoch():
     assert learning_rate(0, 1, 1.0) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds, learning curves, TwoSM rows
+
+
+@pytest.mark.parametrize("value, message", [
+    ([], "not a non-empty list of integers"), ([0, 0], "distinct seeds"),
+    ([0, "1"], "not a non-empty list of integers"), ([-1], "integers in [0, 2**32)"),
+    (3, "not a non-empty list of integers")])
+def test_bad_seeds_are_refused(raw, value, message):
+    text = _error(_variant(raw, "seeds", value))
+    assert text.startswith("seeds:") and message in text
+
+
+@pytest.mark.parametrize("key, value", [("train.eval_every", -1), ("train.eval_boxes", 0),
+                                        ("twosm.crop_size", 20), ("twosm.batch_size", 0),
+                                        ("twosm.lambda_gan", -0.1)])
+def test_bad_curve_and_twosm_settings_name_their_key(raw, key, value):
+    assert _error(_variant(raw, key, value)).startswith(f"{key}:")
+
+
+def test_twosm_rows_need_an_observation_and_a_listed_threshold(raw):
+    assert _error(_variant(raw, "twosm_rows.twosm-cityscapes.observation", "crop")) \
+        .startswith("twosm_rows.twosm-cityscapes.observation:")
+    assert _error(_variant(raw, "twosm_rows.twosm-cityscapes.size_threshold", 0.005)) \
+        .startswith("twosm_rows.twosm-cityscapes.size_threshold:")
+    assert _error(_variant(raw, "mex_rows.mexgan-cityscapes.observation", "full")) \
+        .startswith("mex_rows.mexgan-cityscapes.observation:")
+    assert _error(_variant(raw, "datasets.cityscapes.box_list_threshold", 0.05)) \
+        .startswith("datasets.cityscapes.box_list_threshold:")
+
+
+def test_row_threshold_is_the_rows_own_or_the_datasets(raw):
+    params = parse_params(raw)
+    assert params.row_threshold("twosm-cityscapes") == 0.01
+    assert params.row_threshold("mexgan-cityscapes") == raw["datasets"]["cityscapes"][
+        "size_threshold"]
+    assert params.is_twosm("twosm-full-mex-cityscapes") and not params.is_twosm("mexgan-nyu")
+    assert params.row_q("twosm-full-mex-cityscapes") == raw["q"]

@@ -108,5 +108,5 @@ def test_train_processes_param_relaunches_the_stage_under_torchrun(tmp_path):
         result = subprocess.run([sys.executable, "-m", f"stages.{cmd[0]}", *cmd[1:]],
                                 cwd=tmp_path, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
-    summary = (tmp_path / "artifacts/models/mexgan-cityscapes/train_summary.json").read_text()
+    summary = (tmp_path / "artifacts/models/mexgan-cityscapes/seed0/train_summary.json").read_text()
     assert '"world_size": 2' in summary

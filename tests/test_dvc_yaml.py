@@ -15,14 +15,22 @@ def load(name):
 
 
 def stage_definitions():
-    """(name, definition, item values) for every stage, foreach groups expanded."""
+    """(name, definition, item values) for every stage, foreach and matrix groups expanded."""
     params = load("params.yaml")
     for name, stage in load("dvc.yaml")["stages"].items():
+        if "matrix" in stage:
+            axes = {axis: params[values.strip("${}")] if isinstance(values, str) else values
+                    for axis, values in stage["matrix"].items()}
+            assert set(axes) == {"row", "seed"}, name
+            for row in axes["row"]:
+                for seed in axes["seed"]:
+                    yield f"{name}@{row}-{seed}", stage, ("matrix", {"row": row, "seed": seed})
+            continue
         if "foreach" not in stage:
             yield name, stage, None
             continue
         items = stage["foreach"]
-        if isinstance(items, str):  # ${baselines} / ${mex_rows}
+        if isinstance(items, str):  # ${datasets}
             items = params[items.strip("${}")]
         for key in items:
             yield f"{name}@{key}", stage["do"], (key, items[key] if isinstance(items, dict)
@@ -68,10 +76,27 @@ def test_q_is_top_level_and_drives_the_mex_rows():
     assert isinstance(raw["q"], int)
     driven = [name for name, row in raw["mex_rows"].items() if row["q_from"] == "q"]
     assert {"mexgan-cityscapes", "mexgan-helen", "amexgan-cityscapes"} <= set(driven)
-    mex_stage = load("dvc.yaml")["stages"]["train_mex"]["do"]
-    assert "${item.q_from}" in mex_stage["params"]
-    baseline_stage = load("dvc.yaml")["stages"]["train_baseline"]["do"]
+    mex_stage = load("dvc.yaml")["stages"]["train_mex"]
+    assert {"q", "q_overrides", "q_sweep", "alpha", "beta"} <= set(mex_stage["params"])
+    baseline_stage = load("dvc.yaml")["stages"]["train_baseline"]
     assert "q" not in baseline_stage["params"] and "alpha" not in baseline_stage["params"]
+
+
+def test_every_structure_row_is_trained_once_per_seed():
+    params = load("params.yaml")
+    names = {name for name, _, _ in stage_definitions()}
+    for row in params["baselines"]:
+        for seed in params["seeds"]:
+            assert f"train_baseline@{row}-{seed}" in names
+    for row in params["mex_rows"]:
+        for seed in params["seeds"]:
+            assert f"train_mex@{row}-{seed}" in names
+
+
+def test_run_to_run_files_inside_dvc_outputs_are_dvcignored():
+    with open(os.path.join(REPO, ".dvcignore")) as f:
+        patterns = set(f.read().split())
+    assert {"checkpoint.pt", "checkpoint.prev.pt", "resources.json"} <= patterns
 
 
 def test_paper_params_file_loads_with_the_papers_settings():

@@ -20,6 +20,10 @@ def tiny_params() -> dict:
     params["mex_rows"] = {name: row for name, row in params["mex_rows"].items()
                           if not row["q_from"].startswith("q_sweep.")
                           or row["q_from"] in ("q_sweep.q0", "q_sweep.q1")}
+    # TwoSM: the local observation and the full one with MEx on the context stream
+    params["twosm_rows"] = {name: row for name, row in params["twosm_rows"].items()
+                            if name in ("twosm-cityscapes", "twosm-full-mex-cityscapes")}
+    params["twosm"]["crop_size"] = 16
     return params
 
 
@@ -36,6 +40,9 @@ def project(tmp_path):
         shutil.copytree(os.path.join(REPO, folder), tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(os.path.join(REPO, "dvc.yaml"), tmp_path / "dvc.yaml")
+    shutil.copy(os.path.join(REPO, ".dvcignore"), tmp_path / ".dvcignore")
+    (tmp_path / "reports" / "study").mkdir(parents=True)
+    (tmp_path / "reports" / "study" / "summary.md").write_text("## CPU study\n\nnot run\n")
     with open(tmp_path / "params.yaml", "w") as f:
         yaml.safe_dump(tiny_params(), f, sort_keys=False)
     run(["git", "init", "-q"], tmp_path)
@@ -51,23 +58,42 @@ def test_dvc_repro_runs_every_stage_and_writes_the_reports(project):
     run(["dvc", "repro"], project)
     params = tiny_params()
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
-    assert set(metrics) == set(params["baselines"]) | set(params["mex_rows"])
+    floors = {f"floor-{f}-{d}" for f in ("fill-box", "mean-mask") for d in params["datasets"]}
+    assert set(metrics) == (set(params["baselines"]) | set(params["mex_rows"])
+                            | set(params["twosm_rows"]) | floors)
     for row, values in metrics.items():
         assert 0.0 <= values["tiou"] <= 1.0 and 0.0 <= values["hamm"] <= 1.0, row
+        if row in floors:
+            continue
         fid_keys = [k for k in values if k.startswith("fid")]
         assert fid_keys in (["fid"], ["fid_standin_random_inception_64d"]), row
+    # the fill-box floor is the share of each test box the object covers: above 0.5 here
+    assert metrics["floor-fill-box-cityscapes"]["tiou"] > 0.5
+    eval_curve = project / "reports/train/mexgan-cityscapes/seed0/plots/metrics/eval/tiou.tsv"
+    assert eval_curve.read_text().startswith("step\ttiou\n")
     assert metrics["mexgan-nyu"]["q"] == params["q_overrides"]["nyu"]
     assert metrics["pix2pixhd-cityscapes"]["q"] == -1
     for name in ("table1.csv", "table1.md", "table4.csv", "table4.md", "q_sensitivity.csv",
                  "q_sensitivity.png", "figures/grid_cityscapes.png", "figures/grid_nyu.png",
-                 "figures/grid_helen.png"):
+                 "figures/grid_helen.png", "differences.md", "scores.csv",
+                 "figures/metric_curves_cityscapes.png"):
         assert (project / "reports" / name).stat().st_size > 0, name
     assert "mexgan-helen" in (project / "reports" / "table1.md").read_text()
+    table2 = (project / "reports" / "table2.md").read_text()
+    assert "| twosm-full-mex-cityscapes | tiou | 0.8242 | 0." in table2  # measured, not missing
     shown = run(["dvc", "metrics", "show", "--json"], project)
     assert "amexgan-cityscapes" in shown
     # Nothing changed: a second repro runs no stage but the always-changed manifest.
     again = run(["dvc", "repro"], project)
     assert "Running stage 'train" not in again and "Running stage 'evaluate'" not in again
+    # Retraining a row from scratch gives the same model: dvc.lock does not change (time and
+    # memory live in .dvcignored files), and nothing downstream reruns.
+    lock = (project / "dvc.lock").read_text()
+    shutil.rmtree(project / "artifacts/models/pix2pixhd-cityscapes/seed0")
+    again = run(["dvc", "repro", "train_baseline@pix2pixhd-cityscapes-0", "report"], project)
+    assert "Running stage 'train_baseline@pix2pixhd-cityscapes-0'" in again
+    assert "Running stage 'evaluate'" not in again
+    assert (project / "dvc.lock").read_text() == lock
 
 
 @pytest.mark.slow
@@ -75,11 +101,16 @@ def test_exp_run_q_reruns_only_the_rows_that_read_q(project):
     run(["dvc", "repro"], project)
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline"], project)
+    sweep_model = project / "artifacts/models/mexgan-q0-cityscapes/seed0/generator.pt"
+    before = sweep_model.read_bytes()
     out = run(["dvc", "exp", "run", "-S", "q=2"], project)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert {"train_mex@mexgan-cityscapes", "train_mex@mexgan-helen",
-            "train_mex@amexgan-cityscapes", "evaluate", "report"} <= ran
+    assert {"train_mex@mexgan-cityscapes-0", "train_mex@mexgan-helen-0",
+            "train_mex@amexgan-cityscapes-0", "evaluate", "report"} <= ran
     assert not any(name.startswith(("train_baseline", "translator", "prepare")) for name in ran)
-    assert "train_mex@mexgan-nyu" not in ran and "train_mex@mexgan-q0-cityscapes" not in ran
+    # A matrix stage tracks every q param, so DVC reruns the other MEx rows too; their q did
+    # not change, so they resume from their final checkpoint: the same model, no training.
+    assert sweep_model.read_bytes() == before
+    assert "mexgan-q0-cityscapes seed 0: 6 steps" in out
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert metrics["mexgan-cityscapes"]["q"] == 2

@@ -51,6 +51,27 @@ def test_a_standin_fid_is_listed_under_its_own_name_and_never_compared():
     assert pd.isna(standin["difference"])
 
 
+def test_floor_rows_follow_the_paper_rows_and_trained_rows_are_placed_against_them():
+    frame = comparison_table(fake_metrics() | {"floor-fill-box-cityscapes": {"tiou": 0.8}},
+                             PAPER_TABLE4, ["tiou"], fake_scores(), ["cityscapes"])
+    assert list(frame["row"])[-1] == "floor-fill-box-cityscapes"
+    assert line(frame, "mexgan-cityscapes", "tiou")["vs_floor"] == "below floor"
+    assert pd.isna(line(frame, "floor-fill-box-cityscapes", "tiou")["paper"])
+
+
+def test_differences_table_lists_the_papers_comparisons_with_paired_intervals():
+    from pipeline.reports import differences_table
+    frame = differences_table(fake_scores(), ["cityscapes"], ["tiou"])
+    comparisons = list(frame["comparison"])
+    assert comparisons[:2] == ["mexgan-cityscapes − pix2pixhd-cityscapes",
+                               "amexgan-cityscapes − mexgan-cityscapes"]
+    assert len(comparisons) == 2 + 3 * 2  # + every trained row against both floors
+    mex = frame.iloc[0]
+    # per box 0.3, 0.2, 0.1, 0.25: every paired resample lies in [0.1, 0.3]
+    assert mex["difference"] == pytest.approx(0.2125) and mex["excludes_0"] == "yes"
+    assert 0.1 - 1e-12 <= mex["ci_low"] < mex["ci_high"] <= 0.3 + 1e-12
+
+
 def test_cpu_memory_is_shown_as_peak_rss_without_a_difference():
     metrics = fake_metrics()
     metrics["mexgan-cityscapes"]["mem_cpu_peak_rss_gb"] = 0.95
@@ -72,7 +93,8 @@ def test_tables_2_and_3_say_not_reproduced_yet():
         frame = not_reproduced_table(paper, metrics)
         assert len(frame) == len(paper) * len(metrics)
         assert (frame["ours"] == NOT_REPRODUCED).all() and frame["difference"].isna().all()
-    assert line(not_reproduced_table(PAPER_TABLE2, ["tiou"]), "TwoSM", "tiou")["paper"] == 0.7064
+    assert line(not_reproduced_table(PAPER_TABLE2, ["tiou"]), "twosm-cityscapes",
+                "tiou")["paper"] == 0.7064
     assert line(not_reproduced_table(PAPER_TABLE3, ["l1"]), "GL+A-MEx", "l1")["paper"] == 20.22
 
 
@@ -81,10 +103,16 @@ def test_markdown_table_marks_missing_values():
     assert "| mexgan-cityscapes | fid | 139.1400 | — | — |" in text
 
 
-def test_q_sensitivity_keeps_the_sweep_rows_sorted_by_q():
+def test_q_sensitivity_keeps_the_sweep_rows_sorted_by_q_and_adds_the_main_row():
     frame = q_sensitivity(fake_metrics())
-    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes"]
-    assert list(frame["q"]) == [0, 2] and list(frame["tiou"]) == [0.1, 0.3]
+    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
+                                  "mexgan-cityscapes"]
+    assert list(frame["q"]) == [0, 2, 4] and list(frame["tiou"]) == [0.1, 0.3, 0.75]
+    metrics = fake_metrics()
+    metrics["mexgan-q4-cityscapes"] = dict(metrics["mexgan-cityscapes"], tiou=0.2)
+    frame = q_sensitivity(metrics)   # a sweep row at q = 4 wins over the main row
+    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
+                                  "mexgan-q4-cityscapes"]
 
 
 # --- reports/README.md from a fake run ------------------------------------------------------
@@ -94,19 +122,42 @@ CONDITIONS = {"data_source": "synthetic", "device": "cpu", "fid_metric": STANDIN
               "vgg_sources": ["STAND-IN: random-init VGG19"], "test_box_seed": 679}
 
 
+# Per-box scores of the fake run: 4 test boxes; the fill-box floor scores 0.8 on each.
+FAKE_BOXES = {"pix2pixhd-cityscapes": [0.4, 0.5, 0.6, 0.5], "mexgan-cityscapes": [0.7, 0.7, 0.7, 0.75],
+              "amexgan-cityscapes": [0.9, 0.8, 0.7, 0.8],
+              "floor-fill-box-cityscapes": [0.8, 0.8, 0.8, 0.8],
+              "floor-mean-mask-cityscapes": [0.6, 0.7, 0.6, 0.7]}
+
+
+def fake_scores() -> pd.DataFrame:
+    return pd.DataFrame([{"row": row, "dataset": "cityscapes", "seed": -1 if "floor" in row else 0,
+                          "image": f"im{i}", "label": 26, "tiou": v, "hamm": v}
+                         for row, values in FAKE_BOXES.items() for i, v in enumerate(values)])
+
+
 def write_fake_run(root):
     reports = root / "reports"
     (reports / "train").mkdir(parents=True)
     metrics = fake_metrics()
+    for values in metrics.values():
+        values["seeds"] = 1
+    for row in ("floor-fill-box-cityscapes", "floor-mean-mask-cityscapes"):
+        mean = sum(FAKE_BOXES[row]) / 4
+        metrics[row] = {"tiou": mean, "hamm": mean, "test_boxes": 4}
     (reports / "metrics.json").write_text(json.dumps(metrics))
-    (reports / "resources.json").write_text(json.dumps(
-        {row: {"train_seconds": 1.0, "mem_cpu_peak_rss_gb": 0.9} for row in metrics}))
+    fake_scores().to_csv(reports / "scores.csv", index=False)
     (reports / "run_conditions.json").write_text(json.dumps(CONDITIONS))
-    for row in ("mexgan-cityscapes", "translator-nyu"):
+    (reports / "study").mkdir()
+    (reports / "study" / "summary.md").write_text("## CPU study\n\nfake study answer\n")
+    for row in ("mexgan-cityscapes/seed0", "translator-nyu"):
         tsv_dir = reports / "train" / row / "plots" / "metrics" / "train"
         tsv_dir.mkdir(parents=True)
         for name in ("G_adv", "lr"):
             (tsv_dir / f"{name}.tsv").write_text(f"step\t{name}\n0\t1.0\n1\t0.5\n2\t0.25\n")
+    eval_dir = reports / "train" / "mexgan-cityscapes" / "seed0" / "plots" / "metrics" / "eval"
+    eval_dir.mkdir(parents=True)
+    for name in ("tiou", "hamm"):
+        (eval_dir / f"{name}.tsv").write_text(f"step\t{name}\n24\t0.1\n48\t0.5\n72\t0.9\n")
     data = root / "artifacts" / "data" / "cityscapes"
     data.mkdir(parents=True)
     (data / "stats.json").write_text(json.dumps(
@@ -128,33 +179,47 @@ def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
     text = (fake_report / "README.md").read_text()
     for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Run conditions", "Fig 10"):
         assert f"## {title}" in text, title
-    assert "| mexgan-cityscapes | tiou | 0.7493 | 0.7500 | 0.0007 |" in text
-    assert "| TwoSM | tiou | 0.7064 | not reproduced yet | — |" in text
-    assert "| GL | fid | 63.1400 | not reproduced yet | — |" in text
-    assert "| mexgan-cityscapes | mem_cpu_peak_rss_gb | — | 0.9000 | — |" in text
+    # ours, its interval over the 4 boxes (1 seed), seeds, where it stands vs the floor
+    # (metrics.json says 0.75; the interval comes from the per-box scores.csv)
+    assert "| mexgan-cityscapes | tiou | 0.7493 | 0.7500 | 0.7000 | 0.7375 | 1 | below floor |" \
+        in text
+    assert "| amexgan-cityscapes | tiou | 0.7652 | 0.8000 | 0.7250 | 0.8750 | 1 | " \
+        "not distinguishable |" in text
+    assert "| floor-fill-box-cityscapes | tiou | — | 0.8000 | 0.8000 | 0.8000 | — |" in text
+    assert "| floor-mean-mask-cityscapes | hamm | — | 0.6500 |" in text
+    # Table 2's rows are measured rows now (the fake run has none: missing, paper shown)
+    assert "| twosm-cityscapes | tiou | 0.7064 | — |" in text
+    assert "| GL | fid | 63.1400 | not reproduced yet |" in text
+    assert "## Paired differences" in text
+    assert "| mexgan-cityscapes − pix2pixhd-cityscapes | cityscapes | tiou | 0.2125 |" in text
+    assert "| pix2pixhd-cityscapes − floor-fill-box-cityscapes | cityscapes | hamm | -0.3000 " \
+        "| -0.3750 | -0.2250 | yes |" in text
+    assert "## Learning curves of tIOU and hamm" in text
+    assert (fake_report / "figures" / "metric_curves_cityscapes.png").stat().st_size > 0
+    assert "## CPU study" in text and "fake study answer" in text
     assert "| data | synthetic" in text and "| device | cpu | GPU |" in text
     assert "64x32, 24 / 12 images, 11 test boxes" in text
     assert "STAND-IN: random-init VGG19" in text and "STAND-IN: random-init InceptionV3" in text
     assert "Synthetic demo data" in text and "not an FID" in text
     assert "![q-sensitivity](q_sensitivity.png)" in text
-    for row in ("mexgan-cityscapes", "translator-nyu"):
+    for row in ("mexgan-cityscapes-seed0", "translator-nyu"):
         assert f"![{row}](figures/curves/{row}.png)" in text
         assert (fake_report / "figures" / "curves" / f"{row}.png").stat().st_size > 0
-    assert "figures/curves/pix2pixhd-cityscapes.png" not in text  # no dvclive log, no figure
+    assert "figures/curves/pix2pixhd-cityscapes-seed0.png" not in text  # no dvclive log
 
 
 def test_the_report_stage_declares_every_file_it_writes(fake_report):
     with open(os.path.join(REPO, "dvc.yaml")) as f:
         stage = yaml.safe_load(f)["stages"]["report"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
-    inputs = {"metrics.json", "resources.json", "run_conditions.json"}
+    inputs = {"metrics.json", "scores.csv", "run_conditions.json", "study/summary.md"}
     for folder, _, files in os.walk(fake_report):
         relative = os.path.relpath(folder, fake_report)
         if relative == "train" or relative.startswith("train" + os.sep):
             continue
         for name in files:
             path = os.path.normpath(os.path.join("reports", relative, name))
-            if name in inputs and relative == ".":
+            if os.path.normpath(os.path.join(relative, name)) in inputs:
                 continue
             assert path in outs or any(path.startswith(o + "/") for o in outs), path
 
@@ -174,8 +239,9 @@ def test_dvc_plots_cover_every_training_run():
     with open(os.path.join(REPO, "params.yaml")) as f:
         params = yaml.safe_load(f)
     defined = {next(iter(p)) for p in plots}
-    runs = ([f"translator-{d}" for d in params["datasets"]] + list(params["baselines"])
-            + list(params["mex_rows"]))
+    runs = ([f"translator-{d}" for d in params["datasets"]]
+            + [f"{row}/seed{params['seeds'][0]}"
+               for row in list(params["baselines"]) + list(params["mex_rows"])])
     missing = [r for r in runs if f"reports/train/{r}/plots/metrics" not in defined]
     assert not missing, f"add to dvc.yaml plots: {missing}"
     assert "reports/q_sensitivity.csv" in defined

@@ -33,7 +33,8 @@ STEPS = 12            # 6 training images x 2 epochs, batch 1
 
 
 def project_params(vgg_path):
-    return tiny_params(train={"epochs": EPOCHS, "checkpoint_every": 1},
+    return tiny_params(train={"epochs": EPOCHS, "checkpoint_every": 1, "eval_every": 5,
+                              "eval_boxes": 3},
                        loss={"vgg_weights_path": vgg_path},
                        baselines={}, mex_rows={ROW: {"dataset": "cityscapes", "loss": "mex",
                                                      "q_from": "q"}},
@@ -133,7 +134,7 @@ def assert_same_as_reference(setup, project):
             with open(os.path.join(ref_metrics, relative)) as f:
                 assert got == f.read(), relative
     with open(os.path.join(live_dir, "metrics.json")) as f:
-        assert json.load(f)["step"] == STEPS - 1
+        assert json.load(f)["step"] == STEPS
     with open(os.path.join(model_dir, SUMMARY_FILE)) as f:
         summary = json.load(f)
     assert summary["steps"] == STEPS
@@ -320,3 +321,24 @@ def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
     state = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=False)
     assert state["step"] == 2           # the checkpoint before the bad step is intact
     assert np.isfinite([v.abs().sum().item() for v in state["generator"].values()]).all()
+
+
+def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(setup):
+    from pipeline.evaluation import HeldBackBoxes
+    from pipeline.rows import load_generator
+    data_dir, model_dir, live_dir = dirs(setup["reference"])
+    eval_dir = os.path.join(live_dir, "plots", "metrics", "eval")
+    with open(os.path.join(eval_dir, "tiou.tsv")) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "step\ttiou"
+    assert [int(line.split("\t")[0]) for line in lines[1:]] == [5, 10, STEPS]
+    # the last point is the final generator scored on the first eval_boxes test boxes
+    final = HeldBackBoxes("cityscapes", data_dir, 3).scores(load_generator(model_dir, "cpu"))
+    assert float(lines[-1].split("\t")[1]) == final["tiou"]
+    with open(os.path.join(eval_dir, "hamm.tsv")) as f:
+        assert float(f.read().splitlines()[-1].split("\t")[1]) == final["hamm"]
+    # time and memory are kept apart, in the .dvcignored resources.json
+    with open(os.path.join(live_dir, "resources.json")) as f:
+        assert "train_seconds" in json.load(f)
+    with open(os.path.join(model_dir, SUMMARY_FILE)) as f:
+        assert "train_seconds" not in json.load(f)

@@ -1,0 +1,282 @@
+"""The two-stream structure model of Hong et al. 2018 (TwoSM, the paper's Table 2), written from
+the paper's description and SPEC.md: a shared encoder, an object-mask stream (sigmoid, BCE) and
+a context stream (per-class softmax, NLL), a multiscale LSGAN on the context stream.
+
+Observations: `local` (TwoSM) is a square window around the box (side = min(2 × the box's
+longer side, min(W, H)), never smaller than the box; jittered in training, centred at test),
+resized (nearest) to `crop_size`; `full` (TwoSM+Full) is the whole incomplete map. The model
+sees the same conditioning as the pix2pixHD rows (one-hot Su, instance edges, box mask) of its
+observation. Its output is cat(sigmoid(mask logit), softmax(context logits)): probabilities,
+so Eq 5's fusion applies to both streams, and MEx / A-MEx (pipeline.losses) score the fused
+context stream. Test labels are the context stream's argmax in the box, resized back to the
+window (bilinear probabilities) and pasted into the map — no colour round trip.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pipeline.floors import object_mask
+from pipeline.inputs import EditBox, condition_tensor, edit_inputs, instance_edges
+from pipeline.losses import GanBatch, frozen, lsgan
+from pipeline.networks import MultiscaleDiscriminator, ResidualBlock
+
+OBSERVATIONS = ("local", "full")
+
+#---------------------------------------------------------------------------------------------
+# Geometry (pure functions on (x1, y1, x2, y2) half-open boxes)
+
+
+def local_window(box, width: int, height: int, offset=None):
+    """The local observation window of a box: a square of side min(2 × longer side, min(W, H)),
+    widened to the box where the box is larger (then it is not square), inside the image.
+    offset=None centres it on the box (clamped to the image); offset=(u, v) in [0, 1]² places it
+    anywhere that still contains the box (training jitter)."""
+    x1, y1, x2, y2 = box
+    side = min(2 * max(x2 - x1, y2 - y1), min(width, height))
+    window_w, window_h = max(side, x2 - x1), max(side, y2 - y1)
+    # left edge range that keeps the box inside the window and the window inside the image
+    low_x, high_x = max(0, x2 - window_w), min(x1, width - window_w)
+    low_y, high_y = max(0, y2 - window_h), min(y1, height - window_h)
+    if offset is None:
+        left = min(max((x1 + x2 - window_w) // 2, low_x), high_x)
+        top = min(max((y1 + y2 - window_h) // 2, low_y), high_y)
+    else:
+        left = low_x + int(round(offset[0] * (high_x - low_x)))
+        top = low_y + int(round(offset[1] * (high_y - low_y)))
+    return (left, top, left + window_w, top + window_h)
+
+
+def box_in_window(box, window, size: int):
+    """The box in the coordinates of the window resized to size x size (never empty)."""
+    wx1, wy1, wx2, wy2 = window
+    scale_x, scale_y = size / (wx2 - wx1), size / (wy2 - wy1)
+    x1, y1 = int(np.floor((box[0] - wx1) * scale_x)), int(np.floor((box[1] - wy1) * scale_y))
+    x2, y2 = int(np.ceil((box[2] - wx1) * scale_x)), int(np.ceil((box[3] - wy1) * scale_y))
+    return (x1, y1, max(x2, x1 + 1), max(y2, y1 + 1))
+
+
+def resize_nearest(array: np.ndarray, window, size: int) -> np.ndarray:
+    """array[..., window] resized to (size, size) by nearest neighbour (labels, ids)."""
+    wx1, wy1, wx2, wy2 = window
+    rows = wy1 + (np.arange(size) * (wy2 - wy1)) // size
+    cols = wx1 + (np.arange(size) * (wx2 - wx1)) // size
+    return array[..., rows[:, None], cols[None, :]]
+
+
+#---------------------------------------------------------------------------------------------
+# Batches
+
+
+class Observation:
+    """Turns (image, EditBox) into the model's view: the window, the box in it, and the
+    conditioning / targets at the model's size."""
+
+    def __init__(self, kind: str, crop_size: int):
+        if kind not in OBSERVATIONS:
+            raise ValueError(f"unknown TwoSM observation {kind!r} ({', '.join(OBSERVATIONS)})")
+        self.kind, self.crop_size = kind, crop_size
+
+    def window(self, box, width, height, offset=None):
+        if self.kind == "full":
+            return (0, 0, width, height)
+        return local_window(box, width, height, offset)
+
+    def view(self, labels, instances, edit: EditBox, offset=None):
+        """(incomplete labels, edited instances, box mask, GT labels, GT object mask, box) of the
+        observation at model size."""
+        height, width = labels.shape
+        window = self.window(edit.box, width, height, offset)
+        object_pixels = np.zeros(labels.shape, dtype=bool)
+        x1, y1, x2, y2 = edit.box
+        object_pixels[y1:y2, x1:x2] = object_mask(labels, instances, edit.box, edit.label)
+        if self.kind == "full":
+            box = edit.box
+            view_labels, view_instances, view_object = labels, instances, object_pixels
+        else:
+            box = box_in_window(edit.box, window, self.crop_size)
+            view_labels = resize_nearest(labels, window, self.crop_size)
+            view_instances = resize_nearest(instances, window, self.crop_size)
+            view_object = resize_nearest(object_pixels, window, self.crop_size)
+        incomplete, edited_instances, mask = edit_inputs(
+            view_labels, view_instances, EditBox(edit.image, edit.label, box))
+        return incomplete, edited_instances, mask, view_labels, view_object, box
+
+
+def twosm_batch(split, spec, observation: Observation, indices, edits, flips, offsets,
+                device) -> GanBatch:
+    """GanBatch of the two-stream model: condition = one-hot Su + edges + box mask of the
+    observation; target = cat(GT object mask, one-hot GT labels); mask = the box."""
+    incompletes, edges, masks, targets, boxes = [], [], [], [], []
+    for index, edit, flip, offset in zip(indices, edits, flips, offsets):
+        labels, instances = split.labels[index], split.instances[index]
+        if flip:
+            labels, instances = labels[:, ::-1], instances[:, ::-1]
+        incomplete, edited, mask, truth, obj, box = observation.view(labels, instances, edit,
+                                                                     offset)
+        one_hot = np.eye(spec.num_labels, dtype=np.float32)[truth].transpose(2, 0, 1)
+        incompletes.append(incomplete)
+        edges.append(instance_edges(edited))
+        masks.append(mask)
+        targets.append(np.concatenate([obj[None].astype(np.float32), one_hot]))
+        boxes.append(box)
+    incomplete = torch.from_numpy(np.stack(incompletes)).long().to(device)
+    mask = torch.from_numpy(np.stack(masks)).to(device)
+    condition = condition_tensor(incomplete, torch.from_numpy(np.stack(edges)).to(device), mask,
+                                 spec.num_labels)
+    return GanBatch(condition=condition, target=torch.from_numpy(np.stack(targets)).to(device),
+                    mask=mask.unsqueeze(1), boxes=tuple(boxes))
+
+
+#---------------------------------------------------------------------------------------------
+# Network
+
+
+class TwoStreamGenerator(nn.Module):
+    """Shared encoder (c7s1-ngf, n_downsampling stride-2 convs, n_blocks residual blocks) and two
+    decoders (n_downsampling transposed convs, c7s1): the object mask (1 channel, sigmoid) and
+    the context labels (num_labels channels, softmax).
+
+    x: (N, in_channels, S, S) -> (N, 1 + num_labels, S, S) probabilities."""
+
+    def __init__(self, in_channels: int, num_labels: int, ngf: int = 64,
+                 n_downsampling: int = 4, n_blocks: int = 9):
+        super().__init__()
+        self.multiple = 2 ** n_downsampling
+        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), nn.InstanceNorm2d(ngf),
+                  nn.ReLU(True)]
+        width = ngf
+        for _ in range(n_downsampling):
+            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
+                       nn.InstanceNorm2d(width * 2), nn.ReLU(True)]
+            width *= 2
+        layers += [ResidualBlock(width) for _ in range(n_blocks)]
+        self.encoder = nn.Sequential(*layers)
+        self.mask_stream = self._decoder(width, n_downsampling, 1)
+        self.context_stream = self._decoder(width, n_downsampling, num_labels)
+
+    @staticmethod
+    def _decoder(width: int, n_upsampling: int, out_channels: int) -> nn.Sequential:
+        layers = []
+        for _ in range(n_upsampling):
+            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1,
+                                          output_padding=1),
+                       nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
+            raise ValueError(f"TwoSM input {tuple(x.shape[-2:])} (H, W) is not a multiple of "
+                             f"{self.multiple} (2**n_downsampling)")
+        shared = self.encoder(x)
+        return torch.cat([torch.sigmoid(self.mask_stream(shared)),
+                          torch.softmax(self.context_stream(shared), 1)], 1)
+
+
+#---------------------------------------------------------------------------------------------
+# Loss plug-in
+
+EPS = 1e-7
+
+
+class TwoStreamLoss(nn.Module):
+    """TwoSM's objective on the raw output: λ_mask · BCE(object mask) + λ_context ·
+    NLL(context labels) + λ_gan · multiscale LSGAN on (condition, context probabilities); the D
+    terms carry pix2pixHD's ½. Output / target layout: channel 0 the object mask, 1.. the
+    labels."""
+
+    def __init__(self, condition_channels: int, num_labels: int, *, ndf=64, n_layers=3,
+                 num_d=2, lambda_gan=0.1, lambda_mask=1.0, lambda_context=1.0):
+        super().__init__()
+        self.discriminator = MultiscaleDiscriminator(condition_channels + num_labels, ndf,
+                                                     n_layers, num_d)
+        self.lambda_gan, self.lambda_mask, self.lambda_context = \
+            lambda_gan, lambda_mask, lambda_context
+
+    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        mask, context = generated[:, :1], generated[:, 1:]
+        bce = F.binary_cross_entropy(mask.clamp(EPS, 1 - EPS), batch.target[:, :1])
+        nll = F.nll_loss(torch.log(context.clamp_min(EPS)), batch.target[:, 1:].argmax(1))
+        with frozen(self.discriminator):
+            scales = self.discriminator(torch.cat([batch.condition, context], 1))
+        adversarial = sum(lsgan(scale[-1], True) for scale in scales)
+        return {"G_mask": self.lambda_mask * bce, "G_context": self.lambda_context * nll,
+                "G_adv": self.lambda_gan * adversarial}
+
+    def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        fake = self.discriminator(torch.cat([batch.condition, generated[:, 1:].detach()], 1))
+        real = self.discriminator(torch.cat([batch.condition, batch.target[:, 1:]], 1))
+        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake),
+                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real)}
+
+
+#---------------------------------------------------------------------------------------------
+# Training data and test-time prediction
+
+
+class TwoStreamTask:
+    """TwoSM training data: a random eligible box per image per epoch, a random flip, a random
+    window offset (the local observation's jitter), a shuffled order -- all from (seed, epoch)."""
+
+    def __init__(self, split, spec, train_boxes: dict, observation: Observation, *,
+                 batch_size: int, flip: bool, seed: int):
+        self.split, self.spec, self.observation = split, spec, observation
+        self.batch_size, self.flip, self.seed = batch_size, flip, seed
+        self.boxes = train_boxes
+        self.usable = [i for i, name in enumerate(split.names) if train_boxes.get(name)]
+        if not self.usable:
+            raise ValueError("no training image has an eligible box (check size_threshold)")
+
+    def __len__(self):
+        return -(-len(self.usable) // self.batch_size)
+
+    def epoch(self, epoch: int, device):
+        from pipeline.inputs import flip_box
+        rng = np.random.default_rng([self.seed, epoch])
+        order = [self.usable[i] for i in rng.permutation(len(self.usable))]
+        width = self.split.labels.shape[-1]
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start:start + self.batch_size]
+            edits, flips, offsets = [], [], []
+            for index in indices:
+                choices = self.boxes[self.split.names[index]]
+                edit = choices[rng.integers(len(choices))]
+                flip = bool(self.flip and rng.random() < 0.5)
+                if flip:
+                    edit = EditBox(edit.image, edit.label, flip_box(edit.box, width))
+                edits.append(edit)
+                flips.append(flip)
+                offsets.append((float(rng.random()), float(rng.random())))
+            yield twosm_batch(self.split, self.spec, self.observation, indices, edits, flips,
+                              offsets, device)
+
+
+@torch.no_grad()
+def predict_labels(generator: TwoStreamGenerator, observation: Observation, labels, instances,
+                   edit: EditBox, spec, device) -> np.ndarray:
+    """The edited label map: the context stream's argmax inside the box, the map elsewhere."""
+    height, width = labels.shape
+    window = observation.window(edit.box, width, height)
+    batch = twosm_batch(_One(labels, instances), spec, observation, [0], [edit], [False],
+                        [None], device)
+    context = generator(batch.condition)[:, 1:]
+    wx1, wy1, wx2, wy2 = window
+    if observation.kind == "local":
+        context = F.interpolate(context, size=(wy2 - wy1, wx2 - wx1), mode="bilinear",
+                                align_corners=False)
+    predicted_window = context[0].argmax(0).cpu().numpy()
+    predicted = labels.copy()
+    x1, y1, x2, y2 = edit.box
+    predicted[y1:y2, x1:x2] = predicted_window[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
+    return predicted
+
+
+class _One:
+    """A one-image split for twosm_batch."""
+
+    def __init__(self, labels, instances):
+        self.labels, self.instances = labels[None], instances[None]

@@ -1,0 +1,52 @@
+"""Write the CPU study's answer (reports/study/summary.md) from a finished study run.
+
+  python -m stages.study_summary --reports SCRATCH/reports --out reports/study --wall-seconds N
+
+Called by `make study` (tools/study.sh) after `dvc repro` with params_study.yaml.
+"""
+import json
+import os
+
+import pandas as pd
+
+from pipeline.config import load_params, seed_dir
+from pipeline.reports import held_back_floors, read_curves, study_summary
+from stages.common import ArgumentParser, run
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", required=True, help="the study run's reports/ folder")
+    parser.add_argument("--params", default="params.yaml", help="the study run's params")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--wall-seconds", type=int, required=True)
+    args = parser.parse_args()
+    params = load_params(args.params)
+    with open(os.path.join(args.reports, "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(args.reports, "run_conditions.json")) as f:
+        conditions = json.load(f)
+    differences = pd.read_csv(os.path.join(args.reports, "differences.csv"))
+    scores = pd.read_csv(os.path.join(args.reports, "scores.csv"))
+    dataset = next(iter(params.datasets))
+    curves = {}
+    for row in params.rows:
+        for seed in params.seeds:
+            history = read_curves(seed_dir(os.path.join(args.reports, "train"), row, seed))
+            found = {k[len("eval/"):]: v for k, v in history.items() if k.startswith("eval/")}
+            if found:
+                curves.setdefault(row, {})[seed] = found
+    held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
+                 for m in ("tiou", "hamm")}
+    platform = conditions.get("platform", {})
+    where = f"{platform.get('cpu_model', 'CPU')}, {params.train.cpu_threads} threads"
+    text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
+                         held_back=held_back, params=params, wall_seconds=args.wall_seconds,
+                         platform=where)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,76 @@
+"""The CPU study profile: a fast dry run of `make study` and its summary on a fake result."""
+import os
+import subprocess
+
+import pandas as pd
+
+from pipeline.config import load_params
+from pipeline.reports import first_step_above, study_summary
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_study_profile_loads_and_trains_every_row_with_three_seeds():
+    params = load_params(os.path.join(REPO, "params_study.yaml"))
+    assert list(params.datasets) == ["cityscapes"] and len(params.seeds) >= 3
+    assert {row.loss for row in params.rows.values()} == {"pix2pixhd", "mex", "amex"}
+    assert params.train.eval_every > 0
+
+
+def test_study_dry_run_lists_the_stages_it_would_run():
+    result = subprocess.run(["bash", "tools/study.sh"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, DRY="1"), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [line.split()[-1] for line in result.stdout.splitlines()
+              if line.startswith("would run")]
+    params = load_params(os.path.join(REPO, "params_study.yaml"))
+    for row in params.rows:
+        group = "train_baseline" if row in params.baselines else "train_mex"
+        for seed in params.seeds:
+            assert f"{group}@{row}-{seed}" in stages
+    assert "prepare@cityscapes" in stages and "prepare@nyu" not in stages
+    assert {"evaluate", "report"} <= set(stages)
+
+
+def test_study_dry_run_refuses_a_bad_profile(tmp_path):
+    bad = tmp_path / "study.yaml"
+    bad.write_text(open(os.path.join(REPO, "params_study.yaml")).read()
+                   .replace("seeds:", "seedz:"))
+    result = subprocess.run(["bash", "tools/study.sh"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, DRY="1", STUDY_PARAMS=str(bad)),
+                            timeout=120)
+    assert result.returncode != 0
+    assert "seedz: unknown key" in result.stderr
+
+
+def test_first_step_above_uses_the_seed_mean():
+    curves = {0: ([100, 200, 300], [0.5, 0.7, 0.9]), 1: ([100, 200, 300], [0.5, 0.9, 0.9])}
+    assert first_step_above(curves, 0.75) == 200   # mean 0.8 at step 200
+    assert first_step_above(curves, 0.95) is None
+
+
+def test_study_summary_answers_plainly_including_no():
+    params = load_params(os.path.join(REPO, "params_study.yaml"))
+    differences = pd.DataFrame([
+        {"comparison": "mexgan-cityscapes − pix2pixhd-cityscapes", "metric": m,
+         "difference": 0.2, "ci_low": 0.1, "ci_high": 0.3, "excludes_0": "yes"}
+        for m in ("tiou", "hamm")] + [
+        {"comparison": "amexgan-cityscapes − mexgan-cityscapes", "metric": m,
+         "difference": 0.01, "ci_low": -0.05, "ci_high": 0.07, "excludes_0": "no"}
+        for m in ("tiou", "hamm")] + [
+        {"comparison": f"{row} − floor-fill-box-cityscapes", "metric": m,
+         "difference": -0.3, "ci_low": -0.4, "ci_high": -0.2, "excludes_0": "yes"}
+        for row in ("pix2pixhd-cityscapes", "mexgan-cityscapes", "amexgan-cityscapes")
+        for m in ("tiou", "hamm")])
+    metrics = {row: {"tiou": 0.5, "hamm": 0.5, "test_boxes": 55}
+               for row in ("pix2pixhd-cityscapes", "mexgan-cityscapes", "amexgan-cityscapes",
+                           "floor-fill-box-cityscapes", "floor-mean-mask-cityscapes")}
+    curves = {"mexgan-cityscapes": {0: {"tiou": ([100, 200], [0.1, 0.2])}}}
+    text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
+                         held_back={"tiou": {"floor-fill-box-cityscapes": 0.8}}, params=params,
+                         wall_seconds=3000, platform="test CPU")
+    assert "| Does MExGAN beat Pix2PixHD? | **yes**: tiou" in text
+    assert "| Does A-MExGAN beat MExGAN? | **cannot tell** (the interval includes 0)" in text
+    assert "Does pix2pixhd-cityscapes beat the fill-box floor? | **no, it is worse**" in text
+    assert "tiou: never within 200 steps" in text
+    assert "Wall time 50 min (test CPU)" in text
