@@ -188,7 +188,11 @@ class EditTask:
                     edit = EditBox(edit.image, edit.label, flip_box(edit.box, width))
                 edits.append(edit)
                 flips.append(flip)
-            yield edit_batch(self.split, self.spec, indices, edits, flips, device)
+            yield self.make_batch(indices, edits, flips, rng, device)
+
+    def make_batch(self, indices, edits, flips, rng, device) -> GanBatch:
+        """The batch of one step (subclasses may draw more from `rng`, after the boxes)."""
+        return edit_batch(self.split, self.spec, indices, edits, flips, device)
 
 
 class TranslationTask:

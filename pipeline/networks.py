@@ -29,6 +29,30 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def encoder_layers(in_channels: int, ngf: int, n_downsampling: int, n_blocks: int) -> list:
+    """pix2pixHD G1's front half: c7s1-ngf, n_downsampling stride-2 convs, n_blocks residual
+    blocks (the output has ngf * 2**n_downsampling channels)."""
+    layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), nn.InstanceNorm2d(ngf),
+              nn.ReLU(True)]
+    width = ngf
+    for _ in range(n_downsampling):
+        layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
+                   nn.InstanceNorm2d(width * 2), nn.ReLU(True)]
+        width *= 2
+    return layers + [ResidualBlock(width) for _ in range(n_blocks)]
+
+
+def decoder_layers(width: int, n_upsampling: int, out_channels: int) -> list:
+    """pix2pixHD G1's back half: n_upsampling transposed convs, c7s1-out (no activation)."""
+    layers = []
+    for _ in range(n_upsampling):
+        layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1,
+                                      output_padding=1),
+                   nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
+        width //= 2
+    return layers + [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7)]
+
+
 class GlobalGenerator(nn.Module):
     """pix2pixHD G1: c7s1-ngf, n_downsampling stride-2 convs, n_blocks residual blocks,
     n_downsampling transposed convs, c7s1-out, tanh.
@@ -40,21 +64,9 @@ class GlobalGenerator(nn.Module):
                  n_downsampling: int = 4, n_blocks: int = 9):
         super().__init__()
         self.multiple = 2 ** n_downsampling
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7),
-                  nn.InstanceNorm2d(ngf), nn.ReLU(True)]
-        width = ngf
-        for _ in range(n_downsampling):
-            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
-                       nn.InstanceNorm2d(width * 2), nn.ReLU(True)]
-            width *= 2
-        layers += [ResidualBlock(width) for _ in range(n_blocks)]
-        for _ in range(n_downsampling):
-            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1,
-                                          output_padding=1),
-                       nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
-            width //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
+        self.model = nn.Sequential(
+            *encoder_layers(in_channels, ngf, n_downsampling, n_blocks),
+            *decoder_layers(ngf * 2 ** n_downsampling, n_downsampling, out_channels), nn.Tanh())
 
     def forward(self, x):
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:

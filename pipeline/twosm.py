@@ -19,9 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.floors import object_mask
-from pipeline.inputs import EditBox, condition_tensor, edit_inputs, instance_edges
+from pipeline.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
 from pipeline.losses import GanBatch, frozen, lsgan
-from pipeline.networks import MultiscaleDiscriminator, ResidualBlock
+from pipeline.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers
 
 OBSERVATIONS = ("local", "full")
 
@@ -145,28 +145,10 @@ class TwoStreamGenerator(nn.Module):
                  n_downsampling: int = 4, n_blocks: int = 9):
         super().__init__()
         self.multiple = 2 ** n_downsampling
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), nn.InstanceNorm2d(ngf),
-                  nn.ReLU(True)]
-        width = ngf
-        for _ in range(n_downsampling):
-            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
-                       nn.InstanceNorm2d(width * 2), nn.ReLU(True)]
-            width *= 2
-        layers += [ResidualBlock(width) for _ in range(n_blocks)]
-        self.encoder = nn.Sequential(*layers)
-        self.mask_stream = self._decoder(width, n_downsampling, 1)
-        self.context_stream = self._decoder(width, n_downsampling, num_labels)
-
-    @staticmethod
-    def _decoder(width: int, n_upsampling: int, out_channels: int) -> nn.Sequential:
-        layers = []
-        for _ in range(n_upsampling):
-            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1,
-                                          output_padding=1),
-                       nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
-            width //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7)]
-        return nn.Sequential(*layers)
+        width = ngf * 2 ** n_downsampling
+        self.encoder = nn.Sequential(*encoder_layers(in_channels, ngf, n_downsampling, n_blocks))
+        self.mask_stream = nn.Sequential(*decoder_layers(width, n_downsampling, 1))
+        self.context_stream = nn.Sequential(*decoder_layers(width, n_downsampling, num_labels))
 
     def forward(self, x):
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
@@ -218,41 +200,20 @@ class TwoStreamLoss(nn.Module):
 # Training data and test-time prediction
 
 
-class TwoStreamTask:
-    """TwoSM training data: a random eligible box per image per epoch, a random flip, a random
-    window offset (the local observation's jitter), a shuffled order -- all from (seed, epoch)."""
+class TwoStreamTask(EditTask):
+    """TwoSM training data: EditTask's random eligible box per image per epoch, random flip and
+    shuffled order, plus a random window offset per sample (the local observation's jitter),
+    all drawn from (seed, epoch)."""
 
     def __init__(self, split, spec, train_boxes: dict, observation: Observation, *,
                  batch_size: int, flip: bool, seed: int):
-        self.split, self.spec, self.observation = split, spec, observation
-        self.batch_size, self.flip, self.seed = batch_size, flip, seed
-        self.boxes = train_boxes
-        self.usable = [i for i, name in enumerate(split.names) if train_boxes.get(name)]
-        if not self.usable:
-            raise ValueError("no training image has an eligible box (check size_threshold)")
+        super().__init__(split, spec, train_boxes, batch_size=batch_size, flip=flip, seed=seed)
+        self.observation = observation
 
-    def __len__(self):
-        return -(-len(self.usable) // self.batch_size)
-
-    def epoch(self, epoch: int, device):
-        from pipeline.inputs import flip_box
-        rng = np.random.default_rng([self.seed, epoch])
-        order = [self.usable[i] for i in rng.permutation(len(self.usable))]
-        width = self.split.labels.shape[-1]
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
-            edits, flips, offsets = [], [], []
-            for index in indices:
-                choices = self.boxes[self.split.names[index]]
-                edit = choices[rng.integers(len(choices))]
-                flip = bool(self.flip and rng.random() < 0.5)
-                if flip:
-                    edit = EditBox(edit.image, edit.label, flip_box(edit.box, width))
-                edits.append(edit)
-                flips.append(flip)
-                offsets.append((float(rng.random()), float(rng.random())))
-            yield twosm_batch(self.split, self.spec, self.observation, indices, edits, flips,
-                              offsets, device)
+    def make_batch(self, indices, edits, flips, rng, device) -> GanBatch:
+        offsets = [(float(rng.random()), float(rng.random())) for _ in indices]
+        return twosm_batch(self.split, self.spec, self.observation, indices, edits, flips,
+                           offsets, device)
 
 
 @torch.no_grad()

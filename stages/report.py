@@ -181,7 +181,8 @@ def main():
     grids = []
     for dataset in params.datasets:
         shown = {}
-        for title, prefix in (("Pix2PixHD", "pix2pixhd"), ("MExGAN", "mexgan")):
+        for title, prefix in (("Pix2PixHD", "pix2pixhd"), ("MExGAN", "mexgan"),
+                              ("TwoSM+Full", "twosm-full")):
             path = os.path.join(args.artifacts, "eval", f"{prefix}-{dataset}.npz")
             if os.path.exists(path):
                 shown[title] = dict(np.load(path))

@@ -64,8 +64,10 @@ def prepare(project, params):
 
 
 def dirs(root):
+    """Data, model and dvclive folders of the row's first seed, where `stages.train ROW` writes."""
     return (str(root / "artifacts" / "data" / "cityscapes"),
-            str(root / "artifacts" / "models" / ROW), str(root / "reports" / "train" / ROW))
+            str(root / "artifacts" / "models" / ROW / "seed0"),
+            str(root / "reports" / "train" / ROW / "seed0"))
 
 
 def train_in_process(root, params):

@@ -169,3 +169,56 @@ def test_channel_selection_is_the_same_mex_loss_on_the_selected_channels():
         assert torch.equal(a[key], b[key]), key
     assert torch.equal(selected.generator_terms(batch, None, fused)["G_mex"],
                        plain.generator_terms(plain_batch, None, fused[:, 1:])["G_mex"])
+
+
+def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path):
+    """TwoSM rows go through the one trainer: a run that dies mid-epoch resumes from its
+    checkpoint and ends with the generator of an uninterrupted run (the task's order, flips and
+    window jitter are a function of (seed, epoch))."""
+    import os
+    import shutil
+    from pipeline import twosm
+    from pipeline.config import parse_params
+    from pipeline.rows import GENERATOR_FILE, train_row
+    from tests.test_resume import prepare
+    from tests.tiny_project import tiny_params
+    raw = tiny_params(train={"epochs": 2, "checkpoint_every": 2, "eval_every": 4},
+                      baselines={}, mex_rows={}, q_sweep={}, twosm={"crop_size": 16},
+                      twosm_rows={"twosm-full-mex-cityscapes": {
+                          "dataset": "cityscapes", "loss": "mex", "q_from": "q",
+                          "observation": "local", "size_threshold": 0.01}})
+    prepare(tmp_path, raw)
+    params = parse_params(raw)
+    data = str(tmp_path / "artifacts" / "data" / "cityscapes")
+
+    def run(name):
+        return train_row(params, "twosm-full-mex-cityscapes", data, str(tmp_path / name),
+                         str(tmp_path / f"{name}-live"), progress=False)
+
+    run("reference")
+    original = twosm.TwoStreamTask.epoch
+
+    def dies_in_the_second_epoch(self, epoch, device):
+        for index, batch in enumerate(original(self, epoch, device)):
+            if epoch == 1 and index == 3:
+                raise KeyboardInterrupt
+            yield batch
+
+    twosm.TwoStreamTask.epoch = dies_in_the_second_epoch
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run("crashed")
+    finally:
+        twosm.TwoStreamTask.epoch = original
+    summary = run("crashed")
+    assert summary["resumes"] == 1
+    final = torch.load(os.path.join(tmp_path, "crashed", GENERATOR_FILE), weights_only=False)
+    expected = torch.load(os.path.join(tmp_path, "reference", GENERATOR_FILE),
+                          weights_only=False)
+    for key, value in expected["generator"].items():
+        assert torch.equal(final["generator"][key], value), key
+    with open(tmp_path / "crashed-live/plots/metrics/eval/tiou.tsv") as f:
+        crashed = f.read()
+    with open(tmp_path / "reference-live/plots/metrics/eval/tiou.tsv") as f:
+        assert crashed == f.read()
+    shutil.rmtree(tmp_path / "artifacts")
