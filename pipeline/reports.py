@@ -270,6 +270,11 @@ def plot_q_sensitivity(frame: pd.DataFrame, path: str, subtitle: str,
                        floors: dict | None = None) -> None:
     """Fig 10 with the floors (metric -> {floor row: value}) as horizontal lines."""
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
+    if not len(frame):
+        ax.text(0.5, 0.5, "no q-sweep rows in this run", ha="center", va="center")
+        ax.set_axis_off()
+        save_figure(fig, path)
+        return
     lines = {"tiou": ax.plot(frame["q"], frame["tiou"], "o-", label="tIOU")[0],
              "hamm": ax.plot(frame["q"], frame["hamm"], "s-", label="hamm")[0]}
     for metric, values in (floors or {}).items():
@@ -443,6 +448,26 @@ def _verdict(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
             f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
 
 
+def _resolved(frame: pd.DataFrame, a: str, b: str, metric: str = "tiou"):
+    """+1 / -1 when the paired interval of a − b excludes 0 above / below, 0 otherwise,
+    None when the comparison is not in the frame."""
+    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
+    if not len(line):
+        return None
+    d = line.iloc[0]
+    return 0 if d["excludes_0"] != "yes" else (1 if d["difference"] > 0 else -1)
+
+
+def _plain_answer(frame, pix, mex, amex, fill) -> str:
+    """One sentence answering the study's questions on tIOU, whatever the answer is."""
+    words = {1: "beats", -1: "is worse than", 0: "cannot be told apart from", None: "was not run"}
+    above = [row for row in (pix, mex, amex) if _resolved(frame, row, fill) == 1]
+    floor = ("no trained row beats the fill-box floor at this budget" if not above else
+             f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} the fill-box floor")
+    return (f"on tIOU, MExGAN {words[_resolved(frame, mex, pix)]} Pix2PixHD, A-MExGAN "
+            f"{words[_resolved(frame, amex, mex)]} MExGAN, and {floor}.")
+
+
 def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict,
                   held_back: dict, params, wall_seconds: int, platform: str) -> str:
     """The study section of the report: the three questions answered from the paired
@@ -463,7 +488,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
            f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
            "[study/table1.md](study/table1.md) and [study/differences.md](study/differences.md).",
-           "", "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
+           "", f"**In short:** {_plain_answer(differences, pix, mex, amex, fill)}", "",
+           "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
     questions = [("Does MExGAN beat Pix2PixHD?", mex, pix),
                  ("Does A-MExGAN beat MExGAN?", amex, mex)]
     for question, a, b in questions:

@@ -20,6 +20,7 @@ def main():
     parser.add_argument("--params", default="params.yaml", help="the study run's params")
     parser.add_argument("--out", required=True)
     parser.add_argument("--wall-seconds", type=int, required=True)
+    parser.add_argument("--source", default="", help="the code the study ran (commit, note)")
     args = parser.parse_args()
     params = load_params(args.params)
     with open(os.path.join(args.reports, "metrics.json")) as f:
@@ -38,8 +39,14 @@ def main():
                 curves.setdefault(row, {})[seed] = found
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
-    platform = conditions.get("platform", {})
-    where = f"{platform.get('cpu_model', 'CPU')}, {params.train.cpu_threads} threads"
+    machine = conditions.get("platform", {}).get("machine")
+    resources = os.path.join(args.reports, "resources.json")
+    if machine is None and os.path.exists(resources):
+        with open(resources) as f:
+            machine = json.load(f).get("machine")
+    threads = params.train.cpu_threads
+    where = (f"{(machine or {}).get('cpu_model', 'unknown CPU')}, {threads} thread"
+             f"{'s' if threads > 1 else ''} per run, code {args.source or 'unknown'}")
     text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
                          held_back=held_back, params=params, wall_seconds=args.wall_seconds,
                          platform=where)

@@ -74,3 +74,5 @@ def test_study_summary_answers_plainly_including_no():
     assert "Does pix2pixhd-cityscapes beat the fill-box floor? | **no, it is worse**" in text
     assert "tiou: never within 200 steps" in text
     assert "Wall time 50 min (test CPU)" in text
+    assert ("**In short:** on tIOU, MExGAN beats Pix2PixHD, A-MExGAN cannot be told apart from "
+            "MExGAN, and no trained row beats the fill-box floor at this budget.") in text

@@ -44,7 +44,10 @@ cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/t
   reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
 cp reports/figures/metric_curves_*.png "$OUT.tmp/figures/"
 cp params.yaml "$OUT.tmp/params.yaml"
-python -m stages.study_summary --reports reports --out "$OUT.tmp" --wall-seconds "$seconds"
+source="$(git -C "$ROOT" rev-parse --short HEAD)"
+[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] && source="$source + uncommitted changes"
+python -m stages.study_summary --reports reports --out "$OUT.tmp" --wall-seconds "$seconds" \
+  --source "$source"
 rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 echo "== study done in $((seconds / 60)) min: $OUT/summary.md"
 [ -z "${STUDY_WORK:-}" ] && rm -rf "$WORK"
