@@ -18,7 +18,7 @@ from pipeline.datasets import colour_to_labels, get_spec, read_split
 from pipeline.inputs import edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.metrics import FIDScorer, hamm, tiou
 from pipeline.config import seed_dir
-from pipeline.rows import SUMMARY_FILE, check_boxes, load_generator
+from pipeline.rows import RESOURCES_FILE, SUMMARY_FILE, check_boxes, load_generator
 from pipeline.twosm import TwoStreamGenerator, predict_labels
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,22 @@ def read_summary(model_dir: str) -> dict:
     if missing:
         raise ValueError(f"{path}: missing {', '.join(missing)} (rerun its training stage)")
     return summary
+
+
+def collect_resources(params: Params, row_names, live_root: str = "reports/train") -> dict:
+    """run name -> its resources.json (training time, memory; written by the training stages
+    next to their dvclive logs, hidden from DVC by .dvcignore). Missing files are skipped."""
+    runs = [(f"{row}-seed{seed}", seed_dir(live_root, row, seed))
+            for row in row_names for seed in params.seeds]
+    runs += [(f"translator-{d}", os.path.join(live_root, f"translator-{d}"))
+             for d in sorted({params.row(row).dataset for row in row_names})]
+    found = {}
+    for name, folder in runs:
+        path = os.path.join(folder, RESOURCES_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                found[name] = json.load(f)
+    return found
 
 
 SCORE_COLUMNS = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]

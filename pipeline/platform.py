@@ -162,8 +162,9 @@ def configure(portable: bool = DEFAULT_PORTABLE, threads: int = DEFAULT_THREADS,
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     env = environment(bool(portable), threads)
     late = [name for name in ("torch", "numpy") if name in sys.modules]
-    if late and portable:
-        stale = {k: os.environ.get(k) for k, v in env.items() if os.environ.get(k) != v}
+    if late and portable:  # the thread counts can still be set later; the ISA caps cannot
+        stale = [k for k, v in PORTABLE_ENV.items() if os.environ.get(k) != v]
+        stale += [k for k in PORTABLE_UNSET if k in os.environ]
         if stale:
             raise LateConfiguration(
                 f"portable mode must be configured before {' and '.join(late)} is imported "

@@ -3,6 +3,8 @@
   python -m stages.evaluate    -> reports/metrics.json (means; deterministic on CPU),
                                   reports/scores.csv (one line per row, seed and test box),
                                   reports/run_conditions.json (incl. the platform),
+                                  reports/resources.json (not a DVC output: the machine, and
+                                  each run's training time and memory, which vary),
                                   artifacts/eval/<row>.npz (examples for the figures)
 """
 import json
@@ -11,7 +13,7 @@ import os
 import pandas as pd
 
 from pipeline.config import load_params
-from pipeline.evaluation import SCORE_COLUMNS, evaluate
+from pipeline.evaluation import SCORE_COLUMNS, collect_resources, evaluate
 from pipeline.platform import describe
 from stages.common import ArgumentParser, run
 
@@ -36,8 +38,15 @@ def main():
     result = evaluate(params, rows, data_root="artifacts/data", model_root="artifacts/models",
                       samples_dir="artifacts/eval")
     os.makedirs("reports", exist_ok=True)
-    write_json("reports/run_conditions.json", {**result["conditions"], "platform": describe()})
+    platform = describe()
+    # What differs from machine to machine (CPU model, flags, cores) goes with time and memory
+    # into reports/resources.json, which DVC does not track: run_conditions.json (a DVC output)
+    # stays the same on every CPU in portable mode.
+    machine = platform.pop("machine")
+    write_json("reports/run_conditions.json", {**result["conditions"], "platform": platform})
     write_json("reports/metrics.json", result["rows"])
+    write_json("reports/resources.json", {"machine": machine,
+                                          "runs": collect_resources(params, rows)})
     scores = pd.DataFrame(result["scores"], columns=SCORE_COLUMNS)
     scores.to_csv("reports/scores.csv.tmp", index=False, float_format="%.17g")
     os.replace("reports/scores.csv.tmp", "reports/scores.csv")

@@ -8,10 +8,13 @@ threads a pipeline run on the same cores (dvc repro) makes them spin-wait and ru
 slower. Subprocesses that run stages configure themselves from their own params file.
 """
 import os
-
-from pipeline import platform
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # pytest started from another folder
+    sys.path.insert(0, ROOT)
+
+from pipeline import platform  # noqa: E402
 TEST_THREADS = 1
 
 if not platform.is_configured():
