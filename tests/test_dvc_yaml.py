@@ -57,10 +57,15 @@ def test_every_stage_script_and_dependency_exists():
 
 def test_every_tracked_param_resolves_in_params_yaml():
     params = load_params(os.path.join(REPO, "params.yaml"))
+    raw = load("params.yaml")
     for name, stage, item in stage_definitions():
         for key in stage.get("params", []):
             key = resolve(key, item)
             assert lookup(params, key) is not None, f"{name}: param {key} missing"
+            node = raw  # DVC reads the file itself: a default of pipeline.config is not enough
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: {key} not in the file"
+                node = node[part]
 
 
 def test_no_stage_output_lands_in_the_dvc_added_data_folder():

@@ -197,29 +197,50 @@ def test_which_networks_learn_in_each_gl_phase(phase, generator_learns, discrimi
         assert _changed(before, plugin) == discriminators_learn, plugin.name
 
 
-def test_a_three_phase_run_ends_in_the_joint_phase_and_resumes_into_it(tmp_path):
-    torch.manual_seed(0)
+class _Interrupt(Exception):
+    pass
+
+
+class _StopAt:
+    """The task, interrupted when batch `stop` of epoch `epoch` is requested (a killed run)."""
+
+    def __init__(self, task, epoch, stop):
+        self.task, self.stop_epoch, self.stop = task, epoch, stop
+
+    def __len__(self):
+        return len(self.task)
+
+    def epoch(self, epoch, device):
+        for index, batch in enumerate(self.task.epoch(epoch, device)):
+            if (epoch, index) == (self.stop_epoch, self.stop):
+                raise _Interrupt
+            yield batch
+
+
+def test_a_run_interrupted_in_the_discriminator_phase_resumes_bit_exact(tmp_path):
     params = parse_params(tiny_params())
     photos = generate_split("facade", "train", 4, 22, 24, seed=0).photos
     task = InpaintingTask(photos, fill=(100, 100, 100), hole=(0.3, 0.5), batch_size=2,
                           flip=True, seed=0)
 
-    def run(epochs, out):
+    def run(out, data):
         torch.manual_seed(0)
-        generator, plugins = build_gl("gl", params, 22, 24)
-        summary = trainer.train(generator=generator, losses=plugins, task=task, epochs=epochs,
+        generator, plugins = build_gl("gl_amex", params, 22, 24)
+        summary = trainer.train(generator=generator, losses=plugins, task=data, epochs=3,
                                 lr=1e-3, betas=(0.9, 0.999), device=torch.device("cpu"),
-                                out_dir=str(out), progress=False,
+                                out_dir=str(out), progress=False, checkpoint_every=1,
                                 phases=gl_phases(2, 2, plugins), fingerprint="x")
-        return generator, summary
+        return generator, plugins, summary
 
-    whole, summary = run(3, tmp_path / "whole")
-    assert summary["steps"] == 6 and "final_G_adv" in summary  # ended in the joint phase
-    run(2, tmp_path / "part")  # completion + discriminator phases, then resume to 3 epochs
-    resumed, summary = run(3, tmp_path / "part")
-    # not the same run (the lr schedule depends on `epochs`): compare the phase bookkeeping
-    assert summary["steps"] == 6 and summary["resumes"] == 1 and "final_G_adv" in summary
-    assert set(whole.state_dict()) == set(resumed.state_dict())
+    whole, whole_plugins, summary = run(tmp_path / "whole", task)
+    assert summary["steps"] == 6 and "final_G_amex" in summary  # ended in the joint phase
+    with pytest.raises(_Interrupt):  # killed before step 4 (the 2nd discriminator-only step)
+        run(tmp_path / "killed", _StopAt(task, 1, 1))
+    resumed, resumed_plugins, summary = run(tmp_path / "killed", task)
+    assert summary["resumes"] == 1 and summary["steps"] == 6
+    for a, b in ((whole, resumed), *zip(whole_plugins, resumed_plugins)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
 
 
 #---------------------------------------------------------------------------------------------
