@@ -288,7 +288,8 @@ class InpaintingTestSet:
             return np.stack([floors.mean_fill(p, h, fill) for p, h in zip(self.truth, self.holes)])
         if name == "biharmonic":
             return np.stack([floors.biharmonic_fill(p, h) for p, h in zip(self.truth, self.holes)])
-        raise ValueError(f"unknown inpainting floor {name!r} ({', '.join(floors.INPAINTING_FLOORS)})")
+        raise ValueError(f"unknown inpainting floor {name!r} "
+                         f"({', '.join(floors.INPAINTING_FLOORS)})")
 
 
 class HeldBackHoles:

@@ -416,11 +416,13 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                     g_terms = {k: v for loss in g_losses for k, v in
                                loss.generator_terms(batch, generated, fused).items()}
                     _check_finite(g_terms, step, last_good)
+                if g_terms:
                     opt_g.zero_grad(set_to_none=True)
                     sum(g_terms.values()).backward()
                     ranks.average_gradients(generator.parameters())
                     opt_g.step()
-                else:  # G is fixed in this phase: its output only feeds the discriminators
+                elif not g_losses:  # G is fixed in this phase: its output only feeds the Ds
+                    # (train mode: batch-norm statistics keep following the data)
                     with torch.no_grad():
                         generated = generator(batch.condition)
                         fused = batch.fuse(generated)

@@ -258,12 +258,13 @@ def main():
             grids.append((f"{dataset}: {' vs '.join(shown)}", f"figures/grid_{dataset}.png"))
 
     ip = params.inpainting
-    shown = {}
-    for title, row in (("GL", f"gl-{ip.dataset}"), ("GL+A-MEx", f"gl-amex-{ip.dataset}"),
-                       ("floor: biharmonic", f"floor-biharmonic-{ip.dataset}")):
+    shown, labels = {}, {"gl": "GL", "gl_amex": "GL+A-MEx"}
+    columns = [(row, labels[spec.loss]) for row, spec in params.inpainting_rows.items()]
+    columns.append((f"floor-biharmonic-{ip.dataset}", "floor: biharmonic"))
+    for row, title in columns:
         path = os.path.join(args.artifacts, "inpainting", "eval", f"{row}.npz")
         if os.path.exists(path):
-            shown[title] = dict(np.load(path))
+            shown[row if title in shown else title] = dict(np.load(path))
     if shown:
         inpainting_grid(shown, os.path.join(figures, f"grid_{ip.dataset}.png"))
         grids.append((f"{ip.dataset} inpainting (Fig 7 layout): ground truth, masked input, "

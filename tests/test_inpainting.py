@@ -13,10 +13,9 @@ from pipeline import trainer
 from pipeline.config import ParamsError, parse_params
 from pipeline.evaluation import InpaintingTestSet, evaluate_inpainting
 from pipeline.floors import biharmonic_fill, mean_fill
-from pipeline.inpainting import (CompletionNetwork, InpaintingTask, ReconstructionLoss,
-                                 draw_hole, gl_phases, hole_mask, hole_side_range,
-                                 inpainting_batch, local_patch, local_patches, read_test_holes,
-                                 stride_padding)
+from pipeline.inpainting import (CompletionNetwork, InpaintingTask, draw_hole, gl_phases,
+                                 hole_mask, hole_side_range, inpainting_batch, local_patch,
+                                 local_patches, read_test_holes, stride_padding)
 from pipeline.losses import AMExLoss, expanded_masks
 from pipeline.metrics import hole_l1, hole_ssim, l1, ssim
 from pipeline.preparation import prepare_dataset
