@@ -1,6 +1,6 @@
 """Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN, and the
-dataset's TwoSM rows) in one process: median step time and, on CUDA, peak / average allocated
-memory (paper Table 4 "Mem")."""
+dataset's TwoSM rows; or GL and GL+A-MEx for inpainting) in one process: median step time and,
+on CUDA, peak / average allocated memory (paper Table 4 "Mem")."""
 from __future__ import annotations
 
 import statistics
@@ -15,7 +15,8 @@ from pipeline.datasets import get_spec
 from pipeline.inputs import EditBox, EditTask, condition_channels
 from pipeline.networks import VGG19Features, count_parameters
 from pipeline.preparation import box_rows
-from pipeline.rows import build_generator, build_losses, build_twosm
+from pipeline.inpainting import InpaintingTask, mean_colour
+from pipeline.rows import build_generator, build_gl, build_losses, build_twosm
 from pipeline.twosm import TwoStreamTask
 from pipeline.synthetic import generate_split
 
@@ -102,4 +103,44 @@ def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"),
     if base:
         for values in results["rows"].values():
             values["step_time_vs_pix2pixhd"] = values["median_step_seconds"] / base
+    return results
+
+
+def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int = 10,
+                         images: int = 8, progress: bool = False) -> dict:
+    """GL and GL+A-MEx (params.inpainting) side by side on synthetic facades: median seconds of
+    a joint-phase step (completion network, context discriminator and, for GL+A-MEx, the A-MEx
+    discriminator all step; the costliest of GL's three phases) and, on CUDA, memory."""
+    device = trainer.pick_device(params.train.device)
+    ip = params.inpainting
+    photos = generate_split(ip.dataset, "train", images, height, width, params.data.seed).photos
+    results = {"device": str(device), "dataset": ip.dataset, "width": width, "height": height,
+               "steps": steps, "batch_size": ip.batch_size, "q": ip.q, "alpha": ip.alpha,
+               "beta": ip.beta, "phase": "joint",
+               "model": {"ngf": ip.ngf, "ndf": ip.ndf, "dilations": list(ip.dilations),
+                         "global_layers": ip.global_layers, "local_layers": ip.local_layers},
+               "rows": {}}
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+    for loss in ("gl", "gl_amex"):
+        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+        generator, plugins = build_gl(loss, params, height, width)
+        task = TimedTask(InpaintingTask(photos, fill=mean_colour(photos),
+                                        hole=(ip.hole_min, ip.hole_max),
+                                        batch_size=ip.batch_size, flip=ip.flip,
+                                        seed=params.train.seed), steps)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        with tempfile.TemporaryDirectory() as out_dir:
+            summary = trainer.train(generator=generator, losses=plugins, task=task, epochs=1,
+                                    lr=ip.lr, betas=(ip.beta1, ip.beta2), device=device,
+                                    out_dir=out_dir, progress=progress, desc=f"bench {loss}")
+        results["rows"][loss] = {
+            "median_step_seconds": statistics.median(task.step_seconds()),
+            "generator_parameters": count_parameters(generator),
+            "discriminator_parameters": sum(count_parameters(p) for p in plugins),
+            **{k: v for k, v in summary.items() if k.startswith("mem_gpu")}}
+    base = results["rows"]["gl"]["median_step_seconds"]
+    for values in results["rows"].values():
+        values["step_time_vs_gl"] = values["median_step_seconds"] / base
     return results

@@ -103,6 +103,50 @@ class TwoSMParams:
 
 
 @dataclass(frozen=True)
+class InpaintingParams:
+    """Table 3: GL and GL+A-MEx inpainting on CMP Facade (pipeline.inpainting). Its own data
+    size, networks, phases and optimiser: the segmentation sections do not apply."""
+    dataset: str = "facade"       # the inpainting dataset (CMP Facade; no edit classes)
+    width: int = 248              # prepared photo size (paper 248x242: any size, the completion
+    height: int = 242             # network pads to its stride and crops back)
+    synthetic_train: int = 48     # images generated for the synthetic default
+    synthetic_test: int = 8       # (paper: 598 train / 8 test images)
+    hole_min: float = 0.375       # hole side / image side, training and test holes
+    hole_max: float = 0.5         # (GL: 96..128 of 256)
+    test_holes: int = 20          # holes per test image, drawn with evaluate.seed (paper 20)
+    fid_holes: int = 20           # of these, the first N per image enter FID (paper: all; FID's
+                                  # Inception at 299 px is the slow part of a CPU evaluation)
+    local_fraction: float = 0.5   # local discriminator patch side / image side (GL: 128 of 256)
+    ngf: int = 64                 # completion network base width (GL 64)
+    n_downsampling: int = 2       # stride-2 convolutions of the completion network (GL 2)
+    dilations: tuple = (2, 4, 8, 16)  # dilated convolutions in the middle (GL 2, 4, 8, 16)
+    ndf: int = 64                 # context discriminator base width (GL 64)
+    global_layers: int = 6        # stride-2 conv5 layers of the global trunk (GL 6 at 256)
+    local_layers: int = 5         # ... of the local trunk (GL 5 at 128)
+    amex_layers: int = 3          # PatchGAN depth of the A-MEx discriminator
+    reconstruction: str = "mse"   # GL's L_rec inside the hole: mse (GL) | l1
+    lambda_adv: float = 0.0004    # GL's α on the adversarial term (GL and the authors' code)
+    lambda_amex: float = 1.0      # λ4 (paper 1), relative to α: the A-MEx term is α·λ4·L_A-MEx
+    q: int = 4                    # A-MEx expansions j = 0..q (paper 4)
+    alpha: int = 4                # horizontal expansion step, pixels (paper 4 at 248 px)
+    beta: int = 4                 # vertical expansion step, pixels (paper 4)
+    epochs: int = 2000            # paper 2000 (constant lr for half, then linear to 0)
+    completion_epochs: int = 360  # GL phase 1: completion network alone (GL: 18 % of training)
+    discriminator_epochs: int = 40  # GL phase 2: discriminators alone (GL: 2 %); then joint
+    batch_size: int = 64          # authors' facade code 64 (GL 96)
+    lr: float = 0.001             # Adam, as the authors' facade code (GL used Adadelta)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    flip: bool = True             # random horizontal flip
+
+
+@dataclass(frozen=True)
+class InpaintingRow:
+    """A Table 3 row: loss gl (GL) | gl_amex (GL + λ4 L_A-MEx)."""
+    loss: str
+
+
+@dataclass(frozen=True)
 class Row:
     """One model row of the paper's tables: a dataset and a generator loss.
     Pix2PixHD / MEx rows: loss pix2pixhd (L_B) | mex (L_B + λ4 L_MEx) | amex (L_B + λ4 L_A-MEx).
@@ -134,6 +178,8 @@ class Params:
     baselines: dict               # row name -> Row (no expansion loss)
     mex_rows: dict                # row name -> Row (MEx / A-MEx)
     twosm_rows: dict              # row name -> Row (the two-stream model, Table 2)
+    inpainting: InpaintingParams  # Table 3: GL inpainting on CMP Facade
+    inpainting_rows: dict         # row name -> InpaintingRow (Table 3)
 
     @property
     def rows(self) -> dict:
@@ -146,6 +192,12 @@ class Params:
         """The area threshold of a row's training boxes."""
         row = self.row(name)
         return row.size_threshold or self.datasets[row.dataset].size_threshold
+
+    def inpainting_row(self, name: str) -> InpaintingRow:
+        if name not in self.inpainting_rows:
+            raise ParamsError(f"unknown inpainting row {name!r}; params.yaml inpainting_rows: "
+                              f"{', '.join(self.inpainting_rows) or 'none'}")
+        return self.inpainting_rows[name]
 
     def row(self, name: str) -> Row:
         if name not in self.rows:
@@ -270,9 +322,26 @@ def parse_params(raw: dict) -> Params:
                   for name, value in _mapping(raw["mex_rows"], "mex_rows").items()},
         twosm_rows={name: _build(Row, value, f"twosm_rows.{name}")
                     for name, value in _mapping(raw["twosm_rows"], "twosm_rows").items()},
+        inpainting=_inpainting(raw["inpainting"]),
+        inpainting_rows={name: _build(InpaintingRow, value, f"inpainting_rows.{name}")
+                         for name, value in _mapping(raw["inpainting_rows"],
+                                                     "inpainting_rows").items()},
     )
     _validate(params)
     return params
+
+
+def _inpainting(raw) -> InpaintingParams:
+    """The inpainting section; its dilations are integers (the generic list coercion gives
+    floats)."""
+    dilations = raw.get("dilations") if isinstance(raw, dict) else None
+    if dilations is not None and (not isinstance(dilations, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dilations)):
+        raise ParamsError(f"inpainting.dilations: {dilations!r} is not a list of integers >= 1")
+    section = _build(InpaintingParams, raw, "inpainting")
+    if dilations is not None:
+        section = dataclasses.replace(section, dilations=tuple(dilations))
+    return section
 
 
 def _mapping(value, key):
@@ -345,6 +414,7 @@ def _validate(p: Params) -> None:
     _check(p.twosm.batch_size >= 1, "twosm.batch_size", p.twosm.batch_size, "an integer >= 1")
     for key in ("lambda_gan", "lambda_mask", "lambda_context"):
         _check(getattr(p.twosm, key) >= 0, f"twosm.{key}", getattr(p.twosm, key), "a number >= 0")
+    _validate_inpainting(p)
     groups = (("baselines", p.baselines), ("mex_rows", p.mex_rows),
               ("twosm_rows", p.twosm_rows))
     allowed_losses = {"baselines": ("pix2pixhd",), "mex_rows": ("mex", "amex"),
@@ -379,9 +449,60 @@ def _validate(p: Params) -> None:
             else:
                 _check(row.q_from == "", f"{group}.{name}.q_from", row.q_from,
                        "empty: a row without an expansion loss has no q")
-    names = [name for _, rows in groups for name in rows]
+    for name, row in p.inpainting_rows.items():
+        _check(isinstance(name, str) and ROW_NAME.fullmatch(name) is not None,
+               f"inpainting_rows.{name}", name, "a row name of letters, digits, '.', '_', '-' "
+               "(it names folders)")
+        _check(row.loss in INPAINTING_LOSSES, f"inpainting_rows.{name}.loss", row.loss,
+               " or ".join(INPAINTING_LOSSES))
+    names = [name for _, rows in groups for name in rows] + list(p.inpainting_rows)
     overlap = sorted({name for name in names if names.count(name) > 1})
     _check(not overlap, "mex_rows", overlap, "row names unique across the row groups")
+
+
+INPAINTING_LOSSES = ("gl", "gl_amex")
+
+
+def _validate_inpainting(p: Params) -> None:
+    ip = p.inpainting
+    _check(ip.dataset == "facade", "inpainting.dataset", ip.dataset,
+           "facade (CMP Facade, the paper's inpainting dataset)")
+    _check(ip.dataset not in p.datasets, f"datasets.{ip.dataset}", ip.dataset,
+           "the inpainting dataset has no edit classes: configure it under `inpainting`")
+    stride = 2 ** ip.n_downsampling
+    for dim in ("width", "height"):
+        value = getattr(ip, dim)
+        _check(value >= max(stride, 8), f"inpainting.{dim}", value,
+               f"an integer >= 8 and >= the completion network's stride {stride} (any other "
+               "size: it pads to the stride)")
+    _check(ip.synthetic_train >= 1, "inpainting.synthetic_train", ip.synthetic_train,
+           "an integer >= 1")
+    _check(ip.synthetic_test >= 2, "inpainting.synthetic_test", ip.synthetic_test,
+           "an integer >= 2 (intervals and FID need 2 test images)")
+    _check(0 < ip.hole_min <= ip.hole_max <= 1, "inpainting.hole_min",
+           (ip.hole_min, ip.hole_max), "0 < hole_min <= hole_max <= 1")
+    _check(ip.hole_max <= ip.local_fraction <= 1, "inpainting.local_fraction",
+           ip.local_fraction, f"in [hole_max = {ip.hole_max:g}, 1]: the local patch must hold "
+           "the largest hole")
+    _check(ip.test_holes >= 1, "inpainting.test_holes", ip.test_holes, "an integer >= 1")
+    _check(1 <= ip.fid_holes <= ip.test_holes, "inpainting.fid_holes", ip.fid_holes,
+           f"an integer in [1, test_holes = {ip.test_holes}]")
+    for key in ("ngf", "ndf", "n_downsampling", "global_layers", "local_layers", "amex_layers",
+                "epochs", "batch_size"):
+        _check(getattr(ip, key) >= 1, f"inpainting.{key}", getattr(ip, key), "an integer >= 1")
+    for key in ("q", "alpha", "beta", "completion_epochs", "discriminator_epochs"):
+        _check(getattr(ip, key) >= 0, f"inpainting.{key}", getattr(ip, key), "an integer >= 0")
+    _check(ip.completion_epochs + ip.discriminator_epochs < ip.epochs,
+           "inpainting.completion_epochs", (ip.completion_epochs, ip.discriminator_epochs),
+           f"completion_epochs + discriminator_epochs < epochs = {ip.epochs} (the joint phase "
+           "needs at least one epoch)")
+    _check(ip.reconstruction in ("mse", "l1"), "inpainting.reconstruction", ip.reconstruction,
+           "mse or l1")
+    for key in ("lambda_adv", "lambda_amex"):
+        _check(getattr(ip, key) >= 0, f"inpainting.{key}", getattr(ip, key), "a number >= 0")
+    _check(ip.lr > 0, "inpainting.lr", ip.lr, "a number > 0")
+    _check(0 <= ip.beta1 < 1, "inpainting.beta1", ip.beta1, "in [0, 1)")
+    _check(0 <= ip.beta2 < 1, "inpainting.beta2", ip.beta2, "in [0, 1)")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -1,6 +1,10 @@
 """Evaluate trained rows on the fixed seed-679 test boxes: redraw each box (Ỹ = G(Su, B)),
 fuse (Eq 5), read labels back by nearest palette colour, score tIOU / hamm inside the box,
-translate Ŷ with the dataset's G_I and score FID against the test photos."""
+translate Ŷ with the dataset's G_I and score FID against the test photos.
+
+Inpainting (Table 3): complete every seed-679 hole of every test photo (test_masks.csv), score
+SSIM / L1 over the hole (pipeline.metrics) and FID of the completed photos against the ground
+truth, for the GL rows and the inpainting floors."""
 from __future__ import annotations
 
 import json
@@ -16,7 +20,8 @@ from pipeline import floors, trainer
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
 from pipeline.inputs import edit_batch, from_unit_range, read_boxes, to_unit_range
-from pipeline.metrics import FIDScorer, hamm, tiou
+from pipeline.inpainting import complete, mean_colour, read_test_holes
+from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
 from pipeline.rows import RESOURCES_FILE, SUMMARY_FILE, check_boxes, load_generator
 from pipeline.twosm import TwoStreamGenerator, predict_labels
@@ -243,4 +248,168 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                   "fid_metric": fid.metric_name, "fid_source": fid.source,
                   "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()}),
                   "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds)}
+    return {"rows": metrics, "scores": scores, "conditions": conditions}
+
+
+#---------------------------------------------------------------------------------------------
+# Inpainting (Table 3)
+
+INPAINTING_SCORE_COLUMNS = ["row", "seed", "image", "repeat", "ssim", "l1", "ssim_image",
+                            "l1_image"]
+INPAINTING_METRICS = ("ssim", "l1", "ssim_image", "l1_image")
+
+
+class InpaintingTestSet:
+    """The test photos and their seed-679 holes (test_masks.csv, in file order): the items every
+    inpainting row and floor is scored on. `images` / `holes` keep only the first N test images
+    / their holes of repeat < N (the held-back slice of the learning curves)."""
+
+    def __init__(self, data_dir: str, width: int, height: int, repeats: int,
+                 images: int | None = None, holes: int | None = None):
+        path = os.path.join(data_dir, "test.h5")
+        self.split = read_split(path)
+        if self.split.photos.shape[1:3] != (height, width):
+            raise ValueError(f"{path}: photos are {self.split.photos.shape[2]}x"
+                             f"{self.split.photos.shape[1]}, params inpainting is "
+                             f"{width}x{height} (rerun the prepare stage)")
+        items = read_test_holes(os.path.join(data_dir, "test_masks.csv"), self.split.names,
+                                width, height, repeats)
+        if images is not None:
+            items = [item for item in items if item[0] in set(self.split.names[:images])]
+        if holes is not None:
+            items = [item for item in items if item[1] < holes]  # repeat 0..holes-1
+        index = {name: i for i, name in enumerate(self.split.names)}
+        self.names = [name for name, _, _ in items]
+        self.repeats = [repeat for _, repeat, _ in items]
+        self.holes = [hole for _, _, hole in items]
+        self.image_index = np.array([index[name] for name in self.names])
+        self.truth = self.split.photos[self.image_index]
+
+    def __len__(self):
+        return len(self.holes)
+
+    def score(self, completed: np.ndarray) -> dict:
+        """metric -> per-item list: SSIM / L1 over the hole, and over the whole image."""
+        scores = {name: [] for name in INPAINTING_METRICS}
+        for pred, truth, hole in zip(completed, self.truth, self.holes):
+            scores["ssim"].append(hole_ssim(pred, truth, hole))
+            scores["l1"].append(hole_l1(pred, truth, hole))
+            scores["ssim_image"].append(ssim(pred, truth))
+            scores["l1_image"].append(l1(pred, truth))
+        return scores
+
+    def floor(self, name: str, fill) -> np.ndarray:
+        """The completed photos of an inpainting floor (pipeline.floors)."""
+        if name == "mean-fill":
+            return np.stack([floors.mean_fill(p, h, fill) for p, h in zip(self.truth, self.holes)])
+        if name == "biharmonic":
+            return np.stack([floors.biharmonic_fill(p, h) for p, h in zip(self.truth, self.holes)])
+        raise ValueError(f"unknown inpainting floor {name!r} "
+                         f"({', '.join(floors.INPAINTING_FLOORS)})")
+
+
+class HeldBackHoles:
+    """The first seed-679 hole of each of the first `count` test images, scored during training
+    (the learning curves of SSIM / L1 over the hole; one hole per image keeps them cheap)."""
+
+    def __init__(self, data_dir: str, params: Params, count: int, fill):
+        ip = params.inpainting
+        self.test = InpaintingTestSet(data_dir, ip.width, ip.height, ip.test_holes, images=count,
+                                      holes=1)
+        self.fill = fill
+
+    def scores(self, generator) -> dict:
+        completed = complete(generator, self.test.truth, self.test.holes, self.fill)
+        scores = self.test.score(completed)
+        return {"ssim": float(np.mean(scores["ssim"])), "l1": float(np.mean(scores["l1"]))}
+
+
+def inpainting_floor_row_name(floor: str, dataset: str) -> str:
+    return f"floor-{floor}-{dataset}"
+
+
+def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root: str,
+                        samples_dir: str, progress: bool = True) -> dict:
+    """Table 3: SSIM / L1 (over the hole; whole image beside) and FID of every inpainting row
+    (every seed of params.seeds) and of the inpainting floors, on the seed-679 holes of every test
+    photo. FID compares the completed photos of the first inpainting.fid_holes holes of every
+    image with the ground-truth photos of the same items.
+    Returns {"rows": row -> means, "scores": one record per (row, seed, image, hole),
+    "conditions": ...}. Example completions of the first evaluate.grid_images test images
+    (their first hole, first seed) go to samples_dir/<row>.npz; samples_dir is replaced only
+    when every row is done."""
+    trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+    device = trainer.pick_device(params.train.device)
+    ip = params.inpainting
+    test = InpaintingTestSet(data_dir, ip.width, ip.height, ip.test_holes)
+    summaries = {}
+    for row_name in row_names:
+        params.inpainting_row(row_name)
+        for seed in params.seeds:
+            model_dir = seed_dir(model_root, row_name, seed)
+            generator = load_generator(model_dir, "cpu")  # readable, or a one-line error now
+            if not hasattr(generator, "fill"):
+                raise ValueError(f"{model_dir}: not a GL completion network (retrain the row)")
+            summaries[row_name, seed] = read_summary(model_dir)
+    floors_fill = mean_colour(read_split(os.path.join(data_dir, "train.h5")).photos)
+    fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
+    unique = sorted(set(test.image_index.tolist()))
+    # FID: the completed photos of the first fid_holes holes of every image vs their ground truth
+    fid_items = [i for i, repeat in enumerate(test.repeats) if repeat < ip.fid_holes]
+    real_unique = fid.features(test.split.photos[unique])
+    real = real_unique[[unique.index(test.image_index[i]) for i in fid_items]]
+    shown = [test.names.index(name)  # the first hole of each of the first grid_images photos
+             for name in test.split.names[:params.evaluate.grid_images]]
+    tmp_samples = samples_dir.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp_samples, ignore_errors=True)
+    os.makedirs(tmp_samples)
+    metrics, scores = {}, []
+
+    def record(row_name, seed, values, completed):
+        scores.extend({"row": row_name, "seed": seed, "image": name, "repeat": repeat,
+                       **{metric: values[metric][i] for metric in INPAINTING_METRICS}}
+                      for i, (name, repeat) in enumerate(zip(test.names, test.repeats)))
+        return {**{metric: float(np.mean(values[metric])) for metric in INPAINTING_METRICS},
+                fid.metric_name: fid.distance(real, fid.features(completed[fid_items]))}
+
+    def save_samples(row_name, completed):
+        np.savez_compressed(os.path.join(tmp_samples, f"{row_name}.npz"),
+                            completed=completed[shown], truth=test.truth[shown],
+                            masked=test.floor("mean-fill", floors_fill)[shown],
+                            holes=np.array([test.holes[i] for i in shown]),
+                            names=np.array([test.names[i] for i in shown]))
+
+    try:
+        for floor in floors.INPAINTING_FLOORS:
+            name = inpainting_floor_row_name(floor, ip.dataset)
+            completed = test.floor(floor, floors_fill)
+            metrics[name] = {**record(name, -1, test.score(completed), completed),
+                             "test_images": len(unique), "test_holes": len(test),
+                             "fid_holes": len(fid_items)}
+            save_samples(name, completed)
+        runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]
+        per_seed = {}
+        for row_name, seed in tqdm(runs, desc="evaluate inpainting", disable=not progress):
+            generator = load_generator(seed_dir(model_root, row_name, seed), device)
+            completed = complete(generator, test.truth, test.holes, generator.fill)
+            per_seed.setdefault(row_name, []).append(
+                record(row_name, seed, test.score(completed), completed))
+            if seed == params.seeds[0]:
+                save_samples(row_name, completed)
+        for row_name, values in per_seed.items():
+            summary = summaries[row_name, params.seeds[0]]
+            metrics[row_name] = {
+                **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
+                "test_images": len(unique), "test_holes": len(test),
+                "fid_holes": len(fid_items), "seeds": len(values), "q": summary["q"]}
+        shutil.rmtree(samples_dir, ignore_errors=True)
+        os.replace(tmp_samples, samples_dir)
+    finally:
+        shutil.rmtree(tmp_samples, ignore_errors=True)
+    conditions = {"data_source": params.data.source, "device": str(device),
+                  "fid_metric": fid.metric_name, "fid_source": fid.source,
+                  "hole_seed": params.evaluate.seed, "holes_per_image": ip.test_holes,
+                  "fid_holes_per_image": ip.fid_holes,
+                  "size": f"{ip.width}x{ip.height}", "seeds": list(params.seeds),
+                  "fill": list(floors_fill)}
     return {"rows": metrics, "scores": scores, "conditions": conditions}

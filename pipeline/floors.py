@@ -9,7 +9,13 @@ A trained row is only interesting above these floors. Neither needs training:
   on a fixed grid, is resized into the test box and thresholded at 0.5: l_t inside the mask,
   and the most frequent label on the one-pixel ring just outside the box everywhere else in it.
 
-Maps are integer label arrays (H, W); boxes are (x1, y1, x2, y2), half-open.
+Inpainting (Table 3) has its own floors, on the same seed-679 holes as the GL rows:
+
+- `mean-fill`: the hole filled with the training set's mean colour (GL's input itself).
+- `biharmonic`: skimage.restoration.inpaint_biharmonic, a smooth interpolation of the border.
+
+Maps are integer label arrays (H, W); photos (H, W, 3) uint8; boxes and holes are
+(x1, y1, x2, y2), half-open.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from skimage.transform import resize
 from pipeline.boxes import fill_box
 
 FLOORS = ("fill-box", "mean-mask")
+INPAINTING_FLOORS = ("mean-fill", "biharmonic")
 MASK_GRID = 32  # side of the grid the training masks are averaged on
 
 
@@ -85,3 +92,30 @@ def mean_mask_prediction(labels: np.ndarray, box, label: int, masks: dict) -> np
                     anti_aliasing=False) >= 0.5
     predicted[y1:y2, x1:x2][~inside] = ring_label(predicted, box)
     return predicted
+
+
+#---------------------------------------------------------------------------------------------
+# Inpainting floors
+
+
+def mean_fill(photo: np.ndarray, hole, colour) -> np.ndarray:
+    """`mean-fill`: the photo with the hole set to `colour` (R, G, B on 0-255, rounded)."""
+    x1, y1, x2, y2 = hole
+    filled = np.array(photo, dtype=np.uint8, copy=True)
+    filled[y1:y2, x1:x2] = np.clip(np.round(np.asarray(colour, dtype=np.float64)), 0, 255)
+    return filled
+
+
+def biharmonic_fill(photo: np.ndarray, hole) -> np.ndarray:
+    """`biharmonic`: the hole filled by skimage's biharmonic inpainting of each channel from the
+    pixels around it; outside the hole the photo, unchanged."""
+    from skimage.restoration import inpaint_biharmonic
+    x1, y1, x2, y2 = hole
+    mask = np.zeros(photo.shape[:2], dtype=bool)
+    mask[y1:y2, x1:x2] = True
+    if mask.all():
+        raise ValueError(f"hole {tuple(hole)} covers the whole image: nothing to inpaint from")
+    filled = inpaint_biharmonic(photo.astype(np.float64) / 255.0, mask, channel_axis=-1)
+    result = np.array(photo, dtype=np.uint8, copy=True)
+    result[mask] = np.clip(np.round(filled[mask] * 255.0), 0, 255).astype(np.uint8)
+    return result

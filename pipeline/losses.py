@@ -3,7 +3,8 @@ returns named generator terms (with its λ applied) and named discriminator term
 
 - Pix2PixHDLoss: L_B = λ1 L_adv + λ2 L_feat + λ3 L_perc (paper Eq 1-4).
 - MExLoss:       λ4 L_MEx, q+1 discriminators on crops of the expanded boxes (Eq 6-7).
-- AMExLoss:      λ4 L_A-MEx, one discriminator on full-size expanded-mask-multiplied maps (Eq 9).
+- AMExLoss:      λ4 L_A-MEx, one discriminator on full-size expanded-mask-multiplied maps (Eq 9);
+                 also the A-MEx of GL+A-MEx inpainting (pipeline.inpainting), on RGB photos.
 
 All adversarial terms are least-squares GAN terms (pix2pixHD's default), i.e. the log terms of
 Eq 2 / 7 / 9 replaced by (D - 1)^2 and D^2. Discriminator terms carry pix2pixHD's factor 1/2.
@@ -145,7 +146,9 @@ class ExpansionLoss(nn.Module):
 
     `channels` selects the image the discriminators see from the generator output and the
     target: all of it for the colour-map rows (3 channels), the context stream of the two-stream
-    model (channels 1.., one per label) for the TwoSM rows."""
+    model (channels 1.., one per label) for the TwoSM rows. The boxes are `batch.boxes` and the
+    condition `batch.condition`: for GL+A-MEx inpainting (pipeline.inpainting) the holes and
+    the 4-channel masked photo + hole mask, with the RGB photo as the image."""
     term = ""
 
     def __init__(self, *, q: int, alpha: int, beta: int, lambda_mex: float,
@@ -153,6 +156,11 @@ class ExpansionLoss(nn.Module):
         super().__init__()
         self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
         self.channels = channels
+
+    @property
+    def name(self) -> str:
+        """How a training phase names this plug-in (pipeline.trainer.Phase): mex / amex."""
+        return self.term
 
     def _score(self, batch, image, real: bool):
         raise NotImplementedError

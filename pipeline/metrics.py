@@ -1,5 +1,6 @@
 """Evaluation metrics: tIOU and hamm inside the edited box (paper §4.1; no public code exists,
-definitions as in SPEC.md) and FID through pytorch-fid's Inception network.
+definitions as in SPEC.md), SSIM and L1 of inpainted photos (Table 3) and FID through
+pytorch-fid's Inception network.
 
 Maps are integer label arrays (H, W); boxes are (x1, y1, x2, y2), half-open.
 """
@@ -57,6 +58,57 @@ def hamm(pred, target, box) -> float:
     predicted label equals the ground truth (higher is better, as in the paper's tables)."""
     pred_box, target_box = _boxed_pair(pred, target, box)
     return np.count_nonzero(pred_box == target_box) / pred_box.size
+
+
+#---------------------------------------------------------------------------------------------
+# Inpainting (Table 3): SSIM and L1 of a completed photo against the ground truth
+#
+# Convention: both are taken over the hole, the only pixels a row changes (outside it the fused
+# output is the input photo, bit for bit). A whole-image score is the hole score diluted by the
+# hole's share of the image, which varies from hole to hole; the GL code the paper points to
+# scores the crop of the hole too (its L1 on [-1, 1] x 100, its SSIM on that crop). Images are
+# (H, W, 3) uint8; the hole is (x1, y1, x2, y2), half-open. The *_image variants score the
+# whole image (reported beside, for comparison).
+
+
+def _win_size(crop: np.ndarray) -> int:
+    """skimage's default 7x7 window, shrunk to the largest odd size that fits a small hole."""
+    side = min(crop.shape[0], crop.shape[1], 7)
+    return side if side % 2 else side - 1
+
+
+def ssim(pred, target) -> float:
+    """SSIM of two (h, w, 3) uint8 images: skimage.metrics.structural_similarity, data range
+    255, per channel and averaged, uniform 7x7 window (smaller for a hole under 7 px)."""
+    from skimage.metrics import structural_similarity
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    window = _win_size(pred)
+    if window < 3:
+        raise ValueError(f"SSIM needs at least 3x3 pixels, got {pred.shape[1]}x{pred.shape[0]}")
+    return float(structural_similarity(pred, target, win_size=window, data_range=255,
+                                       channel_axis=-1))
+
+
+def l1(pred, target) -> float:
+    """Mean absolute difference on the 0-255 scale over all pixels and channels."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} differ in shape")
+    return float(np.abs(pred.astype(np.float64) - target.astype(np.float64)).mean())
+
+
+def hole_ssim(pred, target, hole) -> float:
+    """SSIM of the crop of the hole."""
+    pred_hole, target_hole = _boxed_pair(pred, target, hole)
+    return ssim(pred_hole, target_hole)
+
+
+def hole_l1(pred, target, hole) -> float:
+    """L1 (0-255) over the hole's pixels and channels."""
+    pred_hole, target_hole = _boxed_pair(pred, target, hole)
+    return l1(pred_hole, target_hole)
 
 
 #---------------------------------------------------------------------------------------------

@@ -62,12 +62,14 @@ def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed:
 
 def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, height: int,
                     threshold: float, seed: int = 679, source: str,
-                    list_threshold: float | None = None) -> dict:
+                    list_threshold: float | None = None, hole=(0.375, 0.5),
+                    hole_repeats: int = 20) -> dict:
     """Write the prepared directory for `splits` ({"train": SplitArrays, "test": ...}).
     Eligible boxes and the test boxes use `threshold`; boxes.csv lists every box down to
     `list_threshold` (default: threshold), for rows trained with a lower one (TwoSM: 0.01).
     Everything goes to a temp dir that replaces `out_dir` only when complete. Facade (inpainting,
-    no edit classes) also gets test_masks.csv: 20 fixed seed-679 holes per test image."""
+    no edit classes) also gets test_masks.csv: `hole_repeats` fixed seed-`seed` holes per test
+    image, each side `hole` (min, max) times the image side."""
     spec = get_spec(spec_name)
     tmp_dir = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -104,10 +106,13 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
         write_csv(os.path.join(tmp_dir, "boxes.csv"), BOX_COLUMNS, all_boxes)
         if spec_name == "facade":
             from pipeline.raw_datasets import facade_test_masks
-            masks = facade_test_masks(resize_split(splits["test"], width, height), seed=seed)
+            masks = facade_test_masks(resize_split(splits["test"], width, height),
+                                      repeats=hole_repeats, seed=seed, hole=tuple(hole))
             write_csv(os.path.join(tmp_dir, "test_masks.csv"),
                       ["image", "repeat", "x1", "y1", "x2", "y2"], masks)
             stats["test"]["test_masks"] = len(masks)
+            stats["hole_fraction"] = list(hole)
+            stats["holes_per_test_image"] = hole_repeats
         with open(os.path.join(tmp_dir, "stats.json"), "w") as f:
             json.dump(stats, f, indent=2)
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -37,12 +37,13 @@ PAPER_TABLE2 = {
     "twosm-full-mex-cityscapes": {"tiou": 0.8242, "hamm": 0.8395},
     "twosm-full-amex-cityscapes": {"tiou": 0.8243, "hamm": 0.8387},
 }
-# Table 3 (GL on CMP Facade) needs a model this pipeline does not have yet: the report shows the
-# paper's numbers and says so.
+# Table 3 (CMP Facade inpainting): GL and GL+A-MEx, by our row names (inpainting_rows).
 PAPER_TABLE3 = {
-    "GL": {"ssim": 0.3827, "l1": 21.59, "fid": 63.14},
-    "GL+A-MEx": {"ssim": 0.3912, "l1": 20.22, "fid": 54.84},
+    "gl-facade": {"ssim": 0.3827, "l1": 21.59, "fid": 63.14},
+    "gl-amex-facade": {"ssim": 0.3912, "l1": 20.22, "fid": 54.84},
 }
+# Which way is better for the inpainting metrics (+1: higher, -1: lower).
+INPAINTING_DIRECTION = {"ssim": 1, "l1": -1, "ssim_image": 1, "l1_image": -1}
 NOT_REPRODUCED = "not reproduced yet"
 Q_SWEEP_PREFIX = "mexgan-q"
 FLOOR_NOTE = ("Floor rows (no training): `floor-fill-box` paints the whole box with the target "
@@ -220,6 +221,146 @@ def not_reproduced_table(paper: dict, metric_names, floors: pd.DataFrame | None 
     return frame
 
 
+#---------------------------------------------------------------------------------------------
+# Table 3: inpainting (SSIM / L1 per test image, FID per run)
+
+
+def inpainting_matrices(scores: pd.DataFrame, metric: str) -> dict:
+    """row -> (seeds, test images) array of one metric from reports/inpainting_scores.csv, each
+    cell the mean over that image's holes: the image is the unit of the interval (its 20 holes
+    are not independent samples of the test population)."""
+    matrices = {}
+    for row, frame in scores.groupby("row", sort=False):
+        table = frame.groupby(["seed", "image"])[metric].mean().unstack("image")
+        matrices[row] = table.reindex(sorted(table.columns), axis=1).to_numpy()
+    return matrices
+
+
+def _inpainting_floors(matrices: dict, dataset: str) -> list:
+    return [row for row in matrices if row.startswith("floor-") and row.endswith(f"-{dataset}")]
+
+
+def inpainting_versus_floor(matrices: dict, row: str, metric: str, dataset: str) -> str:
+    """Where a row stands against the better floor (in the metric's direction), from the paired
+    difference's 95 % interval: better / worse than floor, or not distinguishable."""
+    floors_here = _inpainting_floors(matrices, dataset)
+    if row not in matrices or not floors_here:
+        return ""
+    sign = INPAINTING_DIRECTION[metric]
+    best = max(floors_here, key=lambda name: sign * matrices[name].mean())
+    difference = paired_difference(matrices[row], matrices[best])
+    if sign * difference.low > 0 and sign * difference.high > 0:
+        return "better than floor"
+    if sign * difference.low < 0 and sign * difference.high < 0:
+        return "worse than floor"
+    return "not distinguishable"
+
+
+def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: str,
+                     metric_names=("ssim", "l1", "fid")) -> pd.DataFrame:
+    """Table 3: per row SSIM, L1 (over the hole), FID -- paper, ours with its 95 % interval over
+    test images and seeds (SSIM / L1; FID is one number per run), where it stands against the
+    better floor, ours − paper -- then the whole-image SSIM / L1 beside (no paper value), then
+    the floor rows. A stand-in FID is listed under its own name, never compared."""
+    matrices = {m: inpainting_matrices(scores, m) for m in INPAINTING_DIRECTION}
+    lines = []
+
+    def line(row, metric, paper_value, value, seeds=None):
+        estimate = (interval(matrices[metric][row])
+                    if metric in matrices and row in matrices[metric] else None)
+        standing = ("" if row.startswith("floor-") or metric not in matrices
+                    else inpainting_versus_floor(matrices[metric], row, metric, dataset))
+        lines.append({"row": row, "metric": metric, "paper": paper_value, "ours": value,
+                      "ci_low": estimate.low if estimate else None,
+                      "ci_high": estimate.high if estimate else None,
+                      "seeds": None if seeds is None else str(seeds), "vs_floor": standing,
+                      "difference": None if value is None or paper_value is None
+                      else value - paper_value})
+
+    rows = list(paper) + [r for r in metrics if r not in paper and not r.startswith("floor-")]
+    for row in rows:
+        ours = metrics.get(row, {})
+        for metric in metric_names:
+            line(row, metric, paper.get(row, {}).get(metric), ours.get(metric), ours.get("seeds"))
+            if ours and ours.get(metric) is None:
+                for name in sorted(k for k in ours if k.startswith(metric + "_standin")):
+                    line(row, name, None, ours[name], ours.get("seeds"))
+        for metric in ("ssim_image", "l1_image"):
+            if metric in ours:
+                line(row, metric, None, ours[metric], ours.get("seeds"))
+    for row in sorted(r for r in metrics if r.startswith("floor-") and r.endswith(f"-{dataset}")):
+        for metric in list(metric_names) + ["ssim_image", "l1_image"]:
+            names = [metric] if metric in metrics[row] else sorted(
+                k for k in metrics[row] if k.startswith(metric + "_standin"))
+            for name in names:
+                line(row, name, None, metrics[row][name])
+    return pd.DataFrame(lines, columns=TABLE_COLUMNS)
+
+
+def inpainting_differences(scores: pd.DataFrame, rows, dataset: str,
+                           metric_names=("ssim", "l1")) -> pd.DataFrame:
+    """Paired differences on the same test images (per-image means over the same holes):
+    GL+A-MEx − GL (the paper's comparison) and every row − each floor; same columns as
+    differences_table."""
+    lines = []
+    matrices = {m: inpainting_matrices(scores, m) for m in metric_names}
+    present = set(scores["row"])
+    trained = [r for r in rows if r in present]
+    pairs = [(a, b) for a, b in (("gl-amex-" + dataset, "gl-" + dataset),) if {a, b} <= present]
+    pairs += [(row, floor) for row in trained
+              for floor in sorted(_inpainting_floors(matrices[metric_names[0]], dataset))]
+    for a, b in pairs:
+        for metric in metric_names:
+            estimate = paired_difference(matrices[metric][a], matrices[metric][b])
+            lines.append({"comparison": f"{a} − {b}", "dataset": dataset, "metric": metric,
+                          "difference": estimate.mean, "ci_low": estimate.low,
+                          "ci_high": estimate.high,
+                          "excludes_0": "yes" if estimate.excludes_zero else "no"})
+    return pd.DataFrame(lines, columns=["comparison", "dataset", "metric", "difference",
+                                        "ci_low", "ci_high", "excludes_0"])
+
+
+def held_back_inpainting_floors(scores: pd.DataFrame, images: int, metric: str) -> dict:
+    """floor row -> its mean on the learning curves' slice: the first hole (repeat 0) of the
+    first `images` test images."""
+    first = sorted(scores["image"].unique())[:images]
+    frame = scores[(scores["repeat"] == 0) & scores["image"].isin(first)]
+    return {row: float(part[metric].mean()) for row, part in frame.groupby("row", sort=False)
+            if row.startswith("floor-")}
+
+
+def _hole_tile(image: np.ndarray, hole, scale: int) -> Image.Image:
+    picture = Image.fromarray(np.ascontiguousarray(image)).resize(
+        (image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    x1, y1, x2, y2 = (int(v) for v in hole)
+    ImageDraw.Draw(picture).rectangle([x1 * scale - 1, y1 * scale - 1, x2 * scale, y2 * scale],
+                                      outline=(255, 255, 0))
+    return picture
+
+
+def inpainting_grid(samples: dict, path: str, scale: int = 3) -> None:
+    """Fig 7 layout: ground truth, the masked input (the hole pre-filled with the mean colour,
+    as the network sees it), then each model's completion; the hole outlined in yellow.
+    samples: column title -> npz contents of one row (truth, masked, completed, holes)."""
+    first = next(iter(samples.values()))
+    columns = ["ground truth", "masked input"] + list(samples)
+    fig, axes = plt.subplots(len(first["holes"]), len(columns), squeeze=False,
+                             figsize=(1.7 * len(columns), 1.7 * len(first["holes"]) + 0.3),
+                             dpi=110)
+    for r, hole in enumerate(first["holes"]):
+        tiles = [first["truth"][r], first["masked"][r]] + [d["completed"][r]
+                                                           for d in samples.values()]
+        for c, tile in enumerate(tiles):
+            axes[r][c].imshow(_hole_tile(tile, hole, scale))
+            axes[r][c].set_xticks([])
+            axes[r][c].set_yticks([])
+            if r == 0:
+                axes[r][c].set_title(columns[c], fontsize=7)
+        axes[r][0].set_ylabel(str(first["names"][r]), fontsize=6)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "—"
@@ -389,10 +530,12 @@ def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | Non
         out += ["## Paired differences (the paper's comparisons)", "", note, "",
                 markdown_table(frame)]
     if metric_curves:
-        out += ["## Learning curves of tIOU and hamm", "",
+        out += ["## Learning curves of tIOU and hamm (SSIM and L1 for inpainting)", "",
                 "Every training run scores its held-back slice (the first `train.eval_boxes` "
-                "seed-679 test boxes) every `train.eval_every` steps (dvclive `eval/tiou`, "
-                "`eval/hamm`); the dashed / dotted lines are the floors on the same boxes.", ""]
+                "seed-679 test boxes; for inpainting the first hole of the first "
+                "`train.eval_boxes` test images) every `train.eval_every` steps (dvclive "
+                "`eval/tiou`, `eval/hamm`, `eval/ssim`, `eval/l1`); the dashed / dotted lines "
+                "are the floors on the same boxes / holes.", ""]
         for caption, image in metric_curves:
             out += [f"### {caption}", "", f"![{caption}]({image})", ""]
     if study:

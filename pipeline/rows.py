@@ -1,5 +1,6 @@
 """Model rows of the paper's tables, from params to networks: which generator, which loss
-plug-ins. A row is a params entry (baselines / mex_rows in params.yaml), not code."""
+plug-ins. A row is a params entry (baselines / mex_rows / twosm_rows / inpainting_rows in
+params.yaml), not code."""
 from __future__ import annotations
 
 import contextlib
@@ -18,6 +19,9 @@ from pipeline.checkpoints import load_model_file, save_atomic
 from pipeline.config import Params, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
+from pipeline.distributed import Context
+from pipeline.inpainting import (CompletionNetwork, GlobalLocalLoss, InpaintingTask,
+                                 ReconstructionLoss, gl_phases, local_patch_size, mean_colour)
 from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.networks import GlobalGenerator, VGG19Features, count_parameters
@@ -105,7 +109,13 @@ def _usable_live_dir(live_dir: str) -> None:
 
 
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
-         live_dir: str, extra: dict, progress: bool, monitor=None) -> dict:
+         live_dir: str, extra: dict, progress: bool, monitor=None, config: dict | None = None,
+         optimiser: tuple | None = None, phases=trainer.JOINT, model_info: dict | None = None,
+         no_vgg: str = "none (TwoSM: no perceptual loss)") -> dict:
+    """Train one run with the one trainer and write its outputs (generator.pt last).
+    config: the resolved settings a resumable checkpoint must match (default: the model, loss
+    and train sections); optimiser: (lr, betas) (default: train's); model_info: extra keys of
+    generator.pt (what load_generator needs to rebuild the network)."""
     device = trainer.pick_device(params.train.device)
     ranks = context_from_env(device.type)  # torchrun: several ranks, rank 0 writes
     if ranks.enabled and device.type == "cuda":
@@ -122,9 +132,12 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     # checkpoint_every changes where checkpoints are written, never the result: not part of
     # the configuration a checkpoint must match.
     train_params = {k: v for k, v in to_dict(params.train).items() if k != "checkpoint_every"}
-    fingerprint = json.dumps({"name": name, "model": to_dict(params.model),
-                              "loss": to_dict(params.loss), "train": train_params,
-                              "epochs": epochs, **extra}, sort_keys=True)
+    if config is None:
+        config = {"model": to_dict(params.model), "loss": to_dict(params.loss),
+                  "train": train_params}
+    fingerprint = json.dumps({"name": name, **config, "epochs": epochs, **extra},
+                             sort_keys=True)
+    lr, betas = optimiser or (t.lr, (t.beta1, t.beta2))
     # Keep the dvclive history when a checkpoint may be resumed; the trainer rewinds it to the
     # checkpoint's step (or clears it when it starts from scratch after all).
     resume = any(os.path.exists(p) for p in trainer.checkpoint_paths(out_dir))
@@ -136,16 +149,16 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
         if live is not None:
             live.log_params({"row": name, **extra})
         summary = trainer.train(generator=generator, losses=losses, task=task, epochs=epochs,
-                                lr=t.lr, betas=(t.beta1, t.beta2), device=device,
+                                lr=lr, betas=betas, device=device,
                                 out_dir=out_dir, live=live, checkpoint_every=t.checkpoint_every,
                                 log_every=t.log_every, progress=progress and ranks.is_main,
                                 desc=name, fingerprint=fingerprint, ranks=ranks,
                                 monitor=monitor if ranks.is_main else None,
-                                eval_every=t.eval_every)
-        vgg = getattr(losses[0], "vgg", None)  # TwoSM's objective has no perceptual loss
+                                eval_every=t.eval_every, phases=phases)
+        vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
-                       vgg_source=vgg.source if vgg else "none (TwoSM: no perceptual loss)",
+                       vgg_source=vgg.source if vgg else no_vgg,
                        world_size=ranks.world_size)
     if not ranks.is_main:
         return summary
@@ -158,7 +171,8 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                  "model": to_dict(params.model),
                  "twosm": None if observation is None else {
                      "num_labels": generator.context_stream[-1].out_channels,
-                     "observation": observation.kind, "crop_size": observation.crop_size}},
+                     "observation": observation.kind, "crop_size": observation.crop_size},
+                 **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
 
@@ -255,10 +269,15 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
 
 def load_generator(model_dir: str, device) -> nn.Module:
     """A trained generator from `model_dir/generator.pt`, in eval mode: the pix2pixHD global
-    generator, or the two-stream model (with its `observation`) of a TwoSM row."""
+    generator, the two-stream model (with its `observation`) of a TwoSM row, or the completion
+    network (with its hole `fill` colour) of a GL row."""
     state = load_model_file(os.path.join(model_dir, GENERATOR_FILE), ("generator", "in_channels"))
-    m, twosm = state["model"], state.get("twosm")
-    if twosm:
+    m, twosm, gl = state["model"], state.get("twosm"), state.get("gl")
+    if gl:
+        generator = CompletionNetwork(gl["ngf"], gl["n_downsampling"], tuple(gl["dilations"]),
+                                      state["in_channels"])
+        generator.fill = tuple(gl["fill"])
+    elif twosm:
         generator = TwoStreamGenerator(state["in_channels"], twosm["num_labels"], m["ngf"],
                                        m["n_downsampling"], m["n_blocks"])
         generator.observation = Observation(twosm["observation"], twosm["crop_size"])
@@ -267,3 +286,73 @@ def load_generator(model_dir: str, device) -> nn.Module:
                                     m["n_blocks"])
     generator.load_state_dict(state["generator"])
     return generator.to(device).eval()
+
+
+#---------------------------------------------------------------------------------------------
+# Inpainting rows (Table 3)
+
+# The train keys that shape an inpainting run (the rest of `train` is the segmentation rows').
+INPAINTING_TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_every",
+                         "eval_every", "eval_boxes")
+
+
+def build_gl(loss: str, params: Params, height: int, width: int):
+    """(completion network, loss plug-ins) of a Table 3 row: GL = L_rec + α·GL's adversarial
+    term (global + local context discriminator); gl_amex adds α·λ4·L_A-MEx, the same AMExLoss
+    plug-in as the segmentation rows, on (masked photo + hole mask, RGB photo) with the holes
+    as boxes."""
+    ip = params.inpainting
+    generator = CompletionNetwork(ip.ngf, ip.n_downsampling, ip.dilations)
+    plugins = [ReconstructionLoss(ip.reconstruction),
+               GlobalLocalLoss(height, width, local_patch_size(width, height, ip.local_fraction),
+                               ndf=ip.ndf, global_layers=ip.global_layers,
+                               local_layers=ip.local_layers, alpha=ip.lambda_adv)]
+    if loss == "gl_amex":
+        plugins.append(AMExLoss(4, q=ip.q, alpha=ip.alpha, beta=ip.beta, ndf=ip.ndf,
+                                n_layers=ip.amex_layers,
+                                lambda_mex=ip.lambda_adv * ip.lambda_amex, image_channels=3))
+    elif loss != "gl":
+        raise ValueError(f"unknown inpainting loss {loss!r} (gl, gl_amex)")
+    return generator, plugins
+
+
+def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: str,
+                         live_dir: str, progress: bool = True, seed: int | None = None) -> dict:
+    """Train the completion network of one Table 3 row on the prepared facade photos with
+    training seed `seed` (default: the first of params.seeds), in GL's three phases. SSIM / L1
+    on the seed-679 holes of the first train.eval_boxes test images are logged as learning
+    curves (dvclive eval/)."""
+    row, ip, t = params.inpainting_row(row_name), params.inpainting, params.train
+    seed = params.seeds[0] if seed is None else seed
+    trainer.make_deterministic(seed, t.cpu_threads)
+    train_path = os.path.join(data_dir, "train.h5")
+    split = read_split(train_path)
+    height, width = split.photos.shape[1:3]
+    if (width, height) != (ip.width, ip.height):
+        raise ValueError(f"{train_path}: photos are {width}x{height}, params inpainting is "
+                         f"{ip.width}x{ip.height} (rerun the prepare stage)")
+    fill = mean_colour(split.photos)
+    generator, losses = build_gl(row.loss, params, height, width)
+    task = InpaintingTask(split.photos, fill=fill, hole=(ip.hole_min, ip.hole_max),
+                          batch_size=ip.batch_size, flip=ip.flip, seed=seed)
+    # the trainer's steps per epoch (under torchrun every rank takes its share)
+    steps = Context(world_size=int(os.environ.get("WORLD_SIZE", "1"))).steps_per_epoch(len(task))
+    phases = gl_phases(ip.completion_epochs * steps, ip.discriminator_epochs * steps, losses)
+    amex = row.loss == "gl_amex"
+    extra = {"dataset": ip.dataset, "loss": row.loss, "q": ip.q if amex else -1,
+             "alpha": ip.alpha if amex else -1, "beta": ip.beta if amex else -1,
+             "in_channels": 4, "train_images": len(split.names), "seed": seed,
+             "fill": list(fill), "phases": [[p.name, p.steps] for p in phases],
+             "data_md5": files_md5(data_dir, ("train.h5", "test.h5", "test_masks.csv"))}
+    config = {"inpainting": to_dict(ip),
+              "train": {k: getattr(t, k) for k in INPAINTING_TRAIN_KEYS}}
+    from pipeline.evaluation import HeldBackHoles  # evaluation imports this module
+    held_back = HeldBackHoles(data_dir, params, t.eval_boxes, fill)
+    return _run(params, name=row_name, task=task, generator=generator, losses=losses,
+                epochs=ip.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
+                progress=progress, monitor=held_back.scores, config=config,
+                optimiser=(ip.lr, (ip.beta1, ip.beta2)), phases=phases,
+                model_info={"model": None, "gl": {
+                    "ngf": ip.ngf, "n_downsampling": ip.n_downsampling,
+                    "dilations": list(ip.dilations), "fill": list(fill)}},
+                no_vgg="none (GL: no perceptual loss)")

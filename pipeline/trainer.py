@@ -4,6 +4,14 @@
 Schedule (paper §4): Adam(lr 2e-4, β = (0.5, 0.999)), lr constant for the first half of the
 epochs, then linearly to 0. G step then D step on every batch (pix2pixHD).
 
+Phases: a run is a list of `Phase`s, consecutive step ranges that say which plug-ins' generator
+terms train G and which plug-ins' discriminator terms train their discriminators (like the G/D
+phases of GAN codebases). The default is one joint phase with every plug-in (all the
+segmentation rows); GL inpainting (Iizuka et al. 2017) uses three: completion network alone
+(reconstruction), discriminators alone, then joint. A phase without generator terms runs G
+without gradients and does not step its optimizer; one without discriminator terms does not
+step the discriminators' optimizer. The phase is a function of the step, so a resume replays it.
+
 Checkpoints (every `checkpoint_every` steps and at the end of every epoch) are atomic and hold
 everything needed to resume bit-exactly: generator, discriminators, both Adam states, the
 position (epoch, batch within the epoch, step), every RNG state and the run's elapsed time and
@@ -23,6 +31,7 @@ import random
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +53,62 @@ CHECKPOINT_KEYS = ("format", "generator", "losses", "opt_g", "opt_d", "epoch", "
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+#---------------------------------------------------------------------------------------------
+# Phases
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of `steps` training steps (None: to the end of training).
+    generator: names of the plug-ins whose generator terms train G (None: every plug-in; (): G
+    is not trained in this phase). discriminator: the same for the discriminator terms."""
+    name: str
+    steps: int | None = None
+    generator: tuple | None = None
+    discriminator: tuple | None = None
+
+
+JOINT = (Phase("joint"),)
+
+
+def plugin_name(loss) -> str:
+    """How a phase names a loss plug-in: its `name` attribute, else its class name."""
+    return getattr(loss, "name", None) or type(loss).__name__
+
+
+def check_phases(phases, losses) -> None:
+    """Every phase names existing plug-ins and has a positive length; only the last may be open."""
+    if not phases:
+        raise ValueError("phases: at least one phase is needed")
+    names = {plugin_name(loss) for loss in losses}
+    for index, phase in enumerate(phases):
+        if phase.steps is None and index != len(phases) - 1:
+            raise ValueError(f"phase {phase.name!r}: only the last phase may run to the end")
+        if phase.steps is not None and phase.steps < 1:
+            raise ValueError(f"phase {phase.name!r}: {phase.steps} steps (need >= 1)")
+        for selected in (phase.generator, phase.discriminator):
+            unknown = sorted(set(selected or ()) - names)
+            if unknown:
+                raise ValueError(f"phase {phase.name!r}: no loss plug-in {unknown[0]!r} "
+                                 f"(plug-ins: {', '.join(sorted(names))})")
+
+
+def phase_at(phases, step: int) -> tuple:
+    """(index, Phase) of the 0-based training step `step`; past the last end, the last phase."""
+    end = 0
+    for index, phase in enumerate(phases):
+        if phase.steps is None:
+            return index, phase
+        end += phase.steps
+        if step < end:
+            return index, phase
+    return len(phases) - 1, phases[-1]
+
+
+def _active(losses, selected) -> list:
+    return [loss for loss in losses if selected is None or plugin_name(loss) in selected]
 
 
 def pick_device(setting: str) -> torch.device:
@@ -253,7 +318,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
           device: torch.device, out_dir: str, live=None, checkpoint_every: int = 0,
           log_every: int = 1, progress: bool = True, desc: str = "train",
           fingerprint: str = "", ranks: Context | None = None, monitor=None,
-          eval_every: int = 0) -> dict:
+          eval_every: int = 0, phases=JOINT) -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
     checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
@@ -262,8 +327,12 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     `monitor(generator) -> {name: float}` (rank 0, no grad, eval mode) is logged to dvclive as
     eval/<name> every `eval_every` steps and after the last step: the learning curves of the
     task metrics. The dvclive step of every logged row is the training step.
+    `phases` (see Phase) select, per step range, which plug-ins train G and which train their
+    discriminators; with more than one phase the phase index is logged as train/phase.
     Returns a summary dict (steps, seconds, memory, last loss terms, resumes)."""
     ranks = ranks or Context()
+    phases = tuple(phases)
+    check_phases(phases, losses)
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temps(out_dir)
     generator.to(device)
@@ -338,22 +407,36 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                     continue  # already trained before the resume (same order: seed, epoch)
                 if not ranks.owns(batch_index, batches_per_epoch):
                     continue
-                generated = generator(batch.condition)
-                fused = batch.fuse(generated)
-                g_terms = {k: v for loss in losses for k, v in
-                           loss.generator_terms(batch, generated, fused).items()}
-                _check_finite(g_terms, step, last_good)
-                opt_g.zero_grad(set_to_none=True)
-                sum(g_terms.values()).backward()
-                ranks.average_gradients(generator.parameters())
-                opt_g.step()
-                d_terms = {k: v for loss in losses for k, v in
+                phase_index, phase = phase_at(phases, step)
+                g_losses = _active(losses, phase.generator)
+                g_terms = {}
+                if g_losses:
+                    generated = generator(batch.condition)
+                    fused = batch.fuse(generated)
+                    g_terms = {k: v for loss in g_losses for k, v in
+                               loss.generator_terms(batch, generated, fused).items()}
+                    _check_finite(g_terms, step, last_good)
+                if g_terms:
+                    opt_g.zero_grad(set_to_none=True)
+                    sum(g_terms.values()).backward()
+                    ranks.average_gradients(generator.parameters())
+                    opt_g.step()
+                elif not g_losses:  # G is fixed in this phase: its output only feeds the Ds
+                    # (train mode: batch-norm statistics keep following the data)
+                    with torch.no_grad():
+                        generated = generator(batch.condition)
+                        fused = batch.fuse(generated)
+                d_losses = _active(losses, phase.discriminator)
+                d_terms = {k: v for loss in d_losses for k, v in
                            loss.discriminator_terms(batch, generated, fused).items()}
                 if d_terms:
                     _check_finite(d_terms, step, last_good)
                     opt_d.zero_grad(set_to_none=True)
                     sum(d_terms.values()).backward()
-                    ranks.average_gradients(d_params)
+                    # only the phase's discriminators: the others keep no gradient, which Adam
+                    # skips (an all-reduced zero gradient would still move them by momentum)
+                    ranks.average_gradients(d_params if len(d_losses) == len(losses)
+                                            else discriminator_parameters(d_losses))
                     opt_d.step()
                 step += 1
                 memory.sample()
@@ -364,6 +447,8 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                         for name, value in terms.items():
                             live.log_metric(f"train/{name}", value)
                         live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
+                        if len(phases) > 1:
+                            live.log_metric("train/phase", phase_index)
                     last = step == epochs * steps_per_epoch
                     if monitor is not None and (last or (eval_every and step % eval_every == 0)):
                         for name, value in _monitored(generator, monitor).items():

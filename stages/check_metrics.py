@@ -198,7 +198,10 @@ def main():
     source.add_argument("--committed", help="the committed metrics, as a file")
     source.add_argument("--rev", default="HEAD",
                         help=f"take the committed metrics from git: REV:{METRICS} (default HEAD)")
-    parser.add_argument("--reproduced", default=METRICS)
+    parser.add_argument("--file", default=METRICS,
+                        help=f"the metrics file, relative to the repository (default {METRICS}; "
+                             "Table 3: reports/inpainting_metrics.json)")
+    parser.add_argument("--reproduced", help="the reproduced metrics (default: --file)")
     parser.add_argument("--tolerance", type=float, default=0.0,
                         help="largest accepted absolute difference (default 0: bit-exact)")
     parser.add_argument("--mode-of", metavar="RUN_CONDITIONS",
@@ -213,15 +216,17 @@ def main():
         mode, reason = gate_mode(read(args.mode_of))
         print(f"{mode}\t{reason}")
         return
+    reproduced = args.reproduced or args.file
     if args.commits:
         if not args.reproduced_prev:
             raise ValueError("--commits needs --reproduced-prev")
-        ok = check_commits(committed_metrics(args.prev_rev, missing_ok=True),
-                           committed_metrics(args.rev), read(args.reproduced_prev),
-                           read(args.reproduced))
+        ok = check_commits(committed_metrics(args.prev_rev, args.file, missing_ok=True),
+                           committed_metrics(args.rev, args.file), read(args.reproduced_prev),
+                           read(reproduced))
     else:
-        committed = read(args.committed) if args.committed else committed_metrics(args.rev)
-        ok = check(committed, read(args.reproduced), args.tolerance)
+        committed = (read(args.committed) if args.committed
+                     else committed_metrics(args.rev, args.file))
+        ok = check(committed, read(reproduced), args.tolerance)
     if not ok:
         sys.exit(1)
 

@@ -1,8 +1,10 @@
 """Prepare one dataset: synthetic (params data.source) or the real archives.
 
   dvc:      python -m stages.prepare cityscapes --out artifacts/data/cityscapes
+            python -m stages.prepare facade --out artifacts/data/facade   (params `inpainting`)
   outside:  python -m stages.prepare cityscapes --raw data/raw --out /tmp/cityscapes
-            (real data at the paper's size; writes boxes.csv, test_boxes.csv, train/test.h5)
+            (real data at the paper's size; writes boxes.csv, test_boxes.csv, train/test.h5;
+            facade also test_masks.csv, the 20 seed-679 holes per test image)
 """
 
 from pipeline.config import load_params
@@ -18,15 +20,24 @@ def main():
     parser.add_argument("--raw", help="raw folder (real data at the paper's size, no params)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
+    holes = {}
     if args.raw:
         from pipeline.raw_datasets import load_raw
         settings = PAPER_SETTINGS[args.dataset]
         splits, source, seed = load_raw(args.dataset, args.raw), "real", 679
     else:
         params = load_params(args.params)
-        if args.dataset not in params.datasets:
+        ip = params.inpainting
+        if args.dataset == ip.dataset:  # inpainting (Table 3): its own section, no boxes
+            settings = {"width": ip.width, "height": ip.height,
+                        "size_threshold": PAPER_SETTINGS[ip.dataset]["size_threshold"],
+                        "synthetic_train": ip.synthetic_train,
+                        "synthetic_test": ip.synthetic_test}
+            holes = {"hole": (ip.hole_min, ip.hole_max), "hole_repeats": ip.test_holes}
+        elif args.dataset not in params.datasets:
             raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
-        settings = vars(params.datasets[args.dataset])
+        else:
+            settings = vars(params.datasets[args.dataset])
         source, seed = params.data.source, params.evaluate.seed
         if source == "real":
             from pipeline.raw_datasets import load_raw
@@ -40,9 +51,12 @@ def main():
     stats = prepare_dataset(args.dataset, splits, args.out, width=settings["width"],
                             height=settings["height"], threshold=settings["size_threshold"],
                             seed=seed, source=source,
-                            list_threshold=settings.get("box_list_threshold") or None)
+                            list_threshold=settings.get("box_list_threshold") or None,
+                            **holes)
+    targets = (f"{stats['test']['test_masks']} test holes" if "test_masks" in stats["test"]
+               else f"{stats['test']['test_boxes']} test boxes")
     print(f"{args.dataset}: {stats['train']['images']} train / {stats['test']['images']} test "
-          f"images, {stats['test']['test_boxes']} test boxes -> {args.out}")
+          f"images, {targets} -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Render the paper's tables, the q-sensitivity plot, the picture grids, the training curves and
-reports/README.md (all of them on one page, with the run's conditions).
+"""Render the paper's tables (Table 3 from the inpainting evaluation), the q-sensitivity plot,
+the picture grids, the training curves and reports/README.md (all of them on one page, with
+the run's conditions).
 
   python -m stages.report
 """
@@ -14,7 +15,8 @@ from pipeline.config import load_params
 from pipeline.datasets import get_spec
 from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
                               PAPER_TABLE3, PAPER_TABLE4, comparison_table, differences_table,
-                              floor_rows, held_back_floors, not_reproduced_table,
+                              floor_rows, held_back_floors, held_back_inpainting_floors,
+                              inpainting_differences, inpainting_grid, inpainting_table,
                               plot_metric_curves, plot_q_sensitivity, plot_training_curves,
                               q_sensitivity, qualitative_grid, read_curves, render_readme,
                               write_table)
@@ -68,6 +70,58 @@ def run_conditions(params, conditions: dict, data_root: str) -> list:
     return lines
 
 
+def inpainting_conditions(params, conditions: dict, data_root: str) -> list:
+    """(what, this run, paper) lines of the inpainting experiment (Table 3)."""
+    ip = params.inpainting
+    split = "—"
+    stats_path = os.path.join(data_root, "stats.json")
+    if os.path.exists(stats_path):
+        with open(stats_path) as f:
+            stats = json.load(f)
+        split = (f"{stats['train']['images']} / {stats['test']['images']} images, "
+                 f"{stats['test'].get('test_masks', '?')} test holes")
+    joint = ip.epochs - ip.completion_epochs - ip.discriminator_epochs
+    fill = ", ".join(f"{v:.1f}" for v in conditions.get("fill", []))
+    return [
+        (f"{ip.dataset} (inpainting): size, train / test", f"{ip.width}x{ip.height}, {split}",
+         "248x242, 598 / 8 images, 20 holes each"),
+        ("inpainting holes", f"sides {ip.hole_min:g}–{ip.hole_max:g} of the image, "
+         f"{conditions['holes_per_image']} per test image (seed {conditions['hole_seed']}), "
+         f"pre-filled with the training mean ({fill}); FID on the first "
+         f"{conditions['fid_holes_per_image']} per image", "20 per test image, seed 679"),
+        ("GL epochs (completion / discriminators / joint)",
+         f"{ip.epochs} ({ip.completion_epochs} / {ip.discriminator_epochs} / {joint}), "
+         f"batch {ip.batch_size}, Adam {ip.lr:g} β1 {ip.beta1:g}",
+         "2000 (GL's phases: 18 % / 2 % / 80 %)"),
+        ("GL networks", f"ngf {ip.ngf}, dilations {', '.join(map(str, ip.dilations))}; ndf "
+         f"{ip.ndf}, global / local layers {ip.global_layers} / {ip.local_layers}",
+         "ngf 64, dilations 2, 4, 8, 16; ndf 64, 6 / 5 layers"),
+        ("GL α / A-MEx λ4, q / α / β", f"{ip.lambda_adv:g} / {ip.lambda_amex:g}, "
+         f"{ip.q} / {ip.alpha} / {ip.beta}", "0.0004 / 1, 4 / 4 / 4"),
+        ("inpainting FID", f"{conditions['fid_metric']}: {conditions['fid_source']}",
+         "pytorch-fid pool3 (2048-d)"),
+    ]
+
+
+TABLE3_NOTE = (
+    "SSIM / L1 of the completed photo against the ground truth, over the hole (the only pixels "
+    "a row changes: outside it the output is the input photo). SSIM: skimage "
+    "structural_similarity on the hole's crop (data range 255, uniform 7x7 window, channels "
+    "averaged). L1: mean absolute difference over the hole's pixels and channels on the 0–255 "
+    "scale. `ssim_image` / `l1_image`: the same over the whole image (the hole score diluted by "
+    "the hole's share of the image), for comparison. The paper does not say which it used; a "
+    "public copy of the GL code it names (GL_Image_Inapinting_pytorch, eval.py) scores the "
+    "hole's crop and prints L1 as the mean |difference| on [-1, 1] × 100, i.e. 100/127.5 = "
+    "0.78 × our 0–255 value. Every row and floor is scored on the same seed-679 holes (20 per "
+    "test image); ci_low / ci_high: 95 % bootstrap interval over test images (each the mean of "
+    "its holes) and training seeds; FID is one number per run (no interval), the completed "
+    "photos against the ground-truth photos of the same holes. vs_floor: the paired "
+    "difference to the better floor (higher SSIM, lower L1) excludes 0 (better / worse than "
+    "floor) or not (not distinguishable). Floors (no training): `floor-mean-fill` leaves the "
+    "hole filled with the training-set mean colour (GL's own input), `floor-biharmonic` fills "
+    "it with skimage.restoration.inpaint_biharmonic.")
+
+
 def warnings_for(conditions: dict) -> list:
     lines = []
     if conditions["data_source"] == "synthetic":
@@ -116,6 +170,14 @@ def main():
     scores = pd.read_csv(scores_path)
     datasets = list(params.datasets)
     conditions = read_json(os.path.join(reports, "run_conditions.json"))
+    inpainting = read_json(os.path.join(reports, "inpainting_metrics.json"))
+    inpainting_conditions_raw = read_json(os.path.join(reports,
+                                                       "inpainting_run_conditions.json"))
+    inpainting_scores_path = os.path.join(reports, "inpainting_scores.csv")
+    if not os.path.exists(inpainting_scores_path):
+        raise FileNotFoundError(f"{inpainting_scores_path} does not exist (run the "
+                                "evaluate_inpainting stage)")
+    inpainting_scores = pd.read_csv(inpainting_scores_path)
     sizes = ", ".join(f"{name} {d.width}x{d.height}" for name, d in params.datasets.items())
     note = (f"Ours: data {conditions['data_source']}, {sizes}, {params.train.epochs} epochs, "
             f"ngf {params.model.ngf}, device {conditions['device']}; FID: "
@@ -127,8 +189,6 @@ def main():
             "stronger floor row excludes 0 (above / below floor) or not (not distinguishable). "
             + FLOOR_NOTE)
     city = [d for d in datasets if d == "cityscapes"]
-    missing = ("Not reproduced yet: this pipeline has no {what}; the paper's numbers are shown "
-               "for reference only.")
     tables = [
         ("Table 1 — Pix2PixHD vs MExGAN", "table1",
          comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"], scores, datasets),
@@ -144,9 +204,12 @@ def main():
          + "); the TwoSM rows train on boxes down to their own threshold (paper: 0.01). The "
          "paper's TwoSM rows were scored on other boxes than its Pix2PixHD rows. "
          + FLOOR_NOTE),
-        ("Table 3 — GL on CMP Facade (not reproduced yet)", "table3",
-         not_reproduced_table(PAPER_TABLE3, ["ssim", "l1", "fid"]),
-         missing.format(what="GL inpainting model and no CMP Facade rows")),
+        ("Table 3 — GL vs GL+A-MEx, inpainting on CMP Facade", "table3",
+         inpainting_table(inpainting, inpainting_scores, PAPER_TABLE3,
+                          params.inpainting.dataset),
+         f"{TABLE3_NOTE} Ours: {params.inpainting.width}x{params.inpainting.height}, "
+         f"{params.inpainting.epochs} epochs (paper 2000), FID: "
+         f"{inpainting_conditions_raw['fid_source']}."),
         ("Table 4 — MExGAN vs A-MExGAN", "table4",
          comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm"], scores, city),
          "tIOU / hamm (paper also: average GPU memory, 4.43 GB MExGAN vs 4.54 GB A-MExGAN). "
@@ -155,8 +218,12 @@ def main():
     for title, stem, frame, text in tables:
         reproduced = not (frame["ours"] == NOT_REPRODUCED).all()
         write_table(frame, os.path.join(reports, stem), title,
-                    f"{text}\n\n{note}" if reproduced else text)
-    differences = differences_table(scores, datasets)
+                    f"{text}\n\n{note}" if reproduced and stem != "table3" else text)
+    differences = pd.concat([differences_table(scores, datasets),
+                             inpainting_differences(inpainting_scores,
+                                                    list(params.inpainting_rows),
+                                                    params.inpainting.dataset)],
+                            ignore_index=True)
     differences_note = (
         "A − B on the same seed-679 test boxes: mean difference and 95 % bootstrap interval "
         "(boxes resampled jointly for A and B, each row's seeds independently); excludes_0 = "
@@ -191,11 +258,25 @@ def main():
                              os.path.join(figures, f"grid_{dataset}.png"))
             grids.append((f"{dataset}: {' vs '.join(shown)}", f"figures/grid_{dataset}.png"))
 
+    ip = params.inpainting
+    shown, labels = {}, {"gl": "GL", "gl_amex": "GL+A-MEx"}
+    columns = [(row, labels[spec.loss]) for row, spec in params.inpainting_rows.items()]
+    columns.append((f"floor-biharmonic-{ip.dataset}", "floor: biharmonic"))
+    for row, title in columns:
+        path = os.path.join(args.artifacts, "inpainting", "eval", f"{row}.npz")
+        if os.path.exists(path):
+            shown[row if title in shown else title] = dict(np.load(path))
+    if shown:
+        inpainting_grid(shown, os.path.join(figures, f"grid_{ip.dataset}.png"))
+        grids.append((f"{ip.dataset} inpainting (Fig 7 layout): ground truth, masked input, "
+                      f"{', '.join(shown)}", f"figures/grid_{ip.dataset}.png"))
+
     curves, metric_curves = [], []
     runs = [(f"translator-{d}", os.path.join(reports, "train", f"translator-{d}"))
             for d in params.datasets]
     runs += [(f"{row}-seed{seed}", seed_dir(os.path.join(reports, "train"), row, seed))
-             for row in params.rows for seed in params.seeds]
+             for row in list(params.rows) + list(params.inpainting_rows)
+             for seed in params.seeds]
     for name, live_dir in runs:
         history = {k: v for k, v in read_curves(live_dir).items() if not k.startswith("eval/")}
         if history:
@@ -218,8 +299,26 @@ def main():
                                "test boxes during training")
             metric_curves.append((dataset, image))
 
+    rows = {}
+    for row in params.inpainting_rows:
+        seeds = {seed: {k[len("eval/"):]: v for k, v in read_curves(
+            seed_dir(os.path.join(reports, "train"), row, seed)).items()
+            if k.startswith("eval/")} for seed in params.seeds}
+        if any(seeds.values()):
+            rows[row] = {seed: c for seed, c in seeds.items() if c}
+    if rows:
+        floors_here = {m: held_back_inpainting_floors(inpainting_scores, params.train.eval_boxes,
+                                                      m) for m in ("ssim", "l1")}
+        image = f"figures/metric_curves_{ip.dataset}.png"
+        plot_metric_curves(rows, floors_here, os.path.join(reports, image),
+                           f"{ip.dataset}: SSIM / L1 over the hole, first hole of the first "
+                           f"{params.train.eval_boxes} test images, during training")
+        metric_curves.append((f"{ip.dataset} (inpainting)", image))
+
     readme = render_readme(
-        conditions=run_conditions(params, conditions, os.path.join(args.artifacts, "data")),
+        conditions=run_conditions(params, conditions, os.path.join(args.artifacts, "data"))
+        + inpainting_conditions(params, inpainting_conditions_raw,
+                                os.path.join(args.artifacts, "inpainting", "data")),
         tables=[(title, text, frame) for title, _, frame, text in tables],
         q_sweep=sweep if len(sweep) else None, q_plot=q_plot, grids=grids, curves=curves,
         warnings=warnings_for(conditions), differences=(differences_note, differences),

@@ -248,6 +248,20 @@ CASES = [
          write_text(f"{DATA}/test_boxes.csv", "image,label,x1,y1,x2,y2,area_fraction\n"
                                               "not_an_image,26,1,1,4,4,0.1\n"),
          [f"{DATA}/test_boxes.csv", "not_an_image"]),
+    # inpainting (Table 3)
+    Case("params_facade_under_datasets", "stages.prepare", PREPARE,
+         edit_params(lambda p: p["datasets"].update(facade=p["datasets"]["helen"])),
+         ["datasets.facade", "under `inpainting`"], data=False),
+    Case("params_inpainting_patch_smaller_than_hole", "stages.train_inpainting", ["gl-facade"],
+         set_key("inpainting.local_fraction", 0.3), ["inpainting.local_fraction"]),
+    Case("params_inpainting_bad_loss", "stages.train_inpainting", ["gl-facade"],
+         set_key("inpainting_rows.gl-facade.loss", "mex"), ["inpainting_rows.gl-facade.loss"]),
+    Case("train_inpainting_unknown_row", "stages.train_inpainting", ["gl-kitti"], None,
+         ["gl-kitti", "unknown inpainting row"]),
+    Case("train_inpainting_missing_prepared_split", "stages.train_inpainting", ["gl-facade"],
+         None, ["artifacts/inpainting/data/train.h5", "does not exist"]),
+    Case("evaluate_inpainting_missing_test_split", "stages.evaluate_inpainting", [], None,
+         ["artifacts/inpainting/data/test.h5", "does not exist"]),
     # report and download
     Case("report_without_metrics", "stages.report", [], None, ["reports/metrics.json"]),
     Case("download_helen_not_placed", "stages.download", ["helen", "--raw", "raw"], None,
@@ -427,7 +441,7 @@ def in_process_results(bases):
 
 def test_catalogue_is_large():
     assert len(CASES) >= 20 and len({c.name for c in CASES}) == len(CASES)
-    assert len({c.module for c in CASES}) == 7
+    assert len({c.module for c in CASES}) == 9
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -57,10 +57,15 @@ def test_every_stage_script_and_dependency_exists():
 
 def test_every_tracked_param_resolves_in_params_yaml():
     params = load_params(os.path.join(REPO, "params.yaml"))
+    raw = load("params.yaml")
     for name, stage, item in stage_definitions():
         for key in stage.get("params", []):
             key = resolve(key, item)
             assert lookup(params, key) is not None, f"{name}: param {key} missing"
+            node = raw  # DVC reads the file itself: a default of pipeline.config is not enough
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: {key} not in the file"
+                node = node[part]
 
 
 def test_no_stage_output_lands_in_the_dvc_added_data_folder():
@@ -91,6 +96,21 @@ def test_every_structure_row_is_trained_once_per_seed():
     for row in params["mex_rows"]:
         for seed in params["seeds"]:
             assert f"train_mex@{row}-{seed}" in names
+    for row in params["inpainting_rows"]:
+        for seed in params["seeds"]:
+            assert f"train_inpainting@{row}-{seed}" in names
+    assert {"prepare_inpainting", "evaluate_inpainting"} <= names
+
+
+def test_table3_outputs_stay_out_of_the_folders_the_segmentation_stages_depend_on():
+    stages = load("dvc.yaml")["stages"]
+    inpainting = [stages[n] for n in ("prepare_inpainting", "train_inpainting",
+                                      "evaluate_inpainting")]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for s in inpainting
+            for o in s.get("outs", [])]
+    for name in ("train_baseline", "train_mex", "train_twosm", "evaluate"):
+        for dep in stages[name]["deps"]:
+            assert not any(out.startswith(dep + "/") or out == dep for out in outs), (name, dep)
 
 
 def test_run_to_run_files_inside_dvc_outputs_are_dvcignored():

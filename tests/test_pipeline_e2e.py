@@ -81,8 +81,20 @@ def test_dvc_repro_runs_every_stage_and_writes_the_reports(project):
     assert "mexgan-helen" in (project / "reports" / "table1.md").read_text()
     table2 = (project / "reports" / "table2.md").read_text()
     assert "| twosm-full-mex-cityscapes | tiou | 0.8242 | 0." in table2  # measured, not missing
+    # Table 3: both GL rows and the two inpainting floors, scored on the same seed-679 holes
+    inpainting = json.loads((project / "reports" / "inpainting_metrics.json").read_text())
+    assert set(inpainting) == set(params["inpainting_rows"]) | {
+        "floor-mean-fill-facade", "floor-biharmonic-facade"}
+    for row, values in inpainting.items():
+        assert 0.0 <= values["l1"] <= 255.0 and -1.0 <= values["ssim"] <= 1.0, row
+        assert values["test_holes"] == 2 * params["inpainting"]["test_holes"], row
+    table3 = (project / "reports" / "table3.md").read_text()
+    assert "| gl-amex-facade | l1 | 20.2200 | " in table3 and "not reproduced" not in table3
+    for name in ("figures/grid_facade.png", "figures/metric_curves_facade.png",
+                 "inpainting_scores.csv", "train/gl-facade/seed0/plots/metrics/train/phase.tsv"):
+        assert (project / "reports" / name).stat().st_size > 0, name
     shown = run(["dvc", "metrics", "show", "--json"], project)
-    assert "amexgan-cityscapes" in shown
+    assert "amexgan-cityscapes" in shown and "floor-biharmonic-facade" in shown
     # Nothing changed: a second repro runs no stage but the always-changed manifest.
     again = run(["dvc", "repro"], project)
     assert "Running stage 'train" not in again and "Running stage 'evaluate'" not in again

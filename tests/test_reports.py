@@ -6,6 +6,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -95,7 +96,8 @@ def test_tables_2_and_3_say_not_reproduced_yet():
         assert (frame["ours"] == NOT_REPRODUCED).all() and frame["difference"].isna().all()
     assert line(not_reproduced_table(PAPER_TABLE2, ["tiou"]), "twosm-cityscapes",
                 "tiou")["paper"] == 0.7064
-    assert line(not_reproduced_table(PAPER_TABLE3, ["l1"]), "GL+A-MEx", "l1")["paper"] == 20.22
+    assert line(not_reproduced_table(PAPER_TABLE3, ["l1"]), "gl-amex-facade",
+                "l1")["paper"] == 20.22
 
 
 def test_markdown_table_marks_missing_values():
@@ -135,6 +137,47 @@ def fake_scores() -> pd.DataFrame:
                          for row, values in FAKE_BOXES.items() for i, v in enumerate(values)])
 
 
+# Inpainting (Table 3): 3 test images x 2 holes; L1 per hole, SSIM = 1 - L1 / 100.
+FAKE_HOLES = {"gl-facade": [30, 34, 40, 44, 20, 24], "gl-amex-facade": [28, 30, 36, 40, 18, 20],
+              "floor-mean-fill-facade": [50, 50, 60, 60, 40, 40],
+              "floor-biharmonic-facade": [45, 55, 50, 60, 35, 45]}
+
+
+def fake_inpainting_scores() -> pd.DataFrame:
+    return pd.DataFrame([{"row": row, "seed": -1 if "floor" in row else 0,
+                          "image": f"facade_{i // 2}", "repeat": i % 2, "ssim": 1 - v / 100,
+                          "l1": v, "ssim_image": 1 - v / 400, "l1_image": v / 4}
+                         for row, values in FAKE_HOLES.items() for i, v in enumerate(values)])
+
+
+def write_fake_inpainting(reports, artifacts):
+    scores = fake_inpainting_scores()
+    scores.to_csv(reports / "inpainting_scores.csv", index=False)
+    metrics = {}
+    for row, frame in scores.groupby("row"):
+        metrics[row] = {m: float(frame[m].mean()) for m in ("ssim", "l1", "ssim_image", "l1_image")}
+        metrics[row].update({STANDIN: 0.002, "test_images": 3, "test_holes": 6, "fid_holes": 6})
+        if "floor" not in row:
+            metrics[row].update(seeds=1, q=4 if "amex" in row else -1)
+    (reports / "inpainting_metrics.json").write_text(json.dumps(metrics))
+    (reports / "inpainting_run_conditions.json").write_text(json.dumps(
+        {"data_source": "synthetic", "device": "cpu", "fid_metric": STANDIN,
+         "fid_source": "STAND-IN: random-init InceptionV3", "hole_seed": 679,
+         "holes_per_image": 2, "fid_holes_per_image": 2, "size": "48x46", "seeds": [0],
+         "fill": [120.0, 110.0, 100.0]}))
+    eval_dir = artifacts / "inpainting" / "eval"
+    eval_dir.mkdir(parents=True)
+    for row in FAKE_HOLES:
+        photos = np.full((2, 46, 48, 3), 90, dtype=np.uint8)
+        np.savez(eval_dir / f"{row}.npz", completed=photos, truth=photos, masked=photos,
+                 holes=np.array([[2, 3, 20, 22], [10, 12, 30, 33]]),
+                 names=np.array(["facade_0", "facade_1"]))
+    data = artifacts / "inpainting" / "data"
+    data.mkdir(parents=True)
+    (data / "stats.json").write_text(json.dumps(
+        {"train": {"images": 48}, "test": {"images": 3, "test_masks": 6}}))
+
+
 def write_fake_run(root):
     reports = root / "reports"
     (reports / "train").mkdir(parents=True)
@@ -162,6 +205,7 @@ def write_fake_run(root):
     data.mkdir(parents=True)
     (data / "stats.json").write_text(json.dumps(
         {"train": {"images": 24}, "test": {"images": 12, "test_boxes": 11}}))
+    write_fake_inpainting(reports, root / "artifacts")
     return reports
 
 
@@ -189,7 +233,16 @@ def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
     assert "| floor-mean-mask-cityscapes | hamm | — | 0.6500 |" in text
     # Table 2's rows are measured rows now (the fake run has none: missing, paper shown)
     assert "| twosm-cityscapes | tiou | 0.7064 | — |" in text
-    assert "| GL | fid | 63.1400 | not reproduced yet |" in text
+    # Table 3: measured rows with per-image intervals; L1 lower is better (vs the floors)
+    assert "| gl-facade | l1 | 21.5900 | 32.0000 | 22.0000 | 42.0000 | 1 | better than floor |" \
+        in text
+    assert "| gl-facade | fid | 63.1400 | — |" in text
+    assert f"| gl-amex-facade | {STANDIN} | — | 0.0020 |" in text
+    assert "| floor-mean-fill-facade | l1 | — | 50.0000 |" in text
+    assert "| gl-amex-facade − gl-facade | facade | l1 | -3.3333 |" in text
+    assert "48x46, 48 / 3 images, 6 test holes" in text
+    assert "figures/grid_facade.png" in text
+    assert (fake_report / "figures" / "grid_facade.png").stat().st_size > 0
     assert "## Paired differences" in text
     assert "| mexgan-cityscapes − pix2pixhd-cityscapes | cityscapes | tiou | 0.2125 |" in text
     assert "| pix2pixhd-cityscapes − floor-fill-box-cityscapes | cityscapes | hamm | -0.3000 " \
@@ -212,7 +265,9 @@ def test_the_report_stage_declares_every_file_it_writes(fake_report):
     with open(os.path.join(REPO, "dvc.yaml")) as f:
         stage = yaml.safe_load(f)["stages"]["report"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
-    inputs = {"metrics.json", "scores.csv", "run_conditions.json", "study/summary.md"}
+    inputs = {"metrics.json", "scores.csv", "run_conditions.json", "study/summary.md",
+              "inpainting_metrics.json", "inpainting_scores.csv",
+              "inpainting_run_conditions.json"}
     for folder, _, files in os.walk(fake_report):
         relative = os.path.relpath(folder, fake_report)
         if relative == "train" or relative.startswith("train" + os.sep):
@@ -241,7 +296,8 @@ def test_dvc_plots_cover_every_training_run():
     defined = {next(iter(p)) for p in plots}
     runs = ([f"translator-{d}" for d in params["datasets"]]
             + [f"{row}/seed{params['seeds'][0]}"
-               for row in list(params["baselines"]) + list(params["mex_rows"])])
+               for row in list(params["baselines"]) + list(params["mex_rows"])
+               + list(params["inpainting_rows"])])
     missing = [r for r in runs if f"reports/train/{r}/plots/metrics" not in defined]
     assert not missing, f"add to dvc.yaml plots: {missing}"
     assert "reports/q_sensitivity.csv" in defined

@@ -9,7 +9,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def tiny_params(**sections) -> dict:
     """params.yaml with tiny sizes: 32x16 Cityscapes (6 train / 4 test synthetic images), a
-    4-channel generator with 2 downsamplings, 1 epoch, one CPU thread. `sections` updates
+    4-channel generator with 2 downsamplings, 1 epoch, one CPU thread; 24x22 facades (4 train /
+    2 test, 3 holes each) for the inpainting rows, 3 epochs = one per GL phase. `sections` updates
     top-level sections (dicts are merged one level deep)."""
     with open(os.path.join(REPO, "params.yaml")) as f:
         params = yaml.safe_load(f)
@@ -23,6 +24,10 @@ def tiny_params(**sections) -> dict:
     params["translator"]["epochs"] = 1
     params["evaluate"]["grid_images"] = 2
     params["q"] = 1
+    params["inpainting"].update(  # 24x22: not a multiple of the stride 4 (padded)
+        width=24, height=22, synthetic_train=4, synthetic_test=2, test_holes=3, fid_holes=2,
+        ngf=4, ndf=4, dilations=[2], global_layers=2, local_layers=2, amex_layers=2, q=1,
+        alpha=1, beta=1, epochs=3, completion_epochs=1, discriminator_epochs=1, batch_size=2)
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(params.get(key), dict):
             params[key] = {**params[key], **copy.deepcopy(value)}
