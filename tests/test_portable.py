@@ -351,6 +351,8 @@ def _clean_env() -> dict:
     env["PATH"] = path or "/usr/bin:/bin"
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)
+    for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):  # run under `make test`
+        env.pop(name, None)
     return env
 
 
@@ -404,7 +406,7 @@ def test_make_targets_run_dvc_from_the_venv():
     dry = subprocess.run(["make", "-n", "exp", "ARGS=-S q=8"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert dry.returncode == 0, dry.stderr
-    line = dry.stdout.strip().splitlines()[-1]
+    line = next((l for l in dry.stdout.splitlines() if "dvc exp run" in l), dry.stdout)
     assert ".venv/bin/dvc exp run -S q=8" in line and f"{ROOT}/.venv/bin:" in line
     if subprocess.run(["make", "-q", ".venv/.installed"], cwd=ROOT, env=env).returncode != 0:
         pytest.skip(".venv/.installed is out of date: make would reinstall the requirements")
