@@ -34,7 +34,7 @@ SUMMARY_FILE = "train_summary.json"
 # Time and memory vary from run to run: kept in their own file, which .dvcignore hides from DVC
 # (so dvc.lock does not change when only they did) and git tracks under reports/train/.
 RESOURCES_FILE = "resources.json"
-RESOURCE_KEYS = ("train_seconds",)  # plus every mem_* key
+RESOURCE_KEYS = ("train_seconds", "resumes")  # plus every mem_* key: run history, not results
 
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:

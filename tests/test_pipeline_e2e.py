@@ -106,6 +106,12 @@ def test_dvc_repro_runs_every_stage_and_writes_the_reports(project):
     assert "Running stage 'train_baseline@pix2pixhd-cityscapes-0'" in again
     assert "Running stage 'evaluate'" not in again
     assert (project / "dvc.lock").read_text() == lock
+    # ... and so does a forced rerun, which resumes from the final checkpoint (the resume count
+    # is run history, kept in resources.json with the time).
+    again = run(["dvc", "repro", "--force", "--single-item",
+                 "train_baseline@pix2pixhd-cityscapes-0"], project)
+    assert "Running stage 'train_baseline@pix2pixhd-cityscapes-0'" in again
+    assert (project / "dvc.lock").read_text() == lock
 
 
 @pytest.mark.slow

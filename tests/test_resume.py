@@ -139,7 +139,9 @@ def assert_same_as_reference(setup, project):
         assert json.load(f)["step"] == STEPS
     with open(os.path.join(model_dir, SUMMARY_FILE)) as f:
         summary = json.load(f)
-    assert summary["steps"] == STEPS
+    assert summary["steps"] == STEPS and "resumes" not in summary  # run history: resources
+    with open(os.path.join(live_dir, "resources.json")) as f:
+        summary.update(json.load(f))
     return summary
 
 
