@@ -5,6 +5,7 @@
 # Every other README command runs with .venv's tools, from any shell, without activating it:
 #   make exp ARGS="-S q=8"      dvc exp run -S q=8
 #   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
+#   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
@@ -16,8 +17,9 @@ STAMP := $(VENV)/.installed
 # re-executes a python that lacks the requirements under .venv/bin/python).
 WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
+DRY ?= 0
 
-.PHONY: demo test test-all ci repro exp dvc shell clean-demo
+.PHONY: demo test test-all ci repro exp dvc shell study clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,9 @@ dvc: $(STAMP)
 shell: $(STAMP)
 	@echo "a shell with $(VENV) activated; exit to leave"
 	@$(WITH_VENV) $${SHELL:-bash} -i
+
+study: $(STAMP)
+	DRY=$(DRY) tools/study.sh
 
 ci: $(STAMP)
 	.ci/run

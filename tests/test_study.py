@@ -32,6 +32,13 @@ def test_study_dry_run_lists_the_stages_it_would_run():
     assert {"evaluate", "report"} <= set(stages)
 
 
+def test_make_study_target_runs_the_study_script():
+    result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
+                            text=True, env={k: v for k, v in os.environ.items()
+                                            if not k.startswith("MAKE")}, timeout=60)
+    assert result.returncode == 0 and "DRY=1 tools/study.sh" in result.stdout
+
+
 def test_study_dry_run_refuses_a_bad_profile(tmp_path):
     bad = tmp_path / "study.yaml"
     bad.write_text(open(os.path.join(REPO, "params_study.yaml")).read()
