@@ -160,17 +160,41 @@ def comparisons(rows, datasets) -> list:
 def differences_table(scores: pd.DataFrame, datasets, metric_names=("tiou", "hamm")) -> pd.DataFrame:
     """Paired differences A − B on the same test boxes with their 95 % bootstrap interval;
     `excludes_0` says whether the interval excludes 0 (a difference this run can resolve)."""
-    lines = []
     matrices = {metric: score_matrices(scores, metric) for metric in metric_names}
-    for a, b, dataset in comparisons(set(scores["row"]), datasets):
+    return difference_lines(comparisons(set(scores["row"]), datasets), matrices, metric_names)
+
+
+DIFFERENCE_COLUMNS = ["comparison", "dataset", "metric", "difference", "ci_low", "ci_high",
+                      "excludes_0"]
+
+
+def difference_lines(pairs, matrices: dict, metric_names) -> pd.DataFrame:
+    """One line per (A, B, dataset) pair and metric: the paired difference A − B of the score
+    matrices (metric -> row -> (seeds, items)) with its 95 % interval."""
+    lines = []
+    for a, b, dataset in pairs:
         for metric in metric_names:
             estimate = paired_difference(matrices[metric][a], matrices[metric][b])
             lines.append({"comparison": f"{a} − {b}", "dataset": dataset, "metric": metric,
                           "difference": estimate.mean, "ci_low": estimate.low,
                           "ci_high": estimate.high,
                           "excludes_0": "yes" if estimate.excludes_zero else "no"})
-    return pd.DataFrame(lines, columns=["comparison", "dataset", "metric", "difference",
-                                        "ci_low", "ci_high", "excludes_0"])
+    return pd.DataFrame(lines, columns=DIFFERENCE_COLUMNS)
+
+
+def read_eval_curves(live_root: str, rows, seeds) -> dict:
+    """row -> seed -> {metric: (steps, values)} of the dvclive eval/ curves of every training
+    run under live_root (<row>/seed<k>); rows or seeds without curves are left out."""
+    from pipeline.config import seed_dir
+    found = {}
+    for row in rows:
+        for seed in seeds:
+            curves = {name[len("eval/"):]: curve for name, curve in
+                      read_curves(seed_dir(live_root, row, seed)).items()
+                      if name.startswith("eval/")}
+            if curves:
+                found.setdefault(row, {})[seed] = curves
+    return found
 
 
 def held_back_floors(scores: pd.DataFrame, dataset: str, boxes: int, metric: str) -> dict:
@@ -302,22 +326,13 @@ def inpainting_differences(scores: pd.DataFrame, rows, dataset: str,
     """Paired differences on the same test images (per-image means over the same holes):
     GL+A-MEx − GL (the paper's comparison) and every row − each floor; same columns as
     differences_table."""
-    lines = []
     matrices = {m: inpainting_matrices(scores, m) for m in metric_names}
     present = set(scores["row"])
     trained = [r for r in rows if r in present]
     pairs = [(a, b) for a, b in (("gl-amex-" + dataset, "gl-" + dataset),) if {a, b} <= present]
     pairs += [(row, floor) for row in trained
               for floor in sorted(_inpainting_floors(matrices[metric_names[0]], dataset))]
-    for a, b in pairs:
-        for metric in metric_names:
-            estimate = paired_difference(matrices[metric][a], matrices[metric][b])
-            lines.append({"comparison": f"{a} − {b}", "dataset": dataset, "metric": metric,
-                          "difference": estimate.mean, "ci_low": estimate.low,
-                          "ci_high": estimate.high,
-                          "excludes_0": "yes" if estimate.excludes_zero else "no"})
-    return pd.DataFrame(lines, columns=["comparison", "dataset", "metric", "difference",
-                                        "ci_low", "ci_high", "excludes_0"])
+    return difference_lines([(a, b, dataset) for a, b in pairs], matrices, metric_names)
 
 
 def held_back_inpainting_floors(scores: pd.DataFrame, images: int, metric: str) -> dict:

@@ -18,8 +18,8 @@ from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TA
                               floor_rows, held_back_floors, held_back_inpainting_floors,
                               inpainting_differences, inpainting_grid, inpainting_table,
                               plot_metric_curves, plot_q_sensitivity, plot_training_curves,
-                              q_sensitivity, qualitative_grid, read_curves, render_readme,
-                              write_table)
+                              q_sensitivity, qualitative_grid, read_curves, read_eval_curves,
+                              render_readme, write_table)
 from pipeline.config import seed_dir
 from stages.common import run
 
@@ -283,13 +283,9 @@ def main():
             plot_training_curves(history, os.path.join(figures, "curves", f"{name}.png"), name)
             curves.append((name, f"figures/curves/{name}.png"))
     for dataset in datasets:
-        rows = {}
-        for row in (r for r, spec in params.rows.items() if spec.dataset == dataset):
-            seeds = {seed: {k[len("eval/"):]: v for k, v in read_curves(
-                seed_dir(os.path.join(reports, "train"), row, seed)).items()
-                if k.startswith("eval/")} for seed in params.seeds}
-            if any(seeds.values()):
-                rows[row] = {seed: c for seed, c in seeds.items() if c}
+        rows = read_eval_curves(os.path.join(reports, "train"),
+                                [r for r, spec in params.rows.items() if spec.dataset == dataset],
+                                params.seeds)
         if rows:
             floors_here = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                            for m in ("tiou", "hamm")}
@@ -299,13 +295,8 @@ def main():
                                "test boxes during training")
             metric_curves.append((dataset, image))
 
-    rows = {}
-    for row in params.inpainting_rows:
-        seeds = {seed: {k[len("eval/"):]: v for k, v in read_curves(
-            seed_dir(os.path.join(reports, "train"), row, seed)).items()
-            if k.startswith("eval/")} for seed in params.seeds}
-        if any(seeds.values()):
-            rows[row] = {seed: c for seed, c in seeds.items() if c}
+    rows = read_eval_curves(os.path.join(reports, "train"), params.inpainting_rows,
+                            params.seeds)
     if rows:
         floors_here = {m: held_back_inpainting_floors(inpainting_scores, params.train.eval_boxes,
                                                       m) for m in ("ssim", "l1")}

@@ -9,8 +9,8 @@ import os
 
 import pandas as pd
 
-from pipeline.config import load_params, seed_dir
-from pipeline.reports import held_back_floors, read_curves, study_summary
+from pipeline.config import load_params
+from pipeline.reports import held_back_floors, read_eval_curves, study_summary
 from stages.common import ArgumentParser, run
 
 
@@ -30,13 +30,7 @@ def main():
     differences = pd.read_csv(os.path.join(args.reports, "differences.csv"))
     scores = pd.read_csv(os.path.join(args.reports, "scores.csv"))
     dataset = next(iter(params.datasets))
-    curves = {}
-    for row in params.rows:
-        for seed in params.seeds:
-            history = read_curves(seed_dir(os.path.join(args.reports, "train"), row, seed))
-            found = {k[len("eval/"):]: v for k, v in history.items() if k.startswith("eval/")}
-            if found:
-                curves.setdefault(row, {})[seed] = found
+    curves = read_eval_curves(os.path.join(args.reports, "train"), params.rows, params.seeds)
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
     machine = conditions.get("platform", {}).get("machine")
