@@ -2,6 +2,20 @@
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels, half-open: columns x1..x2-1 and rows y1..y2-1.
 All functions here are pure (no torch modules, no global state).
+
+Which boxes are eligible is a rule (params `data.box_rule`; the paper only says "boxes smaller
+than the threshold of the image are excluded"):
+
+- ``authors`` (default), as the authors' code picks its boxes: every instance id whose class
+  (``id // 1000`` for ``id >= 1000``, else the id itself) is an edit class is a candidate,
+  including Cityscapes' plain ids 24-33 (group regions such as a car group stored as 26:
+  the box of all of the id's pixels); a dataset without instance ids (Helen) has one instance
+  per class (``label * 1000``, ``per_class_instances``); size filter
+  ``(h - 1)(w - 1) > threshold * H * W``, the authors' ``(row_max - row_min)(col_max - col_min)``
+  on the inclusive box.
+- ``tight``: only object ids (``>= 1000``) are candidates, a dataset without instance ids has
+  one instance per 8-connected component (``instance_map_from_components``); size filter
+  ``h * w >= threshold * H * W`` on the half-open box.
 """
 from __future__ import annotations
 
@@ -11,6 +25,8 @@ import numpy as np
 from scipy import ndimage
 
 TEST_BOX_SEED = 679
+BOX_RULES = ("authors", "tight")
+DEFAULT_BOX_RULE = "authors"   # params data.box_rule
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,12 @@ def instance_map_from_components(labels: np.ndarray, classes) -> np.ndarray:
     return instances
 
 
+def per_class_instances(labels: np.ndarray) -> np.ndarray:
+    """The authors' instance map of a dataset without instance ids (their Helen maps): one
+    instance per class, id ``label * 1000`` (label 0 stays 0)."""
+    return labels.astype(np.int64) * 1000
+
+
 def instance_label(instance_id: int) -> int:
     """Cityscapes convention: id*1000+k for objects, the plain label id otherwise."""
     return instance_id // 1000 if instance_id >= 1000 else instance_id
@@ -84,15 +106,39 @@ def list_instances(instances: np.ndarray) -> list:
     return result
 
 
-def eligible_instances(instances: np.ndarray, edit_classes, threshold: float) -> list:
-    """Instances of an edit class whose box area is >= threshold * image area (paper §4)."""
+def box_size_passes(box, height: int, width: int, threshold: float, rule: str) -> bool:
+    """The size filter of an eligible box (paper appendix, "Excluding mechanism").
+
+    authors: (h - 1)(w - 1) > threshold * H * W -- the authors' product of the inclusive box's
+    index ranges; tight: h * w >= threshold * H * W. h, w are the half-open box's sides.
+    """
+    x1, y1, x2, y2 = box
+    h, w = y2 - y1, x2 - x1
+    if rule == "authors":
+        return (h - 1) * (w - 1) > threshold * height * width
+    if rule == "tight":
+        return h * w >= threshold * height * width
+    raise ValueError(f"unknown box rule {rule!r} ({' or '.join(BOX_RULES)})")
+
+
+def is_candidate(instance_id: int, edit_classes, rule: str) -> bool:
+    """Whether an instance id may give a box: its class is an edit class, and under the tight
+    rule it is an object id (>= 1000), not a plain label id."""
+    return (instance_label(instance_id) in edit_classes
+            and (rule == "authors" or instance_id >= 1000))
+
+
+def eligible_instances(instances: np.ndarray, edit_classes, threshold: float, rule: str) -> list:
+    """Instances of an edit class whose box passes the size filter of `rule` (paper §4,
+    appendix; the module docstring gives both rules)."""
     edit = set(int(c) for c in edit_classes)
+    height, width = instances.shape
     return [inst for inst in list_instances(instances)
-            if inst.instance_id >= 1000 and inst.label in edit
-            and inst.area_fraction >= threshold]
+            if is_candidate(inst.instance_id, edit, rule)
+            and box_size_passes(inst.box, height, width, threshold, rule)]
 
 
-def select_test_box(instances: np.ndarray, edit_classes, threshold: float,
+def select_test_box(instances: np.ndarray, edit_classes, threshold: float, rule: str,
                     seed: int = TEST_BOX_SEED):
     """The one test box of an image, or None when it has no eligible box.
 
@@ -102,7 +148,7 @@ def select_test_box(instances: np.ndarray, edit_classes, threshold: float,
     """
     all_instances = list_instances(instances)
     eligible_ids = {inst.instance_id for inst in
-                    eligible_instances(instances, edit_classes, threshold)}
+                    eligible_instances(instances, edit_classes, threshold, rule)}
     order = np.random.RandomState(seed).permutation(len(all_instances))
     for position in order:
         if all_instances[position].instance_id in eligible_ids:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from pipeline.boxes import BOX_RULES, DEFAULT_BOX_RULE
 from pipeline.datasets import SPECS
 
 
@@ -38,6 +39,10 @@ class DataParams:
     source: str = "synthetic"     # synthetic (embedded generator) | real (data/raw via stages.prepare)
     raw_dir: str = "data/raw"     # where the real archives go (tracked by data.dvc)
     seed: int = 0                 # synthetic generator seed
+    box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.boxes): authors (their code: plain ids
+                                  # of edit classes too, Helen one instance per class,
+                                  # (h-1)(w-1) > thr*H*W) | tight (object ids / 8-connected
+                                  # components only, h*w >= thr*H*W)
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,7 @@ SEED_LIMIT = 2 ** 32  # numpy's legacy seeding accepts 0 .. 2**32 - 1
 def _validate(p: Params) -> None:
     _check(p.data.source in ("synthetic", "real"), "data.source", p.data.source,
            "synthetic or real")
+    _check(p.data.box_rule in BOX_RULES, "data.box_rule", p.data.box_rule, " or ".join(BOX_RULES))
     _check(p.data.source != "real" or p.data.raw_dir.strip() != "", "data.raw_dir",
            p.data.raw_dir, "the raw-data folder, needed when data.source is real")
     for key, value in (("data.seed", p.data.seed), ("train.seed", p.train.seed),

@@ -200,6 +200,12 @@ def read_split(path: str) -> SplitArrays:
         raise ValueError(f"{path}: not a prepared split ({err})") from None
 
 
+# The authors' count of test images with an eligible box (their BBox_cityscape.json: 376
+# entries; AUTHOR_CODE_FACTS.md §6), to set beside ours on the full real test split.
+AUTHORS_TEST_BOXES = {
+    "cityscapes": {"test_boxes": 376, "test_images": 500, "size": "256x128, threshold 0.02"},
+}
+
 # The paper's prepared sizes (W, H) and box size thresholds (§4); the outside-DVC prepare CLI
 # uses these, the DVC stages read theirs from params.yaml.
 PAPER_SETTINGS = {

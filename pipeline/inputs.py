@@ -37,9 +37,8 @@ def write_csv(path: str, columns, rows) -> None:
     os.replace(tmp, path)
 
 
-def read_boxes(path: str, split: str | None = None, min_area: float = 0.0) -> dict:
-    """image name -> list of EditBox, from boxes.csv (all eligible boxes) or test_boxes.csv;
-    with min_area, only boxes whose area_fraction (box area / image area) is >= min_area."""
+def read_boxes(path: str, split: str | None = None) -> dict:
+    """image name -> list of EditBox, from boxes.csv (all eligible boxes) or test_boxes.csv."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"box list {path} does not exist (run the prepare stage)")
     boxes = {}
@@ -48,8 +47,6 @@ def read_boxes(path: str, split: str | None = None, min_area: float = 0.0) -> di
         for line, row in enumerate(reader, start=2):
             try:
                 if split is not None and row["split"] != split:
-                    continue
-                if min_area and float(row["area_fraction"]) < min_area:
                     continue
                 entry = EditBox(row["image"], int(row["label"]),
                                 tuple(int(row[k]) for k in ("x1", "y1", "x2", "y2")))

@@ -11,7 +11,8 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
-from pipeline.boxes import eligible_instances, select_test_box
+from pipeline.boxes import (DEFAULT_BOX_RULE, eligible_instances, per_class_instances,
+                            select_test_box)
 from pipeline.datasets import DatasetSpec, SplitArrays, get_spec, write_split
 from pipeline.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
 
@@ -40,19 +41,32 @@ def check_labels(split: SplitArrays, spec: DatasetSpec, where: str) -> None:
                          f"{spec.name} palette (0..{spec.num_labels - 1})")
 
 
-def box_rows(split_name: str, split: SplitArrays, spec: DatasetSpec, threshold: float):
-    """boxes.csv rows: every eligible box (one per instance / component), sorted by image."""
+def instances_for_rule(split: SplitArrays, spec: DatasetSpec, rule: str) -> SplitArrays:
+    """The instance maps boxes are drawn from under `rule` (pipeline.boxes): a dataset without
+    instance ids (Helen) is read with one instance per 8-connected component; the authors' rule
+    regroups it to one instance per class (their `label*1000`). Edges between instances are
+    the same either way (components of one class never touch), so only the boxes change."""
+    if rule != "authors" or spec.instances_from != "components" or not spec.edit_classes:
+        return split
+    return SplitArrays(split.names, split.labels, per_class_instances(split.labels),
+                       split.photos)
+
+
+def box_rows(split_name: str, split: SplitArrays, spec: DatasetSpec, threshold: float,
+             rule: str = DEFAULT_BOX_RULE):
+    """boxes.csv rows: every eligible box (one per instance), sorted by image."""
     rows = []
     for name, instances in zip(split.names, split.instances):
-        for inst in eligible_instances(instances, spec.edit_classes, threshold):
+        for inst in eligible_instances(instances, spec.edit_classes, threshold, rule):
             rows.append([split_name, name, inst.label, *inst.box, f"{inst.area_fraction:.6f}"])
     return rows
 
 
-def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed: int):
+def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, rule: str,
+                  seed: int):
     rows, skipped = [], []
     for name, instances in zip(split.names, split.instances):
-        inst = select_test_box(instances, spec.edit_classes, threshold, seed)
+        inst = select_test_box(instances, spec.edit_classes, threshold, rule, seed)
         if inst is None:
             skipped.append(name)
         else:
@@ -61,11 +75,12 @@ def test_box_rows(split: SplitArrays, spec: DatasetSpec, threshold: float, seed:
 
 
 def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, height: int,
-                    threshold: float, seed: int = 679, source: str,
+                    threshold: float, box_rule: str, seed: int = 679, source: str,
                     list_threshold: float | None = None, hole=(0.375, 0.5),
                     hole_repeats: int = 20) -> dict:
     """Write the prepared directory for `splits` ({"train": SplitArrays, "test": ...}).
-    Eligible boxes and the test boxes use `threshold`; boxes.csv lists every box down to
+    Eligible boxes and the test boxes use `threshold` and `box_rule` (pipeline.boxes: authors |
+    tight; under authors Helen's instances are one per class); boxes.csv lists every box down to
     `list_threshold` (default: threshold), for rows trained with a lower one (TwoSM: 0.01).
     Everything goes to a temp dir that replaces `out_dir` only when complete. Facade (inpainting,
     no edit classes) also gets test_masks.csv: `hole_repeats` fixed seed-`seed` holes per test
@@ -76,15 +91,16 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
     os.makedirs(tmp_dir)
     try:
         stats = {"dataset": spec_name, "source": source, "width": width, "height": height,
-                 "size_threshold": threshold, "test_box_seed": seed,
+                 "size_threshold": threshold, "box_rule": box_rule, "test_box_seed": seed,
                  "boxes_listed_from": min(threshold, list_threshold or threshold)}
         all_boxes = []
         for split_name in SPLITS:
             split = resize_split(splits[split_name], width, height)
             check_labels(split, spec, f"{spec_name}/{split_name}")
+            split = instances_for_rule(split, spec, box_rule)
             write_split(os.path.join(tmp_dir, f"{split_name}.h5"), split)
-            rows = box_rows(split_name, split, spec, threshold)
-            listed = (box_rows(split_name, split, spec, list_threshold)
+            rows = box_rows(split_name, split, spec, threshold, box_rule)
+            listed = (box_rows(split_name, split, spec, list_threshold, box_rule)
                       if list_threshold is not None and list_threshold < threshold else rows)
             if spec.edit_classes and not rows:  # nothing to train or evaluate on: no output
                 classes = ", ".join(spec.label_names[c] for c in spec.edit_classes)
@@ -99,7 +115,7 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
                 "eligible_boxes_per_class": {spec.label_names[label]: count for label, count in
                                              sorted(Counter(row[2] for row in rows).items())}}
             if split_name == "test":
-                test_rows, skipped = test_box_rows(split, spec, threshold, seed)
+                test_rows, skipped = test_box_rows(split, spec, threshold, box_rule, seed)
                 write_csv(os.path.join(tmp_dir, "test_boxes.csv"), TEST_BOX_COLUMNS, test_rows)
                 stats["test"]["test_boxes"] = len(test_rows)
                 stats["test"]["skipped_images"] = skipped

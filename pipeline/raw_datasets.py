@@ -22,15 +22,17 @@ Splits (all deterministic, independent of file-system listing order):
 - Cityscapes: train = gtFine/train (2975), test = gtFine/val (500), sorted by relative path.
 - NYU: train = the first 1200 frames of the .mat in file order, test = the next 249 (as the
   authors' code); the remaining frames are unused.
-- Helen: the paper's 1800 / 299 does not match the release's own train/test folders, so the
-  union of both folders' names is ordered by sha256(name) (ties by name), the first 1800 are
-  train and the next 299 test; the rest is unused.
+- Helen: the release's own train/ and test/ folders, each sorted by name (the paper: "default
+  training and testing datasets", as the authors' code; the paper's 1800 / 299 counts do not
+  match the release's folders and are not imposed).
 - Facade: base (cmp_b*, 378) and extended (cmp_x*, 228) = 606 images. Test = the last 8 base
   images in sorted name order (cmp_b0371..cmp_b0378), train = the other 598, sorted (base first).
 
 Instance maps: Cityscapes from instanceIds (id*1000+k); NYU = label*1000 + instance where both are
 > 0, else the plain label; Helen and Facade from connected components of the resized label map
-(``boxes.instance_map_from_components``). Helen photos are set to 0 where the label is 0.
+(``boxes.instance_map_from_components``; under the authors' box rule the prepare step regroups
+Helen to one instance per class, see pipeline.preparation). Helen photos are set to 0 where the
+label is 0.
 """
 from __future__ import annotations
 
@@ -479,36 +481,36 @@ def _load_components_sample(item, spec, size, mask_background):
     return labels, instance_map_from_components(labels, spec.edit_classes), photo
 
 
-def _read_helen(raw_dir, split_sizes, progress, workers):
+def _read_helen(raw_dir, progress, workers):
+    """The release's own folders are the splits (the paper: "default training and testing
+    datasets"; the authors' GenHelenDataset.py copies train/ and test/), each sorted by name."""
     spec, size = get_spec("helen"), SIZES["helen"]
     root = os.path.join(raw_dir, "helenstar_release")
-    pairs = {}
-    for folder in ("train", "test"):
-        folder_path = os.path.join(root, folder)
+    chosen, seen = {}, {}
+    for split in ("train", "test"):
+        folder_path = os.path.join(root, split)
         if not os.path.isdir(folder_path):
             raise FileNotFoundError(
                 f"Helen: folder {folder_path} missing; extract helenstar_release.7z (from "
                 f"https://github.com/JPlin/Relabeled-HELEN-Dataset) into {raw_dir}/")
+        pairs = []
         for photo_path in sorted(glob.glob(os.path.join(folder_path, "*_image.jpg"))):
             name = os.path.basename(photo_path)[:-len("_image.jpg")]
             label_path = os.path.join(folder_path, f"{name}_label.png")
             if not os.path.isfile(label_path):
                 raise FileNotFoundError(f"{label_path}: label missing for {photo_path}")
-            if name in pairs:
-                raise ValueError(f"{photo_path}: name {name!r} also in {pairs[name][0]}")
-            pairs[name] = (photo_path, label_path)
-    n_train, n_test = split_sizes
-    if len(pairs) < n_train + n_test:
-        counts = {f: len(glob.glob(os.path.join(root, f, "*_image.jpg")))
-                  for f in ("train", "test")}
-        raise ValueError(f"{root}: {len(pairs)} images (train {counts['train']}, test "
-                         f"{counts['test']}), the split needs {n_train} + {n_test}")
-    order = sorted(pairs, key=lambda n: (_stable_key(n), n))
-    chosen = {"train": order[:n_train], "test": order[n_train:n_train + n_test]}
+            if name in seen:
+                raise ValueError(f"{photo_path}: name {name!r} also in {seen[name]}")
+            seen[name] = photo_path
+            pairs.append((name, (photo_path, label_path)))
+        if not pairs:
+            raise ValueError(f"{folder_path}: no *_image.jpg files (the Helen {split} split)")
+        chosen[split] = pairs
     return {split: _load_samples(
                 lambda item: _load_components_sample(item, spec, size, spec.mask_background),
-                [pairs[n] for n in names], names, size, f"helen {split}", progress, workers)
-            for split, names in chosen.items()}
+                [item for _, item in pairs], [name for name, _ in pairs], size,
+                f"helen {split}", progress, workers)
+            for split, pairs in chosen.items()}
 
 
 #---------------------------------------------------------------------------------------------
@@ -583,8 +585,7 @@ NYU_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nyu89
 
 
 def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=NYU_NAMES_FILE,
-             helen_split=(1800, 299), facade_test=8, progress=True,
-             workers=None) -> dict:
+             facade_test=8, progress=True, workers=None) -> dict:
     """Read ``dataset`` from ``raw_dir`` (extracting archives found there) into
     ``{"train": SplitArrays, "test": SplitArrays}`` at the paper's size (``SIZES``).
 
@@ -600,5 +601,5 @@ def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_fil
     if dataset == "nyu":
         return _read_nyu(raw_dir, nyu_split, nyu_names_file, progress)
     if dataset == "helen":
-        return _read_helen(raw_dir, helen_split, progress, workers)
+        return _read_helen(raw_dir, progress, workers)
     return _read_facade(raw_dir, facade_test, progress, workers)

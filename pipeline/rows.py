@@ -15,6 +15,7 @@ import yaml
 from dvclive import Live
 
 from pipeline import trainer
+from pipeline.boxes import box_size_passes
 from pipeline.checkpoints import load_model_file, save_atomic
 from pipeline.config import Params, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
@@ -217,12 +218,16 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     split = read_split(os.path.join(data_dir, "train.h5"))
     boxes_path = os.path.join(data_dir, "boxes.csv")
     threshold = params.row_threshold(row_name)
-    boxes = read_boxes(boxes_path, split="train", min_area=threshold)
+    boxes = read_boxes(boxes_path, split="train")
     check_boxes(boxes_path, boxes, split, spec)
+    height, width = split.labels.shape[1:]
+    rule = params.data.box_rule  # boxes.csv lists boxes down to the lowest row threshold
+    boxes = {name: [b for b in entries if box_size_passes(b.box, height, width, threshold, rule)]
+             for name, entries in boxes.items()}
     if not any(boxes.get(name) for name in split.names):
-        raise ValueError(f"{boxes_path}: no train box of area >= {threshold:g} (the prepared "
-                         f"data has no eligible box; check datasets.{row.dataset}.size_threshold "
-                         "and rerun prepare)")
+        raise ValueError(f"{boxes_path}: no train box passes size threshold {threshold:g} "
+                         f"(box rule {rule}; the prepared data has no eligible box; check "
+                         f"datasets.{row.dataset}.size_threshold and rerun prepare)")
     channels = condition_channels(spec)
     q = params.row_q(row_name) if row.loss in EXPANSION_LOSSES else None
     if params.is_twosm(row_name):
@@ -238,7 +243,8 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
              "alpha": params.alpha if q is not None else -1,
              "beta": params.beta if q is not None else -1,
              "in_channels": channels, "train_images": len(task.usable), "seed": seed,
-             "size_threshold": threshold, "observation": row.observation,
+             "size_threshold": threshold, "box_rule": params.data.box_rule,
+             "observation": row.observation,
              "twosm": to_dict(params.twosm) if params.is_twosm(row_name) else None,
              "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv", "test.h5",
                                               "test_boxes.csv"))}

@@ -3,12 +3,17 @@
   dvc:      python -m stages.prepare cityscapes --out artifacts/data/cityscapes
             python -m stages.prepare facade --out artifacts/data/facade   (params `inpainting`)
   outside:  python -m stages.prepare cityscapes --raw data/raw --out /tmp/cityscapes
-            (real data at the paper's size; writes boxes.csv, test_boxes.csv, train/test.h5;
-            facade also test_masks.csv, the 20 seed-679 holes per test image)
+            (real data at the paper's size and threshold; the box rule is --params' data.box_rule,
+            the default `authors` without a params file;
+            writes boxes.csv, test_boxes.csv, train/test.h5; facade also test_masks.csv, the 20
+            seed-679 holes per test image). Prints how many test images have an eligible box
+            (the authors' code: 376 of the 500 Cityscapes val images).
 """
 
-from pipeline.config import load_params
-from pipeline.datasets import PAPER_SETTINGS
+import os
+
+from pipeline.config import DataParams, load_params
+from pipeline.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS
 from pipeline.preparation import prepare_dataset
 from stages.common import ArgumentParser, run
 
@@ -21,12 +26,16 @@ def main():
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     holes = {}
+    if args.raw and not os.path.exists(args.params):  # outside a project: the default rule
+        box_rule = DataParams.box_rule
+    else:
+        params = load_params(args.params)
+        box_rule = params.data.box_rule
     if args.raw:
         from pipeline.raw_datasets import load_raw
         settings = PAPER_SETTINGS[args.dataset]
         splits, source, seed = load_raw(args.dataset, args.raw), "real", 679
     else:
-        params = load_params(args.params)
         ip = params.inpainting
         if args.dataset == ip.dataset:  # inpainting (Table 3): its own section, no boxes
             settings = {"width": ip.width, "height": ip.height,
@@ -50,11 +59,19 @@ def main():
                       for split in ("train", "test")}
     stats = prepare_dataset(args.dataset, splits, args.out, width=settings["width"],
                             height=settings["height"], threshold=settings["size_threshold"],
-                            seed=seed, source=source,
+                            box_rule=box_rule, seed=seed, source=source,
                             list_threshold=settings.get("box_list_threshold") or None,
                             **holes)
-    targets = (f"{stats['test']['test_masks']} test holes" if "test_masks" in stats["test"]
-               else f"{stats['test']['test_boxes']} test boxes")
+    test = stats["test"]
+    if "test_masks" in test:
+        targets = f"{test['test_masks']} test holes"
+    else:
+        targets = (f"{test['test_boxes']} test boxes: {test['test_boxes']} of {test['images']} "
+                   f"test images have an eligible box (box rule {box_rule})")
+        if args.dataset in AUTHORS_TEST_BOXES:
+            reference = AUTHORS_TEST_BOXES[args.dataset]
+            targets += (f"; the authors' code: {reference['test_boxes']} of "
+                        f"{reference['test_images']} at {reference['size']}")
     print(f"{args.dataset}: {stats['train']['images']} train / {stats['test']['images']} test "
           f"images, {targets} -> {args.out}")
 

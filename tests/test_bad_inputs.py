@@ -326,7 +326,7 @@ def bases(tmp_path_factory):
               for split in ("train", "test")}
     prepare_dataset("cityscapes", splits, str(full / DATA), width=settings["width"],
                     height=settings["height"], threshold=settings["size_threshold"],
-                    source="synthetic")
+                    box_rule="authors", source="synthetic")
     tiny_model_files(str(full / MODEL), 37, params)
     tiny_model_files(str(full / "artifacts/models/translator-cityscapes"), 3, params)
     return {"bare": bare, "full": full, "root": root}

@@ -3,8 +3,9 @@ Boxes are (x1, y1, x2, y2), half-open; every expected value below is worked out 
 import numpy as np
 import pytest
 
-from pipeline.boxes import (box_mask, eligible_instances, expand_box, expanded_boxes, fill_box,
-                            instance_map_from_components, list_instances, select_test_box)
+from pipeline.boxes import (box_mask, box_size_passes, eligible_instances, expand_box,
+                            expanded_boxes, fill_box, instance_map_from_components,
+                            list_instances, per_class_instances, select_test_box)
 
 # ---------------------------------------------------------------------------------------------
 # expand_box (Eq 6)
@@ -125,26 +126,26 @@ def test_list_instances_sorted_with_tight_boxes():
                      (26002, 26, (5, 0, 7, 1), 0.02)]
 
 
-def test_eligible_uses_half_open_box_area_not_pixel_count():
+def test_tight_eligible_uses_half_open_box_area_not_pixel_count():
     # 26001 covers 6 pixels (0.06) but its box covers 10 (0.10)
-    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.08)]
+    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.08, "tight")]
     assert ids == [24001, 26001]
 
 
-def test_eligible_threshold_is_inclusive():
-    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.04)]
+def test_tight_threshold_is_inclusive():
+    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.04, "tight")]
     assert ids == [24001, 24002, 26001]
 
 
-def test_plain_ids_are_never_eligible():
+def test_tight_plain_ids_are_never_eligible():
     # id 26 is a car label with a large box but no instance number
-    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.0001)]
+    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.0001, "tight")]
     assert 26 not in ids and 0 not in ids
     assert ids == [24001, 24002, 26001, 26002]
 
 
 def test_eligible_respects_edit_classes():
-    ids = [i.instance_id for i in eligible_instances(_instance_map(), (24,), 0.01)]
+    ids = [i.instance_id for i in eligible_instances(_instance_map(), (24,), 0.01, "tight")]
     assert ids == [24001, 24002]
 
 
@@ -153,35 +154,91 @@ def test_seed_679_permutation_of_six():
     assert list(np.random.RandomState(679).permutation(6)) == [0, 1, 3, 4, 2, 5]
 
 
-def test_select_test_box_skips_ineligible_positions():
+def test_tight_select_test_box_skips_ineligible_positions():
     # positions visited: 0 (id 0), 1 (id 26, plain), 3 (24002, 0.04 < 0.05), 4 (26001) -> 26001
-    chosen = select_test_box(_instance_map(), EDIT, 0.05)
+    chosen = select_test_box(_instance_map(), EDIT, 0.05, "tight")
     assert chosen.instance_id == 26001
     assert chosen.label == 26
     assert chosen.box == (1, 5, 6, 7)
 
 
-def test_select_test_box_lower_threshold_takes_the_earlier_position():
+def test_tight_select_test_box_lower_threshold_takes_the_earlier_position():
     # at 0.04, 24002 (position 3) is eligible and is visited before 26001
-    assert select_test_box(_instance_map(), EDIT, 0.04).instance_id == 24002
+    assert select_test_box(_instance_map(), EDIT, 0.04, "tight").instance_id == 24002
 
 
 def test_select_test_box_with_one_edit_class():
     # visits 0, 26, 24002 (too small), 26001 (not class 24), 24001 -> 24001
-    assert select_test_box(_instance_map(), (24,), 0.05).instance_id == 24001
+    assert select_test_box(_instance_map(), (24,), 0.05, "tight").instance_id == 24001
 
 
 def test_select_test_box_is_deterministic():
-    first = select_test_box(_instance_map(), EDIT, 0.05)
+    first = select_test_box(_instance_map(), EDIT, 0.05, "tight")
     np.random.seed(123)  # the global numpy state must not matter
     np.random.rand(7)
-    second = select_test_box(_instance_map(), EDIT, 0.05)
+    second = select_test_box(_instance_map(), EDIT, 0.05, "tight")
     assert first == second
 
 
 def test_select_test_box_none_when_nothing_is_eligible():
-    assert select_test_box(_instance_map(), EDIT, 0.5) is None
-    assert select_test_box(np.zeros((4, 4), dtype=np.int64), EDIT, 0.01) is None
+    assert select_test_box(_instance_map(), EDIT, 0.5, "tight") is None
+    assert select_test_box(np.zeros((4, 4), dtype=np.int64), EDIT, 0.01, "tight") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' rule (data.box_rule: authors, the default): plain ids of an edit class are
+# instances too, and the size filter is (h - 1)(w - 1) > threshold * H * W. On the map above:
+#   26     box (0, 8, 10, 10): h 2, w 10 -> 1 * 9 = 9 -> 0.09
+#   24001  (1, 1, 4, 4): 2 * 2 = 4 -> 0.04 | 24002 (8, 5, 10, 7): 1 * 1 = 1 -> 0.01
+#   26001  (1, 5, 6, 7): 1 * 4 = 4 -> 0.04 | 26002 (5, 0, 7, 1): 0 * 1 = 0 -> never
+
+
+def test_authors_rule_counts_plain_ids_of_edit_classes():
+    ids = [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.0001, "authors")]
+    assert ids == [26, 24001, 24002, 26001]          # 0: not an edit class; 26002: size 0
+
+
+def test_authors_size_filter_is_strict_on_the_inclusive_index_ranges():
+    # 24001 and 26001 have (h-1)(w-1) = 4: eligible at 0.039, not at 0.04 (strict >)
+    assert [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.039,
+                                                      "authors")] == [26, 24001, 26001]
+    assert [i.instance_id for i in eligible_instances(_instance_map(), EDIT, 0.04,
+                                                      "authors")] == [26]
+
+
+@pytest.mark.parametrize("box, threshold, authors, tight", [
+    ((0, 0, 3, 3), 0.04, False, True),    # (2*2 = 4) > 4 no; 9 >= 4 yes
+    ((0, 0, 3, 3), 0.039, True, True),
+    ((0, 0, 10, 1), 0.0, False, True),     # one row: (h - 1) = 0, never above a threshold >= 0
+    ((2, 2, 4, 7), 0.04, False, True),    # 1 * 4 = 4 vs 2 * 5 = 10
+    ((2, 2, 5, 7), 0.08, False, True),    # 4 * 2 = 8 > 8 no; 3 * 5 = 15 >= 8 yes
+])
+def test_box_size_passes_both_rules(box, threshold, authors, tight):
+    assert box_size_passes(box, 10, 10, threshold, "authors") is authors
+    assert box_size_passes(box, 10, 10, threshold, "tight") is tight
+
+
+def test_box_size_rule_must_be_known():
+    with pytest.raises(ValueError, match="unknown box rule 'pixels'"):
+        box_size_passes((0, 0, 2, 2), 4, 4, 0.1, "pixels")
+
+
+def test_authors_select_test_box_takes_the_plain_id_group_region():
+    # positions visited: 0 (id 0, not an edit class), 1 (id 26: 0.09 > 0.05) -> the car group
+    chosen = select_test_box(_instance_map(), EDIT, 0.05, "authors")
+    assert (chosen.instance_id, chosen.label, chosen.box) == (26, 26, (0, 8, 10, 10))
+
+
+def test_per_class_instances_is_the_authors_helen_map():
+    labels = np.array([[2, 2, 0, 0, 2],
+                       [2, 0, 0, 0, 2],
+                       [0, 0, 3, 0, 0]])
+    np.testing.assert_array_equal(per_class_instances(labels), labels * 1000)
+    # one instance per class: the two brow fragments (label 2) give one box over both
+    found = {i.instance_id: i.box for i in list_instances(per_class_instances(labels))}
+    assert found == {0: (0, 0, 5, 3), 2000: (0, 0, 5, 2), 3000: (2, 2, 3, 3)}
+    assert [i.instance_id for i in eligible_instances(per_class_instances(labels), (2, 3), 0.0,
+                                                      "authors")] == [2000]
 
 
 # ---------------------------------------------------------------------------------------------

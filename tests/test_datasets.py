@@ -10,9 +10,8 @@ from pipeline.datasets import (NYU_IDS, NYU_NUM_LABELS, SPECS, SplitArrays, colo
                                labels_to_colour, read_split, voc_colormap, write_split)
 from pipeline.inputs import (EditBox, EditTask, condition_tensor, edit_inputs, flip_box,
                              instance_edges)
+from shared_data import shared_path
 
-NYU_MAPPING = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "nyu" / \
-    "nyu894_to_40.txt"
 
 # ---------------------------------------------------------------------------------------------
 # Palettes
@@ -96,10 +95,8 @@ def test_labels_outside_the_palette_raise():
 
 
 def _nyu_names():
-    if not NYU_MAPPING.exists():
-        pytest.skip(f"{NYU_MAPPING} not present")
     names = {}
-    for line in NYU_MAPPING.read_text().splitlines():
+    for line in Path(shared_path("nyu", "nyu894_to_40.txt")).read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         label, name, _ = line.split("\t")

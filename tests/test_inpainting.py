@@ -62,7 +62,7 @@ def test_test_holes_are_twenty_per_image_and_the_same_for_every_reader(tmp_path)
     splits = {s: generate_split("facade", s, n, 22, 24, seed=0) for s, n in
               (("train", 3), ("test", 2))}
     prepare_dataset("facade", splits, str(tmp_path / "d"), width=24, height=22,
-                    threshold=0.0003, source="synthetic")
+                    threshold=0.0003, box_rule="authors", source="synthetic")
     names = splits["test"].names
     holes = read_test_holes(str(tmp_path / "d" / "test_masks.csv"), names, 24, 22, 20)
     assert len(holes) == 40 and [r for n, r, _ in holes if n == names[0]] == list(range(20))
@@ -352,7 +352,7 @@ def test_both_rows_train_and_are_scored_on_the_same_holes_as_the_floors(tmp_path
     splits = {split: generate_split("facade", split, count, ip.height, ip.width, 0)
               for split, count in (("train", ip.synthetic_train), ("test", ip.synthetic_test))}
     prepare_dataset("facade", splits, data, width=ip.width, height=ip.height, threshold=0.0003,
-                    source="synthetic", hole=(ip.hole_min, ip.hole_max),
+                    box_rule="authors", source="synthetic", hole=(ip.hole_min, ip.hole_max),
                     hole_repeats=ip.test_holes)
     models = tmp_path / "models"
     for row in params.inpainting_rows:

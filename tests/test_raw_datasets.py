@@ -1,6 +1,5 @@
 """Raw readers on real samples (shared/data) laid out like the official archives, plus small
 synthetic trees for Helen (no real samples exist), the NYU .mat layout and bad inputs."""
-import hashlib
 import os
 import shutil
 import tracemalloc
@@ -15,12 +14,7 @@ from pipeline.boxes import eligible_instances
 from pipeline.datasets import NYU_IDS, get_spec
 from pipeline.raw_datasets import (SIZES, facade_test_masks, load_raw, read_nyu_names_file)
 
-SHARED = os.environ.get("MEXGAN_SHARED_DATA", os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data"))
-CITY = os.path.join(SHARED, "cityscapes")
-NYU_NAMES = os.path.join(SHARED, "nyu", "nyu894_to_40.txt")
-
-pytestmark = pytest.mark.skipif(not os.path.isdir(CITY), reason=f"no shared samples in {SHARED}")
+from shared_data import shared_path
 
 
 def _stem(i):
@@ -42,7 +36,7 @@ def city_raw(tmp_path_factory):
                                      ("leftImg8bit", "train_img", "leftImg8bit")):
             dst = raw / top / split / "aachen"
             dst.mkdir(parents=True, exist_ok=True)
-            shutil.copy(os.path.join(CITY, src_dir, f"{_stem(i)}_{suffix}.png"), dst)
+            shutil.copy(shared_path("cityscapes", src_dir, f"{_stem(i)}_{suffix}.png"), dst)
     return str(raw)
 
 
@@ -72,7 +66,7 @@ def test_cityscapes_instances_follow_id_times_1000(city):
 
 
 def test_cityscapes_nearest_resize_matches_pil(city):
-    full = np.array(Image.open(os.path.join(CITY, "train_inst",
+    full = np.array(Image.open(shared_path("cityscapes", "train_inst",
                                             f"{_stem(2)}_gtFine_instanceIds.png")))
     small = np.array(Image.fromarray(full.astype(np.int32)).resize((256, 128), Image.NEAREST))
     assert (city["train"].instances[2] == small).all()
@@ -89,7 +83,8 @@ def test_cityscapes_boxes_equal_hand_computed(city):
         box = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
         if (box[2] - box[0]) * (box[3] - box[1]) >= 0.02 * 128 * 256:
             expected.append((int(instance_id), tuple(int(v) for v in box)))
-    got = [(b.instance_id, b.box) for b in eligible_instances(inst, spec.edit_classes, 0.02)]
+    got = [(b.instance_id, b.box) for b in eligible_instances(inst, spec.edit_classes, 0.02,
+                                                                 "tight")]
     assert expected and got == expected
 
 
@@ -213,7 +208,7 @@ def nyu_frame(index, height=48, width=64, ids=None):
 
 @pytest.fixture(scope="module")
 def nyu_names():
-    return read_nyu_names_file(NYU_NAMES)
+    return read_nyu_names_file(shared_path("nyu", "nyu894_to_40.txt"))
 
 
 def test_nyu_layout_orientation_and_instances(tmp_path, nyu_names):
@@ -236,7 +231,7 @@ def test_nyu_layout_orientation_and_instances(tmp_path, nyu_names):
     assert photos[0, -1, 70, 1] - photos[0, 0, 70, 1] > 200
     assert (photos[0, :, :, 0] == photos[0, :1, :, 0]).all()       # red constant down a column
     assert [int(p[0, 0, 2]) for p in data["test"].photos] == [40, 50]
-    boxes = eligible_instances(inst[0], get_spec("nyu").edit_classes, 0.02)
+    boxes = eligible_instances(inst[0], get_spec("nyu").edit_classes, 0.02, "authors")
     assert (5001, (96, 72, 144, 144)) in [(b.instance_id, b.box) for b in boxes]
 
 
@@ -247,7 +242,7 @@ def test_nyu_labels_are_mapped_by_name(tmp_path, nyu_names):
     file_ids = dict(NYU_IDS, wall=floor, floor=wall)      # the file's own ids
     write_nyu_mat(str(tmp_path / "nyu_depth_v2_labeled.mat"),
                   [nyu_frame(i, ids=file_ids) for i in range(3)], swapped)
-    data = load_raw("nyu", str(tmp_path), nyu_split=(2, 1), nyu_names_file=NYU_NAMES,
+    data = load_raw("nyu", str(tmp_path), nyu_split=(2, 1), nyu_names_file=shared_path("nyu", "nyu894_to_40.txt"),
                     progress=False)
     assert data["train"].labels[0, 12, 12] == wall
     assert data["train"].labels[0, 100, 10] == floor
@@ -326,9 +321,9 @@ def _helen_tree(raw, counts=(5, 3), bad_label=None):
 
 def test_helen_split_masking_and_components(tmp_path):
     names = _helen_tree(str(tmp_path))
-    data = load_raw("helen", str(tmp_path), helen_split=(5, 2), progress=False)
-    order = sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
-    assert data["train"].names == order[:5] and data["test"].names == order[5:7]
+    data = load_raw("helen", str(tmp_path), progress=False)
+    # the release's own folders are the splits (5 train / 3 test here), each sorted by name
+    assert data["train"].names == sorted(names[:5]) and data["test"].names == sorted(names[5:])
     for arrays in data.values():
         assert arrays.photos.shape[1:] == (256, 256, 3)
         background = arrays.labels == 0
@@ -340,10 +335,41 @@ def test_helen_split_masking_and_components(tmp_path):
             assert {4001, 5001, 1, 10, 0} <= ids          # eyes are instances, skin/hair not
 
 
-def test_helen_too_few_images_names_counts(tmp_path):
-    _helen_tree(str(tmp_path))
-    with pytest.raises(ValueError, match=r"8 images \(train 5, test 3\).*1800 \+ 299"):
+def test_helen_empty_split_folder_is_named(tmp_path):
+    _helen_tree(str(tmp_path), counts=(2, 0))
+    with pytest.raises(ValueError, match=r"helenstar_release/test: no \*_image.jpg files"):
         load_raw("helen", str(tmp_path), progress=False)
+
+
+def test_helen_prepared_with_the_authors_rule_has_one_box_per_part(tmp_path):
+    """Eyes split into two fragments: the authors' rule (one instance per class, label*1000)
+    gives one box over both fragments, the tight rule one box per 8-connected fragment."""
+    from pipeline.preparation import prepare_dataset
+    _helen_tree(str(tmp_path / "raw"), counts=(2, 1))
+    for name in os.listdir(tmp_path / "raw" / "helenstar_release" / "train"):
+        if name.endswith("_label.png"):   # cut the left eye (rows 20-25, cols 25-32) in two
+            path = tmp_path / "raw" / "helenstar_release" / "train" / name
+            labels = np.array(Image.open(path))
+            labels[20:26, 28:30] = 1
+            Image.fromarray(labels).save(path)
+    splits = load_raw("helen", str(tmp_path / "raw"), progress=False)
+    boxes = {}
+    for rule in ("authors", "tight"):
+        out = tmp_path / rule
+        stats = prepare_dataset("helen", splits, str(out), width=256, height=256,
+                                threshold=0.0003, box_rule=rule, source="real")
+        assert stats["box_rule"] == rule
+        with open(out / "boxes.csv") as f:
+            boxes[rule] = [line.split(",") for line in f.read().splitlines()[1:]]
+    left_eye = {rule: [row for row in rows if row[0] == "train" and row[2] == "4"]
+                for rule, rows in boxes.items()}
+    assert len(left_eye["authors"]) == 2            # one per training image
+    assert len(left_eye["tight"]) == 4              # two fragments per training image
+    # the authors' box spans both fragments of an image
+    image = left_eye["authors"][0][1]
+    parts = [row for row in left_eye["tight"] if row[1] == image]
+    assert int(left_eye["authors"][0][3]) == min(int(r[3]) for r in parts)
+    assert int(left_eye["authors"][0][5]) == max(int(r[5]) for r in parts)
 
 
 def test_helen_zip_and_7z(tmp_path):
@@ -352,18 +378,18 @@ def test_helen_zip_and_7z(tmp_path):
     raw.mkdir()
     (raw / "helenstar_release.7z").write_bytes(b"7z\xbc\xaf\x27\x1c")
     with pytest.raises(FileNotFoundError, match="7z x helenstar_release.7z"):
-        load_raw("helen", str(raw), helen_split=(2, 1), progress=False)
+        load_raw("helen", str(raw), progress=False)
     with zipfile.ZipFile(raw / "helenstar_release.zip", "w") as archive:
         for path in sorted((tree / "helenstar_release").rglob("*")):
             archive.write(path, path.relative_to(tree).as_posix())
-    data = load_raw("helen", str(raw), helen_split=(2, 1), progress=False)
+    data = load_raw("helen", str(raw), progress=False)
     assert len(data["train"].names) == 2 and len(data["test"].names) == 1
 
 
 def test_helen_label_outside_palette(tmp_path):
     _helen_tree(str(tmp_path), counts=(2, 1), bad_label=11)
     with pytest.raises(ValueError, match=r"_label.png: label value 11 outside the palette"):
-        load_raw("helen", str(tmp_path), helen_split=(2, 1), progress=False)
+        load_raw("helen", str(tmp_path), progress=False)
 
 
 #---------------------------------------------------------------------------------------------
@@ -378,7 +404,7 @@ def _facade_tree(raw):
         target = (os.path.join(raw, "facade", "base", f"cmp_b000{i}") if i < 4 else
                   os.path.join(raw, "facade", "extended", "cmp_x0001"))
         for ext in ("jpg", "png"):
-            shutil.copy(os.path.join(SHARED, "facade", f"cmp_b000{i}.{ext}"), f"{target}.{ext}")
+            shutil.copy(shared_path("facade", f"cmp_b000{i}.{ext}"), f"{target}.{ext}")
 
 
 def test_facade_split_and_palette_indices(tmp_path):
@@ -387,7 +413,7 @@ def test_facade_split_and_palette_indices(tmp_path):
     assert data["train"].names == ["cmp_b0001", "cmp_b0002", "cmp_x0001"]
     assert data["test"].names == ["cmp_b0003"]
     assert data["train"].labels.shape == (3, 242, 248)
-    indices = np.array(Image.open(os.path.join(SHARED, "facade", "cmp_b0003.png")))
+    indices = np.array(Image.open(shared_path("facade", "cmp_b0003.png")))
     expected = np.array(Image.fromarray(indices.astype(np.int32)).resize((248, 242),
                                                                        Image.NEAREST))
     assert (data["test"].labels[0] == expected).all()

@@ -60,7 +60,8 @@ def prepare(project, params):
               for split in ("train", "test")}
     prepare_dataset("cityscapes", splits, str(project / "artifacts" / "data" / "cityscapes"),
                     width=settings["width"], height=settings["height"],
-                    threshold=settings["size_threshold"], source="synthetic")
+                    threshold=settings["size_threshold"], box_rule="authors",
+                    source="synthetic")
 
 
 def dirs(root):

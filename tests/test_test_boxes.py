@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.boxes import select_test_box
+from shared_data import shared_path
 from tiny_project import REPO, tiny_params, write_params
 
-SHARED_CITY = os.path.join(REPO, "..", "shared", "data", "cityscapes")
 
 
 def prepare_twice(tmp_path, args_for):
@@ -51,7 +51,6 @@ def test_prepared_synthetic_cityscapes_is_byte_identical_across_processes(tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(SHARED_CITY), reason="no shared Cityscapes samples")
 def test_prepared_real_cityscapes_samples_are_byte_identical_across_processes(tmp_path):
     raw = tmp_path / "raw"
     for i in range(5):  # the shared samples laid out like the official archives
@@ -62,7 +61,7 @@ def test_prepared_real_cityscapes_samples_are_byte_identical_across_processes(tm
                                      ("leftImg8bit", "train_img", "leftImg8bit")):
             dst = raw / top / split / "aachen"
             dst.mkdir(parents=True, exist_ok=True)
-            shutil.copy(os.path.join(SHARED_CITY, src_dir, f"{stem}_{suffix}.png"), dst)
+            shutil.copy(shared_path("cityscapes", src_dir, f"{stem}_{suffix}.png"), dst)
     first, second = prepare_twice(
         tmp_path, lambda out: ["cityscapes", "--raw", str(raw), "--out", str(out)])
     assert_same_bytes(first, second, ["test_boxes.csv", "boxes.csv", "stats.json"])
@@ -85,8 +84,9 @@ def test_test_box_does_not_depend_on_where_ids_first_occur():
     """Mirroring the map reverses the order in which the ids first appear in a raster scan; the
     choice is made on the sorted ids, so the same instance is chosen (its box mirrored)."""
     classes = (24, 26)
-    plain = select_test_box(two_car_map(), classes, 0.01)
-    mirrored = select_test_box(np.ascontiguousarray(two_car_map(flip=True)), classes, 0.01)
+    plain = select_test_box(two_car_map(), classes, 0.01, "authors")
+    mirrored = select_test_box(np.ascontiguousarray(two_car_map(flip=True)), classes, 0.01,
+                               "authors")
     assert plain is not None and plain.instance_id == mirrored.instance_id
     x1, y1, x2, y2 = plain.box
     assert mirrored.box == (32 - x2, y1, 32 - x1, y2)
@@ -94,10 +94,10 @@ def test_test_box_does_not_depend_on_where_ids_first_occur():
 
 def test_test_box_is_the_same_for_every_id_dtype_and_layout():
     classes = (24, 26)
-    expected = select_test_box(two_car_map(), classes, 0.01)
+    expected = select_test_box(two_car_map(), classes, 0.01, "authors")
     for variant in (two_car_map().astype(np.int32), np.asfortranarray(two_car_map()),
                     two_car_map()[::-1][::-1], two_car_map().T.copy().T):
-        assert select_test_box(variant, classes, 0.01) == expected
+        assert select_test_box(variant, classes, 0.01, "authors") == expected
     # ids sorted [7, 24005, 26001, 26002]; RandomState(679).permutation(4) fixes the pick.
     order = np.random.RandomState(679).permutation(4)
     ids = [7, 24005, 26001, 26002]
