@@ -201,9 +201,11 @@ def read_split(path: str) -> SplitArrays:
 
 
 # The authors' count of test images with an eligible box (their BBox_cityscape.json: 376
-# entries; AUTHOR_CODE_FACTS.md §6), to set beside ours on the full real test split.
+# entries, BBox_NYU.json: 249; AUTHOR_CODE_FACTS.md §6), to set beside ours on the full real
+# test split.
 AUTHORS_TEST_BOXES = {
     "cityscapes": {"test_boxes": 376, "test_images": 500, "size": "256x128, threshold 0.02"},
+    "nyu": {"test_boxes": 249, "test_images": 249, "size": "192x144, threshold 0.02"},
 }
 
 # The paper's prepared sizes (W, H) and box size thresholds (§4); the outside-DVC prepare CLI

@@ -334,6 +334,19 @@ def _read_cityscapes(raw_dir, progress, workers):
     return splits
 
 
+def read_cityscapes_instance_maps(inst_dir: str, size=SIZES["cityscapes"]):
+    """(names, (N, H, W) int64 instance maps) of every *_gtFine_instanceIds.png under
+    `inst_dir` (recursively, sorted by relative path), resized nearest to `size` = (W, H) as
+    the prepare stage does. Only the instance maps: counting eligible boxes needs no photos."""
+    paths = sorted(glob.glob(os.path.join(inst_dir, "**", "*_gtFine_instanceIds.png"),
+                             recursive=True))
+    if not paths:
+        raise FileNotFoundError(f"{inst_dir}: no *_gtFine_instanceIds.png files (give the "
+                                f"gtFine/val folder of gtFine_trainvaltest.zip)")
+    names = [os.path.basename(p)[:-len("_gtFine_instanceIds.png")] for p in paths]
+    return names, np.stack([resize_ids(read_index_map(p), size) for p in paths])
+
+
 #---------------------------------------------------------------------------------------------
 # NYU Depth v2
 

@@ -68,7 +68,7 @@ def main():
     else:
         targets = (f"{test['test_boxes']} test boxes: {test['test_boxes']} of {test['images']} "
                    f"test images have an eligible box (box rule {box_rule})")
-        if args.dataset in AUTHORS_TEST_BOXES:
+        if source == "real" and args.dataset in AUTHORS_TEST_BOXES:
             reference = AUTHORS_TEST_BOXES[args.dataset]
             targets += (f"; the authors' code: {reference['test_boxes']} of "
                         f"{reference['test_images']} at {reference['size']}")
