@@ -53,17 +53,29 @@ class ModelParams:
     ndf: int = 64                 # discriminator base width (global and MEx discriminators)
     n_layers_d: int = 3           # PatchGAN depth
     num_d: int = 2                # scales of the global multiscale discriminator
-    basic_loss_on: str = "raw"    # raw: L_B on Ỹ (paper Eq 1) | fused: on Ŷ (authors' code)
 
 
 @dataclass(frozen=True)
 class LossParams:
     lambda_adv: float = 1.0       # λ1 (paper 1; authors' code 1)
-    lambda_feat: float = 1.0      # λ2 (paper 1; authors' code 10)
-    lambda_perc: float = 1.0      # λ3 (paper 1; authors' code 10)
-    lambda_mex: float = 1.0       # λ4
+    lambda_mex: float = 1.0       # λ4 (paper 1; authors' code 1); λ2, λ3: the profile's
     vgg_layer_weights: tuple = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # Eq 4, relu1_1..relu5_1
     vgg_weights_path: str = ""    # VGG19 .pth; "" = torch hub cache (vgg19-dcbb9e9d.pth)
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    """The training settings where the paper and the authors' code differ (README, "Paper
+    facts and our choices"): `profiles.paper` and `profiles.authors` in params.yaml; the
+    top-level `profile` (or a row's own `profile`) picks one."""
+    lambda_feat: float            # λ2, feature matching (paper 1; authors' code 10)
+    lambda_perc: float            # λ3, VGG19 perceptual loss (paper 1; authors' code 10)
+    basic_loss_on: str            # raw: L_B on Ỹ (paper Eq 1) | fused: on Ŷ (authors' code)
+    discriminators: str           # q_plus_one: D_0..D_q (paper Eq 6-7) | q: D_0..D_(q-1), the
+                                  # authors' range(q) (q = 0: no expansion term at all)
+    vgg_input: str                # imagenet: [-1, 1] mapped to ImageNet mean/std, what
+                                  # torchvision's VGG19 weights expect | raw: [-1, 1] as is, as
+                                  # pix2pixHD (and the authors' code) feed it
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,7 @@ class Row:
     q_from: str = ""              # name of the top-level param holding this row's q (MEx rows)
     observation: str = ""         # TwoSM rows: local | full
     size_threshold: float = 0.0   # training boxes' area threshold (0: the dataset's)
+    profile: str = ""             # a name in `profiles` ("": the top-level `profile`)
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,8 @@ class Params:
     seeds: tuple                  # training seeds: every structure row is trained once per seed
     alpha: int                    # horizontal expansion step, pixels (paper 5)
     beta: int                     # vertical expansion step, pixels (paper 5)
+    profile: str                  # the training settings of every row: a name in `profiles`
+    profiles: dict                # name -> ProfileParams (paper, authors)
     data: DataParams
     datasets: dict                # name -> DatasetParams
     model: ModelParams
@@ -208,6 +223,12 @@ class Params:
         if name not in self.rows:
             raise ParamsError(f"unknown row {name!r}; params.yaml rows: {', '.join(self.rows)}")
         return self.rows[name]
+
+    def row_profile(self, name: str | None = None) -> ProfileParams:
+        """The training settings of a row (its own `profile`, else the top-level one); of the
+        translators (no row) the top-level one."""
+        chosen = self.row(name).profile if name is not None else ""
+        return self.profiles[chosen or self.profile]
 
     def row_q(self, name: str) -> int:
         """The q of a MEx row, read from the param its q_from names (e.g. q, q_overrides.nyu)."""
@@ -312,6 +333,9 @@ def parse_params(raw: dict) -> Params:
         q=raw["q"], q_overrides=dict(raw["q_overrides"]), q_sweep=dict(raw["q_sweep"]),
         seeds=tuple(raw["seeds"]),
         alpha=raw["alpha"], beta=raw["beta"],
+        profile=_coerce(str, raw["profile"], "profile"),
+        profiles={name: _build(ProfileParams, value, f"profiles.{name}")
+                  for name, value in _mapping(raw["profiles"], "profiles").items()},
         data=_build(DataParams, raw["data"], "data"),
         datasets={name: _build(DatasetParams, value, f"datasets.{name}")
                   for name, value in _mapping(raw["datasets"], "datasets").items()},
@@ -389,10 +413,20 @@ def _validate(p: Params) -> None:
     for key in ("ngf", "ndf", "n_layers_d", "num_d", "n_downsampling"):
         _check(getattr(m, key) >= 1, f"model.{key}", getattr(m, key), "an integer >= 1")
     _check(m.n_blocks >= 0, "model.n_blocks", m.n_blocks, "an integer >= 0")
-    _check(m.basic_loss_on in ("raw", "fused"), "model.basic_loss_on", m.basic_loss_on,
-           "raw or fused")
-    for key in ("lambda_adv", "lambda_feat", "lambda_perc", "lambda_mex"):
+    for key in ("lambda_adv", "lambda_mex"):
         _check(getattr(p.loss, key) >= 0, f"loss.{key}", getattr(p.loss, key), "a number >= 0")
+    _check(p.profile in p.profiles, "profile", p.profile,
+           f"a name in `profiles`: {', '.join(p.profiles) or 'none defined'}")
+    for name, prof in p.profiles.items():
+        where = f"profiles.{name}"
+        for key in ("lambda_feat", "lambda_perc"):
+            _check(getattr(prof, key) >= 0, f"{where}.{key}", getattr(prof, key), "a number >= 0")
+        _check(prof.basic_loss_on in ("raw", "fused"), f"{where}.basic_loss_on",
+               prof.basic_loss_on, "raw or fused")
+        _check(prof.discriminators in ("q_plus_one", "q"), f"{where}.discriminators",
+               prof.discriminators, "q_plus_one (D_0..D_q, paper) or q (range(q), authors)")
+        _check(prof.vgg_input in ("imagenet", "raw"), f"{where}.vgg_input", prof.vgg_input,
+               "imagenet or raw")
     _check(len(p.loss.vgg_layer_weights) == 5 and min(p.loss.vgg_layer_weights) >= 0,
            "loss.vgg_layer_weights", list(p.loss.vgg_layer_weights),
            "5 weights >= 0, relu1_1..relu5_1")
@@ -434,6 +468,9 @@ def _validate(p: Params) -> None:
                    f"a dataset of `datasets`: {', '.join(p.datasets)}")
             allowed = allowed_losses[group]
             _check(row.loss in allowed, f"{group}.{name}.loss", row.loss, " or ".join(allowed))
+            _check(row.profile == "" or row.profile in p.profiles, f"{group}.{name}.profile",
+                   row.profile, f"empty (the top-level profile) or a name in `profiles`: "
+                   f"{', '.join(p.profiles)}")
             if group == "twosm_rows":
                 _check(row.observation in ("local", "full"), f"{group}.{name}.observation",
                        row.observation, "local or full")

@@ -145,15 +145,24 @@ def find_weights(explicit_path: str, filename: str) -> str | None:
     return cached if os.path.exists(cached) else None
 
 
+VGG_INPUTS = ("imagenet", "raw")
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG19 returning the 5 relu_x_1 activations of an image in [-1, 1].
 
+    ``vgg_input`` (a profile setting): "imagenet" maps [-1, 1] to [0, 1] and normalises with the
+    ImageNet mean / std that torchvision's weights were trained with (the paper is silent);
+    "raw" feeds [-1, 1] as is, as pix2pixHD (and the authors' code) do.
     ``pretrained`` tells whether ImageNet weights were found; without them the network keeps a
     fixed random initialisation (a stand-in that callers must report as such).
     """
 
-    def __init__(self, weights_path: str = ""):
+    def __init__(self, weights_path: str = "", vgg_input: str = "imagenet"):
         super().__init__()
+        if vgg_input not in VGG_INPUTS:
+            raise ValueError(f"vgg_input {vgg_input!r}: imagenet or raw")
+        self.vgg_input = vgg_input
         from torchvision.models.vgg import cfgs, make_layers
         # Only the convolutional trunk: the 100M-parameter classifier is never used.
         features = make_layers(cfgs["E"], batch_norm=False)
@@ -186,7 +195,7 @@ class VGG19Features(nn.Module):
         return super().train(False)  # always frozen
 
     def forward(self, image):
-        x = ((image + 1) / 2 - self.mean) / self.std
+        x = ((image + 1) / 2 - self.mean) / self.std if self.vgg_input == "imagenet" else image
         features = []
         for block in self.slices:
             x = block(x)

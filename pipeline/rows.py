@@ -17,7 +17,7 @@ from dvclive import Live
 from pipeline import trainer
 from pipeline.boxes import box_size_passes
 from pipeline.checkpoints import load_model_file, save_atomic
-from pipeline.config import Params, seed_dir, to_dict
+from pipeline.config import Params, ProfileParams, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.distributed import Context
@@ -55,9 +55,11 @@ def build_twosm(row_name: str, params: Params):
     plugins = [TwoStreamLoss(channels, spec.num_labels, ndf=m.ndf, n_layers=m.n_layers_d,
                              num_d=m.num_d, lambda_gan=t.lambda_gan, lambda_mask=t.lambda_mask,
                              lambda_context=t.lambda_context)]
-    if row.loss in EXPANSION_LOSSES:
+    top = highest_expansion(params.row_q(row_name), params.row_profile(row_name)) \
+        if row.loss in EXPANSION_LOSSES else -1
+    if top >= 0:
         plugins.append(EXPANSION_LOSSES[row.loss](
-            channels, q=params.row_q(row_name), alpha=params.alpha, beta=params.beta,
+            channels, q=top, alpha=params.alpha, beta=params.beta,
             ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
             image_channels=spec.num_labels, channels=slice(1, None)))
     generator.observation = Observation(row.observation, t.crop_size)
@@ -67,18 +69,37 @@ def build_twosm(row_name: str, params: Params):
 EXPANSION_LOSSES = {"mex": MExLoss, "amex": AMExLoss}
 
 
+def highest_expansion(q: int, profile: ProfileParams) -> int:
+    """The highest expansion index j of a row with parameter q: q under the paper's Eq 6-7
+    (j = 0..q, q+1 discriminators / masks), q - 1 under the authors' range(q) (profile
+    discriminators: q); -1 means no expansion term (the authors' q = 0)."""
+    return q if profile.discriminators == "q_plus_one" else q - 1
+
+
+def build_vgg(params: Params, profile: ProfileParams | None = None) -> VGG19Features:
+    """The frozen VGG19 of the perceptual loss, fed as the profile says (vgg_input)."""
+    profile = profile or params.row_profile()
+    return VGG19Features(params.loss.vgg_weights_path, profile.vgg_input)
+
+
 def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
-                 vgg: VGG19Features) -> list:
-    """The loss plug-ins of a row: L_B, plus λ4·L_MEx (loss=mex) or λ4·L_A-MEx (loss=amex)."""
+                 vgg: VGG19Features, profile: ProfileParams | None = None) -> list:
+    """The loss plug-ins of a row: L_B, plus λ4·L_MEx (loss=mex) or λ4·L_A-MEx (loss=amex),
+    with the settings of `profile` (default: the top-level `profile`): λ2, λ3, what L_B scores,
+    how many expansion levels (highest_expansion)."""
     m, lp = params.model, params.loss
+    profile = profile or params.row_profile()
     plugins = [Pix2PixHDLoss(in_channels, vgg, ndf=m.ndf, n_layers=m.n_layers_d, num_d=m.num_d,
-                             lambda_adv=lp.lambda_adv, lambda_feat=lp.lambda_feat,
-                             lambda_perc=lp.lambda_perc, vgg_layer_weights=lp.vgg_layer_weights,
-                             on=m.basic_loss_on)]
-    expansion = {"q": q, "alpha": params.alpha, "beta": params.beta, "ndf": m.ndf,
-                 "n_layers": m.n_layers_d, "lambda_mex": lp.lambda_mex}
+                             lambda_adv=lp.lambda_adv, lambda_feat=profile.lambda_feat,
+                             lambda_perc=profile.lambda_perc,
+                             vgg_layer_weights=lp.vgg_layer_weights,
+                             on=profile.basic_loss_on)]
     if loss in EXPANSION_LOSSES:
-        plugins.append(EXPANSION_LOSSES[loss](in_channels, **expansion))
+        top = highest_expansion(q, profile)
+        if top >= 0:
+            plugins.append(EXPANSION_LOSSES[loss](
+                in_channels, q=top, alpha=params.alpha, beta=params.beta, ndf=m.ndf,
+                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins
@@ -237,13 +258,15 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     else:
         task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=seed)
         generator = build_generator(channels, params)
-        losses = build_losses(row.loss, channels, params, q,
-                              VGG19Features(params.loss.vgg_weights_path))
+        profile = params.row_profile(row_name)
+        losses = build_losses(row.loss, channels, params, q, build_vgg(params, profile), profile)
     extra = {"dataset": row.dataset, "loss": row.loss, "q": -1 if q is None else q,
              "alpha": params.alpha if q is not None else -1,
              "beta": params.beta if q is not None else -1,
              "in_channels": channels, "train_images": len(task.usable), "seed": seed,
              "size_threshold": threshold, "box_rule": params.data.box_rule,
+             "profile": {"name": row.profile or params.profile,
+                         **to_dict(params.row_profile(row_name))},
              "observation": row.observation,
              "twosm": to_dict(params.twosm) if params.is_twosm(row_name) else None,
              "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv", "test.h5",
@@ -264,9 +287,9 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
     split = read_split(os.path.join(data_dir, "train.h5"))
     task = TranslationTask(split, spec, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
     generator = build_generator(3, params)
-    losses = build_losses("pix2pixhd", 3, params, None,
-                          VGG19Features(params.loss.vgg_weights_path))
+    losses = build_losses("pix2pixhd", 3, params, None, build_vgg(params))
     extra = {"dataset": dataset, "loss": "pix2pixhd", "in_channels": 3,
+             "profile": {"name": params.profile, **to_dict(params.row_profile())},
              "train_images": len(split.names), "data_md5": files_md5(data_dir, ("train.h5",))}
     return _run(params, name=f"translator-{dataset}", task=task, generator=generator,
                 losses=losses, epochs=params.translator.epochs, out_dir=out_dir,

@@ -50,15 +50,19 @@ def run_conditions(params, conditions: dict, data_root: str) -> list:
                      f"{stats['test'].get('test_boxes', '?')} test boxes")
         lines.append((f"{name}: size, train / test", f"{dataset.width}x{dataset.height}, {split}",
                       f"{PAPER_SIZES.get(name, '?')}, {PAPER_SPLITS.get(name, '?')}"))
-    m, loss = params.model, params.loss
+    m, loss, profile = params.model, params.loss, params.row_profile()
     lines += [
         ("epochs (structure G / translator G_I)",
          f"{params.train.epochs} / {params.translator.epochs}", "200 / pix2pixHD's pretrained"),
         ("generator / discriminator", f"ngf {m.ngf}, {m.n_downsampling} downsamplings, "
          f"{m.n_blocks} blocks; ndf {m.ndf}", "ngf 64, 4 downsamplings, 9 blocks; ndf 64"),
         ("λ1..λ4 (adv, feat, perc, MEx)",
-         f"{loss.lambda_adv:g}, {loss.lambda_feat:g}, {loss.lambda_perc:g}, {loss.lambda_mex:g}",
-         "1, 1, 1, 1"),
+         f"{loss.lambda_adv:g}, {profile.lambda_feat:g}, {profile.lambda_perc:g}, "
+         f"{loss.lambda_mex:g}", "1, 1, 1, 1"),
+        ("profile (rows without their own)",
+         f"{params.profile}: L_B on {profile.basic_loss_on}, discriminators "
+         f"{'q+1' if profile.discriminators == 'q_plus_one' else 'q'}, VGG input "
+         f"{profile.vgg_input}", "paper: L_B on raw (Ỹ), q+1, not stated"),
         ("q (NYU) / α / β", f"{params.q} ({params.q_overrides.get('nyu', params.q)}) / "
          f"{params.alpha} / {params.beta}", "4 (5) / 5 / 5"),
         ("device", conditions["device"], "GPU"),
