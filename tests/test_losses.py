@@ -275,3 +275,25 @@ def test_mex_handles_a_one_pixel_box(vgg):
                      mask=torch.zeros(1, 1, H, W), boxes=((5, 5, 6, 6),))
     value = loss.generator_terms(batch, batch.target, batch.target)["G_mex"]
     assert torch.isfinite(value)
+
+
+@pytest.mark.parametrize("vgg_input", ["imagenet", "raw"])
+def test_vgg_input_is_imagenet_normalised_or_fed_as_is(vgg_input):
+    """profile vgg_input: imagenet maps [-1, 1] to ImageNet mean / std (paper profile); raw feeds
+    [-1, 1] unchanged, as pix2pixHD does (authors profile)."""
+    vgg = VGG19Features(vgg_input=vgg_input)
+    seen = []
+    vgg.slices[0].register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    image = torch.tensor([-1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    vgg(image)
+    if vgg_input == "raw":
+        expected = image
+    else:   # (x + 1) / 2 = 0, 0.5, 1 per channel, minus ImageNet mean, over its std
+        expected = torch.tensor([(0 - 0.485) / 0.229, (0.5 - 0.456) / 0.224,
+                                 (1 - 0.406) / 0.225]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
+    assert torch.allclose(seen[0], expected)
+
+
+def test_vgg_input_must_be_known():
+    with pytest.raises(ValueError, match="vgg_input 'bgr'"):
+        VGG19Features(vgg_input="bgr")
