@@ -1,8 +1,10 @@
-"""pipeline.metrics: tIOU and hamm inside a half-open box, on hand-computed 4x4 maps."""
+"""pipeline.metrics: tIOU and hamm inside a half-open box, on hand-computed 4x4 maps; FID's
+Fréchet distance and the labelled random-Inception stand-in."""
 import numpy as np
 import pytest
+import torch
 
-from pipeline.metrics import hamm, tiou
+from pipeline.metrics import FIDScorer, hamm, tiou
 
 TARGET = np.array([[0, 0, 0, 0],
                    [0, 5, 5, 0],
@@ -94,3 +96,41 @@ def test_box_outside_the_smaller_map_raises():
 def test_maps_of_different_shapes_raise_even_when_the_box_fits_both():
     with pytest.raises(ValueError):
         hamm(PRED[:3], TARGET, (0, 0, 3, 3))
+
+
+#---------------------------------------------------------------------------------------------
+# FID and its stand-in
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    """FIDScorer without Inception weights (an empty hub dir): the labelled stand-in."""
+    empty = str(tmp_path_factory.mktemp("hub"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.hub, "get_dir", lambda: empty)
+        return FIDScorer(2048, "", "cpu")
+
+
+def test_frechet_distance_of_a_mean_shift_is_its_squared_length(standin):
+    """Same covariance, means apart by d: the Fréchet distance is |d|^2 (FID's formula)."""
+    features = np.random.RandomState(0).normal(size=(200, 4))
+    shift = np.array([0.5, -1.0, 2.0, 0.0])
+    assert standin.distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    assert standin.distance(features, features + shift) == pytest.approx(5.25, rel=1e-6)
+
+
+def test_standin_is_zero_on_identical_sets_and_grows_with_a_shift(standin):
+    assert standin.metric_name == "fid_standin_random_inception_64d" != "fid"
+    assert standin.dims == 64 and not standin.pretrained
+    images = np.random.RandomState(1).randint(0, 200, (12, 32, 32, 3)).astype(np.uint8)
+    real = standin.features(images)
+    assert real.shape == (12, 64)
+    assert standin.distance(real, standin.features(images.copy())) == pytest.approx(0, abs=1e-6)
+    shifted = [standin.distance(real, standin.features((images + s).astype(np.uint8)))
+               for s in (20, 55)]
+    assert 0 < shifted[0] < shifted[1]
+
+
+def test_fid_needs_two_images_per_set(standin):
+    with pytest.raises(ValueError, match="at least 2 images"):
+        standin.distance(np.zeros((1, 4)), np.zeros((3, 4)))
