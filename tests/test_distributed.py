@@ -1,60 +1,24 @@
-"""torchrun data parallelism: 2 CPU ranks (gloo) with batch 1 each take the same steps as one
-process with batch 2 -- the same samples, boxes and flips, gradients averaged."""
-import dataclasses
+"""Data parallelism through the public stage API: `train.processes: 2` alone turns
+`python -m stages.train ROW` into a 2-rank torchrun run (gloo on CPU), and 2 ranks with batch 1
+each train the same generator as 1 process with batch 2 -- the same samples, boxes and flips,
+gradients averaged. Tiny on purpose (6 images, 1 epoch = 3 steps, 32x16): it runs in the fast
+suite."""
 import os
-import socket
+import subprocess
+import sys
 
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-from pipeline import trainer
-from pipeline.config import load_params
 from pipeline.datasets import get_spec
-from pipeline.distributed import Context, context_from_env
-from pipeline.inputs import EditBox, EditTask, condition_channels
-from pipeline.networks import VGG19Features
-from pipeline.preparation import box_rows
-from pipeline.rows import build_generator, build_losses
+from pipeline.distributed import Context
+from pipeline.inputs import condition_channels
+from pipeline.preparation import prepare_dataset
+from pipeline.config import load_params
+from pipeline.rows import load_generator, train_row
 from pipeline.synthetic import generate_split
+from tiny_project import REPO, make_vgg_weights, tiny_params, write_params
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_run(batch_size: int, out_dir: str, ranks=None):
-    params = load_params(os.path.join(REPO, "params.yaml"))
-    params = dataclasses.replace(params, model=dataclasses.replace(
-        params.model, ngf=4, ndf=4, n_downsampling=2, n_blocks=1, n_layers_d=2))
-    spec = get_spec("cityscapes")
-    split = generate_split("cityscapes", "train", 4, 16, 32, seed=3)
-    boxes = {}
-    for row in box_rows("train", split, spec, 0.02):
-        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
-    torch.manual_seed(0)
-    channels = condition_channels(spec)
-    generator = build_generator(channels, params)
-    losses = build_losses("mex", channels, params, 1, VGG19Features())
-    task = EditTask(split, spec, boxes, batch_size=batch_size, flip=True, seed=0)
-    trainer.train(generator=generator, losses=losses, task=task, epochs=2, lr=2e-4,
-                  betas=(0.5, 0.999), device=torch.device("cpu"), out_dir=out_dir,
-                  progress=False, ranks=ranks)
-    return generator.state_dict()
-
-
-def _rank(rank, port, out_dir):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    ranks = context_from_env("cpu")
-    tiny_run(1, out_dir, ranks)
-    dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ROW = "mexgan-cityscapes"
 
 
 def test_context_splits_batches_evenly():
@@ -64,49 +28,61 @@ def test_context_splits_batches_evenly():
     assert Context().owns(7, 8) and Context().steps_per_epoch(8) == 8
 
 
-@pytest.mark.slow
-def test_two_ranks_match_one_process_with_twice_the_batch(tmp_path):
-    single = tiny_run(2, str(tmp_path / "single"))
-    mp.spawn(_rank, args=(free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
-    # Rank 0 alone writes checkpoints; its last one holds the final weights.
-    distributed = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)["generator"]
-    # Compare what the generators compute: a conv bias right before an instance norm has a
-    # gradient of ~0 (pure rounding noise, which Adam rescales to full steps), but no effect.
-    spec = get_spec("cityscapes")
-    params = load_params(os.path.join(REPO, "params.yaml"))
-    params = dataclasses.replace(params, model=dataclasses.replace(
-        params.model, ngf=4, ndf=4, n_downsampling=2, n_blocks=1, n_layers_d=2))
-    outputs = []
-    for state in (single, distributed):
-        generator = build_generator(condition_channels(spec), params)
-        generator.load_state_dict(state)
-        torch.manual_seed(5)
-        condition = torch.rand(2, condition_channels(spec), 16, 32)
-        outputs.append(generator(condition))
-    torch.manual_seed(0)  # the initialisation both runs started from
-    untrained = build_generator(condition_channels(spec), params)(condition)
-    assert torch.allclose(outputs[0], outputs[1], atol=1e-4)
-    assert (outputs[0] - untrained).abs().max() > 100 * (outputs[0] - outputs[1]).abs().max()
+def _project(root, name, vgg, **train):
+    """A tiny project with prepared data (tight box rule: all 6 training images have a box)."""
+    project = root / name
+    params = tiny_params(train={"epochs": 1, "checkpoint_every": 1, "eval_every": 0,
+                                "eval_boxes": 2, **train},
+                         data={"box_rule": "tight"}, loss={"vgg_weights_path": vgg},
+                         baselines={}, twosm_rows={}, q_sweep={},
+                         mex_rows={ROW: {"dataset": "cityscapes", "loss": "mex", "q_from": "q"}})
+    settings = params["datasets"]["cityscapes"]
+    splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
+                                    settings["height"], settings["width"], 0)
+              for split in ("train", "test")}
+    prepare_dataset("cityscapes", splits, str(project / "artifacts" / "data" / "cityscapes"),
+                    width=settings["width"], height=settings["height"],
+                    threshold=settings["size_threshold"], box_rule="tight", source="synthetic")
+    write_params(project / "params.yaml", params)
+    return project
 
 
-@pytest.mark.slow
-def test_train_processes_param_relaunches_the_stage_under_torchrun(tmp_path):
-    """`train.processes: 2` alone turns `python -m stages.train ROW` into a 2-rank run."""
-    import shutil
-    import subprocess
-    import sys
-
-    from tests.tiny_project import tiny_params, write_params
-    for folder in ("pipeline", "stages"):
-        shutil.copytree(os.path.join(REPO, folder), tmp_path / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(tmp_path / "params.yaml", tiny_params(train={"processes": 2}))
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+def _start(project):
+    env = dict(os.environ, PYTHONPATH=REPO,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     env.pop("WORLD_SIZE", None)
-    for cmd in (["prepare", "cityscapes", "--out", "artifacts/data/cityscapes"],
-                ["train", "mexgan-cityscapes"]):
-        result = subprocess.run([sys.executable, "-m", f"stages.{cmd[0]}", *cmd[1:]],
-                                cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-2000:]
-    summary = (tmp_path / "artifacts/models/mexgan-cityscapes/seed0/train_summary.json").read_text()
-    assert '"world_size": 2' in summary
+    return subprocess.Popen([sys.executable, "-m", "stages.train", ROW], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_ranks_match_one_process_with_twice_the_batch(tmp_path):
+    vgg = str(tmp_path / "vgg19.pth")
+    make_vgg_weights(vgg)
+    single = _project(tmp_path, "single", vgg, batch_size=2, processes=1)
+    ranks = _project(tmp_path, "ranks", vgg, batch_size=1, processes=2)
+    proc = _start(ranks)                       # the real stage, relaunched under torchrun
+    model = os.path.join("artifacts", "models", ROW, "seed0")
+    # meanwhile the reference, one process with batch 2, in this process (the rows API)
+    train_row(load_params(str(single / "params.yaml")), ROW,
+              str(single / "artifacts" / "data" / "cityscapes"), str(single / model),
+              str(single / "reports" / "train" / ROW / "seed0"), progress=False)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = (ranks / model / "train_summary.json").read_text()
+    assert '"world_size": 2' in summary and '"steps": 3' in summary   # 6 images / 2 per step
+    assert '"steps": 3' in (single / model / "train_summary.json").read_text()
+    # Compare what the generators compute: a conv bias right before an instance norm has a
+    # gradient of ~0 (rounding noise that Adam rescales to full steps) but no effect.
+    torch.manual_seed(5)
+    generators = [load_generator(str(p / model), "cpu") for p in (single, ranks)]
+    condition = torch.rand(2, condition_channels(get_spec("cityscapes")), 16, 32)
+    with torch.no_grad():
+        outputs = [g(condition) for g in generators]
+        # the single run's weights one step before the end (checkpoint.prev.pt, the checkpoint
+        # before the last): how far one step moves the output
+        previous = load_generator(str(single / model), "cpu")
+        state = torch.load(single / model / "checkpoint.prev.pt", weights_only=False)
+        previous.load_state_dict(state["generator"])
+        one_step = (outputs[0] - previous(condition)).abs().max()
+    difference = (outputs[0] - outputs[1]).abs().max()
+    assert difference < 1e-4 and difference < 0.01 * one_step, (difference, one_step)

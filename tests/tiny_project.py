@@ -36,6 +36,19 @@ def tiny_params(**sections) -> dict:
     return params
 
 
+def make_vgg_weights(path):
+    """A VGG19 weights file for the tests: loading 80 MB is much faster than the random-init
+    stand-in each training process would otherwise build."""
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+    torch.manual_seed(0)
+    features = make_layers(cfgs["E"], batch_norm=False)
+    with torch.no_grad():
+        for p in features.parameters():
+            p.normal_(0, 0.05)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+
+
 def write_params(path, params) -> str:
     with open(path, "w") as f:
         yaml.safe_dump(params, f, sort_keys=False)
