@@ -42,6 +42,8 @@ def project(tmp_path):
     shutil.copy(os.path.join(REPO, "dvc.yaml"), tmp_path / "dvc.yaml")
     shutil.copy(os.path.join(REPO, ".dvcignore"), tmp_path / ".dvcignore")
     (tmp_path / "reports" / "study").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "reports", "real_eligible_boxes.json"),  # a dataset_report dep
+                tmp_path / "reports" / "real_eligible_boxes.json")
     (tmp_path / "reports" / "study" / "summary.md").write_text("## CPU study\n\nnot run\n")
     with open(tmp_path / "params.yaml", "w") as f:
         yaml.safe_dump(tiny_params(), f, sort_keys=False)

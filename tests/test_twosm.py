@@ -183,6 +183,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path):
     from tests.test_resume import prepare
     from tests.tiny_project import tiny_params
     raw = tiny_params(train={"epochs": 2, "checkpoint_every": 2, "eval_every": 4},
+                      data={"box_rule": "tight"},  # all 6 images have a box: epoch 1 has 6 steps
                       baselines={}, mex_rows={}, q_sweep={}, twosm={"crop_size": 16},
                       twosm_rows={"twosm-full-mex-cityscapes": {
                           "dataset": "cityscapes", "loss": "mex", "q_from": "q",
