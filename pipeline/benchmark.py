@@ -71,7 +71,8 @@ def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"),
         results["gpu"] = torch.cuda.get_device_name(device)
     twosm_rows = [name for name, row in params.twosm_rows.items() if row.dataset == dataset]
     for loss in list(losses) + twosm_rows:
-        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+        trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                                params.train.deterministic)
         if loss in twosm_rows:
             generator, plugins = build_twosm(loss, params)
             task = TimedTask(TwoStreamTask(split, spec, boxes, generator.observation,
@@ -123,7 +124,8 @@ def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int 
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     for loss in ("gl", "gl_amex"):
-        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+        trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                                params.train.deterministic)
         generator, plugins = build_gl(loss, params, height, width)
         task = TimedTask(InpaintingTask(photos, fill=mean_colour(photos),
                                         hole=(ip.hole_min, ip.hole_max),

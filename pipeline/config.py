@@ -78,6 +78,12 @@ class TrainParams:
     portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
     eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
     eval_boxes: int = 8           # held-back slice: the first N test boxes, scored during training
+    # How the step runs (pipeline.trainer.Acceleration); the GPU settings are in params_paper.yaml
+    precision: str = "fp32"       # fp32 | bf16 (autocast)
+    channels_last: bool = False   # NHWC layout of networks and inputs
+    fused_adam: bool = False      # torch's fused Adam
+    compile: bool = False         # torch.compile the generator
+    deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
 
 
 @dataclass(frozen=True)
@@ -403,6 +409,7 @@ def _validate(p: Params) -> None:
     _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
+    _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")
