@@ -528,7 +528,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_params(path: str = "params.yaml") -> Params:
+def load_params(path: str = "params.yaml", overrides=()) -> Params:
+    """The params file, with `overrides` ("section.key=value", the value in YAML, as
+    `dvc exp run -S` takes them) applied before validation."""
     try:
         with open(path) as f:
             raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -541,6 +543,18 @@ def load_params(path: str = "params.yaml") -> Params:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ParamsError(f"{path}: not valid YAML ({where}{problem})") from None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"override {override!r}: expected section.key=value")
+        *sections, last = key.split(".")
+        node = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ParamsError(f"override {override!r}: {path} has no section "
+                                  f"{key.rsplit('.', 1)[0]!r}")
+        node[last] = yaml.safe_load(value)
     return parse_params(raw)
 
 
