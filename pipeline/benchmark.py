@@ -449,7 +449,7 @@ def bench_markdown(results: dict) -> str:
     lines = ["# Training-step benchmark (`make bench`)", ""]
     for size, result in results["sizes"].items():
         rows = result["rows"]
-        base_name = "pix2pixhd" if "pix2pixhd" in rows else "gl"
+        base_name = next((name for name in ("pix2pixhd", "gl") if name in rows), None)
         gpu = result.get("gpu")
         memory = "GPU allocator, per-step peak" if gpu else "process RSS, per-step peak"
         lines += [f"## {result['dataset']} {result['width']}×{result['height']} ({size} size)",
@@ -460,7 +460,7 @@ def bench_markdown(results: dict) -> str:
                   f"acceleration {result.get('acceleration', {})}; median of "
                   f"{result['steps'] - result['warmup_steps']} steps after "
                   f"{result['warmup_steps']} warm-up, each row in a fresh process.", "",
-                  f"| row | ms/step | × {base_name} | memory GB, mean / max ({memory}) "
+                  f"| row | ms/step | × {base_name or '–'} | memory GB, mean / max ({memory}) "
                   "| RSS growth GB | G params | D params |", "|---|---|---|---|---|---|---|"]
         for name, values in rows.items():
             ratio = values.get(f"step_time_vs_{base_name}")
@@ -489,7 +489,7 @@ def bench_markdown(results: dict) -> str:
             lines.append("- our Pix2PixHD vs NVIDIA's: not measured (give --reference, a "
                          "pix2pixHD checkout)")
         for name, target in TARGETS.items():
-            if name in rows and base_name == "pix2pixhd":
+            if name in rows and base_name == "pix2pixhd" and name in rows:
                 ratio = rows[name]["step_time_vs_pix2pixhd"]
                 lines.append(f"- {name} / pix2pixhd = {ratio:.2f} (target ≤ {target}): "
                              f"{'met' if ratio <= target else 'NOT met'}")

@@ -73,7 +73,7 @@ class TrainParams:
     checkpoint_every: int = 0     # steps between checkpoints (0: end of each epoch only)
     log_every: int = 1            # steps between dvclive points
     cpu_threads: int = 2          # fixed so CPU runs are bit-reproducible across machines
-    device: str = "auto"          # auto (cuda when present) | cpu | cuda
+    device: str = "auto"          # auto (cuda when present) | cpu | cuda | cuda:N
     processes: int = 1            # data-parallel processes (GPUs); > 1 relaunches under torchrun
     portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
     eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
@@ -405,7 +405,8 @@ def _validate(p: Params) -> None:
     _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, ">= 0")
     _check(t.log_every >= 1, "train.log_every", t.log_every, "an integer >= 1")
     _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
-    _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu or cuda")
+    _check(t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(t.device)),
+           "train.device", t.device, "auto, cpu, cuda or cuda:N (one GPU of several)")
     _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")

@@ -114,8 +114,14 @@ def _active(losses, selected) -> list:
 
 
 def pick_device(setting: str) -> torch.device:
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is available")
+    """train.device as a torch device: auto (CUDA when present), cpu, cuda or cuda:N."""
+    if setting.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"train.device is {setting} but no CUDA device is available")
+        index = torch.device(setting).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise RuntimeError(f"train.device is {setting} but only "
+                               f"{torch.cuda.device_count()} CUDA devices are visible")
     if setting == "auto":
         setting = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(setting)
