@@ -6,6 +6,8 @@
 #   make exp ARGS="-S q=8"      dvc exp run -S q=8
 #   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
 #   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
+#   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
+#                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
@@ -19,7 +21,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 
-.PHONY: demo test test-all ci repro exp dvc shell study clean-demo
+.PHONY: demo test test-all ci repro exp dvc shell study bench clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +50,10 @@ shell: $(STAMP)
 
 study: $(STAMP)
 	DRY=$(DRY) tools/study.sh
+
+REF ?=
+bench: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.benchmark $(if $(REF),--reference $(REF))
 
 ci: $(STAMP)
 	.ci/run

@@ -90,11 +90,18 @@ class TrainParams:
     checkpoint_every: int = 0     # steps between checkpoints (0: end of each epoch only)
     log_every: int = 1            # steps between dvclive points
     cpu_threads: int = 2          # fixed so CPU runs are bit-reproducible across machines
-    device: str = "auto"          # auto (cuda when present) | cpu | cuda
+    device: str = "auto"          # auto (cuda when present) | cpu | cuda | cuda:N
     processes: int = 1            # data-parallel processes (GPUs); > 1 relaunches under torchrun
     portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
     eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
     eval_boxes: int = 8           # held-back slice: the first N test boxes, scored during training
+    # How the step runs (pipeline.trainer.Acceleration); the GPU settings are in params_paper.yaml
+    precision: str = "fp32"       # fp32 | bf16 (autocast)
+    channels_last: bool = False   # NHWC layout of networks and inputs
+    fused_adam: bool = False      # torch's fused Adam
+    compile: bool = False         # torch.compile the generator
+    deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
+    mex_batching: str = "auto"    # MEx crops: padded (one grouped pass) | by_size | auto (padded on CUDA)
 
 
 @dataclass(frozen=True)
@@ -439,10 +446,14 @@ def _validate(p: Params) -> None:
     _check(t.checkpoint_every >= 0, "train.checkpoint_every", t.checkpoint_every, ">= 0")
     _check(t.log_every >= 1, "train.log_every", t.log_every, "an integer >= 1")
     _check(t.cpu_threads >= 1, "train.cpu_threads", t.cpu_threads, "an integer >= 1")
-    _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu or cuda")
+    _check(t.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(t.device)),
+           "train.device", t.device, "auto, cpu, cuda or cuda:N (one GPU of several)")
     _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
+    _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
+    _check(t.mex_batching in ("auto", "padded", "by_size"), "train.mex_batching",
+           t.mex_batching, "auto, padded or by_size")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")
@@ -564,7 +575,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_params(path: str = "params.yaml") -> Params:
+def load_params(path: str = "params.yaml", overrides=()) -> Params:
+    """The params file, with `overrides` ("section.key=value", the value in YAML, as
+    `dvc exp run -S` takes them) applied before validation."""
     try:
         with open(path) as f:
             raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -577,6 +590,18 @@ def load_params(path: str = "params.yaml") -> Params:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ParamsError(f"{path}: not valid YAML ({where}{problem})") from None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"override {override!r}: expected section.key=value")
+        *sections, last = key.split(".")
+        node = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ParamsError(f"override {override!r}: {path} has no section "
+                                  f"{key.rsplit('.', 1)[0]!r}")
+        node[last] = yaml.safe_load(value)
     return parse_params(raw)
 
 

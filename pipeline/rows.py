@@ -12,12 +12,11 @@ import os
 import torch
 import torch.nn as nn
 import yaml
-from dvclive import Live
 
 from pipeline import trainer
 from pipeline.boxes import box_size_passes
 from pipeline.checkpoints import load_model_file, save_atomic
-from pipeline.config import Params, ProfileParams, seed_dir, to_dict
+from pipeline.config import Params, ProfileParams, TrainParams, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.distributed import Context
@@ -61,7 +60,8 @@ def build_twosm(row_name: str, params: Params):
         plugins.append(EXPANSION_LOSSES[row.loss](
             channels, q=top, alpha=params.alpha, beta=params.beta,
             ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
-            image_channels=spec.num_labels, channels=slice(1, None)))
+            image_channels=spec.num_labels, channels=slice(1, None),
+            **_batching(row.loss, params)))
     generator.observation = Observation(row.observation, t.crop_size)
     return generator, plugins
 
@@ -82,6 +82,11 @@ def build_vgg(params: Params, profile: ProfileParams | None = None) -> VGG19Feat
     return VGG19Features(params.loss.vgg_weights_path, profile.vgg_input)
 
 
+def _batching(loss: str, params: Params) -> dict:
+    """MEx's crop batching (train.mex_batching); A-MEx batches its masked maps anyway."""
+    return {"batching": params.train.mex_batching} if loss == "mex" else {}
+
+
 def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
                  vgg: VGG19Features, profile: ProfileParams | None = None) -> list:
     """The loss plug-ins of a row: L_B, plus λ4·L_MEx (loss=mex) or λ4·L_A-MEx (loss=amex),
@@ -99,7 +104,7 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
         if top >= 0:
             plugins.append(EXPANSION_LOSSES[loss](
                 in_channels, q=top, alpha=params.alpha, beta=params.beta, ndf=m.ndf,
-                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex))
+                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex, **_batching(loss, params)))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins
@@ -165,6 +170,7 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     resume = any(os.path.exists(p) for p in trainer.checkpoint_paths(out_dir))
     if resume and ranks.is_main:
         _usable_live_dir(live_dir)
+    from dvclive import Live  # here: the benchmark and the GPU machine run without dvclive
     logger = (Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None)
               if ranks.is_main else contextlib.nullcontext(None))
     with logger as live:
@@ -176,7 +182,8 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 log_every=t.log_every, progress=progress and ranks.is_main,
                                 desc=name, fingerprint=fingerprint, ranks=ranks,
                                 monitor=monitor if ranks.is_main else None,
-                                eval_every=t.eval_every, phases=phases)
+                                eval_every=t.eval_every, phases=phases,
+                                acceleration=acceleration(t))
         vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
@@ -197,6 +204,12 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
+
+
+def acceleration(train: TrainParams) -> trainer.Acceleration:
+    """The trainer's Acceleration from the train params of the same names."""
+    return trainer.Acceleration(precision=train.precision, channels_last=train.channels_last,
+                                fused_adam=train.fused_adam, compile=train.compile)
 
 
 def write_json_atomic(path: str, data) -> None:
@@ -235,7 +248,7 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     spec = get_spec(row.dataset)
     t = params.train
     seed = params.seeds[0] if seed is None else seed
-    trainer.make_deterministic(seed, t.cpu_threads)
+    trainer.make_deterministic(seed, t.cpu_threads, t.deterministic)
     split = read_split(os.path.join(data_dir, "train.h5"))
     boxes_path = os.path.join(data_dir, "boxes.csv")
     threshold = params.row_threshold(row_name)
@@ -283,7 +296,7 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
     """Train the downstream translator G_I (colour map -> photo, pix2pixHD objective)."""
     spec = get_spec(dataset)
     t = params.train
-    trainer.make_deterministic(t.seed, t.cpu_threads)
+    trainer.make_deterministic(t.seed, t.cpu_threads, t.deterministic)
     split = read_split(os.path.join(data_dir, "train.h5"))
     task = TranslationTask(split, spec, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
     generator = build_generator(3, params)
@@ -353,7 +366,7 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
     curves (dvclive eval/)."""
     row, ip, t = params.inpainting_row(row_name), params.inpainting, params.train
     seed = params.seeds[0] if seed is None else seed
-    trainer.make_deterministic(seed, t.cpu_threads)
+    trainer.make_deterministic(seed, t.cpu_threads, t.deterministic)
     train_path = os.path.join(data_dir, "train.h5")
     split = read_split(train_path)
     height, width = split.photos.shape[1:3]

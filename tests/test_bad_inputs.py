@@ -332,8 +332,8 @@ def bases(tmp_path_factory):
     return {"bare": bare, "full": full, "root": root}
 
 
-def make_project(bases, case):
-    project = bases["root"] / "cases" / case.name
+def make_project(bases, case, suffix=""):
+    project = bases["root"] / "cases" / f"{case.name}{suffix}"
     shutil.copytree(bases["full" if case.data else "bare"], project)
     if case.setup:
         case.setup(project)
@@ -457,7 +457,7 @@ def test_bad_input_gives_one_line_and_no_output(case, in_process_results):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input_as_separate_process(case, bases):
-    project = make_project(bases, case).rename(bases["root"] / "cases" / f"{case.name}.proc")
+    project = make_project(bases, case, ".proc")
     before = listing(project)
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     env.update(case.env, PYTHONPATH=REPO)

@@ -6,7 +6,8 @@ import torch
 
 from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, expanded_crops,
                              expanded_masks, lsgan)
-from pipeline.networks import GlobalGenerator, PatchDiscriminator, VGG19Features
+from pipeline.networks import (GlobalGenerator, PatchDiscriminator, VGG19Features,
+                               grouped_patch_scores)
 
 C, H, W = 5, 16, 32                      # condition channels, map size
 BOXES = ((10, 4, 14, 8), (28, 12, 32, 16))
@@ -162,15 +163,54 @@ def test_discriminators_are_conditioned_on_the_generator_input(vgg):
 # Which discriminator sees what
 
 
-def test_mex_discriminator_j_sees_the_j_level_crops(vgg):
+def test_mex_discriminator_j_sees_the_j_level_crops_by_size(vgg):
     loss = _loss("mex", vgg, q=2)
+    loss.batching = "by_size"
     seen = {j: [] for j in range(3)}
     for j, D in enumerate(loss.discriminators):
-        D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].append(
-            tuple(inputs[0].shape[-2:])))
+        D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].extend(
+            [tuple(inputs[0].shape[-2:])] * inputs[0].shape[0]))  # crops of one size: one call
     batch = _batch()
     loss.generator_terms(batch, batch.target, batch.target)
     assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
+
+
+def test_mex_discriminator_j_sees_the_j_level_crops_padded(vgg, monkeypatch):
+    import pipeline.losses as losses
+    loss = _loss("mex", vgg, q=2)
+    loss.batching = "padded"
+    seen = {j: [] for j in range(3)}
+    grouped = losses.grouped_patch_scores
+
+    def recording(discriminators, crops):
+        assert list(discriminators) == list(loss.discriminators)   # D_j in order j = 0..q
+        for per_crop in crops:
+            for j, crop in enumerate(per_crop):
+                seen[j].append(tuple(crop.shape[-2:]))
+        return grouped(discriminators, crops)
+    monkeypatch.setattr(losses, "grouped_patch_scores", recording)
+    batch = _batch()
+    loss.generator_terms(batch, batch.target, batch.target)
+    assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
+
+
+def test_grouped_patch_scores_equal_each_discriminator_on_its_own_crop():
+    torch.manual_seed(3)
+    discriminators = [PatchDiscriminator(C + 3, 4, 3) for _ in range(3)]
+    sizes = [[(5, 7), (2, 2), (12, 9)], [(16, 16), (3, 11), (6, 4)]]
+    crops = [[torch.randn(1, C + 3, h, w) for h, w in per_crop] for per_crop in sizes]
+    crops[0][1].requires_grad_(True)
+    scores, valid = grouped_patch_scores(discriminators, crops)
+    for b, per_crop in enumerate(crops):
+        for g, crop in enumerate(per_crop):
+            alone = discriminators[g](crop)[-1][0, 0]
+            h, w = alone.shape
+            assert valid[b, g].sum() == h * w and valid[b, g, :h, :w].all()
+            assert torch.allclose(scores[b, g, :h, :w], alone, atol=1e-5)
+    # gradients reach every discriminator and the crops
+    (scores * valid).sum().backward()
+    assert crops[0][1].grad.abs().sum() > 0
+    assert all(D.blocks[0][0].weight.grad.abs().sum() > 0 for D in discriminators)
 
 
 def test_amex_discriminator_sees_q_plus_one_masked_copies_in_one_batch(vgg):
@@ -297,3 +337,70 @@ def test_vgg_input_is_imagenet_normalised_or_fed_as_is(vgg_input):
 def test_vgg_input_must_be_known():
     with pytest.raises(ValueError, match="vgg_input 'bgr'"):
         VGG19Features(vgg_input="bgr")
+
+
+# ---------------------------------------------------------------------------------------------
+# The batched fast paths against plain loops (same inputs, same numbers)
+
+
+def _plain_mex(loss, batch, image, real):
+    """Eq 7 the plain way: every D_j on every sample's hand-computed crop alone (q = 2)."""
+    pair = torch.cat([batch.condition, image], 1)
+    return sum(lsgan(D(pair[n:n + 1, :, y1:y2, x1:x2])[-1], real)
+               for j, D in enumerate(loss.discriminators)
+               for n, (x1, y1, x2, y2) in enumerate(EXPANDED[j])) / len(BOXES)
+
+
+def _plain_amex(loss, batch, image, real):
+    """Eq 9 the plain way: D_E on each masked pair alone."""
+    masks = expanded_masks(BOXES, loss.q, ALPHA, BETA, H, W)
+    pair = torch.cat([batch.condition, image], 1)
+    return sum(lsgan(loss.discriminator(pair[n:n + 1] * masks[j, n:n + 1])[-1], real)
+               for j in range(loss.q + 1) for n in range(len(BOXES))) / len(BOXES)
+
+
+@pytest.mark.parametrize("kind, plain, batching", [
+    ("mex", _plain_mex, "padded"), ("mex", _plain_mex, "by_size"), ("amex", _plain_amex, None)])
+def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain, batching):
+    loss = _loss(kind, vgg, q=2)
+    if batching:
+        loss.batching = batching
+    loss.lambda_mex = 0.7
+    batch = _batch(seed=4)
+    fake = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    g = loss.generator_terms(batch, fake, fake)[f"G_{kind}"]
+    d = loss.discriminator_terms(batch, fake, fake)
+    with torch.no_grad():
+        assert torch.allclose(g, 0.7 * plain(loss, batch, fake, True), atol=1e-6)
+        assert torch.allclose(d[f"D_{kind}_fake"], 0.35 * plain(loss, batch, fake, False),
+                              atol=1e-6)
+        assert torch.allclose(d[f"D_{kind}_real"], 0.35 * plain(loss, batch, batch.target, True),
+                              atol=1e-6)
+
+
+def test_pix2pixhd_discriminator_step_reuses_the_generator_step_real_pass_exactly(vgg):
+    """D(real) of the generator step serves the discriminator step: same terms and the same D
+    gradients as a discriminator step that runs D(real) itself."""
+    batch, fake = _batch(seed=2), torch.rand(2, 3, H, W) * 2 - 1
+    results = []
+    for reuse in (True, False):
+        loss = _loss("pix2pixhd", vgg)
+        if reuse:
+            loss.generator_terms(batch, fake, fake)
+        terms = loss.discriminator_terms(batch, fake, fake)
+        sum(terms.values()).backward()
+        results.append((terms, [p.grad.clone() for p in loss.discriminator.parameters()]))
+    (reused, reused_grads), (fresh, fresh_grads) = results
+    assert reused.keys() == fresh.keys()
+    assert all(torch.equal(reused[k], fresh[k]) for k in reused)
+    assert all(torch.equal(a, b) for a, b in zip(reused_grads, fresh_grads))
+
+
+def test_pix2pixhd_real_pass_of_another_batch_is_not_reused(vgg):
+    loss = _loss("pix2pixhd", vgg)
+    fake = torch.zeros(2, 3, H, W)
+    loss.generator_terms(_batch(seed=1), fake, fake)
+    other = _batch(seed=2)
+    reused = loss.discriminator_terms(other, fake, fake)["D_real"]
+    fresh = _loss("pix2pixhd", vgg).discriminator_terms(other, fake, fake)["D_real"]
+    assert torch.equal(reused, fresh)
