@@ -57,18 +57,12 @@ def build_twosm(row_name: str, params: Params):
         plugins.append(EXPANSION_LOSSES[row.loss](
             channels, q=params.row_q(row_name), alpha=params.alpha, beta=params.beta,
             ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
-            image_channels=spec.num_labels, channels=slice(1, None),
-            **_batching(row.loss, params)))
+            image_channels=spec.num_labels, channels=slice(1, None)))
     generator.observation = Observation(row.observation, t.crop_size)
     return generator, plugins
 
 
 EXPANSION_LOSSES = {"mex": MExLoss, "amex": AMExLoss}
-
-
-def _batching(loss: str, params: Params) -> dict:
-    """MEx's crop batching (train.mex_batching); A-MEx batches its masked maps anyway."""
-    return {"batching": params.train.mex_batching} if loss == "mex" else {}
 
 
 def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
@@ -82,8 +76,7 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
     expansion = {"q": q, "alpha": params.alpha, "beta": params.beta, "ndf": m.ndf,
                  "n_layers": m.n_layers_d, "lambda_mex": lp.lambda_mex}
     if loss in EXPANSION_LOSSES:
-        plugins.append(EXPANSION_LOSSES[loss](in_channels, **expansion,
-                                              **_batching(loss, params)))
+        plugins.append(EXPANSION_LOSSES[loss](in_channels, **expansion))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins
