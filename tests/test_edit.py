@@ -286,3 +286,20 @@ def test_load_generator_refuses_older_and_foreign_files(project, tmp_path):
         load_generator(project["translator"], "cpu", kinds=("structure",))
     shutil.copy(project["model"], tmp_path / "generator.pt")
     assert load_generator(str(tmp_path), "cpu").meta["row"] == ROW
+
+
+def test_older_file_converted_once_with_the_tool(project, tmp_path, capsys):
+    """tools/add_model_metadata.py gives an older-layout file the metadata (weights unchanged)
+    and refuses a file of another dataset's shape."""
+    from tools.add_model_metadata import main as convert
+    older = copy_model(project, tmp_path, "older")
+    new = str(tmp_path / "converted" / "generator.pt")
+    assert convert([older, "--row", ROW, "--dataset", "cityscapes", "--size", "32x16",
+                    "--out", new]) == 0
+    state, original = torch.load(new, weights_only=False), torch.load(older, weights_only=False)
+    assert state["meta"]["row"] == ROW and state["meta"]["params_hash"] == "unknown (converted)"
+    assert all(torch.equal(state["generator"][k], v) for k, v in original["generator"].items())
+    assert load_editor(new, translator="none").width == 32
+    assert convert([older, "--row", ROW, "--dataset", "helen", "--size", "24x24",
+                    "--out", str(tmp_path / "no.pt")]) == 1
+    assert "wrong --dataset" in capsys.readouterr().err and not (tmp_path / "no.pt").exists()
