@@ -6,6 +6,7 @@
 #   make exp ARGS="-S q=8"      dvc exp run -S q=8
 #   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
 #   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
+#   make edit ARGS="mexgan-cityscapes map.png --edit 4,20,24,30 car"   python -m stages.edit
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
@@ -19,7 +20,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 
-.PHONY: demo test test-all ci repro exp dvc shell study clean-demo
+.PHONY: demo test test-all ci repro exp dvc shell study edit clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,9 @@ dvc: $(STAMP)
 shell: $(STAMP)
 	@echo "a shell with $(VENV) activated; exit to leave"
 	@$(WITH_VENV) $${SHELL:-bash} -i
+
+edit: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.edit $(ARGS)
 
 study: $(STAMP)
 	DRY=$(DRY) tools/study.sh

@@ -44,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="edited", help="output folder (default: %(default)s)")
     parser.add_argument("--params", default="params.yaml", help="params file naming the rows")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--panel-width", type=int, default=1024,
+                        help="largest width of one panel of side_by_side.png (default: "
+                        "%(default)s; small maps are enlarged to 128 px high)")
     parser.add_argument("--info", action="store_true",
                         help="print the model's metadata and label names, and exit")
     return parser.parse_args(argv)
@@ -108,7 +111,8 @@ def main(argv=None):
     ids = result.labels.astype(np.uint8 if editor.num_labels <= 256 else np.uint16)
     files = {"labels.png": png_bytes(ids),
              "colour.png": png_bytes(result.colour),
-             "side_by_side.png": png_bytes(side_by_side(editor.palette[labels], result, boxes))}
+             "side_by_side.png": png_bytes(side_by_side(editor.palette[labels], result, boxes,
+                                                         max_width=args.panel_width))}
     if result.photo is not None:
         files["photo.png"] = png_bytes(result.photo)
     seconds = time.perf_counter() - start
