@@ -303,3 +303,66 @@ def test_older_file_converted_once_with_the_tool(project, tmp_path, capsys):
     assert convert([older, "--row", ROW, "--dataset", "helen", "--size", "24x24",
                     "--out", str(tmp_path / "no.pt")]) == 1
     assert "wrong --dataset" in capsys.readouterr().err and not (tmp_path / "no.pt").exists()
+
+
+def test_twosm_row_edits_through_its_context_stream(project, tmp_path):
+    """A TwoSM row (Table 2) edits too: its labels come from the context stream, only the box
+    changes, and its file says it is a twosm model."""
+    from tiny_project import tiny_params
+    row = "twosm-full-cityscapes"
+    params = parse_params(tiny_params(twosm_rows={row: {
+        "dataset": "cityscapes", "loss": "twosm", "observation": "full", "size_threshold": 0.01}},
+        twosm={"crop_size": 16}))
+    model_dir = str(tmp_path / row)
+    train_row(params, row, str(project["root"] / "artifacts/data/cityscapes"), model_dir,
+              str(tmp_path / "live"), progress=False)
+    editor = load_editor(model_dir, translator=project["translator"])
+    assert editor.meta["kind"] == "twosm"
+    labels = project["test"].labels[1]
+    big = labels[nearest_index(40, 16)][:, nearest_index(50, 32)]
+    box = (5, 10, 30, 35)
+    result = editor.apply(big, [Edit(box, "car")])
+    assert changed_outside(big, result.labels, [box]) == 0
+    assert np.array_equal(editor.palette[result.labels], result.colour)
+
+
+@pytest.mark.slow
+def test_models_shared_through_a_dvc_remote(tmp_path):
+    """The README's sharing recipe with a local-directory remote: train two stages, `dvc push`,
+    clone, `dvc pull` only those stages' outputs, edit with the pulled row."""
+    dvc = [sys.executable, "-m", "dvc"]
+    lab, remote, clone = tmp_path / "lab", tmp_path / "remote", tmp_path / "clone"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if os.path.isfile(os.path.join(REPO, name)) and not name.startswith(".venv"):
+            os.makedirs(lab / os.path.dirname(name), exist_ok=True)
+            shutil.copy(os.path.join(REPO, name), lab / name)
+    write_params(lab / "params.yaml", tiny_params())
+
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+
+    def sh(*command, cwd=lab):
+        done = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        return done.stdout
+
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    sh("git", "init", "-q")
+    sh("git", "add", "-A")
+    sh(*git, "commit", "-qm", "code")   # dvclive needs a commit
+    sh(*dvc, "repro", "-s", "raw_manifest", "prepare@cityscapes", "translator@cityscapes",
+       f"train_baseline@{ROW}-0")
+    sh(*dvc, "remote", "add", "-d", "lab", str(remote))
+    sh("git", "add", "-A")
+    sh(*git, "commit", "-qm", "trained")
+    sh(*dvc, "push", f"train_baseline@{ROW}-0", "translator@cityscapes", "prepare@cityscapes")
+    sh("git", "clone", "-q", str(lab), str(clone), cwd=tmp_path)
+    sh(*dvc, "pull", f"train_baseline@{ROW}-0", "translator@cityscapes", cwd=clone)
+    assert (clone / f"artifacts/models/{ROW}/seed0/generator.pt").is_file()
+    labels = np.zeros((16, 32), dtype=np.uint8) + 7
+    Image.fromarray(labels).save(clone / "map.png")
+    sh(sys.executable, "-m", "stages.edit", ROW, "map.png", "--edit", "2,2,12,10", "car",
+       "--out", "edited", cwd=clone)
+    assert (clone / "edited/photo.png").is_file()
