@@ -72,6 +72,29 @@ def code_commit() -> str:
         return "unknown"
 
 
+# The commit a run's model was trained at (next to generator.pt, .dvcignored like the
+# checkpoints): a rerun that resumes from the final checkpoint at a later commit (a `dvc exp run`
+# that restarts a row whose params did not change) keeps it, so generator.pt stays bit-identical.
+ORIGIN_FILE = "origin.json"
+
+
+def origin_commit(out_dir: str, params_hash: str, resumed: bool) -> str:
+    """The commit to record in a run's model file: the one ORIGIN_FILE recorded for the same
+    params when this run resumed from a checkpoint, else the code's commit now (recorded)."""
+    path = os.path.join(out_dir, ORIGIN_FILE)
+    if resumed and os.path.exists(path):
+        try:
+            with open(path) as f:
+                origin = json.load(f)
+            if origin.get("params_hash") == params_hash and origin.get("commit"):
+                return origin["commit"]
+        except (OSError, ValueError, AttributeError):
+            pass
+    commit = code_commit()
+    write_json_atomic(path, {"params_hash": params_hash, "commit": commit})
+    return commit
+
+
 def model_metadata(kind: str, dataset: str, width: int, height: int, name: str,
                    in_channels: int, params_hash: str, commit: str | None = None) -> dict:
     """What a user needs to run a model file without the pipeline around it (generator.pt's
@@ -248,14 +271,15 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     write_json_atomic(os.path.join(out_dir, SUMMARY_FILE),
                       {k: v for k, v in summary.items() if k not in resources})
     observation = getattr(generator, "observation", None)
+    params_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    commit = origin_commit(out_dir, params_hash, resumed=summary.get("resumes", 0) > 0)
     save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
                  "model": to_dict(params.model),
                  "twosm": None if observation is None else {
                      "num_labels": generator.context_stream[-1].out_channels,
                      "observation": observation.kind, "crop_size": observation.crop_size},
                  "meta": model_metadata(kind, extra["dataset"], *size, name,
-                                        extra["in_channels"],
-                                        hashlib.sha256(fingerprint.encode()).hexdigest()[:16]),
+                                        extra["in_channels"], params_hash, commit),
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
