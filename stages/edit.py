@@ -14,6 +14,7 @@ plus edit.json; all or nothing (temp files, then renamed). Errors: one line, exi
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -26,7 +27,8 @@ OUTPUTS = ("labels.png", "colour.png", "photo.png", "side_by_side.png", "edit.js
 
 def parse_args(argv=None):
     parser = ArgumentParser(
-        prog="python -m stages.edit", description=__doc__.splitlines()[0],
+        prog="python -m stages.edit", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Maps of any size work: the model runs at its training size (nearest-neighbour "
                "resize, labels pasted back into the boxes only). See README, 'Editing your own "
                "map'.")
@@ -49,7 +51,10 @@ def parse_args(argv=None):
                         "%(default)s; small maps are enlarged to 128 px high)")
     parser.add_argument("--info", action="store_true",
                         help="print the model's metadata and label names, and exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.panel_width < 16:
+        parser.error(f"--panel-width {args.panel_width}: must be at least 16")
+    return args
 
 
 def png_bytes(array, mode=None) -> bytes:
