@@ -8,6 +8,7 @@
 #   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
 #   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
 #                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
+#   make edit ARGS="mexgan-cityscapes map.png --edit 4,20,24,30 car"   python -m stages.edit
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
@@ -21,7 +22,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 
-.PHONY: demo test test-all ci repro exp dvc shell study bench clean-demo
+.PHONY: demo test test-all ci repro exp dvc shell study bench edit clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,9 @@ dvc: $(STAMP)
 shell: $(STAMP)
 	@echo "a shell with $(VENV) activated; exit to leave"
 	@$(WITH_VENV) $${SHELL:-bash} -i
+
+edit: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.edit $(ARGS)
 
 study: $(STAMP)
 	DRY=$(DRY) tools/study.sh
