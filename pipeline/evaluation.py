@@ -94,7 +94,8 @@ class DatasetEvaluation:
 
     def __init__(self, dataset: str, data_dir: str, translator_dir: str, device):
         self.spec, self.split, self.items = test_items(dataset, data_dir)
-        self.translator = load_generator(translator_dir, device)
+        self.translator = load_generator(translator_dir, device, dataset=dataset,
+                                         kinds=("translator",))
         self.device = device
         self.fid = None
         self.real_features = None
@@ -206,7 +207,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                 os.path.join(model_root, f"translator-{row.dataset}"), device)
         for seed in params.seeds:
             model_dir = seed_dir(model_root, row_name, seed)
-            load_generator(model_dir, "cpu")  # readable and complete, or a one-line error now
+            # readable, complete and of the row's dataset, or a one-line error now
+            load_generator(model_dir, "cpu", dataset=row.dataset, kinds=("structure", "twosm"))
             summaries[row_name, seed] = read_summary(model_dir)
     fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
     for data in datasets.values():
@@ -364,7 +366,8 @@ def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root:
         params.inpainting_row(row_name)
         for seed in params.seeds:
             model_dir = seed_dir(model_root, row_name, seed)
-            generator = load_generator(model_dir, "cpu")  # readable, or a one-line error now
+            # readable and a GL completion network, or a one-line error now
+            generator = load_generator(model_dir, "cpu", kinds=("inpainting",))
             if not hasattr(generator, "fill"):
                 raise ValueError(f"{model_dir}: not a GL completion network (retrain the row)")
             summaries[row_name, seed] = read_summary(model_dir)

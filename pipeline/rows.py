@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 
 import torch
 import torch.nn as nn
@@ -35,6 +36,84 @@ SUMMARY_FILE = "train_summary.json"
 # (so dvc.lock does not change when only they did) and git tracks under reports/train/.
 RESOURCES_FILE = "resources.json"
 RESOURCE_KEYS = ("train_seconds", "resumes")  # plus every mem_* key: run history, not results
+
+# Layout of generator.pt. 2: a `meta` dict says what the model is for (dataset, label names,
+# palette, input size, conditioning, row, params hash, code commit); load_generator checks it.
+MODEL_FORMAT = 2
+# The generator input of each kind of model (`meta["conditioning"]`).
+CONDITIONING = {
+    "structure": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1]",
+    "twosm": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1] of the observation",
+    "translator": "colour map in the dataset palette [3], [-1, 1]",
+    "inpainting": "photo with the hole filled with `fill` [3] + hole mask [1]",
+}
+# The DVC stage (group) that writes each kind of row's generator.pt, for error messages.
+STAGE_OF_KIND = {"structure": "train_baseline / train_mex", "twosm": "train_twosm",
+                 "translator": "translator", "inpainting": "train_inpainting"}
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used here (older layout, another dataset or kind)."""
+
+
+def code_commit() -> str:
+    """The git commit of the code that trains (`<sha>`, `<sha>-dirty` with uncommitted changes
+    to tracked files, `unknown` outside a git checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def model_metadata(kind: str, dataset: str, width: int, height: int, name: str,
+                   in_channels: int, params_hash: str, commit: str | None = None) -> dict:
+    """What a user needs to run a model file without the pipeline around it (generator.pt's
+    `meta`): its dataset's label names and palette, the input size it was trained at, its
+    conditioning, the row name, the hash of the configuration it was trained with and the code
+    commit."""
+    from pipeline.datasets import get_spec
+    spec = get_spec(dataset)
+    return {"format": MODEL_FORMAT, "kind": kind, "row": name, "dataset": dataset,
+            "label_names": list(spec.label_names), "palette": spec.palette.tolist(),
+            "width": int(width), "height": int(height), "in_channels": int(in_channels),
+            "conditioning": CONDITIONING[kind], "edit_classes": list(spec.edit_classes),
+            "params_hash": params_hash,
+            "commit": code_commit() if commit is None else commit}
+
+
+def older_layout_message(path: str) -> str:
+    return (f"{path}: model file of an older layout (no dataset / palette / size metadata, "
+            f"format < {MODEL_FORMAT}); rebuild it with `dvc repro` of its training stage "
+            "(train_baseline@<row>-<seed>, train_mex@..., train_twosm@..., "
+            "translator@<dataset>), or add the metadata once with "
+            "`python -m tools.add_model_metadata`")
+
+
+def check_model_meta(state, path: str, *, dataset: str | None = None,
+                     kinds=None) -> dict:
+    """generator.pt's `meta`, checked: present (this layout), of `dataset` and of one of
+    `kinds` when given. Raises ModelFileError with a one-line message naming the file."""
+    meta = state.get("meta") if isinstance(state, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        if isinstance(meta, dict) and isinstance(meta.get("format"), int) \
+                and meta["format"] > MODEL_FORMAT:
+            raise ModelFileError(f"{path}: model file format {meta['format']} is newer than "
+                                 f"this code's {MODEL_FORMAT} (update the code)")
+        raise ModelFileError(older_layout_message(path))
+    if dataset is not None and meta["dataset"] != dataset:
+        raise ModelFileError(f"{path}: a model of dataset {meta['dataset']!r} "
+                             f"(row {meta['row']}), not {dataset!r}")
+    if kinds is not None and meta["kind"] not in kinds:
+        raise ModelFileError(f"{path}: a {meta['kind']} model (row {meta['row']}), not a "
+                             f"{' / '.join(kinds)} model")
+    return meta
 
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
@@ -111,11 +190,13 @@ def _usable_live_dir(live_dir: str) -> None:
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
          live_dir: str, extra: dict, progress: bool, monitor=None, config: dict | None = None,
          optimiser: tuple | None = None, phases=trainer.JOINT, model_info: dict | None = None,
-         no_vgg: str = "none (TwoSM: no perceptual loss)") -> dict:
+         no_vgg: str = "none (TwoSM: no perceptual loss)", kind: str = "structure",
+         size: tuple = (0, 0)) -> dict:
     """Train one run with the one trainer and write its outputs (generator.pt last).
     config: the resolved settings a resumable checkpoint must match (default: the model, loss
     and train sections); optimiser: (lr, betas) (default: train's); model_info: extra keys of
-    generator.pt (what load_generator needs to rebuild the network)."""
+    generator.pt (what load_generator needs to rebuild the network); kind and size (width,
+    height): the model's kind and input size, for the file's `meta` (model_metadata)."""
     device = trainer.pick_device(params.train.device)
     ranks = context_from_env(device.type)  # torchrun: several ranks, rank 0 writes
     if ranks.enabled and device.type == "cuda":
@@ -172,6 +253,9 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                  "twosm": None if observation is None else {
                      "num_labels": generator.context_stream[-1].out_channels,
                      "observation": observation.kind, "crop_size": observation.crop_size},
+                 "meta": model_metadata(kind, extra["dataset"], *size, name,
+                                        extra["in_channels"],
+                                        hashlib.sha256(fingerprint.encode()).hexdigest()[:16]),
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
@@ -246,7 +330,9 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
-                progress=progress, monitor=held_back.scores)
+                progress=progress, monitor=held_back.scores,
+                kind="twosm" if params.is_twosm(row_name) else "structure",
+                size=split.labels.shape[:0:-1])
 
 
 def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, live_dir: str,
@@ -264,14 +350,20 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
              "train_images": len(split.names), "data_md5": files_md5(data_dir, ("train.h5",))}
     return _run(params, name=f"translator-{dataset}", task=task, generator=generator,
                 losses=losses, epochs=params.translator.epochs, out_dir=out_dir,
-                live_dir=live_dir, extra=extra, progress=progress)
+                live_dir=live_dir, extra=extra, progress=progress, kind="translator",
+                size=split.labels.shape[:0:-1])
 
 
-def load_generator(model_dir: str, device) -> nn.Module:
-    """A trained generator from `model_dir/generator.pt`, in eval mode: the pix2pixHD global
-    generator, the two-stream model (with its `observation`) of a TwoSM row, or the completion
-    network (with its hole `fill` colour) of a GL row."""
-    state = load_model_file(os.path.join(model_dir, GENERATOR_FILE), ("generator", "in_channels"))
+def load_generator(model_dir: str, device, *, dataset: str | None = None,
+                   kinds=None) -> nn.Module:
+    """A trained generator from `model_dir/generator.pt` (or the model file `model_dir` itself),
+    in eval mode: the pix2pixHD global generator, the two-stream model (with its `observation`)
+    of a TwoSM row, or the completion network (with its hole `fill` colour) of a GL row. Its
+    checked metadata is `generator.meta`; a file of an older layout, or not of `dataset` / one
+    of `kinds` when given, raises ModelFileError (one line)."""
+    path = model_dir if os.path.isfile(model_dir) else os.path.join(model_dir, GENERATOR_FILE)
+    state = load_model_file(path, ("generator", "in_channels"))
+    meta = check_model_meta(state, path, dataset=dataset, kinds=kinds)
     m, twosm, gl = state["model"], state.get("twosm"), state.get("gl")
     if gl:
         generator = CompletionNetwork(gl["ngf"], gl["n_downsampling"], tuple(gl["dilations"]),
@@ -284,7 +376,12 @@ def load_generator(model_dir: str, device) -> nn.Module:
     else:
         generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
                                     m["n_blocks"])
-    generator.load_state_dict(state["generator"])
+    try:
+        generator.load_state_dict(state["generator"])
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not fit the network its metadata describes "
+                             f"({str(err).splitlines()[0]})") from None
+    generator.meta = meta
     return generator.to(device).eval()
 
 
@@ -355,4 +452,4 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
                 model_info={"model": None, "gl": {
                     "ngf": ip.ngf, "n_downsampling": ip.n_downsampling,
                     "dilations": list(ip.dilations), "fill": list(fill)}},
-                no_vgg="none (GL: no perceptual loss)")
+                no_vgg="none (GL: no perceptual loss)", kind="inpainting", size=(width, height))
