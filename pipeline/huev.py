@@ -45,7 +45,7 @@ class Item:
     label: int               # target label id
     complete: np.ndarray     # the ground-truth map Yc
     incomplete: np.ndarray   # Yc with the box painted in the target label's colour (Su)
-    results: dict            # row -> its fused result map Ŷ
+    results: dict            # row -> its result: Ŷ's labels (nearest palette colour), in colour
 
 
 def incomplete_map(complete: np.ndarray, box, colour) -> np.ndarray:
@@ -59,7 +59,14 @@ def incomplete_map(complete: np.ndarray, box, colour) -> np.ndarray:
 def load_items(results_dir: str, rows, palette: np.ndarray, limit: int = 0) -> list:
     """The study items of two rows from the evaluate stage's per-box results
     (results_dir/<row>.npz: names, boxes, labels, truth, fused): one per test box, in test
-    order, the first `limit` (0 = all). Both rows must have been scored on the same boxes."""
+    order, the first `limit` (0 = all). Both rows must have been scored on the same boxes.
+    A result is shown as the label map the metrics score: the fused colour map Ŷ read back by
+    nearest palette colour and drawn in the palette (as the editor page shows its edits)."""
+    from pipeline.datasets import colour_to_labels
+
+    def snap(colour):
+        return palette[colour_to_labels(colour, palette)]
+
     if len(rows) != 2 or rows[0] == rows[1]:
         raise ValueError(f"a study compares two different rows, got {list(rows)}")
     loaded = {}
@@ -92,7 +99,7 @@ def load_items(results_dir: str, rows, palette: np.ndarray, limit: int = 0) -> l
         items.append(Item(key=str(first["names"][i]), box=box, label=label,
                           complete=first["truth"][i],
                           incomplete=incomplete_map(first["truth"][i], box, palette[label]),
-                          results={row: loaded[row]["fused"][i] for row in rows}))
+                          results={row: snap(loaded[row]["fused"][i]) for row in rows}))
     if not items:
         raise ValueError(f"{results_dir}: no study items (no test boxes)")
     return items

@@ -31,6 +31,7 @@ def fake_results(folder, rows=ROWS, n=4, boxes=None):
     items = [(i, EditBox(f"img{i}", 1 + i % 2, boxes or (1, 1, 5, 4))) for i in range(n)]
     for k, row in enumerate(rows):
         fused = np.full((n, 6, 8, 3), 10 * k, dtype=np.uint8)
+        fused[:, 0, 0] = (250, 5 * k, 0)  # near red
         save_results(str(folder), row, SimpleNamespace(spec=spec, split=split, items=items),
                      fused)
     return items
@@ -45,7 +46,10 @@ def test_items_pair_the_two_rows_results_on_the_same_boxes(tmp_path):
     # the incomplete map: the box painted in the target label's colour, the rest untouched
     assert (first.incomplete[1:4, 1:5] == PALETTE[2]).all()
     assert (first.incomplete[0] == first.complete[0]).all()
-    assert first.results[ROWS[0]].max() == 0 and first.results[ROWS[1]].min() == 10
+    # results: the fused colours read back as labels (nearest palette colour), in the palette
+    assert (first.results[ROWS[0]][2:] == PALETTE[0]).all()
+    assert (first.results[ROWS[1]][1:] == PALETTE[0]).all()  # (10, 10, 10): black
+    assert (first.results[ROWS[1]][0, 0] == PALETTE[1]).all()  # (250, 5, 0): red
     assert len(huev.load_items(str(tmp_path), ROWS, PALETTE, limit=2)) == 2
 
 
