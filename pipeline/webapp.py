@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import tempfile
 import threading
@@ -35,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.huev import QUESTION, VoteError, VoteStore, png_bytes
 
+log = logging.getLogger(__name__)
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 COOKIE = "huev_participant"
 IMAGE_KINDS = ("complete", "incomplete", "A", "B")
@@ -103,6 +105,35 @@ class EditRequest(BaseModel):
     upload: str | None = None
     box: list[int]
     label: int | str
+
+
+def build_study(params, database: str, results: str) -> Study:
+    """The study of params huev: items from the evaluate stage's results folder, votes in
+    `database`."""
+    from pipeline.config import check_huev_rows
+    from pipeline.datasets import get_spec
+    from pipeline.huev import load_items
+    dataset = check_huev_rows(params)
+    items = load_items(results, params.huev.rows, get_spec(dataset).palette, params.huev.items)
+    return Study(items=items, rows=tuple(params.huev.rows), store=VoteStore(database))
+
+
+def build_editor(params_path: str, row: str, data_root: str, max_maps: int = 50) -> EditorPage:
+    """The editor page of a row (pipeline.editing.load_editor) with the first `max_maps` test
+    maps of its dataset (none, uploads only, when the data is not prepared)."""
+    from pipeline.datasets import read_split
+    from pipeline.editing import load_editor
+    editor = load_editor(row, params_path=params_path)
+    maps = []
+    test = os.path.join(data_root, editor.dataset, "test.h5")
+    if os.path.exists(test):
+        split = read_split(test)
+        maps = [(name, split.labels[i].astype("int64"), split.instances[i].astype("int64"))
+                for i, name in enumerate(split.names[:max_maps])]
+    else:
+        log.warning("%s does not exist: the editor offers uploads only (dvc repro prepare)",
+                    test)
+    return EditorPage(editor=editor, maps=maps)
 
 
 def _error(status: int, message: str) -> JSONResponse:

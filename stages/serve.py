@@ -13,35 +13,10 @@ start only when neither page can work. Binds to localhost unless --host says oth
 import logging
 import os
 
-from pipeline.config import check_huev_rows, load_params
+from pipeline.config import load_params
 from stages.common import ArgumentParser, run
 
 log = logging.getLogger("serve")
-
-
-def build_study(params, database: str, results: str):
-    from pipeline.datasets import get_spec
-    from pipeline.huev import VoteStore, load_items
-    from pipeline.webapp import Study
-    dataset = check_huev_rows(params)
-    items = load_items(results, params.huev.rows, get_spec(dataset).palette, params.huev.items)
-    return Study(items=items, rows=tuple(params.huev.rows), store=VoteStore(database))
-
-
-def build_editor(params_path: str, row: str, data_root: str, max_maps: int = 50):
-    from pipeline.datasets import read_split
-    from pipeline.editing import load_editor
-    from pipeline.webapp import EditorPage
-    editor = load_editor(row, params_path=params_path)
-    maps = []
-    test = os.path.join(data_root, editor.dataset, "test.h5")
-    if os.path.exists(test):
-        split = read_split(test)
-        maps = [(name, split.labels[i].astype("int64"), split.instances[i].astype("int64"))
-                for i, name in enumerate(split.names[:max_maps])]
-    else:
-        log.warning("%s does not exist: the editor offers uploads only (dvc repro prepare)", test)
-    return EditorPage(editor=editor, maps=maps)
 
 
 def main():
@@ -74,7 +49,7 @@ def main():
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: not a port number (1..65535)")
     import uvicorn
-    from pipeline.webapp import create_app
+    from pipeline.webapp import build_editor, build_study, create_app
     unavailable, study, editor = {}, None, None
     try:
         study = build_study(params, database, args.results)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from pipeline.editing import Edit, load_editor
 from pipeline.huev import VoteStore
-from stages.serve import build_editor
+from pipeline.webapp import build_editor
 from tests.huev_project import ROWS, make_project
 from tests.tiny_project import REPO
 

@@ -19,8 +19,7 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what requi
 
 from pipeline.editing import Edit, load_editor
 from pipeline.huev import VoteStore
-from pipeline.webapp import create_app
-from stages.serve import build_editor, build_study
+from pipeline.webapp import build_editor, build_study, create_app
 from tests.huev_project import ROWS, make_project
 from tests.tiny_project import REPO
 
