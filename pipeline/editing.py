@@ -479,3 +479,41 @@ def read_instance_map(path: str) -> np.ndarray:
     if array.ndim != 2:
         raise EditError(f"{path}: not a 2-D instance map")
     return array.astype(np.int64)
+
+
+#---------------------------------------------------------------------------------------------
+# Picture
+
+
+def side_by_side(input_colour: np.ndarray, result: EditResult, boxes,
+                 min_height: int = 128, max_width: int = 1024) -> np.ndarray:
+    """One RGB picture: input | incomplete (G input) | edited | photo (G_I), each captioned, with
+    the boxes outlined in white (display only). Small maps are enlarged (nearest, integer
+    factor) to at least `min_height`, large ones reduced to at most `max_width` per panel."""
+    from PIL import Image, ImageDraw
+    height, width = input_colour.shape[:2]
+    scale = max(1, -(-min_height // height))
+    panel_w, panel_h = width * scale, height * scale
+    if panel_w > max_width:
+        panel_w, panel_h = max_width, max(1, round(height * max_width / width))
+    sx, sy = panel_w / width, panel_h / height
+    photo = result.photo if result.photo is not None else np.full_like(input_colour, 128)
+    panels = [("input", input_colour, True), ("incomplete (G input)", result.incomplete, True),
+              ("edited", result.colour, True),
+              ("photo (G_I)" if result.photo is not None else "no G_I", photo, False)]
+    caption, gap = 14, 4
+    canvas = Image.new("RGB", (4 * panel_w + 3 * gap, panel_h + caption), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (title, array, is_map) in enumerate(panels):
+        image = Image.fromarray(np.ascontiguousarray(array))
+        image = image.resize((panel_w, panel_h), Image.NEAREST if is_map else Image.BILINEAR)
+        left = i * (panel_w + gap)
+        canvas.paste(image, (left, caption))
+        draw.text((left + 2, 1), title, fill=(0, 0, 0))
+        if i in (1, 2):
+            for x1, y1, x2, y2 in boxes:
+                draw.rectangle([left + int(x1 * sx), caption + int(y1 * sy),
+                                left + max(int(x2 * sx) - 1, int(x1 * sx)),
+                                caption + max(int(y2 * sy) - 1, int(y1 * sy))],
+                               outline=(255, 255, 255))
+    return np.asarray(canvas)
