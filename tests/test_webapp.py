@@ -215,3 +215,26 @@ def test_serve_export_writes_the_votes_csv(project, tmp_path):
                               project.params_path, "--database", str(tmp_path / "none.sqlite"),
                               "--export"], cwd=REPO, env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "no study has been served" in missing.stderr
+
+
+def test_editor_page_gives_the_edit_commands_result(app, project, tmp_path):
+    """The same map, box and label through the page and through `python -m stages.edit`: the
+    same edited map (one code path, pipeline.editing)."""
+    page = build_editor(project.params_path, ROWS[1], project.data_root)
+    _, labels, _ = page.maps[1]
+    colour = page.editor.palette[labels]
+    Image.fromarray(colour).save(tmp_path / "map.png")
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "stages.edit", ROWS[1],
+                           str(tmp_path / "map.png"), "--edit", "2,3,18,14", "car",
+                           "--out", str(tmp_path / "out"),
+                           "--params", project.params_path], cwd=project.root, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    answer = client(app).post("/api/editor/edit", json={"upload": png_base64(colour),
+                                                        "box": [2, 3, 18, 14], "label": "car"})
+    assert answer.status_code == 200, answer.text
+    web = np.asarray(Image.open(io.BytesIO(base64.b64decode(
+        answer.json()["edited"].split(",")[1]))))
+    command = np.asarray(Image.open(tmp_path / "out" / "colour.png").convert("RGB"))
+    assert (web == command).all()
