@@ -2,7 +2,8 @@
 (Debian's `chromium`, driven by Playwright with executable_path; `make test` installs it when
 missing and run as root) answers the study by keyboard and mouse, then makes one edit on the
 editor page; the test checks what the server stored, what `--export` and the huev stage
-aggregate, and that the edited map is the edit API's own result.
+aggregate, that a crashed (SIGKILLed) and restarted server lost no vote, and that the edited
+map is the edit API's own result.
 
 HUEV_SCREENSHOTS=DIR also saves screenshots of both pages there (README's docs/ images come
 from tools/screenshots.py, which uses this test's helpers on trained models)."""
@@ -73,6 +74,11 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise AssertionError("server did not start within 60 s")
+
+    def crash(self):
+        """SIGKILL: no shutdown code runs (no SQLite checkpoint, no close)."""
+        self.process.kill()
+        self.process.wait()
 
     def stop(self):
         if self.process.poll() is None:
@@ -169,6 +175,14 @@ def test_study_and_editor_in_chromium(tmp_path):
                 second.wait_for_function("document.body.dataset.ready && "
                                          "document.querySelector('#progress-text').innerText"
                                          ".includes('(1 answered)')")
+                # the server crashes (SIGKILL) and is restarted on the same database: every
+                # acknowledged vote is there, the first participant is still finished
+                server.crash()
+                server = Server(project.root, database)
+                page.goto(f"{server.url}/study")  # cookies are per host, not per port
+                page.wait_for_selector("#finished:visible")
+                assert page.inner_text("#progress-text") == (
+                    f"Item {project.items} of {project.items} ({project.items} answered)")
                 box, edited = edit_in_browser(
                     page, server.url, "car (26)", (0.2, 0.25), (0.6, 0.8),
                     shots and os.path.join(shots, "huev_editor.png"))
