@@ -12,7 +12,8 @@ let drag = null;
 function fail(message) { $("error").textContent = message; $("error").classList.remove("hidden"); }
 function clearError() { $("error").classList.add("hidden"); }
 async function call(method, url, body) {
-  const response = await fetch(url, {method, headers: body ? {"Content-Type": "application/json"} : {},
+  const headers = body ? {"Content-Type": "application/json"} : {};
+  const response = await fetch(url, {method, headers,
                                      body: body ? JSON.stringify(body) : undefined});
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
@@ -27,7 +28,8 @@ function draw() {
     ctx.lineWidth = 1;
     ctx.strokeRect(box[0] + 0.5, box[1] + 0.5, box[2] - box[0] - 1, box[3] - box[1] - 1);
   }
-  $("box-text").textContent = box ? `Box ${box.join(", ")} (x1, y1, x2, y2)` : "Drag a box on the map.";
+  $("box-text").textContent = box ? `Box ${box.join(", ")} (x1, y1, x2, y2)`
+                                   : "Drag a box on the map.";
   $("run").disabled = !box;
 }
 function loadImage(url) {
@@ -58,7 +60,8 @@ canvas.addEventListener("mousedown", (event) => { if (image) drag = mapPixel(eve
 window.addEventListener("mousemove", (event) => {
   if (!drag) return;
   const [x, y] = mapPixel(event);
-  box = [Math.min(drag[0], x), Math.min(drag[1], y), Math.max(drag[0], x) + 1, Math.max(drag[1], y) + 1];
+  box = [Math.min(drag[0], x), Math.min(drag[1], y),
+         Math.max(drag[0], x) + 1, Math.max(drag[1], y) + 1];
   draw();
 });
 window.addEventListener("mouseup", () => { drag = null; });
@@ -71,8 +74,8 @@ async function runEdit() {
                               {...source, box, label: Number($("label-select").value)});
     $("img-incomplete").src = result.incomplete;
     $("img-edited").src = result.edited;
-    if (result.photo) { $("img-photo").src = result.photo; $("img-photo").parentElement.classList.remove("hidden"); }
-    else { $("img-photo").parentElement.classList.add("hidden"); }
+    if (result.photo) $("img-photo").src = result.photo;
+    $("img-photo").parentElement.classList.toggle("hidden", !result.photo);
     $("result-text").textContent = `${result.changed_pixels} pixels changed inside the box.`;
     $("results").classList.remove("hidden");
     document.body.dataset.edited = String(Number(document.body.dataset.edited || 0) + 1);
@@ -102,7 +105,8 @@ $("upload").addEventListener("change", (event) => {
 async function init() {
   const info = await call("GET", "/api/editor/info");
   if (!info.available) { fail(`The editor is not available: ${info.reason}`); return; }
-  $("about").textContent = `Model ${info.row} (${info.dataset}, runs at ${info.size[0]}x${info.size[1]}).`;
+  $("about").textContent =
+    `Model ${info.row} (${info.dataset}, runs at ${info.size[0]}x${info.size[1]}).`;
   const select = $("label-select");
   const first = info.edit_classes.length ? info.edit_classes : [];
   const order = [...first, ...info.labels.map((l) => l.id).filter((id) => !first.includes(id))];
@@ -110,7 +114,8 @@ async function init() {
     const label = info.labels[id];
     const option = document.createElement("option");
     option.value = String(id);
-    option.textContent = `${label.name} (${id})` + (first.includes(id) ? "" : " — not an edit class");
+    option.textContent = `${label.name} (${id})` +
+                         (first.includes(id) ? "" : " — not an edit class");
     option.style.background = `rgb(${label.colour.join(",")})`;
     select.appendChild(option);
   }

@@ -5,29 +5,36 @@ let busy = false;
 
 const $ = (id) => document.getElementById(id);
 function show(section) {
-  for (const id of ["welcome", "trial", "finished"]) $(id).classList.toggle("hidden", id !== section);
+  for (const id of ["welcome", "trial", "finished"]) {
+    $(id).classList.toggle("hidden", id !== section);
+  }
 }
 function fail(message) {
   $("error").textContent = message;
   $("error").classList.remove("hidden");
 }
 async function call(method, url, body) {
-  const response = await fetch(url, {method, headers: body ? {"Content-Type": "application/json"} : {},
-                                     body: body ? JSON.stringify(body) : undefined,
-                                     credentials: "same-origin"});
+  const headers = body ? {"Content-Type": "application/json"} : {};
+  const response = await fetch(url, {method, headers, credentials: "same-origin",
+                                     body: body ? JSON.stringify(body) : undefined});
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
   return data;
 }
 function render(progress) {
-  $("progress-text").textContent = `Item ${Math.min(progress.done + 1, progress.total)} of ${progress.total}` +
-                                   ` (${progress.done} answered)`;
+  const item = Math.min(progress.done + 1, progress.total);
+  $("progress-text").textContent =
+    `Item ${item} of ${progress.total} (${progress.done} answered)`;
   $("progress-bar").style.width = `${100 * progress.done / progress.total}%`;
   if (progress.finished) { current = null; show("finished"); return; }
   const trial = progress.trial;
   let pending = 4;
-  const loaded = () => { if (--pending === 0) { current = {trial, shownAt: performance.now()}; busy = false;
-                                                document.body.dataset.ready = trial; } };
+  const loaded = () => {  // all four pictures shown: the response time starts now
+    if (--pending > 0) return;
+    current = {trial, shownAt: performance.now()};
+    busy = false;
+    document.body.dataset.ready = trial;
+  };
   current = null;
   for (const kind of ["complete", "incomplete", "A", "B"]) {
     const img = $(`img-${kind}`);
@@ -42,7 +49,8 @@ async function vote(choice) {
   busy = true;
   const elapsed = Math.round(performance.now() - current.shownAt);
   try {
-    render(await call("POST", "/api/study/vote", {trial: current.trial, choice, response_ms: elapsed}));
+    const body = {trial: current.trial, choice, response_ms: elapsed};
+    render(await call("POST", "/api/study/vote", body));
   } catch (err) { busy = false; fail(err.message); }
 }
 async function start() {
