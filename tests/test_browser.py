@@ -219,3 +219,13 @@ def test_study_and_editor_in_chromium(tmp_path):
     assert box[2] - box[0] >= 8 and box[3] - box[1] >= 6
     direct = editor.apply(labels, [Edit(box, "car")], instance_map=instances)
     assert (edited == direct.colour).all()
+
+
+def test_a_missing_chromium_fails_saying_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEXGAN_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        chromium_path()
+    monkeypatch.setenv("MEXGAN_CHROMIUM", str(tmp_path / "no-such-browser"))
+    with pytest.raises(pytest.fail.Exception, match="not an executable"):
+        chromium_path()
