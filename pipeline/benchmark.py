@@ -1,31 +1,103 @@
 """Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN, and the
-dataset's TwoSM rows; or GL and GL+A-MEx for inpainting) in one process: median step time and,
-on CUDA, peak / average allocated memory (paper Table 4 "Mem")."""
+dataset's TwoSM rows; or GL and GL+A-MEx for inpainting), each row in a fresh process: median
+step time, per-step peak memory (pipeline.trainer.StepMemory: the paper's Table 4 "Mem" on
+CUDA, peak RSS on CPU) and where the step's time goes (data, generator forward / backward,
+each discriminator and the VGG19 forward, optimisers). Optionally NVIDIA's reference pix2pixHD
+networks (a checkout of NVlabs' repository, not vendored) are timed beside ours."""
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import dataclasses
+import importlib.util
+import multiprocessing
+import os
 import statistics
+import sys
 import tempfile
 import time
+from unittest import mock
 
 import torch
+import torch.nn as nn
 
 from pipeline import trainer
 from pipeline.config import Params
 from pipeline.datasets import get_spec
 from pipeline.inputs import EditBox, EditTask, condition_channels
-from pipeline.networks import VGG19Features, count_parameters
+from pipeline.networks import (MultiscaleDiscriminator, PatchDiscriminator, VGG19Features,
+                               count_parameters)
 from pipeline.preparation import box_rows
 from pipeline.inpainting import InpaintingTask, mean_colour
-from pipeline.rows import build_generator, build_gl, build_losses, build_twosm
+from pipeline.rows import acceleration, build_generator, build_gl, build_losses, build_twosm
 from pipeline.twosm import TwoStreamTask
 from pipeline.synthetic import generate_split
 
+WARMUP = 2  # steps left out of the medians and the breakdown (allocator and kernel warm-up)
+
+
+class StepTimer:
+    """Wall seconds per part of the training steps, summed (the trainer's `timer`: start(name)
+    ends the current part and begins `name`, stop() ends it). `watch(module, name)` makes a
+    module's forward passes a part of their own while they run, inside whatever part called it.
+    On CUDA every boundary synchronises the device, so the parts are exact and the steps slower:
+    the step times of a benchmark come from an untimed run."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds = collections.defaultdict(float)
+        self.current, self.since, self.callers = None, None, []
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _switch(self, name) -> None:
+        now = self._now()
+        if self.current is not None:
+            self.seconds[self.current] += now - self.since
+        self.current, self.since = name, now
+
+    def start(self, name: str) -> None:
+        self._switch(name)
+
+    def stop(self) -> None:
+        self._switch(None)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.since = self._now()
+
+    def watch(self, module: nn.Module, name: str) -> None:
+        def enter(_module, _inputs):
+            self.callers.append(self.current)
+            self._switch(name)
+
+        def leave(_module, _inputs, _output):
+            self._switch(self.callers.pop())
+        module.register_forward_pre_hook(enter)
+        module.register_forward_hook(leave)
+
+
+def watch_networks(timer: StepTimer, losses) -> None:
+    """Time each discriminator (a multiscale one as a whole) and the VGG19 forward apart."""
+    for loss in losses:
+        owner = trainer.plugin_name(loss)
+        for name, module in loss.named_modules():
+            if isinstance(module, VGG19Features):
+                timer.watch(module, "VGG19_forward")
+            elif isinstance(module, MultiscaleDiscriminator) or (
+                    isinstance(module, PatchDiscriminator) and ".scales." not in f".{name}"):
+                timer.watch(module, f"{owner}.{name}_forward")
+
 
 class TimedTask:
-    """Wraps a task; records the time between consecutive batches (= one training step)."""
+    """Wraps a task; records the time between consecutive batches (= one training step) and
+    resets the timer after the warm-up steps."""
 
-    def __init__(self, task, steps: int):
-        self.task, self.steps, self.stamps = task, steps, []
+    def __init__(self, task, steps: int, timer: StepTimer | None = None):
+        self.task, self.steps, self.stamps, self.timer = task, steps, [], timer
 
     def __len__(self):
         return self.steps
@@ -37,110 +109,415 @@ class TimedTask:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 self.stamps.append(time.perf_counter())
+                if produced == WARMUP and self.timer is not None:
+                    self.timer.reset()
+                    self.timer.start("data")
                 yield batch
                 produced += 1
                 if produced == self.steps:
                     break
 
-    def step_seconds(self, warmup: int = 2) -> list:
+    def step_seconds(self) -> list:
         gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
-        return gaps[warmup:] if len(gaps) > warmup else gaps
+        return gaps[WARMUP:] if len(gaps) > WARMUP else gaps
 
 
-def benchmark(params: Params, dataset: str, losses=("pix2pixhd", "mex", "amex"), *,
-              width: int, height: int, steps: int = 10, images: int = 8,
-              progress: bool = False) -> dict:
-    """Train each loss for `steps` steps on synthetic maps of the given size, same seed, and
-    report median seconds per step (+ CUDA memory). q is params.q (or its dataset override).
-    Every TwoSM row of the dataset in params (twosm_rows) is timed too, under its row name."""
+def _rss_bytes() -> float:
+    with open("/proc/self/status") as f:
+        return next(float(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def _time_training(build, params: Params, device: torch.device, steps: int, lr, betas,
+                   accel: trainer.Acceleration, phases=trainer.JOINT) -> dict:
+    """Train what `build()` returns -- (generator, losses, task) -- for `steps` steps: median
+    step seconds, per-step peak memory, and the per-part breakdown (ms per step). On CUDA the
+    breakdown comes from a second, shorter run (its synchronisations would slow the first)."""
+    gb = 1024 ** 3
+    runs = [False, True] if device.type == "cuda" else [True]
+    result = {}
+    for with_breakdown in runs:
+        trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                                   params.train.deterministic)
+        generator, losses, task = build()
+        timer = StepTimer(device) if with_breakdown else None
+        if timer is not None:
+            watch_networks(timer, losses)
+        timed = TimedTask(task, steps if not result else WARMUP + 3, timer)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rss_before = _rss_bytes() if device.type == "cpu" else None
+        with tempfile.TemporaryDirectory() as out_dir:
+            summary = trainer.train(generator=generator, losses=losses, task=timed, epochs=1,
+                                    lr=lr, betas=betas, device=device, out_dir=out_dir,
+                                    progress=False, acceleration=accel, timer=timer,
+                                    phases=phases, log_every=params.train.log_every)
+        if not result:
+            result = {"median_step_seconds": statistics.median(timed.step_seconds()),
+                      "generator_parameters": count_parameters(generator),
+                      "discriminator_parameters": sum(
+                          p.numel() for p in trainer.discriminator_parameters(losses)),
+                      **{k: v for k, v in summary.items() if k.startswith("mem_")}}
+            if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in summary:
+                result["rss_before_training_gb"] = rss_before / gb
+                result["rss_growth_gb"] = summary["mem_cpu_step_peak_rss_max_gb"] - rss_before / gb
+        if timer is not None:
+            measured = len(timed.step_seconds())
+            result["breakdown_ms"] = {name: 1000 * seconds / measured
+                                      for name, seconds in sorted(timer.seconds.items(),
+                                                                  key=lambda kv: -kv[1])}
+    return result
+
+
+def _in_fresh_process(function, *args, **kwargs):
+    """function(*args, **kwargs) in a new python process (spawn): every row starts from the
+    same empty allocator, so times and peak RSS do not depend on the rows before it."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
+def _benchmark_row(params: Params, dataset: str, loss: str, width: int, height: int,
+                   steps: int, images: int) -> dict:
+    from pipeline import platform
+    if not platform.is_configured():
+        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
     device = trainer.pick_device(params.train.device)
     spec = get_spec(dataset)
-    threshold = params.datasets[dataset].size_threshold
     split = generate_split(dataset, "train", images, height, width, params.data.seed)
     boxes = {}
-    for row in box_rows("train", split, spec, threshold):
+    for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold):
         boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
     q = params.q_overrides.get(dataset, params.q)
     channels = condition_channels(spec)
+    t = params.train
+
+    def build():
+        if loss in params.twosm_rows:
+            generator, plugins = build_twosm(loss, params)
+            task = TwoStreamTask(split, spec, boxes, generator.observation,
+                                 batch_size=params.twosm.batch_size, flip=t.flip, seed=t.seed)
+        else:
+            task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip,
+                            seed=t.seed)
+            generator = build_generator(channels, params)
+            plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
+                                   VGG19Features(params.loss.vgg_weights_path))
+        return generator, plugins, task
+    return _time_training(build, params, device, steps, t.lr, (t.beta1, t.beta2),
+                          acceleration(t))
+
+
+BASE_ROWS = ("pix2pixhd", "mex", "amex")
+
+
+def benchmark_rows(params: Params, dataset: str) -> list:
+    """Every row a benchmark of `dataset` can time: the three losses and its TwoSM rows."""
+    return list(BASE_ROWS) + [name for name, row in params.twosm_rows.items()
+                              if row.dataset == dataset]
+
+
+def benchmark(params: Params, dataset: str, losses=None, *,
+              width: int, height: int, steps: int = 10, images: int = 8,
+              progress: bool = False, reference: str | None = None) -> dict:
+    """Train each loss for `steps` steps (the first WARMUP left out) on synthetic maps of the
+    given size, same seed, each in a fresh process, and report the median seconds per step,
+    per-step peak memory, the breakdown and the ratios to our Pix2PixHD. q is params.q (or its
+    dataset override). `losses`: names of benchmark_rows (default: all of them).
+    `reference`: a pix2pixHD checkout whose networks are timed beside ours (same sizes)."""
+    device = trainer.pick_device(params.train.device)
+    q = params.q_overrides.get(dataset, params.q)
     results = {"device": str(device), "dataset": dataset, "width": width, "height": height,
-               "steps": steps, "q": q, "alpha": params.alpha, "beta": params.beta,
+               "steps": steps, "warmup_steps": WARMUP, "q": q, "alpha": params.alpha,
+               "beta": params.beta, "cpu_threads": params.train.cpu_threads,
+               "portable": params.train.portable, "torch": torch.__version__,
+               "acceleration": dataclasses.asdict(acceleration(params.train)),
                "model": {"ngf": params.model.ngf, "ndf": params.model.ndf,
                          "n_downsampling": params.model.n_downsampling,
                          "n_blocks": params.model.n_blocks}, "rows": {}}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
-    twosm_rows = [name for name, row in params.twosm_rows.items() if row.dataset == dataset]
-    for loss in list(losses) + twosm_rows:
-        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
-        if loss in twosm_rows:
-            generator, plugins = build_twosm(loss, params)
-            task = TimedTask(TwoStreamTask(split, spec, boxes, generator.observation,
-                                           batch_size=params.twosm.batch_size,
-                                           flip=params.train.flip, seed=params.train.seed),
-                             steps)
-        else:
-            task = TimedTask(EditTask(split, spec, boxes, batch_size=params.train.batch_size,
-                                      flip=params.train.flip, seed=params.train.seed), steps)
-            generator = build_generator(channels, params)
-            plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
-                                   VGG19Features(params.loss.vgg_weights_path))
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        with tempfile.TemporaryDirectory() as out_dir:
-            summary = trainer.train(generator=generator, losses=plugins, task=task, epochs=1,
-                                    lr=params.train.lr, betas=(params.train.beta1,
-                                                               params.train.beta2),
-                                    device=device, out_dir=out_dir, progress=progress,
-                                    desc=f"bench {loss}")
-        step_times = task.step_seconds()
-        results["rows"][loss] = {
-            "median_step_seconds": statistics.median(step_times),
-            "generator_parameters": count_parameters(generator),
-            "discriminator_parameters": sum(count_parameters(p) for p in plugins)
-            - (count_parameters(plugins[0].vgg) if hasattr(plugins[0], "vgg") else 0),
-            **{k: v for k, v in summary.items() if k.startswith("mem_gpu")}}
+    known = benchmark_rows(params, dataset)
+    unknown = sorted(set(losses or ()) - set(known))
+    if unknown:
+        raise ValueError(f"benchmark row {unknown[0]!r}: not one of {', '.join(known)}")
+    for loss in losses or known:
+        if progress:
+            print(f"  {dataset} {width}x{height} {loss} ...", file=sys.stderr, flush=True)
+        results["rows"][loss] = _in_fresh_process(_benchmark_row, params, dataset, loss,
+                                                  width, height, steps, images)
+    if reference:
+        if progress:
+            print(f"  {dataset} {width}x{height} NVIDIA pix2pixHD ...", file=sys.stderr,
+                  flush=True)
+        results["reference_pix2pixhd"] = _in_fresh_process(
+            reference_pix2pixhd, reference, params, dataset, width, height, steps, images)
     base = results["rows"].get("pix2pixhd", {}).get("median_step_seconds")
     if base:
         for values in results["rows"].values():
             values["step_time_vs_pix2pixhd"] = values["median_step_seconds"] / base
+        if reference:
+            results["pix2pixhd_vs_reference"] = \
+                base / results["reference_pix2pixhd"]["median_step_seconds"]
     return results
+
+
+#---------------------------------------------------------------------------------------------
+# NVIDIA's pix2pixHD networks, timed with their training step (not vendored: a checkout)
+
+
+def _load_reference_networks(checkout: str):
+    path = os.path.join(checkout, "models", "networks.py")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: --reference must be a checkout of "
+                                "https://github.com/NVIDIA/pix2pixHD")
+    spec = importlib.util.spec_from_file_location("reference_pix2pixhd_networks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _ReferenceStep(nn.Module):
+    """pix2pixHD's Pix2PixHDModel.forward + its train.py updates, on its own networks: one
+    generator pass, D on (fake.detach(), real, fake), LSGAN, feature matching and VGG loss at
+    λ_feat = 10 with its weights, then G's and D's Adam steps (its D also gets gradients from
+    the generator loss, which its optimiser clears)."""
+
+    def __init__(self, networks, in_channels: int, m, device):
+        super().__init__()
+        norm = networks.get_norm_layer("instance")
+        self.netG = networks.GlobalGenerator(in_channels, 3, m.ngf, m.n_downsampling,
+                                             m.n_blocks, norm)
+        self.netD = networks.MultiscaleDiscriminator(in_channels + 3, m.ndf, m.n_layers_d, norm,
+                                                     False, m.num_d, True)
+        self.netG.apply(networks.weights_init)
+        self.netD.apply(networks.weights_init)
+        tensor = torch.cuda.FloatTensor if device.type == "cuda" else torch.FloatTensor
+        self.gan = networks.GANLoss(use_lsgan=True, tensor=tensor)
+        # random-init VGG19 (no weights can be downloaded; the same cost)
+        import torchvision
+        vgg19 = torchvision.models.vgg19
+        with mock.patch.object(torchvision.models, "vgg19",
+                               lambda pretrained=False, **_: vgg19(weights=None)):
+            self.vgg = networks.Vgg19()
+        self.vgg_weights = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0]
+        self.num_d, self.n_layers = m.num_d, m.n_layers_d
+
+    def step(self, label, real, opt_g, opt_d):
+        fake = self.netG(label)
+        pred_fake_pool = self.netD(torch.cat((label, fake.detach()), dim=1))
+        loss_d_fake = self.gan(pred_fake_pool, False)
+        pred_real = self.netD(torch.cat((label, real.detach()), dim=1))
+        loss_d_real = self.gan(pred_real, True)
+        pred_fake = self.netD(torch.cat((label, fake), dim=1))
+        loss_g_gan = self.gan(pred_fake, True)
+        feat_weights, d_weights = 4.0 / (self.n_layers + 1), 1.0 / self.num_d
+        loss_g_feat = sum(d_weights * feat_weights * 10.0
+                          * nn.functional.l1_loss(pred_fake[i][j], pred_real[i][j].detach())
+                          for i in range(self.num_d) for j in range(len(pred_fake[i]) - 1))
+        x_vgg, y_vgg = self.vgg(fake), self.vgg(real)
+        loss_g_vgg = 10.0 * sum(w * nn.functional.l1_loss(x, y.detach())
+                                for w, x, y in zip(self.vgg_weights, x_vgg, y_vgg))
+        loss_d = (loss_d_fake + loss_d_real) * 0.5
+        loss_g = loss_g_gan + loss_g_feat + loss_g_vgg
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+
+
+def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int, height: int,
+                        steps: int, images: int) -> dict:
+    """Median step seconds and peak memory of NVIDIA's pix2pixHD networks and training step at
+    our model sizes, on the same synthetic maps (our conditioning, batch 1)."""
+    from pipeline import platform
+    if not platform.is_configured():
+        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+    device = trainer.pick_device(params.train.device)
+    networks = _load_reference_networks(checkout)
+    trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                               params.train.deterministic)
+    spec = get_spec(dataset)
+    split = generate_split(dataset, "train", images, height, width, params.data.seed)
+    boxes = {}
+    for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold):
+        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
+    task = TimedTask(EditTask(split, spec, boxes, batch_size=1, flip=True, seed=0), steps)
+    model = _ReferenceStep(networks, condition_channels(spec), params.model, device).to(device)
+    t = params.train
+    opt_g = torch.optim.Adam(model.netG.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    opt_d = torch.optim.Adam(model.netD.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    memory = trainer.StepMemory(device)
+    rss_before = _rss_bytes() if device.type == "cpu" else None
+    for batch in task.epoch(0, device):
+        memory.start_step()
+        model.step(batch.condition, batch.target, opt_g, opt_d)
+        memory.end_step()
+    result = {"median_step_seconds": statistics.median(task.step_seconds()),
+              "generator_parameters": count_parameters(model.netG),
+              "discriminator_parameters": count_parameters(model.netD),
+              **memory.summary(), "source": os.path.abspath(checkout)}
+    if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in result:
+        result["rss_before_training_gb"] = rss_before / 1024 ** 3
+        result["rss_growth_gb"] = result["mem_cpu_step_peak_rss_max_gb"] - rss_before / 1024 ** 3
+    return result
+
+
+def _benchmark_gl_row(params: Params, loss: str, width: int, height: int, steps: int,
+                      images: int) -> dict:
+    from pipeline import platform
+    if not platform.is_configured():
+        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+    device = trainer.pick_device(params.train.device)
+    ip = params.inpainting
+    photos = generate_split(ip.dataset, "train", images, height, width, params.data.seed).photos
+
+    def build():
+        generator, plugins = build_gl(loss, params, height, width)
+        task = InpaintingTask(photos, fill=mean_colour(photos), hole=(ip.hole_min, ip.hole_max),
+                              batch_size=ip.batch_size, flip=ip.flip, seed=params.train.seed)
+        return generator, plugins, task
+    return _time_training(build, params, device, steps, ip.lr, (ip.beta1, ip.beta2),
+                          acceleration(params.train))
 
 
 def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int = 10,
                          images: int = 8, progress: bool = False) -> dict:
-    """GL and GL+A-MEx (params.inpainting) side by side on synthetic facades: median seconds of
-    a joint-phase step (completion network, context discriminator and, for GL+A-MEx, the A-MEx
-    discriminator all step; the costliest of GL's three phases) and, on CUDA, memory."""
+    """GL and GL+A-MEx (params.inpainting) side by side on synthetic facades, each in a fresh
+    process: median seconds of a joint-phase step (completion network, context discriminator
+    and, for GL+A-MEx, the A-MEx discriminator all step; the costliest of GL's three phases),
+    per-step peak memory and the breakdown."""
     device = trainer.pick_device(params.train.device)
     ip = params.inpainting
-    photos = generate_split(ip.dataset, "train", images, height, width, params.data.seed).photos
     results = {"device": str(device), "dataset": ip.dataset, "width": width, "height": height,
-               "steps": steps, "batch_size": ip.batch_size, "q": ip.q, "alpha": ip.alpha,
-               "beta": ip.beta, "phase": "joint",
+               "steps": steps, "warmup_steps": WARMUP, "batch_size": ip.batch_size, "q": ip.q,
+               "alpha": ip.alpha, "beta": ip.beta, "phase": "joint",
+               "torch": torch.__version__,
                "model": {"ngf": ip.ngf, "ndf": ip.ndf, "dilations": list(ip.dilations),
                          "global_layers": ip.global_layers, "local_layers": ip.local_layers},
                "rows": {}}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     for loss in ("gl", "gl_amex"):
-        trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
-        generator, plugins = build_gl(loss, params, height, width)
-        task = TimedTask(InpaintingTask(photos, fill=mean_colour(photos),
-                                        hole=(ip.hole_min, ip.hole_max),
-                                        batch_size=ip.batch_size, flip=ip.flip,
-                                        seed=params.train.seed), steps)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        with tempfile.TemporaryDirectory() as out_dir:
-            summary = trainer.train(generator=generator, losses=plugins, task=task, epochs=1,
-                                    lr=ip.lr, betas=(ip.beta1, ip.beta2), device=device,
-                                    out_dir=out_dir, progress=progress, desc=f"bench {loss}")
-        results["rows"][loss] = {
-            "median_step_seconds": statistics.median(task.step_seconds()),
-            "generator_parameters": count_parameters(generator),
-            "discriminator_parameters": sum(count_parameters(p) for p in plugins),
-            **{k: v for k, v in summary.items() if k.startswith("mem_gpu")}}
+        if progress:
+            print(f"  {ip.dataset} {width}x{height} {loss} ...", file=sys.stderr, flush=True)
+        results["rows"][loss] = _in_fresh_process(_benchmark_gl_row, params, loss, width,
+                                                  height, steps, images)
     base = results["rows"]["gl"]["median_step_seconds"]
     for values in results["rows"].values():
         values["step_time_vs_gl"] = values["median_step_seconds"] / base
     return results
+
+
+#---------------------------------------------------------------------------------------------
+# Paper sizes and the Markdown report
+
+
+def paper_size(params: Params) -> Params:
+    """The paper's networks (ngf/ndf 64, 4 downsamplings, 9 blocks), α = β = 5 and the TwoSM
+    paper batch / crops; the map size is the caller's (PAPER_SETTINGS)."""
+    return dataclasses.replace(
+        params, alpha=5, beta=5,
+        model=dataclasses.replace(params.model, ngf=64, ndf=64, n_downsampling=4, n_blocks=9),
+        twosm=dataclasses.replace(params.twosm, crop_size=256, batch_size=16))
+
+
+def inpainting_paper_size(params: Params) -> Params:
+    """GL's widths, the paper's q = α = β = 4 and the authors' batch 64."""
+    return dataclasses.replace(params, inpainting=dataclasses.replace(
+        params.inpainting, ngf=64, ndf=64, dilations=(2, 4, 8, 16), global_layers=6,
+        local_layers=5, q=4, alpha=4, beta=4, batch_size=64))
+
+
+PAPER_TRAIN_IMAGES = {"cityscapes": 2975}  # the paper's training split (batch 1, 200 epochs)
+TARGETS = {"mex": 1.25, "amex": 1.35}  # step time vs our Pix2PixHD (performance issue)
+REFERENCE_TARGET = 0.8                 # our Pix2PixHD step vs NVIDIA's, same run
+
+
+def _memory_cells(values: dict) -> str:
+    for key in ("mem_gpu_step_peak", "mem_cpu_step_peak_rss"):
+        if f"{key}_mean_gb" in values:
+            return f"{values[f'{key}_mean_gb']:.2f} / {values[f'{key}_max_gb']:.2f}"
+    return f"{values['mem_cpu_peak_rss_gb']:.2f} (process peak)" \
+        if "mem_cpu_peak_rss_gb" in values else "–"
+
+
+def bench_markdown(results: dict) -> str:
+    """The benchmark as Markdown: per size, a table of rows (step time, ratios, per-step peak
+    memory), the targets met or not, and the breakdown of each row's step."""
+    lines = ["# Training-step benchmark (`make bench`)", ""]
+    for size, result in results["sizes"].items():
+        rows = result["rows"]
+        base_name = "pix2pixhd" if "pix2pixhd" in rows else "gl"
+        gpu = result.get("gpu")
+        memory = "GPU allocator, per-step peak" if gpu else "process RSS, per-step peak"
+        lines += [f"## {result['dataset']} {result['width']}×{result['height']} ({size} size)",
+                  "",
+                  f"Device: {gpu or 'CPU'} ({result['device']}), torch {result['torch']}, "
+                  f"{result.get('cpu_threads', '?')} CPU threads, portable "
+                  f"{result.get('portable', '?')}, model {result['model']}, "
+                  f"acceleration {result.get('acceleration', {})}; median of "
+                  f"{result['steps'] - result['warmup_steps']} steps after "
+                  f"{result['warmup_steps']} warm-up, each row in a fresh process.", "",
+                  f"| row | ms/step | × {base_name} | memory GB, mean / max ({memory}) "
+                  "| RSS growth GB | G params | D params |", "|---|---|---|---|---|---|---|"]
+        for name, values in rows.items():
+            ratio = values.get(f"step_time_vs_{base_name}")
+            growth = values.get("rss_growth_gb")
+            lines.append(f"| {name} | {values['median_step_seconds'] * 1000:.1f} | "
+                         f"{'' if ratio is None else f'{ratio:.2f}'} | {_memory_cells(values)} | "
+                         f"{'' if growth is None else f'{growth:.2f}'} | "
+                         f"{values['generator_parameters']:,} | "
+                         f"{values['discriminator_parameters']:,} |")
+        reference = result.get("reference_pix2pixhd")
+        if reference:
+            growth = reference.get("rss_growth_gb")
+            lines.append(f"| NVIDIA pix2pixHD (reference) | "
+                         f"{reference['median_step_seconds'] * 1000:.1f} | "
+                         f"{reference['median_step_seconds'] / rows['pix2pixhd']['median_step_seconds']:.2f} | "
+                         f"{_memory_cells(reference)} | "
+                         f"{'' if growth is None else f'{growth:.2f}'} | "
+                         f"{reference['generator_parameters']:,} | "
+                         f"{reference['discriminator_parameters']:,} |")
+        lines += ["", "Targets:"]
+        if reference:
+            ratio = result["pix2pixhd_vs_reference"]
+            lines.append(f"- our Pix2PixHD step / NVIDIA's = {ratio:.2f} (target ≤ "
+                         f"{REFERENCE_TARGET}): {'met' if ratio <= REFERENCE_TARGET else 'NOT met'}")
+        else:
+            lines.append("- our Pix2PixHD vs NVIDIA's: not measured (give --reference, a "
+                         "pix2pixHD checkout)")
+        for name, target in TARGETS.items():
+            if name in rows and base_name == "pix2pixhd":
+                ratio = rows[name]["step_time_vs_pix2pixhd"]
+                lines.append(f"- {name} / pix2pixhd = {ratio:.2f} (target ≤ {target}): "
+                             f"{'met' if ratio <= target else 'NOT met'}")
+        if gpu and {"mex", "amex"} <= rows.keys():
+            mex = rows["mex"]["mem_gpu_step_peak_max_gb"]
+            amex = rows["amex"]["mem_gpu_step_peak_max_gb"]
+            lines.append(f"- per-step peak memory MEx {mex:.2f} GB < A-MEx {amex:.2f} GB "
+                         f"(paper Table 4: 4.43 < 4.54): {'yes' if mex < amex else 'no'}")
+        images = PAPER_TRAIN_IMAGES.get(result["dataset"])
+        if gpu and images and size == "paper":
+            for name in ("pix2pixhd", "mex", "amex"):
+                if name in rows:
+                    hours = rows[name]["median_step_seconds"] * images * 200 / 3600
+                    lines.append(f"- estimated {name} training, 200 epochs × {images:,} "
+                                 f"{result['dataset']} images at batch 1: {hours:.1f} h")
+        parts = sorted({part for values in rows.values()
+                        for part in values.get("breakdown_ms", {})},
+                       key=lambda part: -max(v.get("breakdown_ms", {}).get(part, 0)
+                                             for v in rows.values()))
+        if parts:
+            lines += ["", "Where the step's time goes (ms per step; a module's forward is "
+                      "counted apart from the part that calls it; backward passes are "
+                      "G_backward / D_backward):", "",
+                      "| part | " + " | ".join(rows) + " |",
+                      "|---|" + "---|" * len(rows)]
+            for part in parts:
+                lines.append(f"| {part} | " + " | ".join(
+                    f"{values.get('breakdown_ms', {}).get(part, 0):.1f}"
+                    for values in rows.values()) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -78,6 +78,12 @@ class TrainParams:
     portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
     eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
     eval_boxes: int = 8           # held-back slice: the first N test boxes, scored during training
+    # How the step runs (pipeline.trainer.Acceleration); the GPU settings are in params_paper.yaml
+    precision: str = "fp32"       # fp32 | bf16 (autocast)
+    channels_last: bool = False   # NHWC layout of networks and inputs
+    fused_adam: bool = False      # torch's fused Adam
+    compile: bool = False         # torch.compile the generator
+    deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
 
 
 @dataclass(frozen=True)
@@ -444,6 +450,7 @@ def _validate(p: Params) -> None:
     _check(t.processes >= 1, "train.processes", t.processes, "an integer >= 1")
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
+    _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")
@@ -562,7 +569,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_params(path: str = "params.yaml") -> Params:
+def load_params(path: str = "params.yaml", overrides=()) -> Params:
+    """The params file, with `overrides` ("section.key=value", the value in YAML, as
+    `dvc exp run -S` takes them) applied before validation."""
     try:
         with open(path) as f:
             raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -575,6 +584,18 @@ def load_params(path: str = "params.yaml") -> Params:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ParamsError(f"{path}: not valid YAML ({where}{problem})") from None
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"override {override!r}: expected section.key=value")
+        *sections, last = key.split(".")
+        node = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                raise ParamsError(f"override {override!r}: {path} has no section "
+                                  f"{key.rsplit('.', 1)[0]!r}")
+        node[last] = yaml.safe_load(value)
     return parse_params(raw)
 
 

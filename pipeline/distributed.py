@@ -1,10 +1,12 @@
 """Data-parallel training under torchrun (WORLD_SIZE > 1), with nothing to change in params.
 
-Every rank builds the same models from the same seed, takes every world_size-th batch of the
-shared per-epoch order, and averages gradients with all-reduce after each backward -- the
-arithmetic of DistributedDataParallel, written out because the loss plug-ins call their
-discriminators several times per step with parameters frozen in between, which DDP's reducer
-does not allow. Rank 0 alone logs and writes checkpoints and outputs.
+Every rank builds the same models from the same seed and takes every world_size-th batch of the
+shared per-epoch order. Gradients are averaged by torch's DistributedDataParallel: the trainer
+wraps the generator, and each loss plug-in's discriminator step (one DDP forward per backward,
+`Context.wrap`); the generator terms call the plug-ins unwrapped, with their discriminators
+frozen, so DDP never waits for gradients that a frozen discriminator does not produce. DDP's
+construction broadcasts rank 0's weights. NCCL on GPU, gloo on CPU. Rank 0 alone logs and
+writes checkpoints and outputs.
 """
 from __future__ import annotations
 
@@ -39,21 +41,16 @@ class Context:
         return (batch_index < self.steps_per_epoch(batches) * self.world_size
                 and batch_index % self.world_size == self.rank)
 
-    def average_gradients(self, parameters) -> None:
-        if not self.enabled:
-            return
-        for p in parameters:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(self.world_size)
-
-    def broadcast_parameters(self, module: torch.nn.Module) -> None:
-        """Rank 0's weights everywhere (the same seed already gives the same init)."""
-        if not self.enabled:
-            return
-        for tensor in list(module.parameters()) + list(module.buffers()):
-            dist.broadcast(tensor.data, src=0)
+    def wrap(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """`module` under DistributedDataParallel (gradients averaged over the ranks during
+        backward, rank 0's weights broadcast now); `module` itself with one rank. A module
+        without trainable parameters is returned as it is."""
+        if not self.enabled or not any(p.requires_grad for p in module.parameters()):
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+        return DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False)  # instance norm keeps no running statistics
 
     def barrier(self) -> None:
         if self.enabled:

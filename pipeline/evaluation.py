@@ -196,7 +196,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
 
     Every input (test splits, test boxes, translators, generators, summaries) is read and
     checked before any scoring, and samples_dir is replaced only when every row is done."""
-    trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+    trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                                params.train.deterministic)
     device = trainer.pick_device(params.train.device)
     datasets, summaries = {}, {}
     for row_name in row_names:
@@ -357,7 +358,8 @@ def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root:
     "conditions": ...}. Example completions of the first evaluate.grid_images test images
     (their first hole, first seed) go to samples_dir/<row>.npz; samples_dir is replaced only
     when every row is done."""
-    trainer.make_deterministic(params.train.seed, params.train.cpu_threads)
+    trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
+                                params.train.deterministic)
     device = trainer.pick_device(params.train.device)
     ip = params.inpainting
     test = InpaintingTestSet(data_dir, ip.width, ip.height, ip.test_holes)

@@ -80,6 +80,7 @@ class Pix2PixHDLoss(nn.Module):
         self.lambda_adv, self.lambda_feat, self.lambda_perc = lambda_adv, lambda_feat, lambda_perc
         self.vgg_layer_weights = tuple(vgg_layer_weights)
         self.on = on
+        self._real_scales = None  # (batch, D(real)) of the last generator step
 
     def _image(self, generated, fused):
         return generated if self.on == "raw" else fused
@@ -88,11 +89,13 @@ class Pix2PixHDLoss(nn.Module):
         image = self._image(generated, fused)
         with frozen(self.discriminator):
             fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
-        with torch.no_grad():
-            real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+        # D(real) with gradients: the discriminator step of the same batch reuses it (D does not
+        # change in between), so each step runs D three times, as pix2pixHD does, not four.
+        real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+        self._real_scales = (batch, real_scales)
         adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
         # Eq 3: sum over the D layers of the mean absolute feature difference, averaged over scales.
-        matching = sum(F.l1_loss(fake, real)
+        matching = sum(F.l1_loss(fake, real.detach())
                        for fake_scale, real_scale in zip(fake_scales, real_scales)
                        for fake, real in zip(fake_scale[:-1], real_scale[:-1])) / len(fake_scales)
         # Eq 4: sum_i w_i |E_i(Ỹ) - E_i(Yc)|_1 over VGG19 relu1_1..relu5_1.
@@ -107,7 +110,11 @@ class Pix2PixHDLoss(nn.Module):
     def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
         image = self._image(generated, fused).detach()
         fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
-        real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+        cached, self._real_scales = self._real_scales, None
+        if cached is not None and cached[0] is batch and torch.is_grad_enabled():
+            real_scales = cached[1]
+        else:  # no generator step on this batch (a discriminator-only phase)
+            real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
         return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
                 "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
 
@@ -142,7 +149,7 @@ def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
 
 class ExpansionLoss(nn.Module):
     """What MEx and A-MEx share: q, the steps α / β, λ4, and the G / D terms built from the
-    subclass's `_score(batch, image, real)` (the summed LSGAN terms over j = 0..q).
+    subclass's `_scores(batch, images, real)` (the summed LSGAN terms over j = 0..q).
 
     `channels` selects the image the discriminators see from the generator output and the
     target: all of it for the colour-map rows (3 channels), the context stream of the two-stream
@@ -162,18 +169,21 @@ class ExpansionLoss(nn.Module):
         """How a training phase names this plug-in (pipeline.trainer.Phase): mex / amex."""
         return self.term
 
-    def _score(self, batch, image, real: bool):
+    def _scores(self, batch, images: list, real: list) -> list:
+        """For each image (N, channels, H, W) the summed LSGAN terms over j = 0..q, averaged
+        over the batch, against real[i]; the images go through each discriminator together."""
         raise NotImplementedError
 
     def generator_terms(self, batch, generated, fused) -> dict:
         with frozen(self):  # the module's only parameters are its discriminators
-            return {f"G_{self.term}":
-                    self.lambda_mex * self._score(batch, fused[:, self.channels], True)}
+            score, = self._scores(batch, [fused[:, self.channels]], [True])
+        return {f"G_{self.term}": self.lambda_mex * score}
 
     def discriminator_terms(self, batch, generated, fused) -> dict:
         fake, real = fused[:, self.channels].detach(), batch.target[:, self.channels]
-        return {f"D_{self.term}_fake": 0.5 * self.lambda_mex * self._score(batch, fake, False),
-                f"D_{self.term}_real": 0.5 * self.lambda_mex * self._score(batch, real, True)}
+        fake_score, real_score = self._scores(batch, [fake, real], [False, True])
+        return {f"D_{self.term}_fake": 0.5 * self.lambda_mex * fake_score,
+                f"D_{self.term}_real": 0.5 * self.lambda_mex * real_score}
 
 
 class MExLoss(ExpansionLoss):
@@ -190,14 +200,26 @@ class MExLoss(ExpansionLoss):
             PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
             for _ in range(q + 1))
 
-    def _score(self, batch, image, real: bool):
-        total = 0.0
-        for D, per_sample in zip(self.discriminators,
-                                 expanded_crops(batch, image, self.q, self.alpha, self.beta)):
-            total = total + sum(lsgan(D(at_least_2x2(crop))[-1], real)
-                                for crop in per_sample) / len(per_sample)
-        return total
-
+    def _scores(self, batch, images: list, real: list) -> list:
+        """Eq 7: sum over j of the mean over samples of the LSGAN term of D_j on the crop of
+        bE_j. The crops that D_j scores in one step (every image, every sample) go through it
+        in one call per crop size (instance norm is per sample, so a batch of crops scores each
+        crop as it would alone)."""
+        totals = [0.0] * len(images)
+        crops = [expanded_crops(batch, image, self.q, self.alpha, self.beta) for image in images]
+        samples = len(batch.boxes)
+        for j, D in enumerate(self.discriminators):
+            by_size = {}
+            for index, per_image in enumerate(crops):
+                for crop in per_image[j]:
+                    crop = at_least_2x2(crop)
+                    by_size.setdefault(tuple(crop.shape[-2:]), []).append((index, crop))
+            for members in by_size.values():
+                scores = D(torch.cat([crop for _, crop in members]))[-1]
+                for position, (index, _) in enumerate(members):
+                    totals[index] = totals[index] + lsgan(
+                        scores[position:position + 1], real[index]) / samples
+        return totals
 
 
 #---------------------------------------------------------------------------------------------
@@ -228,14 +250,15 @@ class AMExLoss(ExpansionLoss):
         self.discriminator = PatchDiscriminator(condition_channels + image_channels, ndf,
                                                 n_layers)
 
-    def _score(self, batch, image, real: bool):
-        pair = torch.cat([batch.condition, image], 1)                      # (N, C+3, H, W)
-        masks = expanded_masks(batch.boxes, self.q, self.alpha, self.beta, *pair.shape[-2:],
-                               device=pair.device)                          # (q+1, N, 1, H, W)
-        masked = (pair.unsqueeze(0) * masks).flatten(0, 1)                  # ((q+1)N, C+3, H, W)
+    def _scores(self, batch, images: list, real: list) -> list:
+        """Eq 9: sum over j of the mean over samples of the LSGAN term of D_E on the (condition,
+        image) pair multiplied by M^E_j; every image's q+1 masked pairs in one call."""
+        height, width = images[0].shape[-2:]
+        masks = expanded_masks(batch.boxes, self.q, self.alpha, self.beta, height, width,
+                               device=images[0].device)                     # (q+1, N, 1, H, W)
+        pairs = torch.stack([torch.cat([batch.condition, image], 1) for image in images])
+        masked = (pairs.unsqueeze(1) * masks).flatten(0, 2)            # (I(q+1)N, C+3, H, W)
         score = self.discriminator(masked)[-1]
-        target = torch.full_like(score, 1.0 if real else 0.0)
-        per_map = ((score - target) ** 2).mean(dim=(1, 2, 3)).view(self.q + 1, -1)
-        return per_map.sum(0).mean()
-
-
+        per_map = score.flatten(1).unflatten(0, (len(images), self.q + 1, -1))  # (I, q+1, N, P)
+        return [((per_map[index] - (1.0 if is_real else 0.0)) ** 2).mean(2).sum(0).mean()
+                for index, is_real in enumerate(real)]

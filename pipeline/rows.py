@@ -13,11 +13,10 @@ import subprocess
 import torch
 import torch.nn as nn
 import yaml
-from dvclive import Live
 
 from pipeline import trainer
 from pipeline.checkpoints import load_model_file, save_atomic
-from pipeline.config import Params, seed_dir, to_dict
+from pipeline.config import Params, TrainParams, seed_dir, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.distributed import Context
@@ -224,6 +223,7 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     resume = any(os.path.exists(p) for p in trainer.checkpoint_paths(out_dir))
     if resume and ranks.is_main:
         _usable_live_dir(live_dir)
+    from dvclive import Live  # here: the benchmark and the GPU machine run without dvclive
     logger = (Live(live_dir, dvcyaml=None, save_dvc_exp=False, resume=resume, report=None)
               if ranks.is_main else contextlib.nullcontext(None))
     with logger as live:
@@ -235,7 +235,8 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 log_every=t.log_every, progress=progress and ranks.is_main,
                                 desc=name, fingerprint=fingerprint, ranks=ranks,
                                 monitor=monitor if ranks.is_main else None,
-                                eval_every=t.eval_every, phases=phases)
+                                eval_every=t.eval_every, phases=phases,
+                                acceleration=acceleration(t))
         vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
@@ -259,6 +260,12 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
+
+
+def acceleration(train: TrainParams) -> trainer.Acceleration:
+    """The trainer's Acceleration from the train params of the same names."""
+    return trainer.Acceleration(precision=train.precision, channels_last=train.channels_last,
+                                fused_adam=train.fused_adam, compile=train.compile)
 
 
 def write_json_atomic(path: str, data) -> None:
@@ -297,7 +304,7 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     spec = get_spec(row.dataset)
     t = params.train
     seed = params.seeds[0] if seed is None else seed
-    trainer.make_deterministic(seed, t.cpu_threads)
+    trainer.make_deterministic(seed, t.cpu_threads, t.deterministic)
     split = read_split(os.path.join(data_dir, "train.h5"))
     boxes_path = os.path.join(data_dir, "boxes.csv")
     threshold = params.row_threshold(row_name)
@@ -340,7 +347,7 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
     """Train the downstream translator G_I (colour map -> photo, pix2pixHD objective)."""
     spec = get_spec(dataset)
     t = params.train
-    trainer.make_deterministic(t.seed, t.cpu_threads)
+    trainer.make_deterministic(t.seed, t.cpu_threads, t.deterministic)
     split = read_split(os.path.join(data_dir, "train.h5"))
     task = TranslationTask(split, spec, batch_size=t.batch_size, flip=t.flip, seed=t.seed)
     generator = build_generator(3, params)
@@ -421,7 +428,7 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
     curves (dvclive eval/)."""
     row, ip, t = params.inpainting_row(row_name), params.inpainting, params.train
     seed = params.seeds[0] if seed is None else seed
-    trainer.make_deterministic(seed, t.cpu_threads)
+    trainer.make_deterministic(seed, t.cpu_threads, t.deterministic)
     train_path = os.path.join(data_dir, "train.h5")
     split = read_split(train_path)
     height, width = split.photos.shape[1:3]

@@ -23,11 +23,13 @@ run; a digest in the checkpoint checks that).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import os
 import random
+import re
 import resource
 import sys
 import time
@@ -119,14 +121,45 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def make_deterministic(seed: int, cpu_threads: int) -> None:
-    """Seed python/numpy/torch and pin CPU threads + deterministic kernels (bit-exact CPU runs)."""
+def make_deterministic(seed: int, cpu_threads: int, algorithms: bool = False) -> None:
+    """Seed python/numpy/torch and pin the CPU threads (with portable mode: bit-exact CPU runs).
+    `algorithms` (train.deterministic) also forces torch's deterministic kernels: needed for
+    run-to-run identical GPU results, slower there; CPU kernels are deterministic already."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(cpu_threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(algorithms, warn_only=True)
+    if algorithms:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """How a step runs on the device (train params of the same names). None of these changes
+    the computation beyond rounding; each is part of the checkpoint fingerprint all the same.
+
+    precision:     fp32 | bf16 (torch.autocast of the forward passes and loss terms; no
+                   gradient scaler is needed for bf16)
+    channels_last: NHWC memory layout for the networks and their inputs (faster convolutions
+                   on GPUs and oneDNN CPUs)
+    fused_adam:    torch's fused Adam kernels (one launch per parameter group)
+    compile:       torch.compile the generator (the discriminators see MEx crops of many
+                   sizes, which would recompile)"""
+    precision: str = "fp32"
+    channels_last: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
+
+    def layout(self, tensor):
+        """A 4-d input in the networks' memory layout."""
+        if self.channels_last and tensor is not None and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
 
 
 def learning_rate(epoch: int, epochs: int, base: float) -> float:
@@ -234,42 +267,74 @@ def resumable_checkpoint(out_dir: str, fingerprint: str):
 # Memory and dvclive across resumes
 
 
-class MemoryMeter:
-    """Peak and average accelerator memory (CUDA), or the process's peak RSS on CPU; `previous`
-    is the state of the runs before a resume."""
+_RSS_PEAK = re.compile(r"VmHWM:\s+(\d+) kB")
+
+
+def _reset_rss_peak() -> bool:
+    """Reset this process's peak RSS (Linux: writing 5 to /proc/self/clear_refs resets VmHWM).
+    False where the system does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_peak_bytes() -> float:
+    """VmHWM (peak RSS since the last reset), else ru_maxrss (the process's whole-life peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            return float(_RSS_PEAK.search(f.read()).group(1)) * 1024
+    except (OSError, AttributeError):
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class StepMemory:
+    """Peak memory of each training step (paper Table 4 "Mem"), summarised as the mean and the
+    max over steps, carried across resumes (`previous`: the state of the runs before).
+
+    CUDA: the caching allocator's peak between a reset before the step and its end
+    (max_memory_allocated: parameters, gradients, Adam state and the step's activations, no
+    host sync). CPU: the process's peak RSS over the step (VmHWM reset through
+    /proc/self/clear_refs), torch's libraries and the data included -- a different quantity;
+    where the reset is not allowed, the process's whole-life peak RSS (`mem_cpu_peak_rss_gb`)."""
 
     def __init__(self, device: torch.device, previous: dict | None = None):
         self.device = device
         previous = previous or {}
         self.total = float(previous.get("total", 0.0))
         self.count = int(previous.get("count", 0))
-        self.previous_peak = float(previous.get("peak", 0.0))
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        self.max = float(previous.get("max", 0.0))
+        self.per_step = device.type == "cuda" or _reset_rss_peak()
 
-    def sample(self):
+    def start_step(self) -> None:
         if self.device.type == "cuda":
-            self.total += torch.cuda.memory_allocated(self.device)
-            self.count += 1
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.per_step:
+            _reset_rss_peak()
 
-    def peak(self) -> float:
-        """Bytes: CUDA peak allocation, or this process's peak RSS (ru_maxrss is KiB on Linux)."""
+    def end_step(self) -> None:
         if self.device.type == "cuda":
-            current = torch.cuda.max_memory_allocated(self.device)
+            peak = float(torch.cuda.max_memory_allocated(self.device))
         else:
-            current = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return max(float(current), self.previous_peak)
+            peak = _rss_peak_bytes()
+        self.total += peak
+        self.count += 1
+        self.max = max(self.max, peak)
 
     def state(self) -> dict:
-        return {"total": self.total, "count": self.count, "peak": self.peak()}
+        return {"total": self.total, "count": self.count, "max": self.max}
 
     def summary(self) -> dict:
         gb = 1024 ** 3
+        mean = self.total / self.count / gb if self.count else 0.0
         if self.device.type == "cuda":
-            return {"mem_gpu_avg_gb": self.total / self.count / gb if self.count else 0.0,
-                    "mem_gpu_peak_gb": self.peak() / gb}
-        # The whole process (torch itself included), not a GPU quantity.
-        return {"mem_cpu_peak_rss_gb": self.peak() / gb}
+            return {"mem_gpu_step_peak_mean_gb": mean, "mem_gpu_step_peak_max_gb": self.max / gb}
+        if self.per_step:
+            return {"mem_cpu_step_peak_rss_mean_gb": mean,
+                    "mem_cpu_step_peak_rss_max_gb": self.max / gb}
+        return {"mem_cpu_peak_rss_gb": self.max / gb}
 
 
 def rewind_live(live, step: int) -> None:
@@ -318,29 +383,37 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
           device: torch.device, out_dir: str, live=None, checkpoint_every: int = 0,
           log_every: int = 1, progress: bool = True, desc: str = "train",
           fingerprint: str = "", ranks: Context | None = None, monitor=None,
-          eval_every: int = 0, phases=JOINT) -> dict:
+          eval_every: int = 0, phases=JOINT, acceleration: Acceleration = Acceleration(),
+          timer=None) -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
     checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
     Under torchrun, `ranks` (pipeline.distributed) splits each epoch's batches over the ranks
-    and averages gradients; only rank 0 writes checkpoints.
+    and DistributedDataParallel averages the gradients; only rank 0 writes checkpoints.
     `monitor(generator) -> {name: float}` (rank 0, no grad, eval mode) is logged to dvclive as
     eval/<name> every `eval_every` steps and after the last step: the learning curves of the
     task metrics. The dvclive step of every logged row is the training step.
     `phases` (see Phase) select, per step range, which plug-ins train G and which train their
     discriminators; with more than one phase the phase index is logged as train/phase.
-    Returns a summary dict (steps, seconds, memory, last loss terms, resumes)."""
+    `acceleration` (see Acceleration): precision, memory layout, fused Adam, torch.compile.
+    Loss values reach the host only every `log_every` steps (on CUDA the non-finite check runs
+    then too; on CPU, where it costs nothing, every step). `timer` (pipeline.benchmark) times
+    the parts of each step.
+    Returns a summary dict (steps, seconds, per-step peak memory, last loss terms, resumes)."""
     ranks = ranks or Context()
+    timer = timer or _NoTimer()
     phases = tuple(phases)
     check_phases(phases, losses)
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temps(out_dir)
-    generator.to(device)
+    memory_format = torch.channels_last if acceleration.channels_last else torch.contiguous_format
+    generator.to(device, memory_format=memory_format)
     for loss in losses:
-        loss.to(device)
+        loss.to(device, memory_format=memory_format)
     d_params = discriminator_parameters(losses)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas) if d_params else None
+    fused = {"fused": True} if acceleration.fused_adam else {}
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, **fused)
+    opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas, **fused) if d_params else None
     checkpoint_path, previous_path = checkpoint_paths(out_dir)
     digest = frozen_digest(losses)
     start_epoch, start_batch, step = 0, 0, 0
@@ -363,18 +436,22 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                  start_epoch, start_batch, step)
     elif any(os.path.exists(p) for p in (checkpoint_path, previous_path)):
         log.info("%s: no usable checkpoint in %s, training from scratch", desc, out_dir)
-    ranks.broadcast_parameters(generator)
-    for loss in losses:
-        ranks.broadcast_parameters(loss)
+    # The modules the step calls: DDP wrappers under torchrun (rank 0's weights broadcast
+    # now), the compiled generator; the plain modules are what checkpoints hold.
+    run_generator = ranks.wrap(generator, device)
+    if acceleration.compile:
+        run_generator = torch.compile(run_generator)
+    discriminator_steps = [ranks.wrap(_DiscriminatorStep(loss), device) for loss in losses]
     if live is not None:
         rewind_live(live, step)
     # checkpoint.pt is rotated to checkpoint.prev.pt only while it holds a state of this run;
     # a damaged or foreign file there is simply overwritten.
     latest_is_ours = resumed_from == checkpoint_path
     last_good = resumed_from or "none"
-    memory = MemoryMeter(device, progress_state["memory"])
+    memory = StepMemory(device, progress_state["memory"])
     started = time.time() - progress_state["train_seconds"]
     terms = dict(progress_state["terms"])
+    check_every = 1 if device.type == "cpu" else max(1, log_every)
 
     def save(epoch, batch):
         nonlocal last_good, latest_is_ours
@@ -395,79 +472,131 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     generator.train()
     batches_per_epoch = len(task)
     steps_per_epoch = ranks.steps_per_epoch(batches_per_epoch)
-    bar = tqdm(total=epochs * steps_per_epoch, initial=step, desc=desc,
+    total_steps = epochs * steps_per_epoch
+    bar = tqdm(total=total_steps, initial=step, desc=desc,
                disable=not progress or not ranks.is_main,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 15.0)
+    step_terms = {}
     try:
         for epoch in range(start_epoch, epochs):
             for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
                 group["lr"] = learning_rate(epoch, epochs, lr)
+            timer.start("data")
             for batch_index, batch in enumerate(task.epoch(epoch, device)):
                 if epoch == start_epoch and batch_index < start_batch:
                     continue  # already trained before the resume (same order: seed, epoch)
                 if not ranks.owns(batch_index, batches_per_epoch):
                     continue
+                memory.start_step()
+                batch = _in_layout(batch, acceleration)
                 phase_index, phase = phase_at(phases, step)
                 g_losses = _active(losses, phase.generator)
                 g_terms = {}
                 if g_losses:
-                    generated = generator(batch.condition)
-                    fused = batch.fuse(generated)
-                    g_terms = {k: v for loss in g_losses for k, v in
-                               loss.generator_terms(batch, generated, fused).items()}
-                    _check_finite(g_terms, step, last_good)
+                    timer.start("G_forward")
+                    with acceleration.autocast(device):
+                        generated = run_generator(batch.condition)
+                        fused_map = batch.fuse(generated)
+                        for loss in g_losses:
+                            timer.start(f"{plugin_name(loss)}_G_terms")
+                            g_terms.update(loss.generator_terms(batch, generated, fused_map))
                 if g_terms:
+                    timer.start("G_backward")
                     opt_g.zero_grad(set_to_none=True)
                     sum(g_terms.values()).backward()
-                    ranks.average_gradients(generator.parameters())
+                    timer.start("G_optimizer")
                     opt_g.step()
                 elif not g_losses:  # G is fixed in this phase: its output only feeds the Ds
                     # (train mode: batch-norm statistics keep following the data)
-                    with torch.no_grad():
-                        generated = generator(batch.condition)
-                        fused = batch.fuse(generated)
-                d_losses = _active(losses, phase.discriminator)
-                d_terms = {k: v for loss in d_losses for k, v in
-                           loss.discriminator_terms(batch, generated, fused).items()}
+                    timer.start("G_forward")
+                    with torch.no_grad(), acceleration.autocast(device):
+                        generated = run_generator(batch.condition)
+                        fused_map = batch.fuse(generated)
+                d_terms = {}
+                for loss, discriminator_step in zip(losses, discriminator_steps):
+                    if phase.discriminator is None or plugin_name(loss) in phase.discriminator:
+                        timer.start(f"{plugin_name(loss)}_D_terms")
+                        with acceleration.autocast(device):
+                            d_terms.update(discriminator_step(batch, generated, fused_map))
                 if d_terms:
-                    _check_finite(d_terms, step, last_good)
+                    # the phase's discriminators only: the others keep no gradient, which Adam
+                    # skips (a zero gradient would still move them by momentum)
+                    timer.start("D_backward")
                     opt_d.zero_grad(set_to_none=True)
                     sum(d_terms.values()).backward()
-                    # only the phase's discriminators: the others keep no gradient, which Adam
-                    # skips (an all-reduced zero gradient would still move them by momentum)
-                    ranks.average_gradients(d_params if len(d_losses) == len(losses)
-                                            else discriminator_parameters(d_losses))
+                    timer.start("D_optimizer")
                     opt_d.step()
                 step += 1
-                memory.sample()
-                terms = {k: float(v.detach()) for k, v in {**g_terms, **d_terms}.items()}
+                step_terms = {**g_terms, **d_terms}
+                timer.stop()
+                memory.end_step()
+                logged = step % log_every == 0 or step == total_steps
+                if step % check_every == 0 or logged:
+                    _check_finite(step_terms, step, last_good, check_every)
+                if logged:
+                    terms = {k: float(v.detach()) for k, v in step_terms.items()}
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
+                                    refresh=False)
                 if live is not None:
                     live.step = step
-                    if step % log_every == 0:
+                    if logged:
                         for name, value in terms.items():
                             live.log_metric(f"train/{name}", value)
                         live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
                         if len(phases) > 1:
                             live.log_metric("train/phase", phase_index)
-                    last = step == epochs * steps_per_epoch
+                    last = step == total_steps
                     if monitor is not None and (last or (eval_every and step % eval_every == 0)):
                         for name, value in _monitored(generator, monitor).items():
                             live.log_metric(f"eval/{name}", value)
-                    if step % log_every == 0 or last:
+                    if logged:
                         live.sync()
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
-                                refresh=False)
                 if (checkpoint_every and step % checkpoint_every == 0
                         and batch_index + 1 < batches_per_epoch):  # the epoch's end saves anyway
+                    _check_finite(step_terms, step, last_good, check_every)
                     save(epoch, batch_index + 1)
+                timer.start("data")
+            timer.stop()
+            _check_finite(step_terms, step, last_good, check_every)
             save(epoch + 1, 0)
     finally:
         bar.close()  # before the error line of a failed run, not after it
+    if step_terms:
+        terms = {k: float(v.detach()) for k, v in step_terms.items()}
     summary = {"steps": step, "epochs": epochs, "train_seconds": time.time() - started,
                "device": str(device), "resumes": progress_state["resumes"], **memory.summary(),
                **{f"final_{k}": v for k, v in terms.items()}}
     return summary
+
+
+class _DiscriminatorStep(nn.Module):
+    """A loss plug-in's discriminator terms as one module call, so that DistributedDataParallel
+    sees one forward per backward however many times the plug-in calls its discriminators."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, batch, generated, fused):
+        return self.loss.discriminator_terms(batch, generated, fused)
+
+
+class _NoTimer:
+    def start(self, name):
+        pass
+
+    def stop(self):
+        pass
+
+
+def _in_layout(batch, acceleration: Acceleration):
+    """The batch's 4-d tensors in the networks' memory layout (channels_last or as they are)."""
+    if not acceleration.channels_last:
+        return batch
+    return dataclasses.replace(batch, **{
+        f.name: acceleration.layout(getattr(batch, f.name)) for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)})
 
 
 def _monitored(generator: nn.Module, monitor) -> dict:
@@ -480,9 +609,16 @@ def _monitored(generator: nn.Module, monitor) -> dict:
         generator.train()
 
 
-def _check_finite(terms: dict, step: int, last_good: str):
-    for name, value in terms.items():
-        number = float(value.detach())
-        if not math.isfinite(number):
-            raise NonFiniteLoss(f"non-finite loss {name}={number} at step {step + 1}; "
-                                f"last good checkpoint: {last_good}")
+def _check_finite(terms: dict, step: int, last_good: str, every: int = 1):
+    """NonFiniteLoss when a term of training step `step` is NaN or inf (one host sync).
+    `every`: the steps between checks, named in the message when > 1."""
+    if not terms:
+        return
+    values = torch.stack([v.detach().float().reshape(()) for v in terms.values()]).cpu()
+    if bool(torch.isfinite(values).all()):
+        return
+    name, number = next((n, float(v)) for n, v in zip(terms, values) if not math.isfinite(v))
+    where = f"at step {step}" if every == 1 else \
+        f"at step {step} (checked every {every} steps: the first bad step may be earlier)"
+    raise NonFiniteLoss(f"non-finite loss {name}={number} {where}; "
+                        f"last good checkpoint: {last_good}")

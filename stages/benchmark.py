@@ -1,77 +1,95 @@
-"""Benchmark the training step of Pix2PixHD, MExGAN, A-MExGAN and TwoSM side by side (not a DVC stage).
+"""Benchmark the training step of every row side by side (not a DVC stage; `make bench`).
 
-  python -m stages.benchmark                       # demo size from params.yaml
-  python -m stages.benchmark --paper-size --steps 30   # 256x128, paper widths (GPU)
-  python -m stages.benchmark --dataset facade      # GL vs GL+A-MEx (Table 3), params inpainting
-Writes reports/benchmark_<device>.json (facade: reports/benchmark_inpainting_<device>.json).
+  python -m stages.benchmark                            # demo and paper size, params.yaml
+  python -m stages.benchmark --size demo                # demo size only (seconds)
+  python -m stages.benchmark --reference ../pix2pixHD   # + NVIDIA's networks beside ours
+  python -m stages.benchmark --set train.precision=bf16 --set train.channels_last=true
+  python -m stages.benchmark --dataset facade           # GL vs GL+A-MEx (Table 3)
+Writes reports/bench.{json,md} (on a GPU reports/bench_gpu.{json,md}; facade:
+reports/bench_inpainting[_gpu].{json,md}). Each row runs in a fresh process; the first
+2 steps are warm-up. Paper size: 256x128, ngf/ndf 64, 4 downsamplings, 9 blocks, α = β = 5.
 """
-import argparse
-import dataclasses
-import json
 import os
 
-from pipeline.benchmark import benchmark, benchmark_inpainting
+from pipeline.benchmark import (BASE_ROWS, benchmark, benchmark_inpainting, bench_markdown,
+                                inpainting_paper_size, paper_size)
+from pipeline.trainer import pick_device
 from pipeline.config import load_params
 from pipeline.datasets import PAPER_SETTINGS
-from stages.common import run
+from pipeline.rows import write_json_atomic
+from stages.common import ArgumentParser, run
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param for this run (as dvc exp run -S), repeatable")
     parser.add_argument("--dataset", default="cityscapes")
-    parser.add_argument("--paper-size", action="store_true",
-                        help="paper resolution and widths (ngf/ndf 64, 4 down, 9 blocks, α=β=5)")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--out", help="default reports/benchmark_<device>.json")
+    parser.add_argument("--size", choices=("demo", "paper", "both"), default="both")
+    parser.add_argument("--steps", type=int, default=12, help="steps per row at demo size")
+    parser.add_argument("--paper-steps", type=int, default=5,
+                        help="steps per row at paper size (CPU: ~3 s each)")
+    parser.add_argument("--reference", metavar="PIX2PIXHD_CHECKOUT",
+                        default=os.environ.get("PIX2PIXHD"),
+                        help="a checkout of github.com/NVIDIA/pix2pixHD: its networks and "
+                             "training step are timed beside ours (default: $PIX2PIXHD)")
+    parser.add_argument("--rows", help="comma-separated rows to time (default: pix2pixhd, mex, "
+                        "amex and the dataset's TwoSM rows; on CPU at paper size the TwoSM rows "
+                        "(batch 16 of 256 crops, minutes per step) are left out)")
+    parser.add_argument("--out", help="output prefix (default reports/bench[_gpu])")
     args = parser.parse_args()
-    params = load_params(args.params)
-    if args.dataset == params.inpainting.dataset:
-        inpainting(params, args)
-        return
-    if args.dataset not in params.datasets:
-        raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
-    size = params.datasets[args.dataset]
-    width, height = size.width, size.height
-    if args.paper_size:
-        params = dataclasses.replace(
-            params, alpha=5, beta=5,
-            model=dataclasses.replace(params.model, ngf=64, ndf=64, n_downsampling=4,
-                                      n_blocks=9),
-            twosm=dataclasses.replace(params.twosm, crop_size=256, batch_size=16))
-        width, height = PAPER_SETTINGS[args.dataset]["width"], \
-            PAPER_SETTINGS[args.dataset]["height"]
-    result = benchmark(params, args.dataset, width=width, height=height, steps=args.steps,
-                       progress=True)
-    out = args.out or f"reports/benchmark_{result['device'].split(':')[0]}.json"
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
-    for loss, values in result["rows"].items():
-        print(f"{loss:10s} {values['median_step_seconds'] * 1000:8.1f} ms/step "
-              f"({values['step_time_vs_pix2pixhd']:.2f}x)")
-    print(f"-> {out}")
-
-
-def inpainting(params, args):
-    ip = params.inpainting
-    width, height = ip.width, ip.height
-    if args.paper_size:  # 248x242, GL's widths, paper q = α = β = 4, the authors' batch 64
-        params = dataclasses.replace(params, inpainting=dataclasses.replace(
-            ip, ngf=64, ndf=64, dilations=(2, 4, 8, 16), global_layers=6, local_layers=5,
-            q=4, alpha=4, beta=4, batch_size=64))
-        width, height = PAPER_SETTINGS[ip.dataset]["width"], PAPER_SETTINGS[ip.dataset]["height"]
-    result = benchmark_inpainting(params, width=width, height=height, steps=args.steps,
-                                  images=max(8, 2 * params.inpainting.batch_size),
-                                  progress=True)
-    out = args.out or f"reports/benchmark_inpainting_{result['device'].split(':')[0]}.json"
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
-    for loss, values in result["rows"].items():
-        print(f"{loss:10s} {values['median_step_seconds'] * 1000:8.1f} ms/step "
-              f"({values['step_time_vs_gl']:.2f}x)")
-    print(f"-> {out}")
+    for name in ("steps", "paper_steps"):
+        if getattr(args, name) < 3:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: need >= 3 "
+                             "(2 warm-up steps are left out)")
+    if args.reference and not os.path.exists(os.path.join(args.reference, "models",
+                                                          "networks.py")):
+        raise FileNotFoundError(f"{args.reference}/models/networks.py does not exist: "
+                                "--reference must be a checkout of NVIDIA/pix2pixHD")
+    params = load_params(args.params, args.set)
+    sizes = ("demo", "paper") if args.size == "both" else (args.size,)
+    facade = args.dataset == params.inpainting.dataset
+    if not facade and args.dataset not in params.datasets:
+        raise ValueError(f"--dataset {args.dataset}: not in {args.params} datasets")
+    results = {"overrides": args.set, "sizes": {}}
+    for size in sizes:
+        steps = args.steps if size == "demo" else args.paper_steps
+        print(f"{args.dataset} at {size} size, {steps} steps per row:", flush=True)
+        if facade:
+            sized = inpainting_paper_size(params) if size == "paper" else params
+            width, height = (PAPER_SETTINGS[args.dataset]["width"],
+                             PAPER_SETTINGS[args.dataset]["height"]) if size == "paper" else \
+                (params.inpainting.width, params.inpainting.height)
+            results["sizes"][size] = benchmark_inpainting(
+                sized, width=width, height=height, steps=steps,
+                images=max(8, 2 * sized.inpainting.batch_size), progress=True)
+        else:
+            sized = paper_size(params) if size == "paper" else params
+            rows = args.rows.split(",") if args.rows else None
+            if rows is None and size == "paper" and \
+                    pick_device(params.train.device).type == "cpu":
+                rows = list(BASE_ROWS)
+                print("  (TwoSM rows left out at paper size on CPU; --rows names them)")
+            width, height = (PAPER_SETTINGS[args.dataset]["width"],
+                             PAPER_SETTINGS[args.dataset]["height"]) if size == "paper" else \
+                (params.datasets[args.dataset].width, params.datasets[args.dataset].height)
+            results["sizes"][size] = benchmark(sized, args.dataset, width=width, height=height,
+                                               steps=steps, progress=True, losses=rows,
+                                               reference=args.reference)
+    device = next(iter(results["sizes"].values()))["device"].split(":")[0]
+    prefix = args.out or os.path.join(
+        "reports", "bench" + ("_inpainting" if facade else "") + ("_gpu" if device == "cuda"
+                                                                 else ""))
+    os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
+    markdown = bench_markdown(results)
+    write_json_atomic(f"{prefix}.json", results)
+    tmp = f"{prefix}.md.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(markdown)
+    os.replace(tmp, f"{prefix}.md")
+    print(markdown)
+    print(f"-> {prefix}.json, {prefix}.md")
 
 
 if __name__ == "__main__":

@@ -166,8 +166,8 @@ def test_mex_discriminator_j_sees_the_j_level_crops(vgg):
     loss = _loss("mex", vgg, q=2)
     seen = {j: [] for j in range(3)}
     for j, D in enumerate(loss.discriminators):
-        D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].append(
-            tuple(inputs[0].shape[-2:])))
+        D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].extend(
+            [tuple(inputs[0].shape[-2:])] * inputs[0].shape[0]))  # crops of one size: one call
     batch = _batch()
     loss.generator_terms(batch, batch.target, batch.target)
     assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
@@ -275,3 +275,67 @@ def test_mex_handles_a_one_pixel_box(vgg):
                      mask=torch.zeros(1, 1, H, W), boxes=((5, 5, 6, 6),))
     value = loss.generator_terms(batch, batch.target, batch.target)["G_mex"]
     assert torch.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The batched fast paths against plain loops (same inputs, same numbers)
+
+
+def _plain_mex(loss, batch, image, real):
+    """Eq 7 the plain way: every D_j on every sample's hand-computed crop alone (q = 2)."""
+    pair = torch.cat([batch.condition, image], 1)
+    return sum(lsgan(D(pair[n:n + 1, :, y1:y2, x1:x2])[-1], real)
+               for j, D in enumerate(loss.discriminators)
+               for n, (x1, y1, x2, y2) in enumerate(EXPANDED[j])) / len(BOXES)
+
+
+def _plain_amex(loss, batch, image, real):
+    """Eq 9 the plain way: D_E on each masked pair alone."""
+    masks = expanded_masks(BOXES, loss.q, ALPHA, BETA, H, W)
+    pair = torch.cat([batch.condition, image], 1)
+    return sum(lsgan(loss.discriminator(pair[n:n + 1] * masks[j, n:n + 1])[-1], real)
+               for j in range(loss.q + 1) for n in range(len(BOXES))) / len(BOXES)
+
+
+@pytest.mark.parametrize("kind, plain", [("mex", _plain_mex), ("amex", _plain_amex)])
+def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain):
+    loss = _loss(kind, vgg, q=2)
+    loss.lambda_mex = 0.7
+    batch = _batch(seed=4)
+    fake = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(9)) * 2 - 1
+    g = loss.generator_terms(batch, fake, fake)[f"G_{kind}"]
+    d = loss.discriminator_terms(batch, fake, fake)
+    with torch.no_grad():
+        assert torch.allclose(g, 0.7 * plain(loss, batch, fake, True), atol=1e-6)
+        assert torch.allclose(d[f"D_{kind}_fake"], 0.35 * plain(loss, batch, fake, False),
+                              atol=1e-6)
+        assert torch.allclose(d[f"D_{kind}_real"], 0.35 * plain(loss, batch, batch.target, True),
+                              atol=1e-6)
+
+
+def test_pix2pixhd_discriminator_step_reuses_the_generator_step_real_pass_exactly(vgg):
+    """D(real) of the generator step serves the discriminator step: same terms and the same D
+    gradients as a discriminator step that runs D(real) itself."""
+    batch, fake = _batch(seed=2), torch.rand(2, 3, H, W) * 2 - 1
+    results = []
+    for reuse in (True, False):
+        loss = _loss("pix2pixhd", vgg)
+        if reuse:
+            loss.generator_terms(batch, fake, fake)
+        terms = loss.discriminator_terms(batch, fake, fake)
+        sum(terms.values()).backward()
+        results.append((terms, [p.grad.clone() for p in loss.discriminator.parameters()]))
+    (reused, reused_grads), (fresh, fresh_grads) = results
+    assert reused.keys() == fresh.keys()
+    assert all(torch.equal(reused[k], fresh[k]) for k in reused)
+    assert all(torch.equal(a, b) for a, b in zip(reused_grads, fresh_grads))
+
+
+def test_pix2pixhd_real_pass_of_another_batch_is_not_reused(vgg):
+    loss = _loss("pix2pixhd", vgg)
+    fake = torch.zeros(2, 3, H, W)
+    loss.generator_terms(_batch(seed=1), fake, fake)
+    other = _batch(seed=2)
+    reused = loss.discriminator_terms(other, fake, fake)["D_real"]
+    fresh = _loss("pix2pixhd", vgg).discriminator_terms(other, fake, fake)["D_real"]
+    assert torch.equal(reused, fresh)
