@@ -167,6 +167,21 @@ def collect_resources(params: Params, row_names, live_root: str = "reports/train
 
 
 SCORE_COLUMNS = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]
+RESULTS_SUBDIR = "results"  # <samples_dir>/results/<row>.npz: every test box's result map
+
+
+def save_results(folder: str, row_name: str, data: DatasetEvaluation, fused) -> None:
+    """Every test box's fused result map Ŷ of a row (first seed), with the test image names,
+    boxes, target labels and the ground-truth colour maps: the items of the human evaluation
+    (pipeline.huev). One npz per row, the boxes in test order."""
+    os.makedirs(folder, exist_ok=True)
+    indices = [index for index, _ in data.items]
+    np.savez_compressed(
+        os.path.join(folder, f"{row_name}.npz"), fused=np.asarray(fused, dtype=np.uint8),
+        names=np.array([data.split.names[i] for i in indices]),
+        boxes=np.array([edit.box for _, edit in data.items]),
+        labels=np.array([edit.label for _, edit in data.items]),
+        truth=data.spec.palette[data.split.labels[indices]])
 
 
 def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
@@ -176,7 +191,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
     (data source, device, which weights were used). Returns
     {"rows": row -> means over seeds and boxes, "scores": one record per (row, seed, box),
      "conditions": ...}. Example maps and photos of the first evaluate.grid_images test boxes
-    (first seed) go to samples_dir/<row>.npz.
+    (first seed) go to samples_dir/<row>.npz, every test box's result map (first seed) to
+    samples_dir/results/<row>.npz (the HuEv study items, pipeline.huev).
 
     Every input (test splits, test boxes, translators, generators, summaries) is read and
     checked before any scoring, and samples_dir is replaced only when every row is done."""
@@ -230,6 +246,7 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                  fid.metric_name: fid.distance(data.real_features, fid.features(photos))})
             if seed != params.seeds[0]:
                 continue
+            save_results(os.path.join(tmp_samples, RESULTS_SUBDIR), row_name, data, fused)
             count = params.evaluate.grid_images
             shown = [index for index, _ in data.items[:count]]
             np.savez_compressed(
