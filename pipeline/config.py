@@ -84,6 +84,7 @@ class TrainParams:
     fused_adam: bool = False      # torch's fused Adam
     compile: bool = False         # torch.compile the generator
     deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
+    data_workers: int = 0         # DataLoader processes building the batches (0: in the trainer)
 
 
 @dataclass(frozen=True)
@@ -452,6 +453,7 @@ def _validate(p: Params) -> None:
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
     _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
+    _check(t.data_workers >= 0, "train.data_workers", t.data_workers, "an integer >= 0")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")

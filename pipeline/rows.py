@@ -259,7 +259,7 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 desc=name, fingerprint=fingerprint, ranks=ranks,
                                 monitor=monitor if ranks.is_main else None,
                                 eval_every=t.eval_every, phases=phases,
-                                acceleration=acceleration(t))
+                                acceleration=acceleration(t), data_workers=t.data_workers)
         vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
