@@ -8,6 +8,9 @@
 #   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
 #   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
 #                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
+#   make edit ARGS="mexgan-cityscapes map.png --edit 4,20,24,30 car"   python -m stages.edit
+#   make serve ARGS="--port 8000"  the HuEv study and editor web app (localhost by default)
+#   make huev-export            the study's votes -> huev/votes.csv (then: make dvc ARGS=repro)
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell
 PYTHON ?= python3
@@ -21,7 +24,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 
-.PHONY: demo test test-all ci repro exp dvc shell study bench clean-demo
+.PHONY: demo test test-all ci repro exp dvc shell study bench edit serve huev-export browser clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +35,25 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(WITH_VENV) $(BIN)/dvc repro
 
-test: $(STAMP)
+# The browser test (tests/test_browser.py) drives Debian's chromium through Playwright (whose
+# own browser download needs internet). Installed here when missing and run as root; otherwise
+# the test fails saying how to install it.
+browser:
+	@if [ -z "$$MEXGAN_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 \
+	    && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for tests/test_browser.py"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	      >/dev/null; \
+	  else \
+	    echo "no chromium: tests/test_browser.py will fail; install it: sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
+
+test: $(STAMP) browser
 	$(WITH_VENV) $(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(WITH_VENV) $(BIN)/python -m pytest -q
 
 exp: $(STAMP)
@@ -47,6 +65,15 @@ dvc: $(STAMP)
 shell: $(STAMP)
 	@echo "a shell with $(VENV) activated; exit to leave"
 	@$(WITH_VENV) $${SHELL:-bash} -i
+
+edit: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.edit $(ARGS)
+
+serve: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.serve $(ARGS)
+
+huev-export: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m stages.serve --export $(ARGS)
 
 study: $(STAMP)
 	DRY=$(DRY) tools/study.sh

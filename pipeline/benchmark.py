@@ -37,16 +37,18 @@ WARMUP = 2  # steps left out of the medians and the breakdown (allocator and ker
 
 
 class StepTimer:
-    """Wall seconds per part of the training steps, summed (the trainer's `timer`: start(name)
-    ends the current part and begins `name`, stop() ends it). `watch(module, name)` makes a
-    module's forward passes a part of their own while they run, inside whatever part called it.
-    On CUDA every boundary synchronises the device, so the parts are exact and the steps slower:
-    the step times of a benchmark come from an untimed run."""
+    """The trainer's `timer`: the wall time of every step (step_done) and, with `parts`, the
+    seconds per part of the steps, summed (start(name) ends the current part and begins
+    `name`, stop() ends it; `watch(module, name)` makes a module's forward passes a part of
+    their own while they run, inside whatever part called it). The first WARMUP steps are left
+    out of both. On CUDA every boundary synchronises the device: with parts the steps are
+    slower, so a benchmark takes its step times from a run without parts."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self, device: torch.device, parts: bool = True):
+        self.device, self.parts = device, parts
         self.seconds = collections.defaultdict(float)
         self.current, self.since, self.callers = None, None, []
+        self.stamps = []
 
     def _now(self) -> float:
         if self.device.type == "cuda":
@@ -60,14 +62,22 @@ class StepTimer:
         self.current, self.since = name, now
 
     def start(self, name: str) -> None:
-        self._switch(name)
+        if self.parts:
+            self._switch(name)
 
     def stop(self) -> None:
-        self._switch(None)
+        if self.parts:
+            self._switch(None)
 
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.since = self._now()
+    def step_done(self) -> None:
+        self.stamps.append(self._now())
+        if len(self.stamps) == WARMUP:
+            self.seconds.clear()
+
+    def step_seconds(self) -> list:
+        """Seconds of each step after the warm-up (the first of them timed from the end of
+        the last warm-up step)."""
+        return [b - a for a, b in zip(self.stamps[WARMUP - 1:], self.stamps[WARMUP:])]
 
     def watch(self, module: nn.Module, name: str) -> None:
         def enter(_module, _inputs):
@@ -93,33 +103,26 @@ def watch_networks(timer: StepTimer, losses) -> None:
 
 
 class TimedTask:
-    """Wraps a task; records the time between consecutive batches (= one training step) and
-    resets the timer after the warm-up steps."""
+    """A task cut to `steps` batches: consecutive epochs of `task` until there are enough."""
 
-    def __init__(self, task, steps: int, timer: StepTimer | None = None):
-        self.task, self.steps, self.stamps, self.timer = task, steps, [], timer
+    def __init__(self, task, steps: int):
+        self.task, self.steps = task, steps
 
     def __len__(self):
         return self.steps
 
-    def epoch(self, epoch, device):
-        produced = 0
-        while produced < self.steps:
-            for batch in self.task.epoch(epoch + produced, device):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                self.stamps.append(time.perf_counter())
-                if produced == WARMUP and self.timer is not None:
-                    self.timer.reset()
-                    self.timer.start("data")
-                yield batch
-                produced += 1
-                if produced == self.steps:
-                    break
+    def plan(self, epoch):
+        plans = []
+        while len(plans) < self.steps:
+            plans += self.task.plan(epoch + len(plans))
+        return plans[:self.steps]
 
-    def step_seconds(self) -> list:
-        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
-        return gaps[WARMUP:] if len(gaps) > WARMUP else gaps
+    def build(self, plan):
+        return self.task.build(plan)
+
+    def epoch(self, epoch, device):
+        for plan in self.plan(epoch):
+            yield self.build(plan).to(device)
 
 
 def _rss_bytes() -> float:
@@ -139,10 +142,10 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
         trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
                                    params.train.deterministic)
         generator, losses, task = build()
-        timer = StepTimer(device) if with_breakdown else None
-        if timer is not None:
+        timer = StepTimer(device, parts=with_breakdown)
+        if with_breakdown:
             watch_networks(timer, losses)
-        timed = TimedTask(task, steps if not result else WARMUP + 3, timer)
+        timed = TimedTask(task, steps if not result else WARMUP + 3)
         if device.type == "cuda":
             torch.cuda.empty_cache()
         rss_before = _rss_bytes() if device.type == "cpu" else None
@@ -150,9 +153,10 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
             summary = trainer.train(generator=generator, losses=losses, task=timed, epochs=1,
                                     lr=lr, betas=betas, device=device, out_dir=out_dir,
                                     progress=False, acceleration=accel, timer=timer,
-                                    phases=phases, log_every=params.train.log_every)
+                                    phases=phases, log_every=params.train.log_every,
+                                    data_workers=params.train.data_workers)
         if not result:
-            result = {"median_step_seconds": statistics.median(timed.step_seconds()),
+            result = {"median_step_seconds": statistics.median(timer.step_seconds()),
                       "generator_parameters": count_parameters(generator),
                       "discriminator_parameters": sum(
                           p.numel() for p in trainer.discriminator_parameters(losses)),
@@ -160,8 +164,8 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
             if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in summary:
                 result["rss_before_training_gb"] = rss_before / gb
                 result["rss_growth_gb"] = summary["mem_cpu_step_peak_rss_max_gb"] - rss_before / gb
-        if timer is not None:
-            measured = len(timed.step_seconds())
+        if with_breakdown:
+            measured = len(timer.step_seconds())
             result["breakdown_ms"] = {name: 1000 * seconds / measured
                                       for name, seconds in sorted(timer.seconds.items(),
                                                                   key=lambda kv: -kv[1])}
@@ -344,6 +348,7 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
     for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold):
         boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
     task = TimedTask(EditTask(split, spec, boxes, batch_size=1, flip=True, seed=0), steps)
+    clock = StepTimer(device, parts=False)
     model = _ReferenceStep(networks, condition_channels(spec), params.model, device).to(device)
     t = params.train
     opt_g = torch.optim.Adam(model.netG.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
@@ -354,7 +359,8 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
         memory.start_step()
         model.step(batch.condition, batch.target, opt_g, opt_d)
         memory.end_step()
-    result = {"median_step_seconds": statistics.median(task.step_seconds()),
+        clock.step_done()
+    result = {"median_step_seconds": statistics.median(clock.step_seconds()),
               "generator_parameters": count_parameters(model.netG),
               "discriminator_parameters": count_parameters(model.netD),
               **memory.summary(), "source": os.path.abspath(checkout)}

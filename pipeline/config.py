@@ -101,7 +101,7 @@ class TrainParams:
     fused_adam: bool = False      # torch's fused Adam
     compile: bool = False         # torch.compile the generator
     deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
-    mex_batching: str = "auto"    # MEx crops: padded (one grouped pass) | by_size | auto (padded on CUDA)
+    data_workers: int = 0         # DataLoader processes building the batches (0: in the trainer)
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,16 @@ class InpaintingParams:
 
 
 @dataclass(frozen=True)
+class HuevParams:
+    """Table 1's human evaluation (pipeline.huev, the web app of stages.serve)."""
+    rows: tuple = ("pix2pixhd-cityscapes", "mexgan-cityscapes")  # the two rows compared
+    items: int = 0                # study items per participant: the first N test boxes (0: all)
+    database: str = "huev/votes.sqlite"  # the live votes database (git-ignored)
+    votes: str = "huev/votes.csv"  # votes exported from it: the huev stage's input (commit it)
+    editor_row: str = "mexgan-cityscapes"  # the model the editor page uses
+
+
+@dataclass(frozen=True)
 class InpaintingRow:
     """A Table 3 row: loss gl (GL) | gl_amex (GL + λ4 L_A-MEx)."""
     loss: str
@@ -207,6 +217,7 @@ class Params:
     twosm_rows: dict              # row name -> Row (the two-stream model, Table 2)
     inpainting: InpaintingParams  # Table 3: GL inpainting on CMP Facade
     inpainting_rows: dict         # row name -> InpaintingRow (Table 3)
+    huev: HuevParams              # Table 1's human evaluation (HuEv study and editor page)
 
     @property
     def rows(self) -> dict:
@@ -362,9 +373,39 @@ def parse_params(raw: dict) -> Params:
         inpainting_rows={name: _build(InpaintingRow, value, f"inpainting_rows.{name}")
                          for name, value in _mapping(raw["inpainting_rows"],
                                                      "inpainting_rows").items()},
+        huev=_huev(raw["huev"]),
     )
     _validate(params)
     return params
+
+
+def _huev(raw) -> HuevParams:
+    """The huev section; its rows are two distinct row names (which rows exist is checked
+    where they are used: stages.serve, stages.huev)."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"huev: expected a mapping, got {raw!r}")
+    rows = raw.get("rows", list(HuevParams.rows))
+    if (not isinstance(rows, list) or len(rows) != 2 or not all(isinstance(r, str) and r
+                                                                 for r in rows)
+            or rows[0] == rows[1]):
+        raise ParamsError(f"huev.rows: {rows!r} is not a list of two different row names")
+    huev = _build(HuevParams, {k: v for k, v in raw.items() if k != "rows"}, "huev")
+    huev = dataclasses.replace(huev, rows=tuple(rows))
+    _check(huev.items >= 0, "huev.items", huev.items, "an integer >= 0 (0: every test box)")
+    for key in ("database", "votes"):
+        _check(getattr(huev, key).strip() != "", f"huev.{key}", getattr(huev, key), "a path")
+    return huev
+
+
+def check_huev_rows(params: Params) -> str:
+    """The dataset of the study's two rows; ParamsError unless both are rows of the params
+    and of one dataset."""
+    for name in params.huev.rows:
+        _check(name in params.rows, "huev.rows", name,
+               f"rows of params.yaml: {', '.join(params.rows)}")
+    datasets = {params.rows[name].dataset for name in params.huev.rows}
+    _check(len(datasets) == 1, "huev.rows", list(params.huev.rows), "two rows of one dataset")
+    return datasets.pop()
 
 
 def _inpainting(raw) -> InpaintingParams:
@@ -452,8 +493,7 @@ def _validate(p: Params) -> None:
     _check(t.eval_every >= 0, "train.eval_every", t.eval_every, "an integer >= 0")
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
     _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
-    _check(t.mex_batching in ("auto", "padded", "by_size"), "train.mex_batching",
-           t.mex_batching, "auto, padded or by_size")
+    _check(t.data_workers >= 0, "train.data_workers", t.data_workers, "an integer >= 0")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")

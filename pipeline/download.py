@@ -3,8 +3,10 @@
 ``download`` writes into ``dest + ".part"``, resumes it with an HTTP Range request, checks the size
 and sha256 when they are known, and only then fsyncs and renames the part file to ``dest``: a file
 at ``dest`` is always complete. ``fetch_dataset`` downloads what is public (NYU, CMP Facade),
-extracts archives already in the raw folder, and for Cityscapes and Helen says which file to put
-where (Cityscapes can also be fetched with a login, see ``cityscapes_login``).
+checks that the zip archives in the raw folder open, and for Cityscapes and Helen says which
+file to put where (Cityscapes can also be fetched with a login, see ``cityscapes_login``). It
+never extracts: the raw folder holds what `dvc add` registered (`data.dvc`), and the prepare
+stage extracts into its own output folder (artifacts/raw/<dataset>).
 
 Expected sizes and sha256 digests of the public files could not be checked offline, so they are
 ``None`` in ``SOURCES``: those downloads are verified only against the server's Content-Length.
@@ -303,7 +305,8 @@ def _fetch_cityscapes(raw_dir: str, retries: int) -> None:
 
 def _fetch_helen(raw_dir: str) -> None:
     from pipeline.raw_datasets import helen_present
-    if not helen_present(raw_dir):
+    if not helen_present(raw_dir) and \
+            not os.path.isfile(os.path.join(raw_dir, "helenstar_release.zip")):
         print(_helen_instructions(raw_dir))
         raise FileNotFoundError(f"Helen: {os.path.join(raw_dir, 'helenstar_release')} missing "
                                 f"(see the message above)")
@@ -331,4 +334,24 @@ def fetch_dataset(dataset: str, raw_dir: str, *, retries: int = 5) -> None:
                      retries=retries)
     else:
         raise ValueError(f"unknown dataset {dataset!r}; known: cityscapes, nyu, helen, facade")
-    raw_datasets.prepare_raw_dir(dataset, raw_dir)
+    check_archives(dataset, raw_dir)
+
+
+def check_archives(dataset: str, raw_dir: str) -> None:
+    """Every zip archive of `dataset` in the raw folder opens (its central directory reads):
+    a junk or truncated download fails here, naming the file, not at prepare time. Reads only."""
+    import zipfile
+    from pipeline import raw_datasets
+    names = {"cityscapes": list(raw_datasets.CITYSCAPES_ZIPS.values()),
+             "helen": ["helenstar_release.zip"],
+             "facade": [os.path.join(folder, name) for name in raw_datasets.FACADE_ZIPS.values()
+                        for folder in ("", "facade")]}.get(dataset, [])
+    for name in names:
+        path = os.path.join(raw_dir, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"{path}: corrupt or truncated zip archive ({err})") from None

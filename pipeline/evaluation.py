@@ -94,7 +94,8 @@ class DatasetEvaluation:
 
     def __init__(self, dataset: str, data_dir: str, translator_dir: str, device):
         self.spec, self.split, self.items = test_items(dataset, data_dir)
-        self.translator = load_generator(translator_dir, device)
+        self.translator = load_generator(translator_dir, device, dataset=dataset,
+                                         kinds=("translator",))
         self.device = device
         self.fid = None
         self.real_features = None
@@ -166,6 +167,21 @@ def collect_resources(params: Params, row_names, live_root: str = "reports/train
 
 
 SCORE_COLUMNS = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]
+RESULTS_SUBDIR = "results"  # <samples_dir>/results/<row>.npz: every test box's result map
+
+
+def save_results(folder: str, row_name: str, data: DatasetEvaluation, fused) -> None:
+    """Every test box's fused result map Ŷ of a row (first seed), with the test image names,
+    boxes, target labels and the ground-truth colour maps: the items of the human evaluation
+    (pipeline.huev). One npz per row, the boxes in test order."""
+    os.makedirs(folder, exist_ok=True)
+    indices = [index for index, _ in data.items]
+    np.savez_compressed(
+        os.path.join(folder, f"{row_name}.npz"), fused=np.asarray(fused, dtype=np.uint8),
+        names=np.array([data.split.names[i] for i in indices]),
+        boxes=np.array([edit.box for _, edit in data.items]),
+        labels=np.array([edit.label for _, edit in data.items]),
+        truth=data.spec.palette[data.split.labels[indices]])
 
 
 def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
@@ -175,7 +191,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
     (data source, device, which weights were used). Returns
     {"rows": row -> means over seeds and boxes, "scores": one record per (row, seed, box),
      "conditions": ...}. Example maps and photos of the first evaluate.grid_images test boxes
-    (first seed) go to samples_dir/<row>.npz.
+    (first seed) go to samples_dir/<row>.npz, every test box's result map (first seed) to
+    samples_dir/results/<row>.npz (the HuEv study items, pipeline.huev).
 
     Every input (test splits, test boxes, translators, generators, summaries) is read and
     checked before any scoring, and samples_dir is replaced only when every row is done."""
@@ -191,7 +208,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                 os.path.join(model_root, f"translator-{row.dataset}"), device)
         for seed in params.seeds:
             model_dir = seed_dir(model_root, row_name, seed)
-            load_generator(model_dir, "cpu")  # readable and complete, or a one-line error now
+            # readable, complete and of the row's dataset, or a one-line error now
+            load_generator(model_dir, "cpu", dataset=row.dataset, kinds=("structure", "twosm"))
             summaries[row_name, seed] = read_summary(model_dir)
     fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
     for data in datasets.values():
@@ -228,6 +246,7 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                  fid.metric_name: fid.distance(data.real_features, fid.features(photos))})
             if seed != params.seeds[0]:
                 continue
+            save_results(os.path.join(tmp_samples, RESULTS_SUBDIR), row_name, data, fused)
             count = params.evaluate.grid_images
             shown = [index for index, _ in data.items[:count]]
             np.savez_compressed(
@@ -349,7 +368,8 @@ def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root:
         params.inpainting_row(row_name)
         for seed in params.seeds:
             model_dir = seed_dir(model_root, row_name, seed)
-            generator = load_generator(model_dir, "cpu")  # readable, or a one-line error now
+            # readable and a GL completion network, or a one-line error now
+            generator = load_generator(model_dir, "cpu", kinds=("inpainting",))
             if not hasattr(generator, "fill"):
                 raise ValueError(f"{model_dir}: not a GL completion network (retrain the row)")
             summaries[row_name, seed] = read_summary(model_dir)

@@ -159,19 +159,29 @@ class InpaintingTask:
     def __len__(self):
         return -(-len(self.photos) // self.batch_size)
 
-    def epoch(self, epoch: int, device):
+    def plan(self, epoch: int) -> list:
+        """The epoch's (photo indices, flip flags, holes) per batch, drawn from (seed, epoch)."""
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.photos))
         height, width = self.photos.shape[1:3]
+        plans = []
         for start in range(0, len(order), self.batch_size):
-            images, holes = [], []
-            for index in order[start:start + self.batch_size]:
-                photo = self.photos[index]
-                if self.flip and rng.random() < 0.5:
-                    photo = photo[:, ::-1]
-                images.append(photo)
+            indices, flips, holes = order[start:start + self.batch_size], [], []
+            for _index in indices:
+                flips.append(bool(self.flip and rng.random() < 0.5))
                 holes.append(draw_hole(rng, width, height, self.hole))
-            yield inpainting_batch(np.stack(images), holes, self.fill, device)
+            plans.append((indices, flips, holes))
+        return plans
+
+    def build(self, plan) -> GanBatch:
+        indices, flips, holes = plan
+        images = [self.photos[index][:, ::-1] if flip else self.photos[index]
+                  for index, flip in zip(indices, flips)]
+        return inpainting_batch(np.stack(images), holes, self.fill, "cpu")
+
+    def epoch(self, epoch: int, device):
+        for plan in self.plan(epoch):
+            yield self.build(plan).to(device)
 
 
 #---------------------------------------------------------------------------------------------

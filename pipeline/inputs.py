@@ -170,10 +170,14 @@ class EditTask:
     def __len__(self):
         return -(-len(self.usable) // self.batch_size)
 
-    def epoch(self, epoch: int, device):
+    def plan(self, epoch: int) -> list:
+        """The epoch's batches as plans (image indices, EditBox per image, flip flags and what a
+        subclass draws after them): every random draw of the epoch, in order, so building the
+        batches (`build`, possibly in DataLoader workers) is a pure function of the plan."""
         rng = np.random.default_rng([self.seed, epoch])
         order = [self.usable[i] for i in rng.permutation(len(self.usable))]
         width = self.split.labels.shape[-1]
+        plans = []
         for start in range(0, len(order), self.batch_size):
             indices = order[start:start + self.batch_size]
             edits, flips = [], []
@@ -185,11 +189,21 @@ class EditTask:
                     edit = EditBox(edit.image, edit.label, flip_box(edit.box, width))
                 edits.append(edit)
                 flips.append(flip)
-            yield self.make_batch(indices, edits, flips, rng, device)
+            plans.append((indices, edits, flips, self.plan_extra(indices, rng)))
+        return plans
 
-    def make_batch(self, indices, edits, flips, rng, device) -> GanBatch:
-        """The batch of one step (subclasses may draw more from `rng`, after the boxes)."""
-        return edit_batch(self.split, self.spec, indices, edits, flips, device)
+    def plan_extra(self, indices, rng):
+        """What a subclass draws for a batch after its boxes and flips (nothing here)."""
+        return None
+
+    def build(self, plan) -> GanBatch:
+        """The CPU batch of one plan."""
+        indices, edits, flips, _extra = plan
+        return edit_batch(self.split, self.spec, indices, edits, flips, "cpu")
+
+    def epoch(self, epoch: int, device):
+        for plan in self.plan(epoch):
+            yield self.build(plan).to(device)
 
 
 class TranslationTask:
@@ -204,10 +218,18 @@ class TranslationTask:
     def __len__(self):
         return -(-len(self.split.names) // self.batch_size)
 
-    def epoch(self, epoch: int, device):
+    def plan(self, epoch: int) -> list:
+        """The epoch's (image indices, flip flags) per batch, drawn from (seed, epoch)."""
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.split.names))
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
-            flips = [bool(self.flip and rng.random() < 0.5) for _ in indices]
-            yield translator_batch(self.split, self.spec, indices, flips, device)
+        return [(indices, [bool(self.flip and rng.random() < 0.5) for _ in indices])
+                for indices in (order[start:start + self.batch_size]
+                                for start in range(0, len(order), self.batch_size))]
+
+    def build(self, plan) -> GanBatch:
+        indices, flips = plan
+        return translator_batch(self.split, self.spec, indices, flips, "cpu")
+
+    def epoch(self, epoch: int, device):
+        for plan in self.plan(epoch):
+            yield self.build(plan).to(device)

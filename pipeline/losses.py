@@ -19,8 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.boxes import expand_box
-from pipeline.networks import (MultiscaleDiscriminator, PatchDiscriminator, VGG19Features,
-                               grouped_patch_scores)
+from pipeline.networks import MultiscaleDiscriminator, PatchDiscriminator, VGG19Features
 
 
 @dataclass
@@ -37,6 +36,19 @@ class GanBatch:
     target: torch.Tensor
     mask: torch.Tensor | None = None
     boxes: tuple = ()
+
+    def _tensors(self, function) -> "GanBatch":
+        return GanBatch(condition=function(self.condition), target=function(self.target),
+                        mask=None if self.mask is None else function(self.mask),
+                        boxes=self.boxes)
+
+    def to(self, device, non_blocking: bool = False) -> "GanBatch":
+        """The batch on `device` (non_blocking: asynchronous from pinned memory)."""
+        return self._tensors(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "GanBatch":
+        """A copy in page-locked memory (DataLoader's pin_memory calls it)."""
+        return self._tensors(lambda t: t.pin_memory())
 
     def fuse(self, generated: torch.Tensor) -> torch.Tensor:
         """Eq 5: Ŷ = Ỹ·M + Yu·(1 − M). Yu equals Yc outside the box, so the target serves as Yu."""
@@ -194,33 +206,20 @@ class MExLoss(ExpansionLoss):
 
     term = "mex"
 
-    BATCHING = ("auto", "padded", "by_size")
-
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
-                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None),
-                 batching="auto"):
+                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None)):
         super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
-        if batching not in self.BATCHING:
-            raise ValueError(f"MEx crop batching {batching!r}: not one of {self.BATCHING}")
-        self.batching = batching
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
             for _ in range(q + 1))
 
     def _scores(self, batch, images: list, real: list) -> list:
         """Eq 7: sum over j of the mean over samples of the LSGAN term of D_j on the crop of
-        bE_j, for each image. Two exact ways to batch the crops (tests compare both with a
-        plain loop): `padded` runs every crop through all q+1 discriminators in one grouped
-        pass per layer (networks.grouped_patch_scores; fewest kernel launches, the GPU's
-        bottleneck at batch 1); `by_size` calls each D_j once per crop size (no padded FLOPs,
-        faster on CPUs). `auto`: padded on CUDA, by_size elsewhere."""
+        bE_j. The crops that D_j scores in one step (every image, every sample) go through it
+        in one call per crop size (instance norm is per sample, so a batch of crops scores each
+        crop as it would alone)."""
+        totals = [0.0] * len(images)
         crops = [expanded_crops(batch, image, self.q, self.alpha, self.beta) for image in images]
-        padded = self.batching == "padded" or (self.batching == "auto"
-                                               and images[0].device.type == "cuda")
-        return (self._scores_padded if padded else self._scores_by_size)(batch, crops, real)
-
-    def _scores_by_size(self, batch, crops: list, real: list) -> list:
-        totals = [0.0] * len(crops)
         samples = len(batch.boxes)
         for j, D in enumerate(self.discriminators):
             by_size = {}
@@ -228,24 +227,11 @@ class MExLoss(ExpansionLoss):
                 for crop in per_image[j]:
                     crop = at_least_2x2(crop)
                     by_size.setdefault(tuple(crop.shape[-2:]), []).append((index, crop))
-            for members in by_size.values():  # instance norm is per sample: a batch of crops
-                scores = D(torch.cat([crop for _, crop in members]))[-1]  # scores each alone
+            for members in by_size.values():
+                scores = D(torch.cat([crop for _, crop in members]))[-1]
                 for position, (index, _) in enumerate(members):
                     totals[index] = totals[index] + lsgan(
                         scores[position:position + 1], real[index]) / samples
-        return totals
-
-    def _scores_padded(self, batch, crops: list, real: list) -> list:
-        samples = len(batch.boxes)
-        per_crop = [[at_least_2x2(per_image[j][n]) for j in range(self.q + 1)]
-                    for per_image in crops for n in range(samples)]   # B = images x samples
-        scores, valid = grouped_patch_scores(self.discriminators, per_crop)  # (B, q+1, H', W')
-        count = valid.sum((-2, -1))
-        totals = []
-        for index, is_real in enumerate(real):  # the LSGAN mean over each crop's own patches
-            block = slice(index * samples, (index + 1) * samples)
-            errors = ((scores[block] - (1.0 if is_real else 0.0)) ** 2 * valid[block])
-            totals.append((errors.sum((-2, -1)) / count[block]).sum(1).mean())
         return totals
 
 

@@ -108,65 +108,6 @@ class PatchDiscriminator(nn.Module):
         return features
 
 
-def _on_device(values, device: torch.device) -> torch.Tensor:
-    """Python ints as a tensor on `device` without a host sync (pinned, non-blocking copy)."""
-    tensor = torch.tensor(values, dtype=torch.int64)
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def _valid(extent_h: torch.Tensor, extent_w: torch.Tensor, height: int, width: int):
-    """(B, G, height, width) float mask, 1 where row < extent_h[b, g] and col < extent_w[b, g]."""
-    rows = torch.arange(height, device=extent_h.device).view(1, 1, height, 1)
-    cols = torch.arange(width, device=extent_w.device).view(1, 1, 1, width)
-    return ((rows < extent_h[..., None, None]) & (cols < extent_w[..., None, None])).float()
-
-
-def grouped_patch_scores(discriminators, crops) -> tuple:
-    """Score map of discriminator g on crop (b, g), for every b and g, in one pass per layer.
-
-    discriminators: G PatchDiscriminators of the same architecture (different weights).
-    crops: B lists of G tensors (1, C, h, w), any sizes (at least 2x2).
-    Returns (scores, valid): (B, G, H', W') patch scores and a 0/1 mask of the positions that
-    discriminator g computes on crop (b, g) alone. Each crop sits at the top-left of a common
-    zero canvas; each layer runs all G discriminators as one grouped convolution; after every
-    layer the positions outside the crop's own output extent are zeroed (they are the zero
-    padding of the next convolution there) and instance norm uses the valid positions only --
-    so the valid scores equal discriminators[g](crop)[-1] up to rounding (a test checks it)."""
-    groups = len(discriminators)
-    height = max(crop.shape[-2] for per_crop in crops for crop in per_crop)
-    width = max(crop.shape[-1] for per_crop in crops for crop in per_crop)
-    x = torch.cat([torch.cat([F.pad(crop, (0, width - crop.shape[-1], 0, height - crop.shape[-2]))
-                              for crop in per_crop], 1) for per_crop in crops])  # (B, G*C, H, W)
-    extent_h = _on_device([[crop.shape[-2] for crop in per_crop] for per_crop in crops], x.device)
-    extent_w = _on_device([[crop.shape[-1] for crop in per_crop] for per_crop in crops], x.device)
-    for layers in zip(*(D.blocks for D in discriminators)):
-        for modules in zip(*layers):
-            first = modules[0]
-            if isinstance(first, nn.Conv2d):
-                weight = torch.cat([m.weight for m in modules])
-                bias = torch.cat([m.bias for m in modules])
-                x = F.conv2d(x, weight, bias, first.stride, first.padding, groups=groups)
-                kernel, stride, padding = first.kernel_size[0], first.stride[0], first.padding[0]
-                extent_h = (extent_h + 2 * padding - kernel) // stride + 1
-                extent_w = (extent_w + 2 * padding - kernel) // stride + 1
-                valid = _valid(extent_h, extent_w, *x.shape[-2:])
-                x = (x.unflatten(1, (groups, -1)) * valid[:, :, None]).flatten(1, 2)
-            elif isinstance(first, nn.InstanceNorm2d):
-                grouped = x.unflatten(1, (groups, -1))                   # (B, G, c, H, W)
-                count = valid.sum((-2, -1))[:, :, None, None, None]     # (B, G, 1, 1, 1)
-                mean = grouped.sum((-2, -1), keepdim=True) / count      # zeros outside
-                centred = (grouped - mean) * valid[:, :, None]
-                variance = (centred ** 2).sum((-2, -1), keepdim=True) / count
-                x = (centred / torch.sqrt(variance + first.eps)).flatten(1, 2)
-            elif isinstance(first, nn.LeakyReLU):
-                x = F.leaky_relu(x, first.negative_slope)             # lrelu(0) = 0: stays masked
-            else:
-                raise TypeError(f"grouped_patch_scores: no grouped form of {type(first).__name__}")
-    return x, valid
-
-
 class MultiscaleDiscriminator(nn.Module):
     """num_d PatchGANs on the input downsampled 1x, 2x, 4x ... (3x3 average pooling, stride 2).
     forward returns one feature list per scale."""

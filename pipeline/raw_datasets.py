@@ -10,7 +10,9 @@ Raw folder layout (one folder may hold all four datasets)::
     facade/base/cmp_b*.{jpg,png}, facade/extended/cmp_x*.{jpg,png}      CMP Facade
 
 Archives (gtFine_trainvaltest.zip, leftImg8bit_trainvaltest.zip, helenstar_release.zip,
-CMP_facade_DB_{base,extended}.zip) lying in the raw folder are extracted on first use.
+CMP_facade_DB_{base,extended}.zip) lying in the raw folder are extracted on first use, into a
+separate extraction folder when one is given (the pipeline's artifacts/raw/<dataset>: the
+raw folder that `data.dvc` tracks is then never written).
 
 Resizing: label and instance maps use PIL NEAREST (as the authors' loader); photos use PIL BOX,
 i.e. area averaging (the authors' loader uses PIL BICUBIC, which PIL also anti-aliases when
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -195,10 +198,54 @@ def facade_present(raw_dir: str) -> bool:
                for part, prefix in FACADE_PREFIX.items())
 
 
-def _extract_cityscapes(raw_dir: str) -> None:
+def _archive_stamp(zip_path: str) -> dict:
+    stat = os.stat(zip_path)
+    return {"archive": os.path.abspath(zip_path), "size": stat.st_size,
+            "mtime": int(stat.st_mtime)}
+
+
+def _extract_once(zip_path: str, dest_dir: str, select, top: str) -> int:
+    """extract_zip into dest_dir, unless dest_dir/top already holds this very archive's files
+    (same path, size and mtime, recorded in dest_dir/.extracted-<archive>.json). Returns the
+    member count (-1 when skipped)."""
+    stamp_path = os.path.join(dest_dir, f".extracted-{os.path.basename(zip_path)}.json")
+    stamp = _archive_stamp(zip_path)
+    if os.path.exists(os.path.join(dest_dir, top)) and os.path.isfile(stamp_path):
+        try:
+            with open(stamp_path) as f:
+                if json.load(f) == stamp:
+                    return -1
+        except (OSError, ValueError):
+            pass
+    os.makedirs(dest_dir, exist_ok=True)
+    count = extract_zip(zip_path, dest_dir, select)
+    if count:
+        with open(stamp_path + ".tmp", "w") as f:
+            json.dump(stamp, f)
+        os.replace(stamp_path + ".tmp", stamp_path)
+    return count
+
+
+def _link(source: str, target: str) -> None:
+    """target -> source (a folder the user extracted in the raw folder, used from the
+    extraction folder without copying it)."""
+    if os.path.islink(target) and os.path.realpath(target) == os.path.realpath(source):
+        return
+    if os.path.lexists(target):
+        shutil.rmtree(target) if os.path.isdir(target) and not os.path.islink(target) \
+            else os.remove(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.symlink(os.path.abspath(source), target)
+
+
+def _extract_cityscapes(raw_dir: str, dest_dir: str) -> str:
+    if cityscapes_present(raw_dir):
+        return raw_dir
     for top, zip_name in CITYSCAPES_ZIPS.items():
         zip_path = os.path.join(raw_dir, zip_name)
         if all(os.path.isdir(os.path.join(raw_dir, top, s)) for s in ("train", "val")):
+            if dest_dir != raw_dir:  # the other half comes from its zip
+                _link(os.path.join(raw_dir, top), os.path.join(dest_dir, top))
             continue
         if not os.path.isfile(zip_path):
             continue
@@ -211,30 +258,38 @@ def _extract_cityscapes(raw_dir: str) -> None:
                 return None
             return inner if name.endswith(".png") else None
 
-        if extract_zip(zip_path, raw_dir, select) == 0:
+        if _extract_once(zip_path, dest_dir, select, top) == 0:
             raise ValueError(f"{zip_path}: no {top}/train or {top}/val images inside "
                              f"(expected the official {zip_name})")
+    return dest_dir if cityscapes_present(dest_dir) else raw_dir
 
 
-def _extract_helen(raw_dir: str) -> None:
+def _extract_helen(raw_dir: str, dest_dir: str) -> str:
     if helen_present(raw_dir):
-        return
+        return raw_dir
     zip_path = os.path.join(raw_dir, "helenstar_release.zip")
     if os.path.isfile(zip_path):
-        if extract_zip(zip_path, raw_dir, lambda n: _strip_to(n, "helenstar_release")) == 0:
+        if _extract_once(zip_path, dest_dir, lambda n: _strip_to(n, "helenstar_release"),
+                         "helenstar_release") == 0:
             raise ValueError(f"{zip_path}: no helenstar_release/ folder inside")
-    elif os.path.isfile(os.path.join(raw_dir, "helenstar_release.7z")):
+        return dest_dir
+    if os.path.isfile(os.path.join(raw_dir, "helenstar_release.7z")):
         raise FileNotFoundError(
             f"{os.path.join(raw_dir, 'helenstar_release.7z')}: 7z archives are not extracted "
-            f"automatically; run `7z x helenstar_release.7z -o{raw_dir}` first")
+            f"automatically; run `7z x helenstar_release.7z -o{raw_dir}` before `dvc add`")
+    return raw_dir
 
 
-def _extract_facade(raw_dir: str) -> None:
-    facade_dir = os.path.join(raw_dir, "facade")
+def _extract_facade(raw_dir: str, dest_dir: str) -> str:
+    if facade_present(raw_dir):
+        return raw_dir
+    facade_dir = os.path.join(dest_dir, "facade")
     for part, zip_name in FACADE_ZIPS.items():
-        if os.path.isdir(os.path.join(facade_dir, part)):
+        if os.path.isdir(os.path.join(raw_dir, "facade", part)):
+            if dest_dir != raw_dir:
+                _link(os.path.join(raw_dir, "facade", part), os.path.join(facade_dir, part))
             continue
-        candidates = [os.path.join(facade_dir, zip_name), os.path.join(raw_dir, zip_name)]
+        candidates = [os.path.join(raw_dir, "facade", zip_name), os.path.join(raw_dir, zip_name)]
         zip_path = next((p for p in candidates if os.path.isfile(p)), None)
         if zip_path is None:
             continue
@@ -245,16 +300,22 @@ def _extract_facade(raw_dir: str) -> None:
             ok = base.startswith(prefix) and base.endswith((".jpg", ".png", ".xml"))
             return f"{part}/{base}" if ok else None
 
-        os.makedirs(facade_dir, exist_ok=True)
-        if extract_zip(zip_path, facade_dir, select) == 0:
+        if _extract_once(zip_path, facade_dir, select, part) == 0:
             raise ValueError(f"{zip_path}: no {prefix}*.jpg/png files inside")
+    return dest_dir if facade_present(dest_dir) else raw_dir
 
 
-def prepare_raw_dir(dataset: str, raw_dir: str) -> None:
-    """Extract any archive of ``dataset`` lying in ``raw_dir`` whose folder is not there yet."""
+def prepare_raw_dir(dataset: str, raw_dir: str, extract_dir: str | None = None) -> str:
+    """Extract the archives of ``dataset`` lying in ``raw_dir`` into ``extract_dir`` (default:
+    ``raw_dir`` itself) unless their folders are in ``raw_dir`` already or this very archive
+    was extracted there before. Returns the folder to read the dataset from: ``raw_dir`` when
+    the user extracted it there, else ``extract_dir``. The pipeline passes an extraction folder
+    that is a stage output (artifacts/raw/<dataset>), so the folder `data.dvc` tracks is only
+    ever read."""
     get_spec(dataset)
-    {"cityscapes": _extract_cityscapes, "helen": _extract_helen, "facade": _extract_facade,
-     "nyu": lambda _: None}[dataset](raw_dir)
+    dest_dir = extract_dir or raw_dir
+    return {"cityscapes": _extract_cityscapes, "helen": _extract_helen,
+            "facade": _extract_facade, "nyu": lambda raw, _: raw}[dataset](raw_dir, dest_dir)
 
 
 #---------------------------------------------------------------------------------------------
@@ -598,9 +659,11 @@ NYU_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nyu89
 
 
 def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=NYU_NAMES_FILE,
-             facade_test=8, progress=True, workers=None) -> dict:
+             facade_test=8, progress=True, workers=None,
+             extract_dir: str | None = None) -> dict:
     """Read ``dataset`` from ``raw_dir`` (extracting archives found there) into
     ``{"train": SplitArrays, "test": SplitArrays}`` at the paper's size (``SIZES``).
+    Archives are extracted into ``extract_dir`` (default: ``raw_dir``; see prepare_raw_dir).
 
     ``nyu_names_file``: optional ``nyu894_to_40.txt``-style list of the expected class names;
     with it the .mat's labels are remapped by name, without it the file's own order is kept
@@ -608,7 +671,7 @@ def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_fil
     """
     get_spec(dataset)
     workers = workers or _default_workers()
-    prepare_raw_dir(dataset, raw_dir)
+    raw_dir = prepare_raw_dir(dataset, raw_dir, extract_dir)
     if dataset == "cityscapes":
         return _read_cityscapes(raw_dir, progress, workers)
     if dataset == "nyu":

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 
 import torch
 import torch.nn as nn
@@ -36,6 +37,107 @@ SUMMARY_FILE = "train_summary.json"
 RESOURCES_FILE = "resources.json"
 RESOURCE_KEYS = ("train_seconds", "resumes")  # plus every mem_* key: run history, not results
 
+# Layout of generator.pt. 2: a `meta` dict says what the model is for (dataset, label names,
+# palette, input size, conditioning, row, params hash, code commit); load_generator checks it.
+MODEL_FORMAT = 2
+# The generator input of each kind of model (`meta["conditioning"]`).
+CONDITIONING = {
+    "structure": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1]",
+    "twosm": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1] of the observation",
+    "translator": "colour map in the dataset palette [3], [-1, 1]",
+    "inpainting": "photo with the hole filled with `fill` [3] + hole mask [1]",
+}
+# The DVC stage (group) that writes each kind of row's generator.pt, for error messages.
+STAGE_OF_KIND = {"structure": "train_baseline / train_mex", "twosm": "train_twosm",
+                 "translator": "translator", "inpainting": "train_inpainting"}
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used here (older layout, another dataset or kind)."""
+
+
+def code_commit() -> str:
+    """The git commit of the code that trains (`<sha>`, `<sha>-dirty` with uncommitted changes
+    to tracked files, `unknown` outside a git checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# The commit a run's model was trained at (next to generator.pt, .dvcignored like the
+# checkpoints): a rerun that resumes from the final checkpoint at a later commit (a `dvc exp run`
+# that restarts a row whose params did not change) keeps it, so generator.pt stays bit-identical.
+ORIGIN_FILE = "origin.json"
+
+
+def origin_commit(out_dir: str, params_hash: str, resumed: bool) -> str:
+    """The commit to record in a run's model file: the one ORIGIN_FILE recorded for the same
+    params when this run resumed from a checkpoint, else the code's commit now (recorded)."""
+    path = os.path.join(out_dir, ORIGIN_FILE)
+    if resumed and os.path.exists(path):
+        try:
+            with open(path) as f:
+                origin = json.load(f)
+            if origin.get("params_hash") == params_hash and origin.get("commit"):
+                return origin["commit"]
+        except (OSError, ValueError, AttributeError):
+            pass
+    commit = code_commit()
+    write_json_atomic(path, {"params_hash": params_hash, "commit": commit})
+    return commit
+
+
+def model_metadata(kind: str, dataset: str, width: int, height: int, name: str,
+                   in_channels: int, params_hash: str, commit: str | None = None) -> dict:
+    """What a user needs to run a model file without the pipeline around it (generator.pt's
+    `meta`): its dataset's label names and palette, the input size it was trained at, its
+    conditioning, the row name, the hash of the configuration it was trained with and the code
+    commit."""
+    from pipeline.datasets import get_spec
+    spec = get_spec(dataset)
+    return {"format": MODEL_FORMAT, "kind": kind, "row": name, "dataset": dataset,
+            "label_names": list(spec.label_names), "palette": spec.palette.tolist(),
+            "width": int(width), "height": int(height), "in_channels": int(in_channels),
+            "conditioning": CONDITIONING[kind], "edit_classes": list(spec.edit_classes),
+            "params_hash": params_hash,
+            "commit": code_commit() if commit is None else commit}
+
+
+def older_layout_message(path: str) -> str:
+    return (f"{path}: model file of an older layout (no dataset / palette / size metadata, "
+            f"format < {MODEL_FORMAT}); rebuild it with `dvc repro` of its training stage "
+            "(train_baseline@<row>-<seed>, train_mex@..., train_twosm@..., "
+            "translator@<dataset>), or add the metadata once with "
+            "`python -m tools.add_model_metadata`")
+
+
+def check_model_meta(state, path: str, *, dataset: str | None = None,
+                     kinds=None) -> dict:
+    """generator.pt's `meta`, checked: present (this layout), of `dataset` and of one of
+    `kinds` when given. Raises ModelFileError with a one-line message naming the file."""
+    meta = state.get("meta") if isinstance(state, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        if isinstance(meta, dict) and isinstance(meta.get("format"), int) \
+                and meta["format"] > MODEL_FORMAT:
+            raise ModelFileError(f"{path}: model file format {meta['format']} is newer than "
+                                 f"this code's {MODEL_FORMAT} (update the code)")
+        raise ModelFileError(older_layout_message(path))
+    if dataset is not None and meta["dataset"] != dataset:
+        raise ModelFileError(f"{path}: a model of dataset {meta['dataset']!r} "
+                             f"(row {meta['row']}), not {dataset!r}")
+    if kinds is not None and meta["kind"] not in kinds:
+        raise ModelFileError(f"{path}: a {meta['kind']} model (row {meta['row']}), not a "
+                             f"{' / '.join(kinds)} model")
+    return meta
+
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
     m = params.model
@@ -60,8 +162,7 @@ def build_twosm(row_name: str, params: Params):
         plugins.append(EXPANSION_LOSSES[row.loss](
             channels, q=top, alpha=params.alpha, beta=params.beta,
             ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
-            image_channels=spec.num_labels, channels=slice(1, None),
-            **_batching(row.loss, params)))
+            image_channels=spec.num_labels, channels=slice(1, None)))
     generator.observation = Observation(row.observation, t.crop_size)
     return generator, plugins
 
@@ -82,11 +183,6 @@ def build_vgg(params: Params, profile: ProfileParams | None = None) -> VGG19Feat
     return VGG19Features(params.loss.vgg_weights_path, profile.vgg_input)
 
 
-def _batching(loss: str, params: Params) -> dict:
-    """MEx's crop batching (train.mex_batching); A-MEx batches its masked maps anyway."""
-    return {"batching": params.train.mex_batching} if loss == "mex" else {}
-
-
 def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
                  vgg: VGG19Features, profile: ProfileParams | None = None) -> list:
     """The loss plug-ins of a row: L_B, plus λ4·L_MEx (loss=mex) or λ4·L_A-MEx (loss=amex),
@@ -104,7 +200,7 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
         if top >= 0:
             plugins.append(EXPANSION_LOSSES[loss](
                 in_channels, q=top, alpha=params.alpha, beta=params.beta, ndf=m.ndf,
-                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex, **_batching(loss, params)))
+                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins
@@ -138,11 +234,13 @@ def _usable_live_dir(live_dir: str) -> None:
 def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out_dir: str,
          live_dir: str, extra: dict, progress: bool, monitor=None, config: dict | None = None,
          optimiser: tuple | None = None, phases=trainer.JOINT, model_info: dict | None = None,
-         no_vgg: str = "none (TwoSM: no perceptual loss)") -> dict:
+         no_vgg: str = "none (TwoSM: no perceptual loss)", kind: str = "structure",
+         size: tuple = (0, 0)) -> dict:
     """Train one run with the one trainer and write its outputs (generator.pt last).
     config: the resolved settings a resumable checkpoint must match (default: the model, loss
     and train sections); optimiser: (lr, betas) (default: train's); model_info: extra keys of
-    generator.pt (what load_generator needs to rebuild the network)."""
+    generator.pt (what load_generator needs to rebuild the network); kind and size (width,
+    height): the model's kind and input size, for the file's `meta` (model_metadata)."""
     device = trainer.pick_device(params.train.device)
     ranks = context_from_env(device.type)  # torchrun: several ranks, rank 0 writes
     if ranks.enabled and device.type == "cuda":
@@ -183,7 +281,7 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 desc=name, fingerprint=fingerprint, ranks=ranks,
                                 monitor=monitor if ranks.is_main else None,
                                 eval_every=t.eval_every, phases=phases,
-                                acceleration=acceleration(t))
+                                acceleration=acceleration(t), data_workers=t.data_workers)
         vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
@@ -196,11 +294,15 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
     write_json_atomic(os.path.join(out_dir, SUMMARY_FILE),
                       {k: v for k, v in summary.items() if k not in resources})
     observation = getattr(generator, "observation", None)
+    params_hash = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    commit = origin_commit(out_dir, params_hash, resumed=summary.get("resumes", 0) > 0)
     save_atomic({"generator": generator.state_dict(), "in_channels": extra["in_channels"],
                  "model": to_dict(params.model),
                  "twosm": None if observation is None else {
                      "num_labels": generator.context_stream[-1].out_channels,
                      "observation": observation.kind, "crop_size": observation.crop_size},
+                 "meta": model_metadata(kind, extra["dataset"], *size, name,
+                                        extra["in_channels"], params_hash, commit),
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
@@ -288,7 +390,9 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
     held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
-                progress=progress, monitor=held_back.scores)
+                progress=progress, monitor=held_back.scores,
+                kind="twosm" if params.is_twosm(row_name) else "structure",
+                size=split.labels.shape[:0:-1])
 
 
 def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, live_dir: str,
@@ -306,14 +410,20 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
              "train_images": len(split.names), "data_md5": files_md5(data_dir, ("train.h5",))}
     return _run(params, name=f"translator-{dataset}", task=task, generator=generator,
                 losses=losses, epochs=params.translator.epochs, out_dir=out_dir,
-                live_dir=live_dir, extra=extra, progress=progress)
+                live_dir=live_dir, extra=extra, progress=progress, kind="translator",
+                size=split.labels.shape[:0:-1])
 
 
-def load_generator(model_dir: str, device) -> nn.Module:
-    """A trained generator from `model_dir/generator.pt`, in eval mode: the pix2pixHD global
-    generator, the two-stream model (with its `observation`) of a TwoSM row, or the completion
-    network (with its hole `fill` colour) of a GL row."""
-    state = load_model_file(os.path.join(model_dir, GENERATOR_FILE), ("generator", "in_channels"))
+def load_generator(model_dir: str, device, *, dataset: str | None = None,
+                   kinds=None) -> nn.Module:
+    """A trained generator from `model_dir/generator.pt` (or the model file `model_dir` itself),
+    in eval mode: the pix2pixHD global generator, the two-stream model (with its `observation`)
+    of a TwoSM row, or the completion network (with its hole `fill` colour) of a GL row. Its
+    checked metadata is `generator.meta`; a file of an older layout, or not of `dataset` / one
+    of `kinds` when given, raises ModelFileError (one line)."""
+    path = model_dir if os.path.isfile(model_dir) else os.path.join(model_dir, GENERATOR_FILE)
+    state = load_model_file(path, ("generator", "in_channels"))
+    meta = check_model_meta(state, path, dataset=dataset, kinds=kinds)
     m, twosm, gl = state["model"], state.get("twosm"), state.get("gl")
     if gl:
         generator = CompletionNetwork(gl["ngf"], gl["n_downsampling"], tuple(gl["dilations"]),
@@ -326,7 +436,12 @@ def load_generator(model_dir: str, device) -> nn.Module:
     else:
         generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
                                     m["n_blocks"])
-    generator.load_state_dict(state["generator"])
+    try:
+        generator.load_state_dict(state["generator"])
+    except RuntimeError as err:
+        raise ModelFileError(f"{path}: weights do not fit the network its metadata describes "
+                             f"({str(err).splitlines()[0]})") from None
+    generator.meta = meta
     return generator.to(device).eval()
 
 
@@ -397,4 +512,4 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
                 model_info={"model": None, "gl": {
                     "ngf": ip.ngf, "n_downsampling": ip.n_downsampling,
                     "dilations": list(ip.dilations), "fill": list(fill)}},
-                no_vgg="none (GL: no perceptual loss)")
+                no_vgg="none (GL: no perceptual loss)", kind="inpainting", size=(width, height))

@@ -390,7 +390,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
           log_every: int = 1, progress: bool = True, desc: str = "train",
           fingerprint: str = "", ranks: Context | None = None, monitor=None,
           eval_every: int = 0, phases=JOINT, acceleration: Acceleration = Acceleration(),
-          timer=None) -> dict:
+          timer=None, data_workers: int = 0) -> dict:
     """Train `generator` with the summed terms of `losses` on `task` (an object with
     `epoch(epoch, device)` yielding GanBatch and `__len__`). Resumes from the newest good
     checkpoint in out_dir written for the same `fingerprint` (the resolved configuration).
@@ -402,6 +402,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     `phases` (see Phase) select, per step range, which plug-ins train G and which train their
     discriminators; with more than one phase the phase index is logged as train/phase.
     `acceleration` (see Acceleration): precision, memory layout, fused Adam, torch.compile.
+    `data_workers` > 0 builds the batches in that many DataLoader processes (see `batches`).
     Loss values reach the host only every `log_every` steps (on CUDA the non-finite check runs
     then too; on CPU, where it costs nothing, every step). `timer` (pipeline.benchmark) times
     the parts of each step.
@@ -488,8 +489,10 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
             for group in opt_g.param_groups + (opt_d.param_groups if opt_d else []):
                 group["lr"] = learning_rate(epoch, epochs, lr)
             timer.start("data")
-            for batch_index, batch in enumerate(task.epoch(epoch, device)):
-                if epoch == start_epoch and batch_index < start_batch:
+            for batch_index, batch in enumerate(batches(task, epoch, device, data_workers,
+                                                        skip=start_batch if epoch == start_epoch
+                                                        else 0)):
+                if batch is None:
                     continue  # already trained before the resume (same order: seed, epoch)
                 if not ranks.owns(batch_index, batches_per_epoch):
                     continue
@@ -535,6 +538,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 step += 1
                 step_terms = {**g_terms, **d_terms}
                 timer.stop()
+                timer.step_done()
                 memory.end_step()
                 logged = step % log_every == 0 or step == total_steps
                 if step % check_every == 0 or logged:
@@ -594,6 +598,46 @@ class _NoTimer:
 
     def stop(self):
         pass
+
+    def step_done(self):
+        pass
+
+
+class _PlannedBatches(torch.utils.data.Dataset):
+    """The batches of one epoch's plans, built by task.build (in DataLoader workers)."""
+
+    def __init__(self, task, plans):
+        self.task, self.plans = task, plans
+
+    def __len__(self):
+        return len(self.plans)
+
+    def __getitem__(self, index):
+        return self.task.build(self.plans[index])
+
+
+def _one_thread(_worker):
+    torch.set_num_threads(1)
+
+
+def batches(task, epoch: int, device: torch.device, workers: int = 0, skip: int = 0):
+    """The epoch's batches on `device`. workers = 0: task.epoch in this process. workers > 0
+    (a task with plan/build): the plan -- every random draw -- is made here, the batches are
+    built in `workers` DataLoader processes ahead of the step, in pinned memory on CUDA, and
+    copied without blocking; the same batches either way. The first `skip` batches (already
+    trained before a resume) are yielded as None without being built."""
+    if workers == 0 or not hasattr(task, "plan"):
+        for index, batch in enumerate(task.epoch(epoch, device)):
+            yield None if index < skip else batch
+        return
+    plans = task.plan(epoch)
+    yield from (None for _ in range(min(skip, len(plans))))
+    loader = torch.utils.data.DataLoader(
+        _PlannedBatches(task, plans[skip:]), batch_size=None, num_workers=workers,
+        pin_memory=device.type == "cuda", worker_init_fn=_one_thread,
+        prefetch_factor=4, persistent_workers=False)
+    for batch in loader:
+        yield batch.to(device, non_blocking=True)
 
 
 def _in_layout(batch, acceleration: Acceleration):

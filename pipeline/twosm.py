@@ -210,10 +210,14 @@ class TwoStreamTask(EditTask):
         super().__init__(split, spec, train_boxes, batch_size=batch_size, flip=flip, seed=seed)
         self.observation = observation
 
-    def make_batch(self, indices, edits, flips, rng, device) -> GanBatch:
-        offsets = [(float(rng.random()), float(rng.random())) for _ in indices]
+    def plan_extra(self, indices, rng):
+        """The window offset of each sample (the local observation's jitter)."""
+        return [(float(rng.random()), float(rng.random())) for _ in indices]
+
+    def build(self, plan) -> GanBatch:
+        indices, edits, flips, offsets = plan
         return twosm_batch(self.split, self.spec, self.observation, indices, edits, flips,
-                           offsets, device)
+                           offsets, "cpu")
 
 
 @torch.no_grad()

@@ -5,7 +5,9 @@
                                   reports/run_conditions.json (incl. the platform),
                                   reports/resources.json (not a DVC output: the machine, and
                                   each run's training time and memory, which vary),
-                                  artifacts/eval/<row>.npz (examples for the figures)
+                                  artifacts/eval/<row>.npz (examples for the figures),
+                                  artifacts/eval/results/<row>.npz (every test box's result
+                                  map, first seed: the HuEv study items)
 """
 import json
 import os

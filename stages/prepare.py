@@ -18,13 +18,32 @@ from pipeline.preparation import prepare_dataset
 from stages.common import ArgumentParser, run
 
 
+EXTRACT_NOTE = ("Archives of the raw-data folder, extracted here by the prepare stage (real data "
+                "only; the raw folder that data.dvc tracks is never written).\n")
+
+
+def make_extract_dir(path: str) -> str:
+    """The extraction folder of the DVC stage, with a note: a DVC output must exist, also when
+    the synthetic default extracts nothing (load_raw creates it when it extracts)."""
+    os.makedirs(path, exist_ok=True)
+    note = os.path.join(path, "README.txt")
+    if not os.path.isfile(note):
+        with open(note, "w") as f:
+            f.write(EXTRACT_NOTE)
+    return path
+
+
 def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(PAPER_SETTINGS))
     parser.add_argument("--out", required=True, help="prepared dataset directory")
     parser.add_argument("--raw", help="raw folder (real data at the paper's size, no params)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--extract", help="folder the raw archives are extracted into (the "
+                        "pipeline: artifacts/raw/<dataset>; default: beside --out), so the raw "
+                        "folder is only read")
     args = parser.parse_args()
+    extract_dir = args.extract or args.out.rstrip("/") + ".extracted"
     holes = {}
     if args.raw and not os.path.exists(args.params):  # outside a project: the default rule
         box_rule = DataParams.box_rule
@@ -34,7 +53,9 @@ def main():
     if args.raw:
         from pipeline.raw_datasets import load_raw
         settings = PAPER_SETTINGS[args.dataset]
-        splits, source, seed = load_raw(args.dataset, args.raw), "real", 679
+        splits, source, seed = load_raw(args.dataset, args.raw,
+                                        extract_dir=extract_dir), \
+            "real", 679
     else:
         ip = params.inpainting
         if args.dataset == ip.dataset:  # inpainting (Table 3): its own section, no boxes
@@ -50,7 +71,8 @@ def main():
         source, seed = params.data.source, params.evaluate.seed
         if source == "real":
             from pipeline.raw_datasets import load_raw
-            splits = load_raw(args.dataset, params.data.raw_dir)
+            splits = load_raw(args.dataset, params.data.raw_dir,
+                              extract_dir=extract_dir)
         else:
             from pipeline.synthetic import generate_split
             splits = {split: generate_split(args.dataset, split, settings[f"synthetic_{split}"],
@@ -62,6 +84,8 @@ def main():
                             box_rule=box_rule, seed=seed, source=source,
                             list_threshold=settings.get("box_list_threshold") or None,
                             **holes)
+    if args.extract:  # a DVC output: it exists, also when nothing was extracted
+        make_extract_dir(args.extract)
     test = stats["test"]
     if "test_masks" in test:
         targets = f"{test['test_masks']} test holes"

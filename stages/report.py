@@ -21,15 +21,16 @@ from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TA
                               q_sensitivity, qualitative_grid, read_curves, read_eval_curves,
                               render_readme, write_table)
 from pipeline.config import seed_dir
+from pipeline.huev import table1_with_huev
 from stages.common import run
 
 PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}
 PAPER_SPLITS = {"cityscapes": "2975 / 500", "nyu": "1200 / 249", "helen": "1800 / 299"}
 
 
-def read_json(path):
+def read_json(path, stage="evaluate"):
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} does not exist (run the evaluate stage)")
+        raise FileNotFoundError(f"{path} does not exist (run the {stage} stage)")
     with open(path) as f:
         return json.load(f)
 
@@ -195,8 +196,13 @@ def main():
     city = [d for d in datasets if d == "cityscapes"]
     tables = [
         ("Table 1 — Pix2PixHD vs MExGAN", "table1",
-         comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"], scores, datasets),
-         "tIOU / hamm / FID on the seed-679 test boxes; difference = ours − paper."),
+         table1_with_huev(comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"],
+                                           scores, datasets),
+                          read_json(os.path.join(reports, "huev.json"), "huev")),
+         "tIOU / hamm / FID on the seed-679 test boxes; difference = ours − paper. HuEv "
+         "(Cityscapes): share of the human evaluation's two-alternative forced choices won by "
+         "the row (reports/huev.md; `python -m stages.serve` runs the study), with a 95 % "
+         "Clopper-Pearson interval; votes = votes for the row / all votes."),
         ("Table 2 — TwoSM, TwoSM+Full, +MEx, +A-MEx on Cityscapes", "table2",
          comparison_table(metrics, PAPER_TABLE2, ["tiou", "hamm"], scores, city),
          "tIOU / hamm of the two-stream model of Hong et al. 2018 (rows twosm-cityscapes = "

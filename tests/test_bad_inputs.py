@@ -296,12 +296,17 @@ def make_vgg_weights(path):
 
 
 def tiny_model_files(model_dir, in_channels, params):
-    from pipeline.rows import build_generator
+    from pipeline.rows import build_generator, model_metadata
     from pipeline.config import parse_params, to_dict
     parsed = parse_params(params)
     os.makedirs(model_dir)
+    kind = "translator" if in_channels == 3 else "structure"
+    size = params["datasets"]["cityscapes"]
     save_atomic({"generator": build_generator(in_channels, parsed).state_dict(),
-                 "in_channels": in_channels, "model": to_dict(parsed.model)},
+                 "in_channels": in_channels, "model": to_dict(parsed.model),
+                 "meta": model_metadata(kind, "cityscapes", size["width"], size["height"],
+                                        os.path.basename(model_dir), in_channels, "test",
+                                        "test")},
                 os.path.join(model_dir, "generator.pt"))
     with open(os.path.join(model_dir, "train_summary.json"), "w") as f:
         json.dump({"q": -1, "seed": 0, "vgg_source": "test", "steps": 1}, f)

@@ -193,7 +193,7 @@ def _zip_bytes(members):
     return buffer.getvalue()
 
 
-def test_fetch_facade_downloads_and_extracts(tmp_path, monkeypatch):
+def test_fetch_facade_downloads_and_prepare_extracts_elsewhere(tmp_path, monkeypatch):
     """fetch_dataset end to end with the registry pointed at the local server."""
     jpg, png = io.BytesIO(), io.BytesIO()
     Image.new("RGB", (40, 30), (200, 10, 10)).save(jpg, "JPEG")
@@ -214,11 +214,17 @@ def test_fetch_facade_downloads_and_extracts(tmp_path, monkeypatch):
                    sha256=hashlib.sha256(files["/base.zip"]).hexdigest()),
             Source(server.root + "/extended.zip", "facade/CMP_facade_DB_extended.zip")])
         fetch_dataset("facade", raw)
-    assert sorted(os.listdir(os.path.join(raw, "facade", "base"))) == [
-        "cmp_b0001.jpg", "cmp_b0001.png", "cmp_b0002.jpg", "cmp_b0002.png"]
-    data = load_raw("facade", raw, facade_test=1, progress=False)
+    # the raw folder (what `dvc add` tracks) holds the archives only, never their extraction
+    assert sorted(os.listdir(os.path.join(raw, "facade"))) == [
+        "CMP_facade_DB_base.zip", "CMP_facade_DB_extended.zip"]
+    extracted = str(tmp_path / "extracted")
+    data = load_raw("facade", raw, facade_test=1, progress=False, extract_dir=extracted)
     assert data["train"].names == ["cmp_b0001", "cmp_x0001"]
     assert (data["test"].labels == 3).all()
+    assert sorted(os.listdir(os.path.join(extracted, "facade", "base"))) == [
+        "cmp_b0001.jpg", "cmp_b0001.png", "cmp_b0002.jpg", "cmp_b0002.png"]
+    assert sorted(os.listdir(os.path.join(raw, "facade"))) == [
+        "CMP_facade_DB_base.zip", "CMP_facade_DB_extended.zip"]
 
 
 def test_cityscapes_login_client(tmp_path, monkeypatch):
@@ -250,4 +256,4 @@ def test_cityscapes_login_client(tmp_path, monkeypatch):
             fetch_dataset("cityscapes", str(raw))   # the stand-in leftImg8bit zip is junk
     assert (raw / "gtFine_trainvaltest.zip").read_bytes() == gt
     assert (raw / "leftImg8bit_trainvaltest.zip").read_bytes() == b"y" * 1000
-    assert (raw / "gtFine" / "train" / "c" / "c_0_1_gtFine_labelIds.png").exists()
+    assert not (raw / "gtFine").exists()   # downloads are never extracted in the raw folder

@@ -88,7 +88,7 @@ def evaluated(tmp_path_factory):
         (folder / "train_summary.json").write_text('{"q": 1, "seed": 0, "vgg_source": "stub"}')
     params = parse_params(tiny_params(seeds=[0]))
 
-    def load(model_dir, device):
+    def load(model_dir, device, **checks):  # (dataset, kinds: what the real one checks)
         return (PhotoStub() if "translator" in str(model_dir) else PaintStub()).to(device)
 
     with pytest.MonkeyPatch.context() as patch:

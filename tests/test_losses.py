@@ -6,8 +6,7 @@ import torch
 
 from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, expanded_crops,
                              expanded_masks, lsgan)
-from pipeline.networks import (GlobalGenerator, PatchDiscriminator, VGG19Features,
-                               grouped_patch_scores)
+from pipeline.networks import GlobalGenerator, PatchDiscriminator, VGG19Features
 
 C, H, W = 5, 16, 32                      # condition channels, map size
 BOXES = ((10, 4, 14, 8), (28, 12, 32, 16))
@@ -163,9 +162,8 @@ def test_discriminators_are_conditioned_on_the_generator_input(vgg):
 # Which discriminator sees what
 
 
-def test_mex_discriminator_j_sees_the_j_level_crops_by_size(vgg):
+def test_mex_discriminator_j_sees_the_j_level_crops(vgg):
     loss = _loss("mex", vgg, q=2)
-    loss.batching = "by_size"
     seen = {j: [] for j in range(3)}
     for j, D in enumerate(loss.discriminators):
         D.register_forward_hook(lambda m, inputs, out, j=j: seen[j].extend(
@@ -173,44 +171,6 @@ def test_mex_discriminator_j_sees_the_j_level_crops_by_size(vgg):
     batch = _batch()
     loss.generator_terms(batch, batch.target, batch.target)
     assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
-
-
-def test_mex_discriminator_j_sees_the_j_level_crops_padded(vgg, monkeypatch):
-    import pipeline.losses as losses
-    loss = _loss("mex", vgg, q=2)
-    loss.batching = "padded"
-    seen = {j: [] for j in range(3)}
-    grouped = losses.grouped_patch_scores
-
-    def recording(discriminators, crops):
-        assert list(discriminators) == list(loss.discriminators)   # D_j in order j = 0..q
-        for per_crop in crops:
-            for j, crop in enumerate(per_crop):
-                seen[j].append(tuple(crop.shape[-2:]))
-        return grouped(discriminators, crops)
-    monkeypatch.setattr(losses, "grouped_patch_scores", recording)
-    batch = _batch()
-    loss.generator_terms(batch, batch.target, batch.target)
-    assert seen == {0: [(4, 4), (4, 4)], 1: [(8, 10), (6, 7)], 2: [(12, 16), (8, 10)]}
-
-
-def test_grouped_patch_scores_equal_each_discriminator_on_its_own_crop():
-    torch.manual_seed(3)
-    discriminators = [PatchDiscriminator(C + 3, 4, 3) for _ in range(3)]
-    sizes = [[(5, 7), (2, 2), (12, 9)], [(16, 16), (3, 11), (6, 4)]]
-    crops = [[torch.randn(1, C + 3, h, w) for h, w in per_crop] for per_crop in sizes]
-    crops[0][1].requires_grad_(True)
-    scores, valid = grouped_patch_scores(discriminators, crops)
-    for b, per_crop in enumerate(crops):
-        for g, crop in enumerate(per_crop):
-            alone = discriminators[g](crop)[-1][0, 0]
-            h, w = alone.shape
-            assert valid[b, g].sum() == h * w and valid[b, g, :h, :w].all()
-            assert torch.allclose(scores[b, g, :h, :w], alone, atol=1e-5)
-    # gradients reach every discriminator and the crops
-    (scores * valid).sum().backward()
-    assert crops[0][1].grad.abs().sum() > 0
-    assert all(D.blocks[0][0].weight.grad.abs().sum() > 0 for D in discriminators)
 
 
 def test_amex_discriminator_sees_q_plus_one_masked_copies_in_one_batch(vgg):
@@ -359,12 +319,9 @@ def _plain_amex(loss, batch, image, real):
                for j in range(loss.q + 1) for n in range(len(BOXES))) / len(BOXES)
 
 
-@pytest.mark.parametrize("kind, plain, batching", [
-    ("mex", _plain_mex, "padded"), ("mex", _plain_mex, "by_size"), ("amex", _plain_amex, None)])
-def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain, batching):
+@pytest.mark.parametrize("kind, plain", [("mex", _plain_mex), ("amex", _plain_amex)])
+def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain):
     loss = _loss(kind, vgg, q=2)
-    if batching:
-        loss.batching = batching
     loss.lambda_mex = 0.7
     batch = _batch(seed=4)
     fake = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(9)) * 2 - 1

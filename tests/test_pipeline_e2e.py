@@ -41,6 +41,8 @@ def project(tmp_path):
                         ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(os.path.join(REPO, "dvc.yaml"), tmp_path / "dvc.yaml")
     shutil.copy(os.path.join(REPO, ".dvcignore"), tmp_path / ".dvcignore")
+    (tmp_path / "huev").mkdir()
+    shutil.copy(os.path.join(REPO, "huev", "votes.csv"), tmp_path / "huev" / "votes.csv")
     (tmp_path / "reports" / "study").mkdir(parents=True)
     shutil.copy(os.path.join(REPO, "reports", "real_eligible_boxes.json"),  # a dataset_report dep
                 tmp_path / "reports" / "real_eligible_boxes.json")
@@ -81,6 +83,15 @@ def test_dvc_repro_runs_every_stage_and_writes_the_reports(project):
                  "figures/metric_curves_cityscapes.png"):
         assert (project / "reports" / name).stat().st_size > 0, name
     assert "mexgan-helen" in (project / "reports" / "table1.md").read_text()
+    # HuEv: the study items (every test box's result of both rows) and, with no votes, a Table 1
+    # HuEv line that says so
+    from pipeline.datasets import get_spec
+    from pipeline.huev import load_items
+    items = load_items(str(project / "artifacts/eval/results"), params["huev"]["rows"],
+                       get_spec("cityscapes").palette)
+    assert len(items) == metrics["mexgan-cityscapes"]["test_boxes"]
+    table1 = (project / "reports" / "table1.md").read_text()
+    assert "| mexgan-cityscapes | huev | 0.5296 | — |" in table1 and "no votes yet" in table1
     table2 = (project / "reports" / "table2.md").read_text()
     assert "| twosm-full-mex-cityscapes | tiou | 0.8242 | 0." in table2  # measured, not missing
     # Table 3: both GL rows and the two inpainting floors, scored on the same seed-679 holes

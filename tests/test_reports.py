@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.huev import summary as huev_summary
 from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                               PAPER_TABLE4, comparison_table, markdown_table,
                               not_reproduced_table, q_sensitivity, read_curves)
@@ -192,6 +193,12 @@ def write_fake_run(root):
     (reports / "run_conditions.json").write_text(json.dumps(CONDITIONS))
     (reports / "study").mkdir()
     (reports / "study" / "summary.md").write_text("## CPU study\n\nfake study answer\n")
+    # the huev stage's output: 3 votes, 2 for MExGAN
+    pair = ("pix2pixhd-cityscapes", "mexgan-cityscapes")
+    votes = [{"participant": "1", "item": f"img{i}", "a_row": pair[0], "b_row": pair[1],
+              "choice": choice, "chosen_row": pair[choice == "B"]}
+             for i, choice in enumerate("BAB")]
+    (reports / "huev.json").write_text(json.dumps(huev_summary(votes, pair)))
     for row in ("mexgan-cityscapes/seed0", "translator-nyu"):
         tsv_dir = reports / "train" / row / "plots" / "metrics" / "train"
         tsv_dir.mkdir(parents=True)
@@ -250,6 +257,10 @@ def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
     assert "## Learning curves of tIOU and hamm" in text
     assert (fake_report / "figures" / "metric_curves_cityscapes.png").stat().st_size > 0
     assert "## CPU study" in text and "fake study answer" in text
+    # Table 1's HuEv lines from reports/huev.json (share, Clopper-Pearson interval, votes)
+    assert "| mexgan-cityscapes | huev | 0.5296 | 0.6667 | 0.0943 | 0.9916 | — |  | 0.1371 " \
+        "| 2 / 3 |" in text
+    assert "| pix2pixhd-cityscapes | huev | 0.4704 | 0.3333 |" in text
     assert "| data | synthetic" in text and "| device | cpu | GPU |" in text
     assert "64x32, 24 / 12 images, 11 test boxes" in text
     assert "STAND-IN: random-init VGG19" in text and "STAND-IN: random-init InceptionV3" in text
@@ -267,7 +278,7 @@ def test_the_report_stage_declares_every_file_it_writes(fake_report):
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
     inputs = {"metrics.json", "scores.csv", "run_conditions.json", "study/summary.md",
               "inpainting_metrics.json", "inpainting_scores.csv",
-              "inpainting_run_conditions.json"}
+              "inpainting_run_conditions.json", "huev.json"}
     for folder, _, files in os.walk(fake_report):
         relative = os.path.relpath(folder, fake_report)
         if relative == "train" or relative.startswith("train" + os.sep):

@@ -1,0 +1,519 @@
+"""Semantic editing of a user's own segmentation map with a trained row (the paper's use case:
+"a user can semantically edit a segmentation map by setting an arbitrary bounding box and a
+target label").
+
+    editor = load_editor("mexgan-cityscapes")             # a row of params.yaml, or a model file
+    labels = read_label_map("my_map.png", editor)         # ids, or a colour map in the palette
+    result = editor.apply(labels, [Edit((10, 4, 30, 20), "car")])
+    result.labels, result.colour, result.incomplete, result.photo
+
+Sizes: the model runs at the size it was trained at (its file's metadata). The label map (and
+instance map) is resized to it by nearest neighbour (pixel centres), each box is scaled to
+cover the same region (floor of the left/top edge, ceiling of the right/bottom one), and the
+generated labels inside the box are resized back by nearest neighbour and pasted into the box
+of the input-size map: pixels outside the boxes are never changed, whatever the sizes.
+
+Several edits apply in order, each to the map the previous one produced. Instance map: without
+one, the label map serves as its own instance map (instance edges = label boundaries, so two
+touching objects of one class have no edge between them, as in a map without instances). After
+an edit, the pixels of the box that got the target label become one new instance
+(label * 1000 + 999 - k for the k-th edit), the other box pixels take their label as id.
+
+Every bad input raises ValueError (EditError) with a one-line message; nothing is computed
+half-way for a user to see.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.datasets import colour_to_labels
+from pipeline.inputs import (EditBox, condition_tensor, edit_inputs, from_unit_range,
+                             instance_edges, to_unit_range)
+
+__all__ = ["Edit", "EditResult", "Editor", "EditError", "load_editor", "read_label_map",
+           "read_instance_map", "parse_box"]
+
+
+class EditError(ValueError):
+    """A bad editing input (model, map, box, label): the message is one line."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    box: tuple            # (x1, y1, x2, y2) half-open, in the INPUT map's own pixels
+    label: int | str      # target label id or name
+
+
+@dataclass
+class EditResult:
+    labels: np.ndarray     # (H, W) int, edited label ids at the input's size
+    colour: np.ndarray     # (H, W, 3) uint8, `labels` in the dataset palette
+    incomplete: np.ndarray  # (H, W, 3) uint8, the input colour map with the boxes painted in
+    #                         their target labels (the G input as a user would see it)
+    photo: np.ndarray | None  # (H, W, 3) uint8, G_I's photo of the edited map (None: no G_I)
+
+
+#---------------------------------------------------------------------------------------------
+# Geometry (pure functions)
+
+
+def nearest_index(dst: int, src: int) -> np.ndarray:
+    """For each of `dst` output pixels along one axis, the source pixel whose centre is nearest
+    (the map from a size-`src` axis resized to `dst`): floor((i + 0.5) * src / dst)."""
+    return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.int64), src - 1)
+
+
+def resize_nearest(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, ...) -> (height, width, ...) by nearest neighbour (labels, ids, colours)."""
+    if array.shape[:2] == (height, width):
+        return array
+    rows = nearest_index(height, array.shape[0])
+    cols = nearest_index(width, array.shape[1])
+    return array[rows[:, None], cols[None, :]]
+
+
+def scale_box(box, size_from: tuple, size_to: tuple) -> tuple:
+    """A half-open box of a (W, H) image mapped onto a (W', H') image so that it covers the same
+    region (floor of x1, y1; ceiling of x2, y2), never empty."""
+    (w0, h0), (w1, h1) = size_from, size_to
+    x1, y1, x2, y2 = box
+    nx1, ny1 = (x1 * w1) // w0, (y1 * h1) // h0
+    nx2, ny2 = -((-x2 * w1) // w0), -((-y2 * h1) // h0)
+    nx1, ny1 = min(nx1, w1 - 1), min(ny1, h1 - 1)
+    return (nx1, ny1, max(min(nx2, w1), nx1 + 1), max(min(ny2, h1), ny1 + 1))
+
+
+def parse_box(text: str) -> tuple:
+    """'x1,y1,x2,y2' -> a tuple of 4 ints (EditError otherwise)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise EditError(f"box {text!r}: expected x1,y1,x2,y2 (4 integers, pixels of the input "
+                        "map, x2/y2 exclusive)") from None
+
+
+def check_box(box, width: int, height: int) -> tuple:
+    """The box as 4 ints, inside a width x height map and not empty (EditError otherwise)."""
+    try:
+        values = tuple(box)
+        if len(values) != 4 or any(isinstance(v, bool) or int(v) != v for v in values):
+            raise TypeError
+        x1, y1, x2, y2 = (int(v) for v in values)
+    except (TypeError, ValueError):
+        raise EditError(f"box {box!r}: expected (x1, y1, x2, y2), 4 integers") from None
+    if x2 <= x1 or y2 <= y1:
+        raise EditError(f"box {x1},{y1},{x2},{y2} is empty (need x1 < x2 and y1 < y2; x2, y2 "
+                        "exclusive)")
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        raise EditError(f"box {x1},{y1},{x2},{y2} is outside the {width}x{height} map "
+                        f"(0 <= x1 < x2 <= {width}, 0 <= y1 < y2 <= {height})")
+    return (x1, y1, x2, y2)
+
+
+#---------------------------------------------------------------------------------------------
+# The editor
+
+
+class Editor:
+    """A trained structure generator (and its dataset's G_I) with what it needs to edit any map
+    of its dataset: label names, palette, the size it runs at. Made by load_editor."""
+
+    def __init__(self, generator, translator=None, *, device="cpu", model_path: str = "",
+                 translator_path: str | None = None, translator_note: str = ""):
+        meta = generator.meta
+        self.generator, self.translator, self.device = generator, translator, torch.device(device)
+        self.meta = meta
+        self.dataset: str = meta["dataset"]
+        self.label_names: list = list(meta["label_names"])
+        self.palette: np.ndarray = np.asarray(meta["palette"], dtype=np.uint8)
+        self.width, self.height = int(meta["width"]), int(meta["height"])
+        self.row: str = meta["row"]
+        self.model_path, self.translator_path = model_path, translator_path
+        self.translator_note = translator_note
+        self._names = {}
+        for label, name in enumerate(self.label_names):
+            self._names.setdefault(_normalise(name), label)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def label_id(self, label) -> int:
+        """A target label given by id (int or digits) or by name (case and _/space-insensitive)."""
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if 0 <= int(label) < self.num_labels:
+                return int(label)
+            raise EditError(f"label id {int(label)} is outside the {self.dataset} labels "
+                            f"(0..{self.num_labels - 1})")
+        text = str(label).strip()
+        if text.isdigit():
+            return self.label_id(int(text))
+        if _normalise(text) in self._names:
+            return self._names[_normalise(text)]
+        raise EditError(f"unknown label {text!r} for {self.dataset}; valid: "
+                        f"{self.valid_labels_text()}")
+
+    def valid_labels_text(self) -> str:
+        named = [n for n in self.label_names if not n.startswith("nyu_class_")]
+        more = (f"; or nyu_class_<id>" if len(named) < self.num_labels else "")
+        return f"{', '.join(named)}{more} (or an id 0..{self.num_labels - 1})"
+
+    def check_label_map(self, label_map, what: str = "label map") -> np.ndarray:
+        array = np.asarray(label_map)
+        if array.ndim != 2 or array.size == 0:
+            raise EditError(f"{what}: expected an (H, W) array of label ids, got shape "
+                            f"{array.shape}")
+        if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+            raise EditError(f"{what}: expected integer label ids, got dtype {array.dtype}")
+        array = array.astype(np.int64)
+        bad = np.unique(array[(array < 0) | (array >= self.num_labels)])
+        if bad.size:
+            shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if bad.size > 8 else "")
+            raise EditError(f"{what}: values {shown} are outside the {self.dataset} palette "
+                            f"(ids 0..{self.num_labels - 1})")
+        return array
+
+    def check_instance_map(self, instance_map, shape) -> np.ndarray:
+        array = np.asarray(instance_map)
+        if array.shape != tuple(shape):
+            raise EditError(f"instance map: shape {array.shape} differs from the label map's "
+                            f"{tuple(shape)}")
+        if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+            raise EditError(f"instance map: expected integer ids, got dtype {array.dtype}")
+        return array.astype(np.int64)
+
+    def check_edits(self, edits, width: int, height: int) -> list:
+        """[(box, label id)] of `edits`, every one checked (EditError on the first bad one)."""
+        if isinstance(edits, Edit):
+            edits = [edits]
+        edits = list(edits)
+        if not edits:
+            raise EditError("no edit given (need at least one box and target label)")
+        checked = []
+        for edit in edits:
+            if not isinstance(edit, Edit):
+                raise EditError(f"expected Edit(box, label), got {edit!r}")
+            checked.append((check_box(edit.box, width, height), self.label_id(edit.label)))
+        return checked
+
+    # -- editing --------------------------------------------------------------------------
+
+    def apply(self, label_map: np.ndarray, edits: list,
+              instance_map: np.ndarray | None = None) -> EditResult:
+        """Edit `label_map` ((H, W) ids of this editor's dataset, any size) with `edits` in
+        order; `instance_map` (H, W) ids, optional (see the module docstring)."""
+        labels = self.check_label_map(label_map)
+        height, width = labels.shape
+        checked = self.check_edits(edits, width, height)
+        instances = (labels.copy() if instance_map is None
+                     else self.check_instance_map(instance_map, labels.shape))
+        incomplete = labels.copy()
+        for k, (box, target) in enumerate(checked):
+            x1, y1, x2, y2 = box
+            incomplete[y1:y2, x1:x2] = target
+            predicted = self._edit_box(labels, instances, box, target)
+            labels = labels.copy()
+            labels[y1:y2, x1:x2] = predicted
+            instances = instances.copy()
+            instances[y1:y2, x1:x2] = np.where(predicted == target, target * 1000 + 999 - k,
+                                               predicted)
+        colour = self.palette[labels]
+        return EditResult(labels=labels, colour=colour, incomplete=self.palette[incomplete],
+                          photo=self.translate(colour))
+
+    @torch.no_grad()
+    def _edit_box(self, labels, instances, box, target) -> np.ndarray:
+        """The generator's labels inside `box` (input pixels) for target `target`: the map
+        resized to the model's size, the box scaled to cover the same region, the model's labels
+        resized back (nearest) into the box."""
+        height, width = labels.shape
+        small_labels = resize_nearest(labels, self.width, self.height)
+        small_instances = resize_nearest(instances, self.width, self.height)
+        small_box = scale_box(box, (width, height), (self.width, self.height))
+        edit = EditBox("edit", target, small_box)
+        if self.meta["kind"] == "twosm":
+            from pipeline.datasets import get_spec
+            from pipeline.twosm import predict_labels
+            small = predict_labels(self.generator, self.generator.observation, small_labels,
+                                   small_instances, edit, get_spec(self.dataset), self.device)
+        else:
+            incomplete, edited_instances, mask = edit_inputs(small_labels, small_instances, edit)
+            condition = condition_tensor(
+                torch.from_numpy(incomplete[None]).long().to(self.device),
+                torch.from_numpy(instance_edges(edited_instances)[None]).to(self.device),
+                torch.from_numpy(mask[None]).to(self.device), self.num_labels)
+            generated = from_unit_range(self.generator(condition))[0]
+            small = colour_to_labels(generated, self.palette)  # Eq 5: only the box is used
+        x1, y1, x2, y2 = box
+        rows = nearest_index(height, self.height)[y1:y2]
+        cols = nearest_index(width, self.width)[x1:x2]
+        return small[rows[:, None], cols[None, :]]
+
+    @torch.no_grad()
+    def translate(self, colour: np.ndarray) -> np.ndarray | None:
+        """G_I's photo of a (H, W, 3) colour map, at the map's size (None without a G_I). G_I
+        runs at its own training size: the map is resized to it (nearest), the photo back
+        (bilinear)."""
+        if self.translator is None:
+            return None
+        from PIL import Image
+        meta = self.translator.meta
+        small = resize_nearest(colour, meta["width"], meta["height"])
+        photo = from_unit_range(self.translator(to_unit_range(small[None]).to(self.device)))[0]
+        height, width = colour.shape[:2]
+        if photo.shape[:2] != (height, width):
+            photo = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR))
+        return photo
+
+    def describe(self) -> str:
+        """Some lines about the model (for --info)."""
+        m = self.meta
+        lines = [f"model: {self.model_path}", f"row: {m['row']} ({m['kind']})",
+                 f"dataset: {m['dataset']} ({self.num_labels} labels)",
+                 f"input size: {m['width']}x{m['height']}",
+                 f"conditioning: {m['conditioning']} ({m['in_channels']} channels)",
+                 f"params hash: {m['params_hash']}", f"code commit: {m['commit']}",
+                 f"translator: {self.translator_path or 'none'}"
+                 + (f" ({self.translator_note})" if self.translator_note else "")]
+        if m.get("edit_classes"):
+            lines.append("trained edit classes: " + ", ".join(
+                f"{self.label_names[c]} ({c})" for c in m["edit_classes"]))
+        return "\n".join(lines)
+
+
+def _normalise(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").replace("-", " ").split())
+
+
+#---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _stage_of(params, row: str) -> str:
+    if row in params.baselines:
+        return "train_baseline"
+    if row in params.twosm_rows:
+        return "train_twosm"
+    return "train_mex"
+
+
+def _resolve_model(model: str, params_path: str) -> tuple:
+    """(model file, project root for the default translator) of a row name or a path."""
+    if os.path.isdir(model):
+        path = os.path.join(model, "generator.pt")
+        if not os.path.isfile(path):
+            raise EditError(f"model folder {model} has no generator.pt")
+        return path, None
+    if os.path.isfile(model):
+        return model, None
+    if not os.path.isfile(params_path):
+        raise EditError(f"model {model!r}: no such file (and no {params_path} to look it up "
+                        "as a row)")
+    from pipeline.config import ParamsError, load_params, seed_dir
+    try:
+        params = load_params(params_path)
+    except ParamsError as err:
+        raise EditError(str(err).splitlines()[0]) from None
+    root = os.path.dirname(os.path.abspath(params_path))
+    if model in params.inpainting_rows:
+        raise EditError(f"{model} is an inpainting row (Table 3), not a segmentation-map "
+                        f"editor; rows: {', '.join(params.rows)}")
+    if model not in params.rows:
+        raise EditError(f"model {model!r}: no such file, and not a row of {params_path} "
+                        f"(rows: {', '.join(params.rows)})")
+    seed = params.seeds[0]
+    path = os.path.join(seed_dir(os.path.join(root, "artifacts", "models"), model, seed),
+                        "generator.pt")
+    if not os.path.isfile(path):
+        raise EditError(f"model file {os.path.relpath(path)} of row {model} does not exist: "
+                        f"make it with `dvc repro {_stage_of(params, model)}@{model}-{seed}` "
+                        "(or `dvc pull` it from your lab's DVC remote)")
+    return path, root
+
+
+def _default_translator(model_path: str, root: str | None, dataset: str):
+    """The G_I file next to a pipeline model (artifacts/models/translator-<dataset>), if any."""
+    candidates = [os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(model_path)))), f"translator-{dataset}", "generator.pt")]
+    if root is not None:
+        candidates.append(os.path.join(root, "artifacts", "models", f"translator-{dataset}",
+                                       "generator.pt"))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _load(path: str, device, **checks):
+    from pipeline.rows import load_generator
+    try:
+        return load_generator(path, device, **checks)
+    except (FileNotFoundError, ValueError) as err:
+        raise EditError(" ".join(str(err).split())) from None
+
+
+def load_editor(model: str, *, params_path: str = "params.yaml", translator: str | None = None,
+                device: str = "cpu") -> Editor:
+    """An Editor for `model`: a row name of params (its first training seed's
+    artifacts/models/<row>/seed<k>/generator.pt, relative to the params file's folder) or the
+    path of a model file (or of its folder). translator: a G_I model file, "none" for no photo,
+    or None for the dataset's G_I next to the model (artifacts/models/translator-<dataset>/;
+    no photo when there is none). EditError (a ValueError) with one line on any problem."""
+    path, root = _resolve_model(str(model), params_path)
+    generator = _load(path, device, kinds=("structure", "twosm"))
+    dataset = generator.meta["dataset"]
+    note = ""
+    if translator is None:
+        translator_path = _default_translator(path, root, dataset)
+        if translator_path is None:
+            note = f"no translator-{dataset} model found next to the model: no photo"
+    elif str(translator).lower() == "none":
+        translator_path, note = None, "disabled"
+    else:
+        translator_path = str(translator)
+        if os.path.isdir(translator_path):
+            translator_path = os.path.join(translator_path, "generator.pt")
+        if not os.path.isfile(translator_path):
+            raise EditError(f"translator {translator}: no such model file (the pipeline makes "
+                            f"it with `dvc repro translator@{dataset}`)")
+    translator_model = (None if translator_path is None else
+                        _load(translator_path, device, dataset=dataset, kinds=("translator",)))
+    return Editor(generator, translator_model, device=device, model_path=path,
+                  translator_path=translator_path, translator_note=note)
+
+
+#---------------------------------------------------------------------------------------------
+# Reading maps
+
+
+def _open_image(path: str):
+    from PIL import Image, UnidentifiedImageError
+    if not os.path.isfile(path):
+        raise EditError(f"{path}: no such file")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise EditError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
+    return image
+
+
+def _colour_codes(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def colour_map_to_ids(rgb: np.ndarray, palette: np.ndarray, where: str, dataset: str) -> np.ndarray:
+    """Exact palette lookup of a (H, W, 3) colour map; EditError naming the first colour that is
+    not in the palette."""
+    codes = _colour_codes(rgb)
+    palette_codes = _colour_codes(palette)
+    order = np.argsort(palette_codes)
+    sorted_codes = palette_codes[order]
+    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
+    found = sorted_codes[position] == codes
+    if not found.all():
+        y, x = (int(v[0]) for v in np.nonzero(~found))
+        colour = tuple(int(c) for c in rgb[y, x])
+        raise EditError(f"{where}: {int((~found).sum())} pixels have colours outside the "
+                        f"{dataset} palette (first {colour} at x={x}, y={y}); a colour map must "
+                        "use the palette's exact colours (a lossless PNG, not a JPEG), or give "
+                        "a PNG of label ids")
+    return order[position].astype(np.int64)
+
+
+def read_label_map(path: str, editor: Editor) -> np.ndarray:
+    """A label map file -> (H, W) ids of the editor's dataset. Greyscale / 16-bit PNGs hold ids
+    (Cityscapes *_labelIds.png); RGB(A) PNGs are colour maps in the dataset palette (exact
+    colours; alpha ignored); a palette-mode PNG holds ids when its palette agrees with the
+    dataset's on every used index (CMP Facade style), else it is read as a colour map.
+    EditError naming the file on a bad input."""
+    image = _open_image(path)
+    if image.mode == "P":
+        ids = np.asarray(image).astype(np.int64)
+        raw = image.getpalette() or []
+        file_palette = np.array(raw + [0] * (768 - len(raw)), dtype=np.int64)[:768].reshape(256, 3)
+        used = np.unique(ids)
+        agrees = (used.max() < editor.num_labels and
+                  (file_palette[used] == editor.palette[used]).all())
+        image = image if agrees else image.convert("RGB")
+        if agrees:
+            return _checked(ids, path, editor)
+    if image.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
+        rgb = np.asarray(image.convert("RGB"))
+        return colour_map_to_ids(rgb, editor.palette, path, editor.dataset)
+    if image.mode in ("LA", "La", "PA"):
+        image = image.getchannel(0)
+    array = np.asarray(image)
+    if array.dtype.kind == "f":
+        if not np.all(np.mod(array, 1) == 0):
+            raise EditError(f"{path}: float pixels that are not whole label ids")
+    if array.ndim != 2:
+        raise EditError(f"{path}: image mode {image.mode} is neither label ids nor a colour map")
+    return _checked(array.astype(np.int64), path, editor)
+
+
+def _checked(ids: np.ndarray, path: str, editor: Editor) -> np.ndarray:
+    try:
+        return editor.check_label_map(ids, what=path)
+    except EditError as err:
+        raise EditError(str(err).replace(f"{path}: ", f"{path}: label ids: ", 1)) from None
+
+
+def read_instance_map(path: str) -> np.ndarray:
+    """An instance-id PNG (e.g. Cityscapes *_instanceIds.png, 16-bit) -> (H, W) ints."""
+    image = _open_image(path)
+    if image.mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LA"):
+        raise EditError(f"{path}: an instance map must be a greyscale / 16-bit PNG of ids, not "
+                        f"mode {image.mode}")
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise EditError(f"{path}: not a 2-D instance map")
+    return array.astype(np.int64)
+
+
+#---------------------------------------------------------------------------------------------
+# Picture
+
+
+def side_by_side(input_colour: np.ndarray, result: EditResult, boxes,
+                 min_height: int = 128, max_width: int = 1024) -> np.ndarray:
+    """One RGB picture: input | incomplete (G input) | edited | photo (G_I), each captioned, with
+    the boxes outlined in white (display only). Small maps are enlarged (nearest, integer
+    factor) to at least `min_height`, large ones reduced to at most `max_width` per panel."""
+    from PIL import Image, ImageDraw
+    height, width = input_colour.shape[:2]
+    scale = max(1, -(-min_height // height))
+    panel_w, panel_h = width * scale, height * scale
+    if panel_w > max_width:
+        panel_w, panel_h = max_width, max(1, round(height * max_width / width))
+    sx, sy = panel_w / width, panel_h / height
+    photo = result.photo if result.photo is not None else np.full_like(input_colour, 128)
+    panels = [("input", input_colour, True), ("incomplete (G input)", result.incomplete, True),
+              ("edited", result.colour, True),
+              ("photo (G_I)" if result.photo is not None else "no G_I", photo, False)]
+    caption, gap = 14, 4
+    canvas = Image.new("RGB", (4 * panel_w + 3 * gap, panel_h + caption), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (title, array, is_map) in enumerate(panels):
+        image = Image.fromarray(np.ascontiguousarray(array))
+        image = image.resize((panel_w, panel_h), Image.NEAREST if is_map else Image.BILINEAR)
+        left = i * (panel_w + gap)
+        canvas.paste(image, (left, caption))
+        draw.text((left + 2, 1), title, fill=(0, 0, 0))
+        if i in (1, 2):
+            for x1, y1, x2, y2 in boxes:
+                draw.rectangle([left + int(x1 * sx), caption + int(y1 * sy),
+                                left + max(int(x2 * sx) - 1, int(x1 * sx)),
+                                caption + max(int(y2 * sy) - 1, int(y1 * sy))],
+                               outline=(255, 255, 255))
+    return np.asarray(canvas)

@@ -1,0 +1,457 @@
+"""HuEv, the paper's human evaluation (Table 1, appendix Fig 9): a two-alternative forced-choice
+study. Each item shows the complete map, the incomplete map (the box painted with the target
+label's colour: Su, what the generator saw) and the results of two rows as choices A and B; the
+participant picks the one that fills the missing region better.
+
+Three parts, all plain functions on files (the web app, pipeline.webapp, is a thin layer):
+- items: built from the per-box result maps the evaluate stage writes
+  (artifacts/eval/results/<row>.npz), the same boxes for both rows;
+- storage: SQLite in WAL mode, one committed transaction per vote (synchronous=FULL: a restart
+  or a crash loses no acknowledged vote); the server alone knows which row is A or B for a
+  participant and item, so a vote names a trial (an unguessable id of one participant and one
+  item) and a letter, never a row; one vote per item per participant (a UNIQUE constraint, so
+  concurrent requests cannot both get in);
+- aggregation: votes (exported as CSV, the DVC stage's input) -> preference share per row with
+  a 95 % binomial (Clopper-Pearson) interval and the vote count."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+RESULTS_DIR = "artifacts/eval/results"
+QUESTION = ("Which synthetic image (A or B) matches the ground truth better in terms of filling "
+            "the missing region?")  # the paper's task question (appendix, Fig 9)
+CHOICES = ("A", "B")
+VOTE_COLUMNS = ["participant", "item", "a_row", "b_row", "choice", "chosen_row", "voted_at",
+                "response_ms"]
+
+
+#---------------------------------------------------------------------------------------------
+# Items
+
+
+@dataclass(frozen=True)
+class Item:
+    """One study item: a test box and the maps shown for it (colour maps, (H, W, 3) uint8)."""
+    key: str                 # the test image's name (items are one box per test image)
+    box: tuple               # (x1, y1, x2, y2), half-open
+    label: int               # target label id
+    complete: np.ndarray     # the ground-truth map Yc
+    incomplete: np.ndarray   # Yc with the box painted in the target label's colour (Su)
+    results: dict            # row -> its result: Ŷ's labels (nearest palette colour), in colour
+
+
+def incomplete_map(complete: np.ndarray, box, colour) -> np.ndarray:
+    """The incomplete map of Fig 9: the box painted with the target label's colour."""
+    out = complete.copy()
+    x1, y1, x2, y2 = (int(v) for v in box)
+    out[y1:y2, x1:x2] = np.asarray(colour, dtype=np.uint8)
+    return out
+
+
+def load_items(results_dir: str, rows, palette: np.ndarray, limit: int = 0) -> list:
+    """The study items of two rows from the evaluate stage's per-box results
+    (results_dir/<row>.npz: names, boxes, labels, truth, fused): one per test box, in test
+    order, the first `limit` (0 = all). Both rows must have been scored on the same boxes.
+    A result is shown as the label map the metrics score: the fused colour map Ŷ read back by
+    nearest palette colour and drawn in the palette (as the editor page shows its edits)."""
+    from pipeline.datasets import colour_to_labels
+
+    def snap(colour):
+        return palette[colour_to_labels(colour, palette)]
+
+    if len(rows) != 2 or rows[0] == rows[1]:
+        raise ValueError(f"a study compares two different rows, got {list(rows)}")
+    loaded = {}
+    for row in rows:
+        path = os.path.join(results_dir, f"{row}.npz")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist (run the evaluate stage: "
+                                    "dvc repro evaluate)")
+        with np.load(path) as data:
+            missing = [k for k in ("names", "boxes", "labels", "truth", "fused") if k not in data]
+            if missing:
+                raise ValueError(f"{path}: missing {', '.join(missing)} (rerun the evaluate "
+                                 "stage)")
+            loaded[row] = {k: data[k] for k in ("names", "boxes", "labels", "truth", "fused")}
+    first, second = (loaded[r] for r in rows)
+    for key in ("names", "boxes", "labels"):
+        if first[key].shape != second[key].shape or not np.array_equal(first[key], second[key]):
+            raise ValueError(f"{rows[0]} and {rows[1]} were not scored on the same test boxes "
+                             f"({key} differ in {results_dir}); rerun the evaluate stage")
+    if first["fused"].shape != second["fused"].shape or \
+            first["fused"].shape != first["truth"].shape:
+        raise ValueError(f"{results_dir}: result maps of {rows[0]} and {rows[1]} differ in size")
+    count = len(first["names"]) if not limit else min(limit, len(first["names"]))
+    items = []
+    for i in range(count):
+        label = int(first["labels"][i])
+        if not 0 <= label < len(palette):
+            raise ValueError(f"{results_dir}: label {label} outside the dataset's palette")
+        box = tuple(int(v) for v in first["boxes"][i])
+        items.append(Item(key=str(first["names"][i]), box=box, label=label,
+                          complete=first["truth"][i],
+                          incomplete=incomplete_map(first["truth"][i], box, palette[label]),
+                          results={row: snap(loaded[row]["fused"][i]) for row in rows}))
+    if not items:
+        raise ValueError(f"{results_dir}: no study items (no test boxes)")
+    return items
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A (H, W, 3) uint8 image as PNG bytes (no metadata)."""
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+#---------------------------------------------------------------------------------------------
+# Vote storage
+
+
+class VoteError(Exception):
+    """A refused vote; `status` is the HTTP status the web app answers with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    id INTEGER PRIMARY KEY,
+    token TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    participant_id INTEGER NOT NULL REFERENCES participants(id),
+    position INTEGER NOT NULL,
+    item TEXT NOT NULL,
+    a_row TEXT NOT NULL,
+    b_row TEXT NOT NULL,
+    trial TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (participant_id, position),
+    UNIQUE (participant_id, item)
+);
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY,
+    participant_id INTEGER NOT NULL REFERENCES participants(id),
+    item TEXT NOT NULL,
+    a_row TEXT NOT NULL,
+    b_row TEXT NOT NULL,
+    choice TEXT NOT NULL CHECK (choice IN ('A', 'B')),
+    chosen_row TEXT NOT NULL,
+    voted_at TEXT NOT NULL,
+    response_ms INTEGER,
+    UNIQUE (participant_id, item)
+);
+"""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class VoteStore:
+    """The study's SQLite database (WAL). One short connection per call, so the web server's
+    worker threads never share one; every write is one transaction, durable when it returns."""
+
+    def __init__(self, path: str):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as err:
+            raise ValueError(f"{self.path}: not a HuEv votes database ({err})") from None
+        return _Closing(db)
+
+    def join(self, items: list, rows, rng=None) -> str:
+        """A new anonymous participant: a random token, the items in a random order and, per
+        item, a random assignment of the two rows to A and B. Returns the token."""
+        rng = rng or secrets.SystemRandom()
+        token = secrets.token_urlsafe(24)
+        order = list(range(len(items)))
+        rng.shuffle(order)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            cursor = db.execute("INSERT INTO participants (token, created_at) VALUES (?, ?)",
+                                (token, _now()))
+            pid = cursor.lastrowid
+            for position, index in enumerate(order):
+                a_row, b_row = rows if rng.random() < 0.5 else rows[::-1]
+                db.execute("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
+                           (pid, position, items[index].key, a_row, b_row,
+                            secrets.token_urlsafe(18)))
+            db.execute("COMMIT")
+        return token
+
+    def participant(self, token) -> int:
+        """The participant id of a token; VoteError 401 for a missing or unknown one."""
+        if not isinstance(token, str) or not token:
+            raise VoteError(401, "no participant token: start the study first")
+        with self._connect() as db:
+            found = db.execute("SELECT id FROM participants WHERE token = ?", (token,)).fetchone()
+        if found is None:
+            raise VoteError(401, "unknown participant token: start the study again")
+        return found[0]
+
+    def progress(self, token) -> dict:
+        """{done, total, next: the next unvoted trial (trial, item, position) or None}."""
+        pid = self.participant(token)
+        with self._connect() as db:
+            total = db.execute("SELECT COUNT(*) FROM trials WHERE participant_id = ?",
+                               (pid,)).fetchone()[0]
+            done = db.execute("SELECT COUNT(*) FROM votes WHERE participant_id = ?",
+                              (pid,)).fetchone()[0]
+            nxt = db.execute(
+                "SELECT trial, item, position FROM trials t WHERE participant_id = ? AND NOT "
+                "EXISTS (SELECT 1 FROM votes v WHERE v.participant_id = t.participant_id AND "
+                "v.item = t.item) ORDER BY position LIMIT 1", (pid,)).fetchone()
+        return {"done": done, "total": total,
+                "next": None if nxt is None else {"trial": nxt[0], "item": nxt[1],
+                                                  "position": nxt[2]}}
+
+    def trial(self, token, trial) -> dict:
+        """One of the participant's trials: {item, A: row, B: row}; VoteError 404 if the trial
+        is not theirs (or does not exist)."""
+        pid = self.participant(token)
+        if not isinstance(trial, str) or not trial:
+            raise VoteError(422, "no trial id")
+        with self._connect() as db:
+            found = db.execute("SELECT item, a_row, b_row FROM trials WHERE participant_id = ? "
+                               "AND trial = ?", (pid, trial)).fetchone()
+        if found is None:
+            raise VoteError(404, "no such trial for this participant")
+        return {"item": found[0], "A": found[1], "B": found[2]}
+
+    def vote(self, token, trial, choice, response_ms=None) -> dict:
+        """Store one vote (choice 'A' or 'B' on one of the participant's trials) and return the
+        progress. Refused, with nothing stored: 401 unknown participant, 422 malformed (choice
+        not A/B, bad response time), 404 a trial that is not this participant's (forged), 409
+        an item already voted on (replayed)."""
+        if choice not in CHOICES:
+            raise VoteError(422, f"choice must be 'A' or 'B', got {choice!r}")
+        if response_ms is not None and (isinstance(response_ms, bool)
+                                        or not isinstance(response_ms, int)
+                                        or not 0 <= response_ms <= 86_400_000):
+            raise VoteError(422, f"response_ms must be an integer in [0, 86400000], got "
+                                 f"{response_ms!r}")
+        pid = self.participant(token)
+        if not isinstance(trial, str) or not trial:
+            raise VoteError(422, "no trial id")
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                found = db.execute("SELECT item, a_row, b_row FROM trials WHERE participant_id "
+                                   "= ? AND trial = ?", (pid, trial)).fetchone()
+                if found is None:
+                    raise VoteError(404, "no such trial for this participant")
+                item, a_row, b_row = found
+                chosen = a_row if choice == "A" else b_row
+                try:
+                    db.execute("INSERT INTO votes (participant_id, item, a_row, b_row, choice, "
+                               "chosen_row, voted_at, response_ms) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                               "?)", (pid, item, a_row, b_row, choice, chosen, _now(),
+                                      response_ms))
+                except sqlite3.IntegrityError:
+                    raise VoteError(409, "this item has already been voted on") from None
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return self.progress(token)
+
+    def votes(self) -> list:
+        """Every vote as a dict of VOTE_COLUMNS (participant: its sequential id, never the
+        token), in the order they arrived."""
+        with self._connect() as db:
+            found = db.execute("SELECT participant_id, item, a_row, b_row, choice, chosen_row, "
+                               "voted_at, response_ms FROM votes ORDER BY id").fetchall()
+        return [dict(zip(VOTE_COLUMNS, line)) for line in found]
+
+    def export(self, path: str) -> int:
+        """Write every vote to a CSV file (atomically); returns the number of votes."""
+        votes = self.votes()
+        write_votes_csv(path, votes)
+        return len(votes)
+
+
+class _Closing:
+    """sqlite3.Connection as a context manager that closes (sqlite3's own only commits)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def execute(self, *args):
+        return self.db.execute(*args)
+
+    def executescript(self, script):
+        return self.db.executescript(script)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.db.close()
+
+
+def write_votes_csv(path: str, votes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=VOTE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for vote in votes:
+            writer.writerow({k: "" if vote.get(k) is None else vote[k] for k in VOTE_COLUMNS})
+    os.replace(tmp, path)
+
+
+def read_votes_csv(path: str) -> list:
+    """The votes of an exported CSV (VOTE_COLUMNS); ValueError naming the file and line on a
+    malformed one."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist (python -m stages.serve --export "
+                                f"{path} writes it from the study's database)")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or list(reader.fieldnames) != VOTE_COLUMNS:
+            raise ValueError(f"{path}: header must be {','.join(VOTE_COLUMNS)}")
+        votes = []
+        for number, line in enumerate(reader, start=2):
+            choice = line["choice"]
+            expected = line["a_row"] if choice == "A" else line["b_row"]
+            if choice not in CHOICES or line["chosen_row"] != expected or \
+                    line["a_row"] == line["b_row"]:
+                raise ValueError(f"{path}, line {number}: choice {choice!r} does not name "
+                                 f"chosen_row {line['chosen_row']!r} (A = {line['a_row']!r}, "
+                                 f"B = {line['b_row']!r})")
+            votes.append(line)
+    seen = set()
+    for vote in votes:
+        key = (vote["participant"], vote["item"])
+        if key in seen:
+            raise ValueError(f"{path}: participant {key[0]} voted twice on item {key[1]}")
+        seen.add(key)
+    return votes
+
+
+#---------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def preference(votes, rows, confidence: float = 0.95) -> list:
+    """HuEv per row of the pair: the share of votes that chose it, its Clopper-Pearson
+    interval, the vote count, the number of participants and the paper's variant (each
+    participant's share, averaged over participants). With no votes every number is None.
+    Votes are treated as independent trials (they are not quite: one participant answers many
+    items); the participant-averaged share is given beside for that reason."""
+    from scipy.stats import binomtest
+    rows = list(rows)
+    other = [v for v in votes if {v["a_row"], v["b_row"]} != set(rows)]
+    if other:
+        raise ValueError(f"votes compare {other[0]['a_row']} with {other[0]['b_row']}, the study "
+                         f"is configured for {rows[0]} vs {rows[1]} (params huev.rows)")
+    total = len(votes)
+    participants = sorted({v["participant"] for v in votes})
+    lines = []
+    for row in rows:
+        chosen = sum(v["chosen_row"] == row for v in votes)
+        line = {"row": row, "votes_for": chosen, "votes": total,
+                "participants": len(participants), "share": None, "ci_low": None,
+                "ci_high": None, "share_mean_of_participants": None}
+        if total:
+            ci = binomtest(chosen, total).proportion_ci(confidence, method="exact")
+            per_participant = []
+            for p in participants:
+                mine = [v for v in votes if v["participant"] == p]
+                per_participant.append(sum(v["chosen_row"] == row for v in mine) / len(mine))
+            line.update(share=chosen / total, ci_low=float(ci.low), ci_high=float(ci.high),
+                        share_mean_of_participants=float(np.mean(per_participant)))
+        lines.append(line)
+    return lines
+
+
+PAPER_HUEV = {"pix2pixhd-cityscapes": 0.4704, "mexgan-cityscapes": 0.5296}  # Table 1, 11 users
+NO_VOTES = "no votes yet"
+
+
+def summary(votes, rows) -> dict:
+    """What the huev stage writes (reports/huev.json): the pair, the vote and participant
+    counts and preference() per row."""
+    lines = preference(votes, rows)
+    return {"rows": list(rows), "votes": len(votes),
+            "participants": len({v["participant"] for v in votes}),
+            "items": len({v["item"] for v in votes}), "question": QUESTION,
+            "interval": "95 % Clopper-Pearson (exact binomial), votes as independent trials",
+            "preference": {line["row"]: {k: v for k, v in line.items() if k != "row"}
+                           for line in lines}}
+
+
+def table1_with_huev(frame, huev: dict, paper: dict = PAPER_HUEV):
+    """Table 1 (pipeline.reports.comparison_table's frame) with a `huev` line after each study
+    row's last line and a `votes` column (votes for the row / all votes). Without votes the
+    line has no number (ours is missing) and its votes cell says NO_VOTES."""
+    import pandas as pd
+    records = frame.to_dict("records")
+    for record in records:
+        record["votes"] = None
+    for row in huev["rows"]:
+        values = huev["preference"][row]
+        share = values["share"]
+        line = {"row": row, "metric": "huev", "paper": paper.get(row),
+                "ours": share,
+                "ci_low": values["ci_low"], "ci_high": values["ci_high"], "seeds": None,
+                "vs_floor": "", "difference": None if share is None or row not in paper
+                else share - paper[row],
+                "votes": NO_VOTES if share is None
+                else f"{values['votes_for']} / {values['votes']}"}
+        at = max((i for i, r in enumerate(records) if r["row"] == row), default=None)
+        if at is None:
+            at = max((i for i, r in enumerate(records) if not r["row"].startswith("floor-")),
+                     default=len(records) - 1)
+        records.insert(at + 1, line)
+    return pd.DataFrame(records, columns=list(frame.columns) + ["votes"])
+
+
+def markdown(huev: dict, paper: dict = PAPER_HUEV) -> str:
+    """reports/huev.md: the study's result, or a line saying it has no votes."""
+    rows = huev["rows"]
+    out = ["# HuEv — human evaluation (Table 1)", "",
+           f"Two-alternative forced choice between `{rows[0]}` and `{rows[1]}` on the seed-679 "
+           f"test boxes (A / B in random order per item and participant). Question: "
+           f"\"{huev['question']}\"", ""]
+    if not huev["votes"]:
+        out += [f"**{NO_VOTES}**: the study has not been run. `python -m stages.serve` serves "
+                "it; `python -m stages.serve --export` writes the votes to the file this stage "
+                "reads (params huev.votes).", ""]
+        return "\n".join(out)
+    out += [f"{huev['votes']} votes from {huev['participants']} participants on "
+            f"{huev['items']} items. share: votes for the row / all votes, with a "
+            f"{huev['interval']} interval; mean of participants: each participant's share, "
+            "averaged (the paper's \"averaging across observers\").", "",
+            "| row | paper | share | ci_low | ci_high | votes for | votes | mean of participants |",
+            "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        v = huev["preference"][row]
+        paper_value = f"{paper[row]:.4f}" if row in paper else "—"
+        out.append(f"| {row} | {paper_value} | {v['share']:.4f} | {v['ci_low']:.4f} | "
+                   f"{v['ci_high']:.4f} | {v['votes_for']} | {v['votes']} | "
+                   f"{v['share_mean_of_participants']:.4f} |")
+    return "\n".join(out) + "\n"

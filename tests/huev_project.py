@@ -1,0 +1,67 @@
+"""A tiny project for the HuEv study and the editor page, made in seconds without training:
+synthetic Cityscapes at 32x16 prepared by the real prepare code, untrained (random-weight)
+generators of the two study rows and a G_I saved in the pipeline's model-file layout (with the
+metadata pipeline.editing checks), and the evaluate stage's per-box results of both rows
+written by the real evaluation code (score_edits, save_results)."""
+import os
+from types import SimpleNamespace
+
+import torch
+
+from pipeline.config import load_params
+from pipeline.checkpoints import save_atomic
+from pipeline.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_items
+from pipeline.inputs import condition_channels
+from pipeline.networks import GlobalGenerator
+from pipeline.preparation import prepare_dataset
+from pipeline.rows import model_metadata
+from pipeline.synthetic import generate_split
+from tests.tiny_project import tiny_params, write_params
+
+ROWS = ("pix2pixhd-cityscapes", "mexgan-cityscapes")
+
+
+def _save_model(path, generator, in_channels, params, kind, dataset, width, height, name):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    m = params.model
+    save_atomic({"generator": generator.state_dict(), "in_channels": in_channels,
+                 "model": {"ngf": m.ngf, "n_downsampling": m.n_downsampling,
+                           "n_blocks": m.n_blocks},
+                 "twosm": None,
+                 "meta": model_metadata(kind, dataset, width, height, name, in_channels,
+                                        "test", commit="test")}, path)
+
+
+def make_project(root, test_images: int = 6) -> SimpleNamespace:
+    """Write the tiny project under `root`; returns its paths and params."""
+    raw = tiny_params()
+    raw["datasets"]["cityscapes"].update(synthetic_train=2, synthetic_test=test_images)
+    params_path = write_params(os.path.join(root, "params.yaml"), raw)
+    params = load_params(params_path)
+    d = params.datasets["cityscapes"]
+    data_dir = os.path.join(root, "artifacts", "data", "cityscapes")
+    splits = {split: generate_split("cityscapes", split, count, d.height, d.width,
+                                    params.data.seed)
+              for split, count in (("train", 2), ("test", test_images))}
+    prepare_dataset("cityscapes", splits, data_dir, width=d.width, height=d.height,
+                    threshold=d.size_threshold, box_rule=params.data.box_rule,
+                    seed=params.evaluate.seed, source="synthetic")
+    spec, split, items = test_items("cityscapes", data_dir)
+    models = os.path.join(root, "artifacts", "models")
+    channels = condition_channels(spec)
+    results = os.path.join(root, "artifacts", "eval", RESULTS_SUBDIR)
+    m = params.model
+    for k, row in enumerate(ROWS):
+        torch.manual_seed(k)
+        generator = GlobalGenerator(channels, 3, m.ngf, m.n_downsampling, m.n_blocks).eval()
+        _save_model(os.path.join(models, row, "seed0", "generator.pt"), generator, channels,
+                    params, "structure", "cityscapes", d.width, d.height, row)
+        _, _, fused = score_edits(generator, split, spec, items)
+        save_results(results, row, SimpleNamespace(spec=spec, split=split, items=items), fused)
+    torch.manual_seed(9)
+    translator = GlobalGenerator(3, 3, m.ngf, m.n_downsampling, m.n_blocks).eval()
+    _save_model(os.path.join(models, "translator-cityscapes", "generator.pt"), translator, 3,
+                params, "translator", "cityscapes", d.width, d.height, "translator-cityscapes")
+    return SimpleNamespace(root=str(root), params_path=params_path, params=params,
+                           results=results, data_root=os.path.join(root, "artifacts", "data"),
+                           items=len(items), spec=spec)

@@ -1,0 +1,45 @@
+"""Screenshots of the HuEv study and the editor page for the README (docs/huev_study.png,
+docs/huev_editor.png), taken with the browser test's Playwright + system Chromium on a project
+after `dvc repro` (its evaluate results and models):
+
+  .venv/bin/python tools/screenshots.py [--root .] [--out docs]
+
+A throw-away votes database is used; the project's own is not touched."""
+import argparse
+import os
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import stages  # noqa: E402,F401 - CPU set-up (pipeline.platform) before torch is imported
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=".", help="project with artifacts/ (after dvc repro)")
+    parser.add_argument("--out", default=os.path.join(REPO, "docs"))
+    parser.add_argument("--label", default="car (26)", help="target label option of the edit")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+    from tests.test_browser import Server, answer_study, chromium_path, edit_in_browser
+    os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        server = Server(os.path.abspath(args.root), os.path.join(scratch, "votes.sqlite"))
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                                            args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 900, "height": 720})
+                answer_study(page, server.url, "AB", os.path.join(args.out, "huev_study.png"))
+                edit_in_browser(page, server.url, args.label, (0.3, 0.45), (0.6, 0.9),
+                                os.path.join(args.out, "huev_editor.png"))
+                browser.close()
+        finally:
+            server.stop()
+    print(f"screenshots -> {args.out}/huev_study.png, huev_editor.png")
+
+
+if __name__ == "__main__":
+    main()
