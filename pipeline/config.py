@@ -39,8 +39,8 @@ class DataParams:
     source: str = "synthetic"     # synthetic (embedded generator) | real (data/raw via stages.prepare)
     raw_dir: str = "data/raw"     # where the real archives go (tracked by data.dvc)
     seed: int = 0                 # synthetic generator seed
-    box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.boxes): authors (their code: plain ids
-                                  # of edit classes too, Helen one instance per class,
+    box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.boxes): authors (their code:
+                                  # plain ids of edit classes too, Helen one instance per class,
                                   # (h-1)(w-1) > thr*H*W) | tight (object ids / 8-connected
                                   # components only, h*w >= thr*H*W)
 

@@ -1,7 +1,8 @@
 """Count the test images that have an eligible box, under both box rules, on real Cityscapes
 instance maps, next to the authors' count (376 of the 500 val images at 256x128, 0.02).
 
-  python -m stages.eligible_boxes --inst-dir data/raw/gtFine/val --out reports/real_eligible_boxes.json
+  python -m stages.eligible_boxes --inst-dir data/raw/gtFine/val \
+      --label "Cityscapes val" --out reports/real_eligible_boxes.json
 
 Reads only the *_gtFine_instanceIds.png files (gtFine_trainvaltest.zip; no photos), resized
 nearest to 256x128 as `prepare` does; the count is that of `prepare`'s test_boxes.csv on the same

@@ -37,7 +37,8 @@ def main():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=sorted(PAPER_SETTINGS))
     parser.add_argument("--out", required=True, help="prepared dataset directory")
-    parser.add_argument("--raw", help="raw folder (real data at the paper's size, no params)")
+    parser.add_argument("--raw", help="raw folder (real data at the paper's size; of --params "
+                        "only data.box_rule is read, when the file exists)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--extract", help="folder the raw archives are extracted into (the "
                         "pipeline: artifacts/raw/<dataset>; default: beside --out), so the raw "

@@ -63,8 +63,8 @@ def test_nothing_committed_changed_and_nothing_reproduced_changed_passes():
 
 
 def test_uncommitted_change_fails_naming_the_metrics():
-    """`profiles.paper.lambda_feat: 2.0` committed without rerunning dvc repro: the committed metrics are
-    those of HEAD~1, the reproductions differ."""
+    """`profiles.paper.lambda_feat: 2.0` committed without rerunning dvc repro: the committed
+    metrics are those of HEAD~1, the reproductions differ."""
     head = tree(**{"mexgan-cityscapes.tiou": 0.55, "pix2pixhd-cityscapes.hamm": 0.3})
     failures, as_committed, unchanged = cm.compare_commits(PREV, PREV, PREV, head)
     assert failures == [

@@ -242,7 +242,8 @@ def test_nyu_labels_are_mapped_by_name(tmp_path, nyu_names):
     file_ids = dict(NYU_IDS, wall=floor, floor=wall)      # the file's own ids
     write_nyu_mat(str(tmp_path / "nyu_depth_v2_labeled.mat"),
                   [nyu_frame(i, ids=file_ids) for i in range(3)], swapped)
-    data = load_raw("nyu", str(tmp_path), nyu_split=(2, 1), nyu_names_file=shared_path("nyu", "nyu894_to_40.txt"),
+    data = load_raw("nyu", str(tmp_path), nyu_split=(2, 1),
+                    nyu_names_file=shared_path("nyu", "nyu894_to_40.txt"),
                     progress=False)
     assert data["train"].labels[0, 12, 12] == wall
     assert data["train"].labels[0, 100, 10] == floor
