@@ -141,9 +141,9 @@ def warnings_for(conditions: dict) -> list:
         lines.append("The perceptual loss used a random-init VGG19 stand-in (no ImageNet "
                      "weights).")
     lines.append("Time and memory vary from run to run and are kept out of the reproducible "
-                 "outputs: every run's `reports/train/<row>/seed<k>/resources.json` (on CPU the "
-                 "peak RSS `mem_cpu_peak_rss_gb`, a different quantity from the paper's GPU "
-                 "memory; never compared).")
+                 "outputs: every run's `reports/train/<row>/seed<k>/resources.json` (per-step peak "
+                 "memory; on CPU the peak RSS `mem_cpu_step_peak_rss_*_gb`, a different quantity "
+                 "from the paper's GPU memory; never compared).")
     return lines
 
 
@@ -222,8 +222,10 @@ def main():
          f"{inpainting_conditions_raw['fid_source']}."),
         ("Table 4 — MExGAN vs A-MExGAN", "table4",
          comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm"], scores, city),
-         "tIOU / hamm (paper also: average GPU memory, 4.43 GB MExGAN vs 4.54 GB A-MExGAN). "
-         "Memory is not a reproducible output: each run's resources.json has it."),
+         "tIOU / hamm (paper also: GPU memory, 4.43 GB MExGAN vs 4.54 GB A-MExGAN). "
+         "Memory is not a reproducible output: each run's resources.json has its per-step "
+         "peak, and `make bench` on a GPU measures it at the paper's size "
+         "(`reports/bench_gpu.md`: per-step peak of the CUDA allocator, MExGAN vs A-MExGAN)."),
     ]
     for title, stem, frame, text in tables:
         reproduced = not (frame["ours"] == NOT_REPRODUCED).all()

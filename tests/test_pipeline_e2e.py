@@ -145,3 +145,28 @@ def test_exp_run_q_reruns_only_the_rows_that_read_q(project):
     assert "mexgan-q0-cityscapes seed 0: 6 steps" in out
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert metrics["mexgan-cityscapes"]["q"] == 2
+
+
+@pytest.mark.slow
+def test_queued_experiments_run_in_parallel_workers(project):
+    """README's recipe for many rows at once: experiments queued with their own params (and a
+    device each, here the CPU) and run by `dvc queue start -j 2`."""
+    import time
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline"], project)
+    for value in (2, 3):
+        run(["dvc", "exp", "run", "--queue", "-n", f"q1-is-{value}", "-S", f"q_sweep.q1={value}",
+             "-S", "train.device=cpu"], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], project)
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    shown = run(["dvc", "exp", "show", "--json"], project)
+    for value in (2, 3):
+        assert f"q1-is-{value}" in shown
+    run(["dvc", "queue", "stop"], project)

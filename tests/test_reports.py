@@ -76,11 +76,11 @@ def test_differences_table_lists_the_papers_comparisons_with_paired_intervals():
 
 def test_cpu_memory_is_shown_as_peak_rss_without_a_difference():
     metrics = fake_metrics()
-    metrics["mexgan-cityscapes"]["mem_cpu_peak_rss_gb"] = 0.95
-    frame = comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_avg_gb"])
-    gpu = line(frame, "mexgan-cityscapes", "mem_gpu_avg_gb")
+    metrics["mexgan-cityscapes"]["mem_cpu_step_peak_rss_mean_gb"] = 0.95
+    frame = comparison_table(metrics, PAPER_TABLE4, ["tiou", "hamm", "mem_gpu_step_peak_mean_gb"])
+    gpu = line(frame, "mexgan-cityscapes", "mem_gpu_step_peak_mean_gb")
     assert gpu["paper"] == 4.43 and pd.isna(gpu["ours"]) and pd.isna(gpu["difference"])
-    rss = line(frame, "mexgan-cityscapes", "mem_cpu_peak_rss_gb")
+    rss = line(frame, "mexgan-cityscapes", "mem_cpu_step_peak_rss_mean_gb")
     assert rss["ours"] == 0.95 and pd.isna(rss["paper"]) and pd.isna(rss["difference"])
 
 
