@@ -254,14 +254,15 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                   os.path.join(live_dir, RESOURCES_FILE)):
         if ranks.is_main and os.path.exists(stale):
             os.remove(stale)
-    # checkpoint_every changes where checkpoints are written, never the result: not part of
-    # the configuration a checkpoint must match.
-    train_params = {k: v for k, v in to_dict(params.train).items() if k != "checkpoint_every"}
+    # checkpoint_every (where checkpoints are written) and data_workers (who builds the same
+    # batches) never change the result: not part of the configuration a checkpoint must match.
+    train_params = {k: v for k, v in to_dict(params.train).items()
+                    if k not in ("checkpoint_every", "data_workers")}
     if config is None:
         config = {"model": to_dict(params.model), "loss": to_dict(params.loss),
                   "train": train_params}
-    fingerprint = json.dumps({"name": name, **config, "epochs": epochs, **extra},
-                             sort_keys=True)
+    fingerprint = json.dumps({"name": name, **config, "epochs": epochs, **extra,
+                              "code": code_digest()}, sort_keys=True)
     lr, betas = optimiser or (t.lr, (t.beta1, t.beta2))
     # Keep the dvclive history when a checkpoint may be resumed; the trainer rewinds it to the
     # checkpoint's step (or clears it when it starts from scratch after all).
@@ -306,6 +307,20 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                  **(model_info or {})},
                 os.path.join(out_dir, GENERATOR_FILE))
     return summary
+
+
+def code_digest() -> str:
+    """md5 of the library's source (pipeline/*.py). Part of every checkpoint's fingerprint: a
+    run never resumes from a checkpoint that other code wrote, so a DVC rerun after a code
+    change retrains instead of keeping a model of the old code."""
+    digest = hashlib.md5()
+    folder = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            digest.update(name.encode())
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
 
 
 def acceleration(train: TrainParams) -> trainer.Acceleration:

@@ -270,6 +270,38 @@ def test_checkpoint_of_other_params_is_not_resumed(setup, caplog):
     assert json.loads(previous["fingerprint"])["train"]["lr"] == 0.0001
 
 
+def test_checkpoint_of_other_code_is_not_resumed(setup, caplog, monkeypatch):
+    """A code change reruns the DVC stage; it must retrain, not reuse the old code's model."""
+    import pipeline.rows as rows
+    project = new_project(setup, "other_code")
+    _, model_dir, _ = dirs(project)
+    _, ref_model, _ = dirs(setup["reference"])
+    shutil.copytree(ref_model, model_dir)
+    monkeypatch.setattr(rows, "code_digest", lambda: "changed")
+    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+        summary = train_in_process(project, setup["params"])
+    assert "written for other params or code" in caplog.text
+    assert summary["resumes"] == 0 and summary["steps"] == STEPS
+
+
+def test_checkpoint_every_and_data_workers_do_not_stop_a_resume(setup):
+    """Settings that never change the result (where checkpoints go, who builds the batches)
+    keep a finished run's checkpoint usable: the rerun resumes, trains nothing, same model."""
+    project = new_project(setup, "same_result_settings")
+    _, model_dir, _ = dirs(project)
+    _, ref_model, _ = dirs(setup["reference"])
+    shutil.copytree(ref_model, model_dir)
+    params = tiny_params(**{**setup["params"], "train": {**setup["params"]["train"],
+                                                         "checkpoint_every": 3,
+                                                         "data_workers": 2}})
+    summary = train_in_process(project, params)
+    assert summary["resumes"] == 1 and summary["steps"] == STEPS
+    ours = torch.load(os.path.join(model_dir, "generator.pt"), weights_only=False)["generator"]
+    reference = torch.load(os.path.join(ref_model, "generator.pt"),
+                           weights_only=False)["generator"]
+    assert all(torch.equal(ours[k], reference[k]) for k in reference)
+
+
 def test_checkpoints_leave_out_the_frozen_vgg(setup):
     _, ref_model, _ = dirs(setup["reference"])
     state = torch.load(os.path.join(ref_model, trainer.CHECKPOINT), weights_only=False)
