@@ -130,6 +130,22 @@ def _rss_bytes() -> float:
         return next(float(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
 
 
+def _configure_process(params: Params) -> None:
+    """A benchmark process's CPU settings: the params' portable mode and threads."""
+    from pipeline import platform
+    if not platform.is_configured():
+        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+
+
+def _train_boxes(params: Params, dataset: str, split, spec) -> dict:
+    """image name -> its eligible EditBoxes (the dataset's size threshold and box rule)."""
+    boxes = {}
+    for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold,
+                        params.data.box_rule):
+        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
+    return boxes
+
+
 def _time_training(build, params: Params, device: torch.device, steps: int, lr, betas,
                    accel: trainer.Acceleration, phases=trainer.JOINT) -> dict:
     """Train what `build()` returns -- (generator, losses, task) -- for `steps` steps: median
@@ -182,15 +198,11 @@ def _in_fresh_process(function, *args, **kwargs):
 
 def _benchmark_row(params: Params, dataset: str, loss: str, width: int, height: int,
                    steps: int, images: int) -> dict:
-    from pipeline import platform
-    if not platform.is_configured():
-        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+    _configure_process(params)
     device = trainer.pick_device(params.train.device)
     spec = get_spec(dataset)
     split = generate_split(dataset, "train", images, height, width, params.data.seed)
-    boxes = {}
-    for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold):
-        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
+    boxes = _train_boxes(params, dataset, split, spec)
     q = params.q_overrides.get(dataset, params.q)
     channels = condition_channels(spec)
     t = params.train
@@ -335,18 +347,14 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
                         steps: int, images: int) -> dict:
     """Median step seconds and peak memory of NVIDIA's pix2pixHD networks and training step at
     our model sizes, on the same synthetic maps (our conditioning, batch 1)."""
-    from pipeline import platform
-    if not platform.is_configured():
-        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+    _configure_process(params)
     device = trainer.pick_device(params.train.device)
     networks = _load_reference_networks(checkout)
     trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
                                params.train.deterministic)
     spec = get_spec(dataset)
     split = generate_split(dataset, "train", images, height, width, params.data.seed)
-    boxes = {}
-    for row in box_rows("train", split, spec, params.datasets[dataset].size_threshold):
-        boxes.setdefault(row[1], []).append(EditBox(row[1], row[2], tuple(row[3:7])))
+    boxes = _train_boxes(params, dataset, split, spec)
     task = TimedTask(EditTask(split, spec, boxes, batch_size=1, flip=True, seed=0), steps)
     clock = StepTimer(device, parts=False)
     model = _ReferenceStep(networks, condition_channels(spec), params.model, device).to(device)
@@ -372,9 +380,7 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
 
 def _benchmark_gl_row(params: Params, loss: str, width: int, height: int, steps: int,
                       images: int) -> dict:
-    from pipeline import platform
-    if not platform.is_configured():
-        platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+    _configure_process(params)
     device = trainer.pick_device(params.train.device)
     ip = params.inpainting
     photos = generate_split(ip.dataset, "train", images, height, width, params.data.seed).photos

@@ -37,18 +37,19 @@ class GanBatch:
     mask: torch.Tensor | None = None
     boxes: tuple = ()
 
-    def _tensors(self, function) -> "GanBatch":
+    def map_tensors(self, function) -> "GanBatch":
+        """A batch of function(tensor) for condition, target and mask (a None mask stays)."""
         return GanBatch(condition=function(self.condition), target=function(self.target),
                         mask=None if self.mask is None else function(self.mask),
                         boxes=self.boxes)
 
     def to(self, device, non_blocking: bool = False) -> "GanBatch":
         """The batch on `device` (non_blocking: asynchronous from pinned memory)."""
-        return self._tensors(lambda t: t.to(device, non_blocking=non_blocking))
+        return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> "GanBatch":
         """A copy in page-locked memory (DataLoader's pin_memory calls it)."""
-        return self._tensors(lambda t: t.pin_memory())
+        return self.map_tensors(lambda t: t.pin_memory())
 
     def fuse(self, generated: torch.Tensor) -> torch.Tensor:
         """Eq 5: Ŷ = Ỹ·M + Yu·(1 − M). Yu equals Yc outside the box, so the target serves as Yu."""

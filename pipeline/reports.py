@@ -94,6 +94,17 @@ def versus_floor(scores: pd.DataFrame, row: str, metric: str, dataset: str) -> s
     return "not distinguishable"
 
 
+def table_line(row, metric, paper_value, value, estimate, standing: str, seeds) -> dict:
+    """One table line: paper, ours with its interval (estimate or None), seeds, where it stands
+    against the floor, ours − paper (None when either is missing)."""
+    return {"row": row, "metric": metric, "paper": paper_value, "ours": value,
+            "ci_low": estimate.low if estimate else None,
+            "ci_high": estimate.high if estimate else None,
+            "seeds": None if seeds is None else str(seeds), "vs_floor": standing,
+            "difference": None if value is None or paper_value is None
+            else value - paper_value}
+
+
 def comparison_table(metrics: dict, paper: dict, metric_names, scores: pd.DataFrame | None = None,
                      datasets=()) -> pd.DataFrame:
     """One line per (row, metric): paper value, ours with its 95 % interval and seed count, where
@@ -112,12 +123,7 @@ def comparison_table(metrics: dict, paper: dict, metric_names, scores: pd.DataFr
         if scores is not None and metric in ("tiou", "hamm") and not row.startswith("floor-") \
                 and row in dataset_of:
             standing = versus_floor(scores, row, metric, dataset_of[row])
-        lines.append({"row": row, "metric": metric, "paper": paper_value, "ours": value,
-                      "ci_low": estimate.low if estimate else None,
-                      "ci_high": estimate.high if estimate else None,
-                      "seeds": None if seeds is None else str(seeds), "vs_floor": standing,
-                      "difference": None if value is None or paper_value is None
-                      else value - paper_value})
+        lines.append(table_line(row, metric, paper_value, value, estimate, standing, seeds))
 
     for row, paper_values in paper.items():
         ours = metrics.get(row, {})
@@ -294,12 +300,7 @@ def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: 
                     if metric in matrices and row in matrices[metric] else None)
         standing = ("" if row.startswith("floor-") or metric not in matrices
                     else inpainting_versus_floor(matrices[metric], row, metric, dataset))
-        lines.append({"row": row, "metric": metric, "paper": paper_value, "ours": value,
-                      "ci_low": estimate.low if estimate else None,
-                      "ci_high": estimate.high if estimate else None,
-                      "seeds": None if seeds is None else str(seeds), "vs_floor": standing,
-                      "difference": None if value is None or paper_value is None
-                      else value - paper_value})
+        lines.append(table_line(row, metric, paper_value, value, estimate, standing, seeds))
 
     rows = list(paper) + [r for r in metrics if r not in paper and not r.startswith("floor-")]
     for row in rows:

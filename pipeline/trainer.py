@@ -23,7 +23,6 @@ run; a digest in the checkpoint checks that).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -501,26 +500,22 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 phase_index, phase = phase_at(phases, step)
                 g_losses = _active(losses, phase.generator)
                 g_terms = {}
-                if g_losses:
-                    timer.start("G_forward")
-                    with acceleration.autocast(device):
-                        generated = run_generator(batch.condition)
-                        fused_map = batch.fuse(generated)
-                        for loss in g_losses:
-                            timer.start(f"{plugin_name(loss)}_G_terms")
-                            g_terms.update(loss.generator_terms(batch, generated, fused_map))
+                timer.start("G_forward")
+                # Without generator terms G is fixed in this phase: its output, computed
+                # without gradients, only feeds the Ds (train mode: batch-norm statistics keep
+                # following the data).
+                with torch.set_grad_enabled(bool(g_losses)), acceleration.autocast(device):
+                    generated = run_generator(batch.condition)
+                    fused_map = batch.fuse(generated)
+                    for loss in g_losses:
+                        timer.start(f"{plugin_name(loss)}_G_terms")
+                        g_terms.update(loss.generator_terms(batch, generated, fused_map))
                 if g_terms:
                     timer.start("G_backward")
                     opt_g.zero_grad(set_to_none=True)
                     sum(g_terms.values()).backward()
                     timer.start("G_optimizer")
                     opt_g.step()
-                elif not g_losses:  # G is fixed in this phase: its output only feeds the Ds
-                    # (train mode: batch-norm statistics keep following the data)
-                    timer.start("G_forward")
-                    with torch.no_grad(), acceleration.autocast(device):
-                        generated = run_generator(batch.condition)
-                        fused_map = batch.fuse(generated)
                 d_terms = {}
                 for loss, discriminator_step in zip(losses, discriminator_steps):
                     if phase.discriminator is None or plugin_name(loss) in phase.discriminator:
@@ -642,11 +637,7 @@ def batches(task, epoch: int, device: torch.device, workers: int = 0, skip: int 
 
 def _in_layout(batch, acceleration: Acceleration):
     """The batch's 4-d tensors in the networks' memory layout (channels_last or as they are)."""
-    if not acceleration.channels_last:
-        return batch
-    return dataclasses.replace(batch, **{
-        f.name: acceleration.layout(getattr(batch, f.name)) for f in dataclasses.fields(batch)
-        if isinstance(getattr(batch, f.name), torch.Tensor)})
+    return batch.map_tensors(acceleration.layout) if acceleration.channels_last else batch
 
 
 def _monitored(generator: nn.Module, monitor) -> dict:
