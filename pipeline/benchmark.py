@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import importlib.util
 import multiprocessing
@@ -20,6 +21,7 @@ from unittest import mock
 
 import torch
 import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline import trainer
 from pipeline.config import Params
@@ -131,10 +133,47 @@ def _rss_bytes() -> float:
 
 
 def _configure_process(params: Params) -> None:
-    """A benchmark process's CPU settings: the params' portable mode and threads."""
+    """A benchmark process's CPU settings: the params' portable mode and threads (unless the
+    process configured itself already: a spawned child of a stage does, from its command line
+    and MEXGAN_PORTABLE)."""
     from pipeline import platform
     if not platform.is_configured():
         platform.configure(portable=params.train.portable, threads=params.train.cpu_threads)
+
+
+def _process_record() -> dict:
+    """The CPU kernels this process runs with (portable mode or native, and the ISA used)."""
+    from pipeline import platform
+    return {"portable": platform.portable_mode(),
+            "isa_used": torch.backends.cpu.get_cpu_capability()}
+
+
+@contextlib.contextmanager
+def cpu_kernels(portable: bool | None):
+    """The fresh processes started inside run in portable mode (True) or with the native kernels
+    (False); None leaves the setting to the params and the environment. A spawned child
+    configures itself from MEXGAN_PORTABLE, which wins over train.portable."""
+    from pipeline.platform import ENV_SWITCH
+    if portable is None:
+        yield
+        return
+    before = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "1" if portable else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV_SWITCH]
+        else:
+            os.environ[ENV_SWITCH] = before
+
+
+def count_step_flops(step) -> float:
+    """GFLOP of one call of `step()` (forward and backward passes, torch's FLOP counter: the
+    matrix products and convolutions)."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
 
 
 def _train_boxes(params: Params, dataset: str, split, spec) -> dict:
@@ -185,7 +224,15 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
             result["breakdown_ms"] = {name: 1000 * seconds / measured
                                       for name, seconds in sorted(timer.seconds.items(),
                                                                   key=lambda kv: -kv[1])}
-    return result
+    generator, losses, task = build()
+
+    def one_step():
+        with tempfile.TemporaryDirectory() as out_dir:
+            trainer.train(generator=generator, losses=losses, task=TimedTask(task, 1), epochs=1,
+                          lr=lr, betas=betas, device=device, out_dir=out_dir, progress=False,
+                          acceleration=accel, phases=phases)
+    result["gflop_per_step"] = count_step_flops(one_step)
+    return {**result, **_process_record()}
 
 
 def _in_fresh_process(function, *args, **kwargs):
@@ -234,18 +281,21 @@ def benchmark_rows(params: Params, dataset: str) -> list:
 
 def benchmark(params: Params, dataset: str, losses=None, *,
               width: int, height: int, steps: int = 10, images: int = 8,
-              progress: bool = False, reference: str | None = None) -> dict:
+              progress: bool = False, reference: str | None = None,
+              portable: bool | None = None) -> dict:
     """Train each loss for `steps` steps (the first WARMUP left out) on synthetic maps of the
     given size, same seed, each in a fresh process, and report the median seconds per step,
-    per-step peak memory, the breakdown and the ratios to our Pix2PixHD. q is params.q (or its
-    dataset override). `losses`: names of benchmark_rows (default: all of them).
-    `reference`: a pix2pixHD checkout whose networks are timed beside ours (same sizes)."""
+    per-step peak memory, GFLOP per step, the breakdown and the ratios to our Pix2PixHD. q is
+    params.q (or its dataset override). `losses`: names of benchmark_rows (default: all of
+    them). `reference`: a pix2pixHD checkout whose networks are timed beside ours (same sizes).
+    `portable`: the CPU kernels of the row processes (see cpu_kernels); the result records the
+    mode they ran in."""
     device = trainer.pick_device(params.train.device)
     q = params.q_overrides.get(dataset, params.q)
     results = {"device": str(device), "dataset": dataset, "width": width, "height": height,
                "steps": steps, "warmup_steps": WARMUP, "q": q, "alpha": params.alpha,
                "beta": params.beta, "cpu_threads": params.train.cpu_threads,
-               "portable": params.train.portable, "torch": torch.__version__,
+               "torch": torch.__version__,
                "acceleration": dataclasses.asdict(acceleration(params.train)),
                "model": {"ngf": params.model.ngf, "ndf": params.model.ndf,
                          "n_downsampling": params.model.n_downsampling,
@@ -256,24 +306,31 @@ def benchmark(params: Params, dataset: str, losses=None, *,
     unknown = sorted(set(losses or ()) - set(known))
     if unknown:
         raise ValueError(f"benchmark row {unknown[0]!r}: not one of {', '.join(known)}")
-    for loss in losses or known:
-        if progress:
-            print(f"  {dataset} {width}x{height} {loss} ...", file=sys.stderr, flush=True)
-        results["rows"][loss] = _in_fresh_process(_benchmark_row, params, dataset, loss,
-                                                  width, height, steps, images)
-    if reference:
-        if progress:
-            print(f"  {dataset} {width}x{height} NVIDIA pix2pixHD ...", file=sys.stderr,
-                  flush=True)
-        results["reference_pix2pixhd"] = _in_fresh_process(
-            reference_pix2pixhd, reference, params, dataset, width, height, steps, images)
-    base = results["rows"].get("pix2pixhd", {}).get("median_step_seconds")
+    with cpu_kernels(portable):
+        for loss in losses or known:
+            if progress:
+                print(f"  {dataset} {width}x{height} {loss} ...", file=sys.stderr, flush=True)
+            results["rows"][loss] = _in_fresh_process(_benchmark_row, params, dataset, loss,
+                                                      width, height, steps, images)
+        if reference:
+            if progress:
+                print(f"  {dataset} {width}x{height} NVIDIA pix2pixHD ...", file=sys.stderr,
+                      flush=True)
+            results["reference_pix2pixhd"] = _in_fresh_process(
+                reference_pix2pixhd, reference, params, dataset, width, height, steps, images)
+    first = next(iter(results["rows"].values()))
+    results["portable"], results["isa_used"] = first["portable"], first["isa_used"]
+    base = results["rows"].get("pix2pixhd")
     if base:
         for values in results["rows"].values():
-            values["step_time_vs_pix2pixhd"] = values["median_step_seconds"] / base
+            values["step_time_vs_pix2pixhd"] = \
+                values["median_step_seconds"] / base["median_step_seconds"]
+            values["flops_vs_pix2pixhd"] = values["gflop_per_step"] / base["gflop_per_step"]
         if reference:
             results["pix2pixhd_vs_reference"] = \
-                base / results["reference_pix2pixhd"]["median_step_seconds"]
+                base["median_step_seconds"] / results["reference_pix2pixhd"]["median_step_seconds"]
+            results["pix2pixhd_flops_vs_reference"] = \
+                base["gflop_per_step"] / results["reference_pix2pixhd"]["gflop_per_step"]
     return results
 
 
@@ -371,7 +428,10 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
     result = {"median_step_seconds": statistics.median(clock.step_seconds()),
               "generator_parameters": count_parameters(model.netG),
               "discriminator_parameters": count_parameters(model.netD),
-              **memory.summary(), "source": os.path.abspath(checkout)}
+              **memory.summary(), "source": os.path.abspath(checkout), **_process_record()}
+    batch = next(iter(task.epoch(0, device)))
+    result["gflop_per_step"] = count_step_flops(
+        lambda: model.step(batch.condition, batch.target, opt_g, opt_d))
     if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in result:
         result["rss_before_training_gb"] = rss_before / 1024 ** 3
         result["rss_growth_gb"] = result["mem_cpu_step_peak_rss_max_gb"] - rss_before / 1024 ** 3
@@ -395,11 +455,12 @@ def _benchmark_gl_row(params: Params, loss: str, width: int, height: int, steps:
 
 
 def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int = 10,
-                         images: int = 8, progress: bool = False) -> dict:
+                         images: int = 8, progress: bool = False,
+                         portable: bool | None = None) -> dict:
     """GL and GL+A-MEx (params.inpainting) side by side on synthetic facades, each in a fresh
     process: median seconds of a joint-phase step (completion network, context discriminator
     and, for GL+A-MEx, the A-MEx discriminator all step; the costliest of GL's three phases),
-    per-step peak memory and the breakdown."""
+    per-step peak memory, GFLOP per step and the breakdown. `portable`: as for benchmark."""
     device = trainer.pick_device(params.train.device)
     ip = params.inpainting
     results = {"device": str(device), "dataset": ip.dataset, "width": width, "height": height,
@@ -411,14 +472,18 @@ def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int 
                "rows": {}}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
-    for loss in ("gl", "gl_amex"):
-        if progress:
-            print(f"  {ip.dataset} {width}x{height} {loss} ...", file=sys.stderr, flush=True)
-        results["rows"][loss] = _in_fresh_process(_benchmark_gl_row, params, loss, width,
-                                                  height, steps, images)
-    base = results["rows"]["gl"]["median_step_seconds"]
+    with cpu_kernels(portable):
+        for loss in ("gl", "gl_amex"):
+            if progress:
+                print(f"  {ip.dataset} {width}x{height} {loss} ...", file=sys.stderr,
+                      flush=True)
+            results["rows"][loss] = _in_fresh_process(_benchmark_gl_row, params, loss, width,
+                                                      height, steps, images)
+    base = results["rows"]["gl"]
     for values in results["rows"].values():
-        values["step_time_vs_gl"] = values["median_step_seconds"] / base
+        values["step_time_vs_gl"] = values["median_step_seconds"] / base["median_step_seconds"]
+        values["flops_vs_gl"] = values["gflop_per_step"] / base["gflop_per_step"]
+    results["portable"], results["isa_used"] = base["portable"], base["isa_used"]
     return results
 
 
@@ -447,6 +512,10 @@ TARGETS = {"mex": 1.25, "amex": 1.35}  # step time vs our Pix2PixHD (performance
 REFERENCE_TARGET = 0.8                 # our Pix2PixHD step vs NVIDIA's, same run
 
 
+def _number(value, spec: str = ".2f") -> str:
+    return "" if value is None else format(value, spec)
+
+
 def _memory_cells(values: dict) -> str:
     for key in ("mem_gpu_step_peak", "mem_cpu_step_peak_rss"):
         if f"{key}_mean_gb" in values:
@@ -464,47 +533,50 @@ def bench_markdown(results: dict) -> str:
         base_name = next((name for name in ("pix2pixhd", "gl") if name in rows), None)
         gpu = result.get("gpu")
         memory = "GPU allocator, per-step peak" if gpu else "process RSS, per-step peak"
+        kernels = "portable" if result.get("portable") else "native"
         lines += [f"## {result['dataset']} {result['width']}×{result['height']} ({size} size)",
                   "",
                   f"Device: {gpu or 'CPU'} ({result['device']}), torch {result['torch']}, "
-                  f"{result.get('cpu_threads', '?')} CPU threads, portable "
-                  f"{result.get('portable', '?')}, model {result['model']}, "
+                  f"{result.get('cpu_threads', '?')} CPU threads, {kernels} CPU kernels "
+                  f"({result.get('isa_used', '?')}), model {result['model']}, "
                   f"acceleration {result.get('acceleration', {})}; median of "
                   f"{result['steps'] - result['warmup_steps']} steps after "
-                  f"{result['warmup_steps']} warm-up, each row in a fresh process.", "",
-                  f"| row | ms/step | × {base_name or '–'} | memory GB, mean / max ({memory}) "
-                  "| RSS growth GB | G params | D params |", "|---|---|---|---|---|---|---|"]
-        for name, values in rows.items():
-            ratio = values.get(f"step_time_vs_{base_name}")
+                  f"{result['warmup_steps']} warm-up, each row in a fresh process. GFLOP: one "
+                  "step's forward and backward passes, torch's FLOP counter.", "",
+                  f"| row | ms/step | × {base_name or '–'} | GFLOP/step | × FLOPs | memory GB, "
+                  f"mean / max ({memory}) | RSS growth GB | G params | D params |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        reference = result.get("reference_pix2pixhd")
+        base = rows.get(base_name, {})
+        named = list(rows.items()) + ([("NVIDIA pix2pixHD (reference)", reference)]
+                                      if reference else [])
+        for name, values in named:
             growth = values.get("rss_growth_gb")
+            ratio = values["median_step_seconds"] / base["median_step_seconds"] if base else None
+            flops = values.get("gflop_per_step")
+            flop_ratio = flops / base["gflop_per_step"] if base and flops else None
             lines.append(f"| {name} | {values['median_step_seconds'] * 1000:.1f} | "
-                         f"{'' if ratio is None else f'{ratio:.2f}'} | {_memory_cells(values)} | "
-                         f"{'' if growth is None else f'{growth:.2f}'} | "
+                         f"{_number(ratio)} | {_number(flops, '.1f')} | {_number(flop_ratio)} | "
+                         f"{_memory_cells(values)} | {_number(growth)} | "
                          f"{values['generator_parameters']:,} | "
                          f"{values['discriminator_parameters']:,} |")
-        reference = result.get("reference_pix2pixhd")
-        if reference:
-            growth = reference.get("rss_growth_gb")
-            lines.append(f"| NVIDIA pix2pixHD (reference) | "
-                         f"{reference['median_step_seconds'] * 1000:.1f} | "
-                         f"{reference['median_step_seconds'] / rows['pix2pixhd']['median_step_seconds']:.2f} | "
-                         f"{_memory_cells(reference)} | "
-                         f"{'' if growth is None else f'{growth:.2f}'} | "
-                         f"{reference['generator_parameters']:,} | "
-                         f"{reference['discriminator_parameters']:,} |")
         lines += ["", "Targets:"]
         if reference:
             ratio = result["pix2pixhd_vs_reference"]
+            verdict = ('met' if ratio <= REFERENCE_TARGET else 'NOT met') if size == "paper" \
+                else "the target is for the paper size"
             lines.append(f"- our Pix2PixHD step / NVIDIA's = {ratio:.2f} (target ≤ "
-                         f"{REFERENCE_TARGET}): {'met' if ratio <= REFERENCE_TARGET else 'NOT met'}")
+                         f"{REFERENCE_TARGET}): {verdict}; FLOPs "
+                         f"{result['pix2pixhd_flops_vs_reference']:.2f}×")
         else:
             lines.append("- our Pix2PixHD vs NVIDIA's: not measured (give --reference, a "
                          "pix2pixHD checkout)")
         for name, target in TARGETS.items():
-            if name in rows and base_name == "pix2pixhd" and name in rows:
+            if name in rows and base_name == "pix2pixhd":
                 ratio = rows[name]["step_time_vs_pix2pixhd"]
                 lines.append(f"- {name} / pix2pixhd = {ratio:.2f} (target ≤ {target}): "
-                             f"{'met' if ratio <= target else 'NOT met'}")
+                             f"{'met' if ratio <= target else 'NOT met'}; FLOPs "
+                             f"{rows[name]['flops_vs_pix2pixhd']:.2f}×")
         if gpu and {"mex", "amex"} <= rows.keys():
             mex = rows["mex"]["mem_gpu_step_peak_max_gb"]
             amex = rows["amex"]["mem_gpu_step_peak_max_gb"]

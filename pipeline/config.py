@@ -98,7 +98,7 @@ class TrainParams:
     # How the step runs (pipeline.trainer.Acceleration); the GPU settings are in params_paper.yaml
     precision: str = "fp32"       # fp32 | bf16 (autocast)
     channels_last: bool = False   # NHWC layout of networks and inputs
-    fused_adam: bool = False      # torch's fused Adam
+    fused_adam: bool = True       # torch's fused Adam kernel
     compile: bool = False         # torch.compile the generator
     deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
     data_workers: int = 0         # DataLoader processes building the batches (0: in the trainer)

@@ -3,9 +3,11 @@
 Every rank builds the same models from the same seed and takes every world_size-th batch of the
 shared per-epoch order. Gradients are averaged by torch's DistributedDataParallel: the trainer
 wraps the generator, and each loss plug-in's discriminator step (one DDP forward per backward,
-`Context.wrap`); the generator terms call the plug-ins unwrapped, with their discriminators
-frozen, so DDP never waits for gradients that a frozen discriminator does not produce. DDP's
-construction broadcasts rank 0's weights. NCCL on GPU, gloo on CPU. Rank 0 alone logs and
+`Context.wrap`). A joint step (generator and discriminator terms from one discriminator pass)
+goes through that wrapper; its two backward passes reach their own parameters only, so each
+wrapper's gradients are reduced once. Generator terms alone call the plug-ins unwrapped, with
+their discriminators frozen, so DDP never waits for gradients that a frozen discriminator does
+not produce. DDP's construction broadcasts rank 0's weights. NCCL on GPU, gloo on CPU. Rank 0 alone logs and
 writes checkpoints and outputs.
 """
 from __future__ import annotations

@@ -6,6 +6,9 @@ returns named generator terms (with its λ applied) and named discriminator term
 - AMExLoss:      λ4 L_A-MEx, one discriminator on full-size expanded-mask-multiplied maps (Eq 9);
                  also the A-MEx of GL+A-MEx inpainting (pipeline.inpainting), on RGB photos.
 
+A plug-in whose discriminators keep no batch statistics also has `joint_terms`: both sets of
+terms from one discriminator pass over the fake and the real maps (the trainer's joint step).
+
 All adversarial terms are least-squares GAN terms (pix2pixHD's default), i.e. the log terms of
 Eq 2 / 7 / 9 replaced by (D - 1)^2 and D^2. Discriminator terms carry pix2pixHD's factor 1/2.
 """
@@ -75,6 +78,13 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
+def split_batch(scales: list, parts: int) -> list:
+    """A multiscale D's output (per scale, its list of feature maps) for a batch of `parts`
+    equal batches stacked together, as one such output per part."""
+    return [[[features.chunk(parts)[part] for features in scale] for scale in scales]
+            for part in range(parts)]
+
+
 #---------------------------------------------------------------------------------------------
 # Basic structure-generator loss L_B (Eq 1-4)
 
@@ -94,19 +104,17 @@ class Pix2PixHDLoss(nn.Module):
         self.lambda_adv, self.lambda_feat, self.lambda_perc = lambda_adv, lambda_feat, lambda_perc
         self.vgg_layer_weights = tuple(vgg_layer_weights)
         self.on = on
-        self._real_scales = None  # (batch, D(real)) of the last generator step
 
     def _image(self, generated, fused):
         return generated if self.on == "raw" else fused
 
-    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
-        image = self._image(generated, fused)
-        with frozen(self.discriminator):
-            fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
-        # D(real) with gradients: the discriminator step of the same batch reuses it (D does not
-        # change in between), so each step runs D three times, as pix2pixHD does, not four.
-        real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
-        self._real_scales = (batch, real_scales)
+    def _fake_and_real_scales(self, batch: GanBatch, image) -> tuple:
+        """D's features at every scale for (condition, image) and (condition, Yc), in one call."""
+        return split_batch(self.discriminator(torch.cat(
+            [torch.cat([batch.condition, image], 1), torch.cat([batch.condition, batch.target], 1)])),
+            2)
+
+    def _generator_terms(self, batch, image, fake_scales, real_scales) -> dict:
         adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
         # Eq 3: sum over the D layers of the mean absolute feature difference, averaged over scales.
         matching = sum(F.l1_loss(fake, real.detach())
@@ -121,16 +129,28 @@ class Pix2PixHDLoss(nn.Module):
         return {"G_adv": self.lambda_adv * adversarial, "G_feat": self.lambda_feat * matching,
                 "G_perc": self.lambda_perc * perceptual}
 
-    def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
-        image = self._image(generated, fused).detach()
-        fake_scales = self.discriminator(torch.cat([batch.condition, image], 1))
-        cached, self._real_scales = self._real_scales, None
-        if cached is not None and cached[0] is batch and torch.is_grad_enabled():
-            real_scales = cached[1]
-        else:  # no generator step on this batch (a discriminator-only phase)
-            real_scales = self.discriminator(torch.cat([batch.condition, batch.target], 1))
+    @staticmethod
+    def _discriminator_terms(fake_scales, real_scales) -> dict:
         return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
                 "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
+
+    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        image = self._image(generated, fused)
+        with frozen(self.discriminator):
+            fake_scales, real_scales = self._fake_and_real_scales(batch, image)
+        return self._generator_terms(batch, image, fake_scales, real_scales)
+
+    def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        return self._discriminator_terms(
+            *self._fake_and_real_scales(batch, self._image(generated, fused).detach()))
+
+    def joint_terms(self, batch: GanBatch, generated, fused) -> tuple:
+        """(generator_terms, discriminator_terms) from one D pass over fake and real, as
+        pix2pixHD's three D passes give (see `joint_terms` in pipeline.trainer)."""
+        image = self._image(generated, fused)
+        fake_scales, real_scales = self._fake_and_real_scales(batch, image)
+        return (self._generator_terms(batch, image, fake_scales, real_scales),
+                self._discriminator_terms(fake_scales, real_scales))
 
 
 #---------------------------------------------------------------------------------------------
@@ -163,7 +183,7 @@ def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
 
 class ExpansionLoss(nn.Module):
     """What MEx and A-MEx share: q, the steps α / β, λ4, and the G / D terms built from the
-    subclass's `_scores(batch, images, real)` (the summed LSGAN terms over j = 0..q).
+    subclass's `_scores(batch, images, targets)` (the summed LSGAN terms over j = 0..q).
 
     `channels` selects the image the discriminators see from the generator output and the
     target: all of it for the colour-map rows (3 channels), the context stream of the two-stream
@@ -183,21 +203,37 @@ class ExpansionLoss(nn.Module):
         """How a training phase names this plug-in (pipeline.trainer.Phase): mex / amex."""
         return self.term
 
-    def _scores(self, batch, images: list, real: list) -> list:
-        """For each image (N, channels, H, W) the summed LSGAN terms over j = 0..q, averaged
-        over the batch, against real[i]; the images go through each discriminator together."""
+    def _scores(self, batch, images: list, targets: list) -> list:
+        """For each image (N, channels, H, W) and each of its LSGAN targets targets[i] (1 real,
+        0 fake), the summed LSGAN terms over j = 0..q averaged over the batch; the images go
+        through each discriminator together."""
         raise NotImplementedError
+
+    def _generator_term(self, score) -> dict:
+        return {f"G_{self.term}": self.lambda_mex * score}
+
+    def _discriminator_terms(self, fake_score, real_score) -> dict:
+        return {f"D_{self.term}_fake": 0.5 * self.lambda_mex * fake_score,
+                f"D_{self.term}_real": 0.5 * self.lambda_mex * real_score}
 
     def generator_terms(self, batch, generated, fused) -> dict:
         with frozen(self):  # the module's only parameters are its discriminators
-            score, = self._scores(batch, [fused[:, self.channels]], [True])
-        return {f"G_{self.term}": self.lambda_mex * score}
+            (score,), = self._scores(batch, [fused[:, self.channels]], [(1.0,)])
+        return self._generator_term(score)
 
     def discriminator_terms(self, batch, generated, fused) -> dict:
         fake, real = fused[:, self.channels].detach(), batch.target[:, self.channels]
-        fake_score, real_score = self._scores(batch, [fake, real], [False, True])
-        return {f"D_{self.term}_fake": 0.5 * self.lambda_mex * fake_score,
-                f"D_{self.term}_real": 0.5 * self.lambda_mex * real_score}
+        (fake_score,), (real_score,) = self._scores(batch, [fake, real], [(0.0,), (1.0,)])
+        return self._discriminator_terms(fake_score, real_score)
+
+    def joint_terms(self, batch, generated, fused) -> tuple:
+        """(generator_terms, discriminator_terms) from one pass of the discriminators over the
+        fake and real maps (see `joint_terms` in pipeline.trainer)."""
+        fake, real = fused[:, self.channels], batch.target[:, self.channels]
+        (generator_score, fake_score), (real_score,) = self._scores(
+            batch, [fake, real], [(1.0, 0.0), (1.0,)])
+        return (self._generator_term(generator_score),
+                self._discriminator_terms(fake_score, real_score))
 
 
 class MExLoss(ExpansionLoss):
@@ -214,12 +250,12 @@ class MExLoss(ExpansionLoss):
             PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
             for _ in range(q + 1))
 
-    def _scores(self, batch, images: list, real: list) -> list:
+    def _scores(self, batch, images: list, targets: list) -> list:
         """Eq 7: sum over j of the mean over samples of the LSGAN term of D_j on the crop of
         bE_j. The crops that D_j scores in one step (every image, every sample) go through it
         in one call per crop size (instance norm is per sample, so a batch of crops scores each
         crop as it would alone)."""
-        totals = [0.0] * len(images)
+        totals = [[0.0] * len(image_targets) for image_targets in targets]
         crops = [expanded_crops(batch, image, self.q, self.alpha, self.beta) for image in images]
         samples = len(batch.boxes)
         for j, D in enumerate(self.discriminators):
@@ -231,8 +267,10 @@ class MExLoss(ExpansionLoss):
             for members in by_size.values():
                 scores = D(torch.cat([crop for _, crop in members]))[-1]
                 for position, (index, _) in enumerate(members):
-                    totals[index] = totals[index] + lsgan(
-                        scores[position:position + 1], real[index]) / samples
+                    score = scores[position:position + 1]
+                    for k, target in enumerate(targets[index]):
+                        totals[index][k] = totals[index][k] + \
+                            ((score - target) ** 2).mean() / samples
         return totals
 
 
@@ -264,7 +302,7 @@ class AMExLoss(ExpansionLoss):
         self.discriminator = PatchDiscriminator(condition_channels + image_channels, ndf,
                                                 n_layers)
 
-    def _scores(self, batch, images: list, real: list) -> list:
+    def _scores(self, batch, images: list, targets: list) -> list:
         """Eq 9: sum over j of the mean over samples of the LSGAN term of D_E on the (condition,
         image) pair multiplied by M^E_j; every image's q+1 masked pairs in one call."""
         height, width = images[0].shape[-2:]
@@ -274,5 +312,5 @@ class AMExLoss(ExpansionLoss):
         masked = (pairs.unsqueeze(1) * masks).flatten(0, 2)            # (I(q+1)N, C+3, H, W)
         score = self.discriminator(masked)[-1]
         per_map = score.flatten(1).unflatten(0, (len(images), self.q + 1, -1))  # (I, q+1, N, P)
-        return [((per_map[index] - (1.0 if is_real else 0.0)) ** 2).mean(2).sum(0).mean()
-                for index, is_real in enumerate(real)]
+        return [[((per_map[index] - target) ** 2).mean(2).sum(0).mean() for target in image_targets]
+                for index, image_targets in enumerate(targets)]

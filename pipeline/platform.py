@@ -189,6 +189,11 @@ def is_configured() -> bool:
     return _state["configured"]
 
 
+def portable_mode() -> bool | None:
+    """Whether this process runs in portable mode (None: not configured)."""
+    return _state["portable"] if _state["configured"] else None
+
+
 def configure_from_argv(argv=None, environ=None) -> dict:
     """configure() with the settings of a stage command line (stages/__init__.py)."""
     portable, threads, source = settings_from_argv(argv, environ)

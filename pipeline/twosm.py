@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from pipeline.floors import object_mask
 from pipeline.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
-from pipeline.losses import GanBatch, frozen, lsgan
+from pipeline.losses import GanBatch, frozen, lsgan, split_batch
 from pipeline.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers
 
 OBSERVATIONS = ("local", "full")
@@ -179,21 +179,41 @@ class TwoStreamLoss(nn.Module):
         self.lambda_gan, self.lambda_mask, self.lambda_context = \
             lambda_gan, lambda_mask, lambda_context
 
-    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+    def _fake_and_real_scales(self, batch: GanBatch, context) -> tuple:
+        """D's output at every scale for (condition, context) and (condition, the target's
+        labels), in one call."""
+        return split_batch(self.discriminator(torch.cat(
+            [torch.cat([batch.condition, context], 1),
+             torch.cat([batch.condition, batch.target[:, 1:]], 1)])), 2)
+
+    def _generator_terms(self, batch, generated, fake_scales) -> dict:
         mask, context = generated[:, :1], generated[:, 1:]
         bce = F.binary_cross_entropy(mask.clamp(EPS, 1 - EPS), batch.target[:, :1])
         nll = F.nll_loss(torch.log(context.clamp_min(EPS)), batch.target[:, 1:].argmax(1))
-        with frozen(self.discriminator):
-            scales = self.discriminator(torch.cat([batch.condition, context], 1))
-        adversarial = sum(lsgan(scale[-1], True) for scale in scales)
+        adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
         return {"G_mask": self.lambda_mask * bce, "G_context": self.lambda_context * nll,
                 "G_adv": self.lambda_gan * adversarial}
 
+    @staticmethod
+    def _discriminator_terms(fake_scales, real_scales) -> dict:
+        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
+                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
+
+    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+        with frozen(self.discriminator):
+            scales = self.discriminator(torch.cat([batch.condition, generated[:, 1:]], 1))
+        return self._generator_terms(batch, generated, scales)
+
     def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
-        fake = self.discriminator(torch.cat([batch.condition, generated[:, 1:].detach()], 1))
-        real = self.discriminator(torch.cat([batch.condition, batch.target[:, 1:]], 1))
-        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake),
-                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real)}
+        return self._discriminator_terms(
+            *self._fake_and_real_scales(batch, generated[:, 1:].detach()))
+
+    def joint_terms(self, batch: GanBatch, generated, fused) -> tuple:
+        """(generator_terms, discriminator_terms) from one D pass over fake and real (see
+        `joint_terms` in pipeline.trainer)."""
+        fake_scales, real_scales = self._fake_and_real_scales(batch, generated[:, 1:])
+        return (self._generator_terms(batch, generated, fake_scales),
+                self._discriminator_terms(fake_scales, real_scales))
 
 
 #---------------------------------------------------------------------------------------------

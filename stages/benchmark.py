@@ -7,7 +7,9 @@
   python -m stages.benchmark --dataset facade           # GL vs GL+A-MEx (Table 3)
 Writes reports/bench.{json,md} (on a GPU reports/bench_gpu.{json,md}; facade:
 reports/bench_inpainting[_gpu].{json,md}). Each row runs in a fresh process; the first
-2 steps are warm-up. Paper size: 256x128, ngf/ndf 64, 4 downsamplings, 9 blocks, α = β = 5.
+2 steps are warm-up. Paper size: 256x128, ngf/ndf 64, 4 downsamplings, 9 blocks, α = β = 5;
+on CPU with the native kernels unless --paper-kernels says otherwise (the demo size runs as
+`make demo` trains: train.portable / MEXGAN_PORTABLE).
 """
 import os
 
@@ -37,6 +39,12 @@ def main():
     parser.add_argument("--rows", help="comma-separated rows to time (default: pix2pixhd, mex, "
                         "amex and the dataset's TwoSM rows; on CPU at paper size the TwoSM rows "
                         "(batch 16 of 256 crops, minutes per step) are left out)")
+    parser.add_argument("--paper-kernels", choices=("native", "portable", "params"),
+                        default="native",
+                        help="CPU kernels at paper size: native (oneDNN and the CPU's own ISA, "
+                             "as the performance issue's reference timings; the default), "
+                             "portable, or params (train.portable / MEXGAN_PORTABLE, as at demo "
+                             "size, where the rows run as `make demo` trains them)")
     parser.add_argument("--out", help="output prefix (default reports/bench[_gpu])")
     args = parser.parse_args()
     for name in ("steps", "paper_steps"):
@@ -55,6 +63,8 @@ def main():
     results = {"overrides": args.set, "sizes": {}}
     for size in sizes:
         steps = args.steps if size == "demo" else args.paper_steps
+        portable = None if size == "demo" or args.paper_kernels == "params" else \
+            args.paper_kernels == "portable"
         print(f"{args.dataset} at {size} size, {steps} steps per row:", flush=True)
         if facade:
             sized = inpainting_paper_size(params) if size == "paper" else params
@@ -63,7 +73,8 @@ def main():
                 (params.inpainting.width, params.inpainting.height)
             results["sizes"][size] = benchmark_inpainting(
                 sized, width=width, height=height, steps=steps,
-                images=max(8, 2 * sized.inpainting.batch_size), progress=True)
+                images=max(8, 2 * sized.inpainting.batch_size), progress=True,
+                portable=portable)
         else:
             sized = paper_size(params) if size == "paper" else params
             rows = args.rows.split(",") if args.rows else None
@@ -76,7 +87,7 @@ def main():
                 (params.datasets[args.dataset].width, params.datasets[args.dataset].height)
             results["sizes"][size] = benchmark(sized, args.dataset, width=width, height=height,
                                                steps=steps, progress=True, losses=rows,
-                                               reference=args.reference)
+                                               reference=args.reference, portable=portable)
     device = next(iter(results["sizes"].values()))["device"].split(":")[0]
     prefix = args.out or os.path.join(
         "reports", "bench" + ("_inpainting" if facade else "") + ("_gpu" if device == "cuda"

@@ -335,29 +335,66 @@ def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain):
                               atol=1e-6)
 
 
-def test_pix2pixhd_discriminator_step_reuses_the_generator_step_real_pass_exactly(vgg):
-    """D(real) of the generator step serves the discriminator step: same terms and the same D
-    gradients as a discriminator step that runs D(real) itself."""
-    batch, fake = _batch(seed=2), torch.rand(2, 3, H, W) * 2 - 1
-    results = []
-    for reuse in (True, False):
-        loss = _loss("pix2pixhd", vgg)
-        if reuse:
-            loss.generator_terms(batch, fake, fake)
-        terms = loss.discriminator_terms(batch, fake, fake)
-        sum(terms.values()).backward()
-        results.append((terms, [p.grad.clone() for p in loss.discriminator.parameters()]))
-    (reused, reused_grads), (fresh, fresh_grads) = results
-    assert reused.keys() == fresh.keys()
-    assert all(torch.equal(reused[k], fresh[k]) for k in reused)
-    assert all(torch.equal(a, b) for a, b in zip(reused_grads, fresh_grads))
+def _weighted(kind, vgg, on="raw"):
+    """A plug-in with every weight != 1, so that a term missing or counted twice shows."""
+    loss = _loss(kind, vgg, on=on)
+    if kind == "pix2pixhd":
+        loss.lambda_adv, loss.lambda_feat, loss.lambda_perc = 0.7, 1.9, 2.3
+    elif kind == "twosm":
+        loss.lambda_gan, loss.lambda_mask, loss.lambda_context = 0.3, 1.7, 0.6
+    else:
+        loss.lambda_mex = 1.3
+    return loss
 
 
-def test_pix2pixhd_real_pass_of_another_batch_is_not_reused(vgg):
-    loss = _loss("pix2pixhd", vgg)
-    fake = torch.zeros(2, 3, H, W)
-    loss.generator_terms(_batch(seed=1), fake, fake)
-    other = _batch(seed=2)
-    reused = loss.discriminator_terms(other, fake, fake)["D_real"]
-    fresh = _loss("pix2pixhd", vgg).discriminator_terms(other, fake, fake)["D_real"]
-    assert torch.equal(reused, fresh)
+def _separate_and_joint(loss, batch, generated_value, joint):
+    """Terms, dG/d(generated) and the D gradients of one step: the generator terms (D frozen)
+    and the discriminator terms (fake detached) apart, or joint_terms with the trainer's two
+    backward passes restricted by `inputs`."""
+    generated = generated_value.clone().requires_grad_(True)
+    fused = batch.fuse(generated)
+    d_params = [p for p in loss.parameters() if p.requires_grad]
+    loss.zero_grad(set_to_none=True)
+    if joint:
+        g_terms, d_terms = loss.joint_terms(batch, generated, fused)
+        torch.autograd.backward(sum(d_terms.values()), inputs=d_params, retain_graph=True)
+        torch.autograd.backward(sum(g_terms.values()), inputs=[generated])
+    else:
+        g_terms = loss.generator_terms(batch, generated, fused)
+        sum(g_terms.values()).backward()
+        assert all(p.grad is None for p in d_params)
+        d_terms = loss.discriminator_terms(batch, generated, fused)
+        sum(d_terms.values()).backward()
+    return ({k: v.detach() for k, v in {**g_terms, **d_terms}.items()}, generated.grad,
+            [p.grad.clone() for p in d_params])
+
+
+@pytest.mark.parametrize("kind, on", [("pix2pixhd", "raw"), ("pix2pixhd", "fused"),
+                                      ("mex", "raw"), ("amex", "raw"), ("twosm", "raw")])
+def test_joint_terms_equal_the_separate_generator_and_discriminator_terms(vgg, kind, on):
+    """One discriminator pass over fake and real (the trainer's joint step) gives the terms and
+    the gradients -- G's through D, D's own -- of the separate G step and D step."""
+    if kind == "twosm":
+        from pipeline.twosm import TwoStreamLoss
+        torch.manual_seed(1)
+        loss = TwoStreamLoss(C, 3, ndf=4, n_layers=2, num_d=2)
+        loss.lambda_gan, loss.lambda_mask, loss.lambda_context = 0.3, 1.7, 0.6
+        g = torch.Generator().manual_seed(3)
+        batch = _batch(seed=5)
+        labels = torch.nn.functional.one_hot(torch.randint(0, 3, (2, H, W), generator=g), 3)
+        batch.target = torch.cat([torch.rand(2, 1, H, W, generator=g).round(),
+                                  labels.permute(0, 3, 1, 2).float()], 1)
+        batch.mask = None
+        generated = torch.cat([torch.rand(2, 1, H, W, generator=g),
+                               torch.rand(2, 3, H, W, generator=g).softmax(1)], 1)
+    else:
+        loss, batch = _weighted(kind, vgg, on), _batch(seed=5)
+        generated = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    separate_terms, separate_g, separate_d = _separate_and_joint(loss, batch, generated, False)
+    joint_terms, joint_g, joint_d = _separate_and_joint(loss, batch, generated, True)
+    assert joint_terms.keys() == separate_terms.keys()
+    for name in separate_terms:
+        assert torch.allclose(joint_terms[name], separate_terms[name], rtol=1e-5, atol=1e-7), name
+    assert torch.allclose(joint_g, separate_g, rtol=1e-4, atol=1e-8)
+    for a, b in zip(joint_d, separate_d):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-8), (a - b).abs().max()
