@@ -29,16 +29,20 @@ def main():
                         help="override a param for this run (as dvc exp run -S), repeatable")
     parser.add_argument("--dataset", default="cityscapes")
     parser.add_argument("--size", choices=("demo", "paper", "both"), default="both")
-    parser.add_argument("--steps", type=int, default=12, help="steps per row at demo size")
-    parser.add_argument("--paper-steps", type=int, default=5,
+    parser.add_argument("--steps", type=int, default=8, help="steps per row at demo size")
+    parser.add_argument("--paper-steps", type=int, default=4,
                         help="steps per row at paper size (CPU: ~3 s each)")
     parser.add_argument("--reference", metavar="PIX2PIXHD_CHECKOUT",
                         default=os.environ.get("PIX2PIXHD"),
                         help="a checkout of github.com/NVIDIA/pix2pixHD: its networks and "
-                             "training step are timed beside ours (default: $PIX2PIXHD)")
+                             "training step are timed beside ours at paper size, where the "
+                             "target is (default: $PIX2PIXHD)")
     parser.add_argument("--rows", help="comma-separated rows to time (default: pix2pixhd, mex, "
                         "amex and the dataset's TwoSM rows; on CPU at paper size the TwoSM rows "
                         "(batch 16 of 256 crops, minutes per step) are left out)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="each row runs this many times, the rows taking turns (a slow "
+                             "spell of a shared machine then falls on every row alike)")
     parser.add_argument("--paper-kernels", choices=("native", "portable", "params"),
                         default="native",
                         help="CPU kernels at paper size: native (oneDNN and the CPU's own ISA, "
@@ -47,6 +51,8 @@ def main():
                              "size, where the rows run as `make demo` trains them)")
     parser.add_argument("--out", help="output prefix (default reports/bench[_gpu])")
     args = parser.parse_args()
+    if args.rounds < 1:
+        raise ValueError(f"--rounds {args.rounds}: need >= 1")
     for name in ("steps", "paper_steps"):
         if getattr(args, name) < 3:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: need >= 3 "
@@ -74,7 +80,7 @@ def main():
             results["sizes"][size] = benchmark_inpainting(
                 sized, width=width, height=height, steps=steps,
                 images=max(8, 2 * sized.inpainting.batch_size), progress=True,
-                portable=portable)
+                portable=portable, rounds=args.rounds)
         else:
             sized = paper_size(params) if size == "paper" else params
             rows = args.rows.split(",") if args.rows else None
@@ -87,7 +93,9 @@ def main():
                 (params.datasets[args.dataset].width, params.datasets[args.dataset].height)
             results["sizes"][size] = benchmark(sized, args.dataset, width=width, height=height,
                                                steps=steps, progress=True, losses=rows,
-                                               reference=args.reference, portable=portable)
+                                               reference=args.reference if size == "paper"
+                                               else None, portable=portable,
+                                               rounds=args.rounds)
     device = next(iter(results["sizes"].values()))["device"].split(":")[0]
     prefix = args.out or os.path.join(
         "reports", "bench" + ("_inpainting" if facade else "") + ("_gpu" if device == "cuda"

@@ -1,6 +1,6 @@
 """Portable mode (pipeline.platform, docs/portability.md): results that travel across CPUs.
 
-The test that can fail: the same short training of the pipeline's networks (GlobalGenerator +
+The test that can fail: the same short training (pipeline.trainer) of the pipeline's networks (GlobalGenerator +
 Pix2PixHD loss + MEx loss, q=4, at the demo size), an eval-mode pass, the random-init VGG19 and
 Inception stand-ins, a Fréchet distance and numpy/scipy filters, run in fresh processes whose *outer* environment asks
 for different ISA levels (AVX-512 kernels vs AVX2 kernels for ATen, oneDNN, MKL and OpenBLAS).
@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -57,7 +58,8 @@ def child(steps: int, fid: bool) -> dict:
     import numpy as np
     import torch
 
-    from pipeline import platform
+    from pipeline import platform, trainer
+    from pipeline.benchmark import TimedTask
     from pipeline.config import load_params
     from pipeline.datasets import get_spec
     from pipeline.inputs import EditBox, EditTask, condition_channels
@@ -80,32 +82,13 @@ def child(steps: int, fid: bool) -> dict:
     losses = build_losses("mex", channels, params, 4, vgg)
     task = EditTask(split, spec, boxes, batch_size=1, flip=True, seed=0)
     device = torch.device("cpu")
-    # fused Adam, as the trainer's default (train.fused_adam): its vectorised CPU kernel is
-    # dispatched by ISA like the convolutions
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999), fused=True)
-    opt_d = torch.optim.Adam([p for loss in losses for p in loss.parameters() if p.requires_grad],
-                             lr=2e-4, betas=(0.5, 0.999), fused=True)
-    generator.train()
-    step, epoch, terms = 0, 0, []
-    while step < steps:  # a G step then a D step, the kernels the trainer runs
-        for batch in task.epoch(epoch, device):
-            generated = generator(batch.condition)
-            fused = batch.fuse(generated)
-            g_terms = {k: v for loss in losses
-                       for k, v in loss.generator_terms(batch, generated, fused).items()}
-            opt_g.zero_grad(set_to_none=True)
-            sum(g_terms.values()).backward()
-            opt_g.step()
-            d_terms = {k: v for loss in losses
-                       for k, v in loss.discriminator_terms(batch, generated, fused).items()}
-            opt_d.zero_grad(set_to_none=True)
-            sum(d_terms.values()).backward()
-            opt_d.step()
-            terms.append([float(v.detach()) for v in {**g_terms, **d_terms}.values()])
-            step += 1
-            if step == steps:
-                break
-        epoch += 1
+    # the trainer's own step (joint discriminator passes, fused Adam: its vectorised CPU kernel
+    # is dispatched by ISA like the convolutions)
+    with tempfile.TemporaryDirectory() as out_dir:
+        summary = trainer.train(generator=generator, losses=losses, task=TimedTask(task, steps),
+                                epochs=1, lr=2e-4, betas=(0.5, 0.999), device=device,
+                                out_dir=out_dir, progress=False)
+    terms = [v for k, v in sorted(summary.items()) if k.startswith("final_")]
     trained = [v for k, v in generator.state_dict().items()]
     trained += [v for loss in losses for k, v in loss.state_dict().items()
                 if not k.startswith("vgg.")]
