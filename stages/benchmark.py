@@ -29,7 +29,7 @@ def main():
                         help="override a param for this run (as dvc exp run -S), repeatable")
     parser.add_argument("--dataset", default="cityscapes")
     parser.add_argument("--size", choices=("demo", "paper", "both"), default="both")
-    parser.add_argument("--steps", type=int, default=8, help="steps per row at demo size")
+    parser.add_argument("--steps", type=int, default=12, help="steps per row at demo size")
     parser.add_argument("--paper-steps", type=int, default=4,
                         help="steps per row at paper size (CPU: ~3 s each)")
     parser.add_argument("--reference", metavar="PIX2PIXHD_CHECKOUT",
@@ -41,8 +41,11 @@ def main():
                         "amex and the dataset's TwoSM rows; on CPU at paper size the TwoSM rows "
                         "(batch 16 of 256 crops, minutes per step) are left out)")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="each row runs this many times, the rows taking turns (a slow "
-                             "spell of a shared machine then falls on every row alike)")
+                        help="at paper size each row runs this many times, the rows taking "
+                             "turns (a slow spell of a shared machine then falls on every row "
+                             "alike)")
+    parser.add_argument("--demo-rounds", type=int, default=1,
+                        help="the same at demo size (its steps are short: more of them)")
     parser.add_argument("--paper-kernels", choices=("native", "portable", "params"),
                         default="native",
                         help="CPU kernels at paper size: native (oneDNN and the CPU's own ISA, "
@@ -51,8 +54,9 @@ def main():
                              "size, where the rows run as `make demo` trains them)")
     parser.add_argument("--out", help="output prefix (default reports/bench[_gpu])")
     args = parser.parse_args()
-    if args.rounds < 1:
-        raise ValueError(f"--rounds {args.rounds}: need >= 1")
+    for name in ("rounds", "demo_rounds"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: need >= 1")
     for name in ("steps", "paper_steps"):
         if getattr(args, name) < 3:
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: need >= 3 "
@@ -71,6 +75,7 @@ def main():
         steps = args.steps if size == "demo" else args.paper_steps
         portable = None if size == "demo" or args.paper_kernels == "params" else \
             args.paper_kernels == "portable"
+        rounds = args.demo_rounds if size == "demo" else args.rounds
         print(f"{args.dataset} at {size} size, {steps} steps per row:", flush=True)
         if facade:
             sized = inpainting_paper_size(params) if size == "paper" else params
@@ -80,7 +85,7 @@ def main():
             results["sizes"][size] = benchmark_inpainting(
                 sized, width=width, height=height, steps=steps,
                 images=max(8, 2 * sized.inpainting.batch_size), progress=True,
-                portable=portable, rounds=args.rounds)
+                portable=portable, rounds=rounds)
         else:
             sized = paper_size(params) if size == "paper" else params
             rows = args.rows.split(",") if args.rows else None
@@ -95,7 +100,7 @@ def main():
                                                steps=steps, progress=True, losses=rows,
                                                reference=args.reference if size == "paper"
                                                else None, portable=portable,
-                                               rounds=args.rounds)
+                                               rounds=rounds)
     device = next(iter(results["sizes"].values()))["device"].split(":")[0]
     prefix = args.out or os.path.join(
         "reports", "bench" + ("_inpainting" if facade else "") + ("_gpu" if device == "cuda"
