@@ -659,3 +659,14 @@ def to_dict(obj):
     if isinstance(obj, tuple):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def missing_stage_params(repo_dir: str = ".") -> list:
+    """`stage: key` for every param that a stage of the repository's dvc.yaml declares and its
+    params.yaml lacks (DVC itself reports one only when `dvc repro` reaches that stage)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+    with Repo(repo_dir) as repo:
+        return [f"{stage.addressing}: {key}" for stage in repo.index.stages
+                for dep in stage.deps if isinstance(dep, ParamsDependency)
+                for key in dep.params if key not in dep.read_params()]

@@ -50,6 +50,20 @@ def test_study_dry_run_refuses_a_bad_profile(tmp_path):
     assert "seedz: unknown key" in result.stderr
 
 
+def test_study_dry_run_refuses_a_profile_without_a_param_a_stage_reads(tmp_path):
+    """Every param that a stage of dvc.yaml declares must be in the profile: DVC itself would
+    fail only when the study reaches that stage (as it did for prepare_inpainting)."""
+    lacking = tmp_path / "study.yaml"
+    lacking.write_text(open(os.path.join(REPO, "params_study.yaml")).read()
+                       .replace("  test_holes: 20\n", ""))
+    result = subprocess.run(["bash", "tools/study.sh"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, DRY="1", STUDY_PARAMS=str(lacking)),
+                            timeout=300)
+    assert result.returncode != 0
+    assert "lacks a param a stage reads: prepare_inpainting: inpainting.test_holes" \
+        in result.stderr
+
+
 def test_first_step_above_uses_the_seed_mean():
     curves = {0: ([100, 200, 300], [0.5, 0.7, 0.9]), 1: ([100, 200, 300], [0.5, 0.9, 0.9])}
     assert first_step_above(curves, 0.75) == 200   # mean 0.8 at step 200

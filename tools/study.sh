@@ -4,7 +4,8 @@
 # files), then copies its results to reports/study/ and writes reports/study/summary.md, the
 # section the main report shows. Nothing is committed; the checkout's artifacts are untouched.
 #   make study              the full study (about an hour on 2 CPU cores)
-#   make study DRY=1        validate params_study.yaml and list the stages it would run (seconds)
+#   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
+#                           stages it would run (seconds)
 #   STUDY_WORK=DIR          keep the scratch copy in DIR (resumable: rerun to continue)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,14 @@ mkdir -p reports/study
 printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
   > reports/study/summary.md
 git add -A && git commit -qm "study" --allow-empty
+python - "$PARAMS" <<'PY' || exit 1
+import sys
+from pipeline.config import missing_stage_params
+missing = missing_stage_params(".")
+for item in missing:
+    print(f"error: {sys.argv[1]} lacks a param a stage reads: {item}", file=sys.stderr)
+sys.exit(1 if missing else 0)
+PY
 if [ "${DRY:-0}" = 1 ]; then
   echo "== dry run of the study in $WORK/repo ($PARAMS)"
   dvc stage list --name-only | sed "s/^/would run /"
