@@ -60,7 +60,7 @@ def test_study_dry_run_refuses_a_profile_without_a_param_a_stage_reads(tmp_path)
                             text=True, env=dict(os.environ, DRY="1", STUDY_PARAMS=str(lacking)),
                             timeout=300)
     assert result.returncode != 0
-    assert "lacks a param a stage reads: prepare_inpainting: inpainting.test_holes" \
+    assert "lacks an input of a stage: prepare_inpainting: inpainting.test_holes" \
         in result.stderr
 
 

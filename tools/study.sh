@@ -18,8 +18,10 @@ python -c "import sys; from pipeline.config import load_params; load_params(sys.
 
 WORK=${STUDY_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/mexgan-study.XXXXXX")}
 mkdir -p "$WORK/repo"
+# the tree without its reports, except the one a stage reads (the real data's eligible boxes)
 git ls-files -co --exclude-standard -z | grep -zv '^reports/' | \
   (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/repo")
+[ -f reports/real_eligible_boxes.json ] && cp --parents reports/real_eligible_boxes.json "$WORK/repo"
 cp "$PARAMS" "$WORK/repo/params.yaml"
 cd "$WORK/repo"
 if [ ! -d .git ]; then
@@ -29,12 +31,17 @@ mkdir -p reports/study
 printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
   > reports/study/summary.md
 git add -A && git commit -qm "study" --allow-empty
+# Table 3's rows are not part of the study (inpainting_rows: {}): evaluate_inpainting scores only
+# its floors, from an empty models folder that no training stage writes
+python -c "import sys; from pipeline.config import load_params
+sys.exit(0 if load_params('params.yaml').inpainting_rows else 1)" || \
+  mkdir -p artifacts/inpainting/models
 python - "$PARAMS" <<'PY' || exit 1
 import sys
-from pipeline.config import missing_stage_params
-missing = missing_stage_params(".")
+from pipeline.config import missing_stage_inputs
+missing = missing_stage_inputs(".")
 for item in missing:
-    print(f"error: {sys.argv[1]} lacks a param a stage reads: {item}", file=sys.stderr)
+    print(f"error: the study ({sys.argv[1]}) lacks an input of a stage: {item}", file=sys.stderr)
 sys.exit(1 if missing else 0)
 PY
 if [ "${DRY:-0}" = 1 ]; then
