@@ -136,16 +136,24 @@ def _scrubbed_env(outer: dict) -> dict:
     return env
 
 
-def run_child(tmp_path, portable: bool, outer: dict, fid: bool = True, steps: int = STEPS):
+def run_children(tmp_path, portable: bool, outers: list, fid: bool = True,
+                 steps: int = STEPS) -> list:
+    """One child per outer environment, all at once (their results do not depend on the load:
+    that is the point), in the order of `outers`."""
     params = tmp_path / f"params-{'on' if portable else 'off'}.yaml"
     params.write_text(f"train:\n  portable: {str(portable).lower()}\n  cpu_threads: {THREADS}\n")
     args = [sys.executable, HERE, "--params", str(params), "--steps", str(steps)]
     if fid:
         args.append("--fid")
-    done = subprocess.run(args, cwd=ROOT, env=_scrubbed_env(outer), capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    children = [subprocess.Popen(args, cwd=ROOT, env=_scrubbed_env(outer), text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for outer in outers]
+    records = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr[-3000:]
+        records.append(json.loads(stdout.strip().splitlines()[-1]))
+    return records
 
 
 def _results(record: dict) -> dict:
@@ -158,8 +166,7 @@ def _has_avx512() -> bool:
 
 
 def test_portable_training_is_identical_under_two_isa_levels(tmp_path):
-    a = run_child(tmp_path, True, AVX512_ENV)
-    b = run_child(tmp_path, True, AVX2_ENV)
+    a, b = run_children(tmp_path, True, [AVX512_ENV, AVX2_ENV])
     assert _results(a) == _results(b)
     for record in (a, b):
         info = record["platform"]
@@ -177,8 +184,7 @@ def test_portable_training_is_identical_under_two_isa_levels(tmp_path):
 def test_without_portable_mode_the_isa_level_changes_the_results(tmp_path):
     if not _has_avx512():
         pytest.skip("this CPU has no AVX-512: both ISA levels are AVX2, nothing can differ")
-    a = run_child(tmp_path, False, AVX512_ENV, fid=False)
-    b = run_child(tmp_path, False, AVX2_ENV, fid=False)
+    a, b = run_children(tmp_path, False, [AVX512_ENV, AVX2_ENV], fid=False)
     assert a["platform"]["portable"] is False and a["platform"]["onednn_enabled"] is True
     assert a["platform"]["isa_used"] == "AVX512" and b["platform"]["isa_used"] == "AVX2"
     assert a["weights"] != b["weights"]  # oneDNN's AVX-512 vs AVX2 kernels
@@ -193,7 +199,7 @@ def test_portable_training_is_identical_under_more_settings_and_steps(tmp_path):
     outers = [{}, AVX512_ENV, AVX2_ENV, {"ONEDNN_MAX_CPU_ISA": "AVX2"},
               {"ATEN_CPU_CAPABILITY": "default"},
               {"MKL_CBWR": "AUTO", "OPENBLAS_CORETYPE": "Zen", "NPY_ENABLE_CPU_FEATURES": "X86_V3"}]
-    runs = [_results(run_child(tmp_path, True, outer, steps=12)) for outer in outers]
+    runs = [_results(run) for run in run_children(tmp_path, True, outers, steps=12)]
     assert all(run == runs[0] for run in runs[1:]), runs
 
 
