@@ -659,29 +659,3 @@ def to_dict(obj):
     if isinstance(obj, tuple):
         return [to_dict(v) for v in obj]
     return obj
-
-
-def missing_stage_inputs(repo_dir: str = ".") -> list:
-    """What `dvc repro` in `repo_dir` would miss, found before it starts: `stage: key` for every
-    param a stage of dvc.yaml declares that params.yaml lacks, and `stage: path (no stage writes
-    it)` for every dependency that neither exists nor is an output of a stage. DVC itself
-    reports either only when it reaches that stage."""
-    from dvc.dependency.param import ParamsDependency
-    from dvc.repo import Repo
-    with Repo(repo_dir) as repo:
-        stages = list(repo.index.stages)
-        outputs = [out.fs_path for stage in stages for out in stage.outs]
-        missing = []
-        for stage in stages:
-            for dep in stage.deps:
-                if isinstance(dep, ParamsDependency):
-                    found = dep.read_params()
-                    missing += [f"{stage.addressing}: {key}" for key in dep.params
-                                if key not in found]
-                elif not os.path.exists(dep.fs_path) and not any(
-                        dep.fs_path == out or dep.fs_path.startswith(out + os.sep)
-                        or out.startswith(dep.fs_path + os.sep) for out in outputs):
-                    missing.append(f"{stage.addressing}: "
-                                   f"{os.path.relpath(dep.fs_path, repo.root_dir)} "
-                                   "(no stage writes it)")
-        return missing

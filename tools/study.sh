@@ -36,14 +36,7 @@ git add -A && git commit -qm "study" --allow-empty
 python -c "import sys; from pipeline.config import load_params
 sys.exit(0 if load_params('params.yaml').inpainting_rows else 1)" || \
   mkdir -p artifacts/inpainting/models
-python - "$PARAMS" <<'PY' || exit 1
-import sys
-from pipeline.config import missing_stage_inputs
-missing = missing_stage_inputs(".")
-for item in missing:
-    print(f"error: the study ({sys.argv[1]}) lacks an input of a stage: {item}", file=sys.stderr)
-sys.exit(1 if missing else 0)
-PY
+python "$ROOT/tools/stage_inputs.py" "$PARAMS" || exit 1
 if [ "${DRY:-0}" = 1 ]; then
   echo "== dry run of the study in $WORK/repo ($PARAMS)"
   dvc stage list --name-only | sed "s/^/would run /"
