@@ -78,11 +78,19 @@ def frozen(module: nn.Module):
             p.requires_grad_(flag)
 
 
-def split_batch(scales: list, parts: int) -> list:
-    """A multiscale D's output (per scale, its list of feature maps) for a batch of `parts`
-    equal batches stacked together, as one such output per part."""
-    return [[[features.chunk(parts)[part] for features in scale] for scale in scales]
-            for part in range(parts)]
+def fake_and_real_scales(discriminator: nn.Module, condition, fake, real) -> tuple:
+    """A multiscale D's output (per scale, its list of feature maps) for (condition, fake) and
+    for (condition, real), from one call on both stacked together."""
+    scales = discriminator(torch.cat([torch.cat([condition, fake], 1),
+                                      torch.cat([condition, real], 1)]))
+    return tuple([[features.chunk(2)[part] for features in scale] for scale in scales]
+                 for part in range(2))
+
+
+def multiscale_discriminator_terms(fake_scales, real_scales) -> dict:
+    """pix2pixHD's D terms over every scale: ½ LSGAN(fake → 0) and ½ LSGAN(real → 1)."""
+    return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
+            "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
 
 
 #---------------------------------------------------------------------------------------------
@@ -109,10 +117,7 @@ class Pix2PixHDLoss(nn.Module):
         return generated if self.on == "raw" else fused
 
     def _fake_and_real_scales(self, batch: GanBatch, image) -> tuple:
-        """D's features at every scale for (condition, image) and (condition, Yc), in one call."""
-        return split_batch(self.discriminator(torch.cat(
-            [torch.cat([batch.condition, image], 1), torch.cat([batch.condition, batch.target], 1)])),
-            2)
+        return fake_and_real_scales(self.discriminator, batch.condition, image, batch.target)
 
     def _generator_terms(self, batch, image, fake_scales, real_scales) -> dict:
         adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
@@ -129,11 +134,6 @@ class Pix2PixHDLoss(nn.Module):
         return {"G_adv": self.lambda_adv * adversarial, "G_feat": self.lambda_feat * matching,
                 "G_perc": self.lambda_perc * perceptual}
 
-    @staticmethod
-    def _discriminator_terms(fake_scales, real_scales) -> dict:
-        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
-                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
-
     def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
         image = self._image(generated, fused)
         with frozen(self.discriminator):
@@ -141,16 +141,16 @@ class Pix2PixHDLoss(nn.Module):
         return self._generator_terms(batch, image, fake_scales, real_scales)
 
     def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
-        return self._discriminator_terms(
+        return multiscale_discriminator_terms(
             *self._fake_and_real_scales(batch, self._image(generated, fused).detach()))
 
     def joint_terms(self, batch: GanBatch, generated, fused) -> tuple:
         """(generator_terms, discriminator_terms) from one D pass over fake and real, as
-        pix2pixHD's three D passes give (see `joint_terms` in pipeline.trainer)."""
+        pix2pixHD's three D passes give (the joint step of pipeline.trainer.train)."""
         image = self._image(generated, fused)
         fake_scales, real_scales = self._fake_and_real_scales(batch, image)
         return (self._generator_terms(batch, image, fake_scales, real_scales),
-                self._discriminator_terms(fake_scales, real_scales))
+                multiscale_discriminator_terms(fake_scales, real_scales))
 
 
 #---------------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class ExpansionLoss(nn.Module):
 
     def joint_terms(self, batch, generated, fused) -> tuple:
         """(generator_terms, discriminator_terms) from one pass of the discriminators over the
-        fake and real maps (see `joint_terms` in pipeline.trainer)."""
+        fake and real maps (the joint step of pipeline.trainer.train)."""
         fake, real = fused[:, self.channels], batch.target[:, self.channels]
         (generator_score, fake_score), (real_score,) = self._scores(
             batch, [fake, real], [(1.0, 0.0), (1.0,)])

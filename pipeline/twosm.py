@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from pipeline.floors import object_mask
 from pipeline.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
-from pipeline.losses import GanBatch, frozen, lsgan, split_batch
+from pipeline.losses import (GanBatch, fake_and_real_scales, frozen, lsgan,
+                             multiscale_discriminator_terms)
 from pipeline.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers
 
 OBSERVATIONS = ("local", "full")
@@ -180,11 +181,9 @@ class TwoStreamLoss(nn.Module):
             lambda_gan, lambda_mask, lambda_context
 
     def _fake_and_real_scales(self, batch: GanBatch, context) -> tuple:
-        """D's output at every scale for (condition, context) and (condition, the target's
-        labels), in one call."""
-        return split_batch(self.discriminator(torch.cat(
-            [torch.cat([batch.condition, context], 1),
-             torch.cat([batch.condition, batch.target[:, 1:]], 1)])), 2)
+        """D's output for (condition, context) and (condition, the target's labels)."""
+        return fake_and_real_scales(self.discriminator, batch.condition, context,
+                                    batch.target[:, 1:])
 
     def _generator_terms(self, batch, generated, fake_scales) -> dict:
         mask, context = generated[:, :1], generated[:, 1:]
@@ -194,26 +193,21 @@ class TwoStreamLoss(nn.Module):
         return {"G_mask": self.lambda_mask * bce, "G_context": self.lambda_context * nll,
                 "G_adv": self.lambda_gan * adversarial}
 
-    @staticmethod
-    def _discriminator_terms(fake_scales, real_scales) -> dict:
-        return {"D_fake": 0.5 * sum(lsgan(s[-1], False) for s in fake_scales),
-                "D_real": 0.5 * sum(lsgan(s[-1], True) for s in real_scales)}
-
     def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
         with frozen(self.discriminator):
             scales = self.discriminator(torch.cat([batch.condition, generated[:, 1:]], 1))
         return self._generator_terms(batch, generated, scales)
 
     def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
-        return self._discriminator_terms(
+        return multiscale_discriminator_terms(
             *self._fake_and_real_scales(batch, generated[:, 1:].detach()))
 
     def joint_terms(self, batch: GanBatch, generated, fused) -> tuple:
-        """(generator_terms, discriminator_terms) from one D pass over fake and real (see
-        `joint_terms` in pipeline.trainer)."""
+        """(generator_terms, discriminator_terms) from one D pass over fake and real (the
+        joint step of pipeline.trainer.train)."""
         fake_scales, real_scales = self._fake_and_real_scales(batch, generated[:, 1:])
         return (self._generator_terms(batch, generated, fake_scales),
-                self._discriminator_terms(fake_scales, real_scales))
+                multiscale_discriminator_terms(fake_scales, real_scales))
 
 
 #---------------------------------------------------------------------------------------------
