@@ -102,6 +102,9 @@ class TrainParams:
     compile: bool = False         # torch.compile the generator
     deterministic: bool = False   # torch's deterministic kernels (identical GPU reruns; slower)
     data_workers: int = 0         # DataLoader processes building the batches (0: in the trainer)
+    mex_crop_canvas: int = 0      # 0: each MEx D_j on its crops, one call per crop size | N: the
+                                  # q+1 D_j as one grouped network on crops zero-padded to a
+                                  # canvas rounded up to multiples of N px (pipeline.losses.MExLoss)
 
 
 @dataclass(frozen=True)
@@ -494,6 +497,8 @@ def _validate(p: Params) -> None:
     _check(t.eval_boxes >= 1, "train.eval_boxes", t.eval_boxes, "an integer >= 1")
     _check(t.precision in ("fp32", "bf16"), "train.precision", t.precision, "fp32 or bf16")
     _check(t.data_workers >= 0, "train.data_workers", t.data_workers, "an integer >= 0")
+    _check(t.mex_crop_canvas >= 0, "train.mex_crop_canvas", t.mex_crop_canvas,
+           "0 (one D_j call per crop size) or a multiple in px > 0")
     _check(p.translator.epochs >= 1, "translator.epochs", p.translator.epochs, ">= 1")
     _check(p.evaluate.fid_dims in (64, 192, 768, 2048), "evaluate.fid_dims", p.evaluate.fid_dims,
            "64, 192, 768 or 2048 (pytorch-fid blocks)")

@@ -204,9 +204,9 @@ class ExpansionLoss(nn.Module):
         return self.term
 
     def _scores(self, batch, images: list, targets: list) -> list:
-        """For each image (N, channels, H, W) and each of its LSGAN targets targets[i] (1 real,
-        0 fake), the summed LSGAN terms over j = 0..q averaged over the batch; the images go
-        through each discriminator together."""
+        """For each image (N, channels, H, W) and each of its LSGAN targets targets[i] (True:
+        real, False: fake), the summed LSGAN terms over j = 0..q averaged over the batch; the
+        images go through each discriminator together."""
         raise NotImplementedError
 
     def _generator_term(self, score) -> dict:
@@ -218,12 +218,12 @@ class ExpansionLoss(nn.Module):
 
     def generator_terms(self, batch, generated, fused) -> dict:
         with frozen(self):  # the module's only parameters are its discriminators
-            (score,), = self._scores(batch, [fused[:, self.channels]], [(1.0,)])
+            (score,), = self._scores(batch, [fused[:, self.channels]], [(True,)])
         return self._generator_term(score)
 
     def discriminator_terms(self, batch, generated, fused) -> dict:
         fake, real = fused[:, self.channels].detach(), batch.target[:, self.channels]
-        (fake_score,), (real_score,) = self._scores(batch, [fake, real], [(0.0,), (1.0,)])
+        (fake_score,), (real_score,) = self._scores(batch, [fake, real], [(False,), (True,)])
         return self._discriminator_terms(fake_score, real_score)
 
     def joint_terms(self, batch, generated, fused) -> tuple:
@@ -231,7 +231,7 @@ class ExpansionLoss(nn.Module):
         fake and real maps (the joint step of pipeline.trainer.train)."""
         fake, real = fused[:, self.channels], batch.target[:, self.channels]
         (generator_score, fake_score), (real_score,) = self._scores(
-            batch, [fake, real], [(1.0, 0.0), (1.0,)])
+            batch, [fake, real], [(True, False), (True,)])
         return (self._generator_term(generator_score),
                 self._discriminator_terms(fake_score, real_score))
 
@@ -239,18 +239,37 @@ class ExpansionLoss(nn.Module):
 class MExLoss(ExpansionLoss):
     """λ4 · L_MEx: D_j (j = 0..q, a PatchGAN each, as in the authors' code) scores the crop of the
     j-level expanded box of Ŷ (fake) or Yc (real), conditioned on the same crop of the G input.
-    Terms are summed over j (Eq 7) and averaged over the batch. Crops are not resized."""
+    Terms are summed over j (Eq 7) and averaged over the batch. Crops are not resized.
+
+    crop_canvas = 0: each D_j scores its crops at their own size, one call per crop size.
+    crop_canvas = N > 0: the q+1 D_j run as one grouped-convolution network on the crops
+    zero-padded to a canvas whose sides are rounded up to multiples of N px, with every layer's
+    instance norm and the score mean taken over the crop's own positions only
+    (`CanvasDiscriminators`): the same loss up to float rounding, from one call over a few
+    canvas shapes instead of q+1 calls over as many shapes as boxes (GPU kernels are launched,
+    and cuDNN plans are built, per call and per new shape)."""
 
     term = "mex"
 
     def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
-                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None)):
+                 n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None),
+                 crop_canvas: int = 0):
         super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
+        if crop_canvas < 0:
+            raise ValueError(f"crop_canvas {crop_canvas}: 0 (one call per crop size) or a "
+                             "multiple in px > 0")
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
             for _ in range(q + 1))
+        self.crop_canvas = crop_canvas
+        self.canvas_network = CanvasDiscriminators() if crop_canvas else None
 
     def _scores(self, batch, images: list, targets: list) -> list:
+        if self.crop_canvas:
+            return self._canvas_scores(batch, images, targets)
+        return self._per_size_scores(batch, images, targets)
+
+    def _per_size_scores(self, batch, images: list, targets: list) -> list:
         """Eq 7: sum over j of the mean over samples of the LSGAN term of D_j on the crop of
         bE_j. The crops that D_j scores in one step (every image, every sample) go through it
         in one call per crop size (instance norm is per sample, so a batch of crops scores each
@@ -268,10 +287,108 @@ class MExLoss(ExpansionLoss):
                 scores = D(torch.cat([crop for _, crop in members]))[-1]
                 for position, (index, _) in enumerate(members):
                     score = scores[position:position + 1]
-                    for k, target in enumerate(targets[index]):
-                        totals[index][k] = totals[index][k] + \
-                            ((score - target) ** 2).mean() / samples
+                    for k, real in enumerate(targets[index]):
+                        totals[index][k] = totals[index][k] + lsgan(score, real) / samples
         return totals
+
+    def _canvas_scores(self, batch, images: list, targets: list) -> list:
+        """Eq 7 as _per_size_scores computes it, through CanvasDiscriminators."""
+        canvas, heights, widths = crop_canvas(batch, images, self.q, self.alpha, self.beta,
+                                              self.crop_canvas)
+        scores, valid = self.canvas_network(self.discriminators, canvas, heights, widths)
+        scores = scores.unflatten(0, (len(images), len(batch.boxes)))      # (I, N, q+1, 1, h, w)
+        count = valid.sum((-3, -2, -1))                                          # (N, q+1)
+        return [[((((score - float(real)) ** 2) * valid).sum((-3, -2, -1)) / count)
+                 .sum(1).mean() for real in image_targets]
+                for score, image_targets in zip(scores, targets)]
+
+
+def crop_canvas(batch: GanBatch, images: list, q: int, alpha: int, beta: int,
+                multiple: int) -> tuple:
+    """The crops of bE_j (j = 0..q) of (condition, image), each at the top left of a zero
+    canvas whose sides are the largest crop's rounded up to a multiple of `multiple` px.
+
+    Returns (canvas, heights, widths): canvas (images x N, (q+1) x channels, Hc, Wc), the crop of
+    bE_j of sample n of image i in channels j·C..(j+1)·C of row i·N + n; heights / widths (N, q+1)
+    long, each crop's size. A crop thinner than 2 px is replicate-padded to 2 (at_least_2x2):
+    its last row / column is gathered again."""
+    height, width = images[0].shape[-2:]
+    expanded = torch.tensor([[expand_box(box, j, alpha, beta, width, height)
+                              for j in range(q + 1)] for box in batch.boxes])  # (N, q+1, 4)
+    device = images[0].device
+    x1, y1 = expanded[..., 0].to(device), expanded[..., 1].to(device)
+    rows_in_box, columns_in_box = (expanded[..., 3] - expanded[..., 1]).to(device), \
+        (expanded[..., 2] - expanded[..., 0]).to(device)
+    heights, widths = rows_in_box.clamp(min=2), columns_in_box.clamp(min=2)
+    canvas_height = -(-int(heights.max()) // multiple) * multiple
+    canvas_width = -(-int(widths.max()) // multiple) * multiple
+    # Canvas position t reads the box's row y1 + min(t, h - 1): replicate padding of thin crops,
+    # and in-bounds indices past the crop, whose values the valid mask zeroes.
+    rows = y1[..., None] + torch.minimum(torch.arange(canvas_height, device=device),
+                                         rows_in_box[..., None] - 1)          # (N, q+1, Hc)
+    columns = x1[..., None] + torch.minimum(torch.arange(canvas_width, device=device),
+                                            columns_in_box[..., None] - 1)     # (N, q+1, Wc)
+    samples = torch.arange(len(batch.boxes), device=device)[:, None, None, None]
+    pairs = torch.stack([torch.cat([batch.condition, image], 1) for image in images])
+    gathered = pairs[:, samples, :, rows[..., None], columns[..., None, :]]  # (N,q+1,Hc,Wc,I,C)
+    gathered = gathered.permute(4, 0, 1, 5, 2, 3)                          # (I, N, q+1, C, Hc, Wc)
+    inside = valid_mask(heights, widths, canvas_height, canvas_width)      # (N, q+1, 1, Hc, Wc)
+    return (gathered * inside).flatten(2, 3).flatten(0, 1), heights, widths
+
+
+def valid_mask(heights, widths, canvas_height: int, canvas_width: int) -> torch.Tensor:
+    """(..., 1, Hc, Wc) float: 1 at the positions of a canvas that a crop of (heights, widths)
+    (..., long) covers from the top left, 0 elsewhere."""
+    rows = torch.arange(canvas_height, device=heights.device) < heights[..., None]
+    columns = torch.arange(canvas_width, device=widths.device) < widths[..., None]
+    return (rows[..., :, None] & columns[..., None, :]).unsqueeze(-3).float()
+
+
+def masked_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float) -> torch.Tensor:
+    """Instance norm without affine (nn.InstanceNorm2d) of x (..., C, H, W) over the positions
+    where valid (..., 1, H, W) is 1: (x - mean) / sqrt(biased var + eps) there, 0 elsewhere."""
+    count = valid.sum((-2, -1), keepdim=True)
+    x = x.float()
+    mean = (x * valid).sum((-2, -1), keepdim=True) / count
+    centered = (x - mean) * valid
+    variance = centered.square().sum((-2, -1), keepdim=True) / count
+    return centered * torch.rsqrt(variance + eps)
+
+
+class CanvasDiscriminators(nn.Module):
+    """Same-architecture PatchGANs D_0..D_G-1 run as one network of grouped convolutions (their
+    weights concatenated, groups = G) on crops placed at the top left of a zero canvas (group j
+    sees D_j's crop). It computes what each D_j computes on its crop alone: a convolution's
+    outputs over the crop, plus its padding, read only the crop and zeros; after every layer the
+    positions past the crop's output size are zeroed again, and instance norm takes its
+    statistics over the crop's positions (masked_instance_norm). No parameters of its own: the
+    discriminators are an argument, and the benchmark can time this module apart."""
+
+    def forward(self, discriminators, canvas, heights, widths) -> tuple:
+        """canvas (B, G·C, Hc, Wc) with B = images x N, crop sizes heights / widths (N, G) long.
+        Returns (scores (B, G, 1, h, w) zero past each crop's score map, valid (N, G, 1, h, w))."""
+        groups = len(discriminators)
+        x = canvas
+        for blocks in zip(*(D.blocks for D in discriminators)):
+            conv = blocks[0][0]
+            x = F.conv2d(x, torch.cat([block[0].weight for block in blocks]),
+                         torch.cat([block[0].bias for block in blocks]), conv.stride,
+                         conv.padding, groups=groups)
+            (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w) = \
+                conv.kernel_size, conv.stride, conv.padding
+            heights = (heights + 2 * pad_h - kernel_h) // stride_h + 1
+            widths = (widths + 2 * pad_w - kernel_w) // stride_w + 1
+            valid = valid_mask(heights, widths, *x.shape[-2:])
+            x = x.unflatten(1, (groups, -1)).unflatten(0, (-1, len(heights)))  # (I,N,G,C,h,w)
+            for layer in blocks[0][1:]:
+                if isinstance(layer, nn.InstanceNorm2d):
+                    x = masked_instance_norm(x, valid, layer.eps)
+                elif isinstance(layer, nn.LeakyReLU):
+                    x = F.leaky_relu(x, layer.negative_slope)
+                else:
+                    raise TypeError(f"CanvasDiscriminators: no masked form of {layer}")
+            x = (x * valid).flatten(0, 1).flatten(1, 2)
+        return x.unflatten(1, (groups, -1)), valid
 
 
 #---------------------------------------------------------------------------------------------
@@ -312,5 +429,6 @@ class AMExLoss(ExpansionLoss):
         masked = (pairs.unsqueeze(1) * masks).flatten(0, 2)            # (I(q+1)N, C+3, H, W)
         score = self.discriminator(masked)[-1]
         per_map = score.flatten(1).unflatten(0, (len(images), self.q + 1, -1))  # (I, q+1, N, P)
-        return [[((per_map[index] - target) ** 2).mean(2).sum(0).mean() for target in image_targets]
+        # Every map has the same P patches: the sum over j of the means is (q+1) x the mean.
+        return [[(self.q + 1) * lsgan(per_map[index], real) for real in image_targets]
                 for index, image_targets in enumerate(targets)]

@@ -159,15 +159,25 @@ def build_twosm(row_name: str, params: Params):
     top = highest_expansion(params.row_q(row_name), params.row_profile(row_name)) \
         if row.loss in EXPANSION_LOSSES else -1
     if top >= 0:
-        plugins.append(EXPANSION_LOSSES[row.loss](
-            channels, q=top, alpha=params.alpha, beta=params.beta,
-            ndf=m.ndf, n_layers=m.n_layers_d, lambda_mex=params.loss.lambda_mex,
-            image_channels=spec.num_labels, channels=slice(1, None)))
+        plugins.append(expansion_loss(row.loss, channels, top, params,
+                                      image_channels=spec.num_labels, channels=slice(1, None)))
     generator.observation = Observation(row.observation, t.crop_size)
     return generator, plugins
 
 
 EXPANSION_LOSSES = {"mex": MExLoss, "amex": AMExLoss}
+
+
+def expansion_loss(loss: str, condition_channels: int, top: int, params: Params,
+                   **image) -> nn.Module:
+    """λ4·L_MEx (loss=mex) or λ4·L_A-MEx (amex) over the expansion levels j = 0..top, with
+    the model's PatchGAN sizes (MEx: the params' crop path, train.mex_crop_canvas). `image`:
+    image_channels / channels for the TwoSM rows."""
+    how = {"crop_canvas": params.train.mex_crop_canvas} if loss == "mex" else {}
+    return EXPANSION_LOSSES[loss](condition_channels, q=top, alpha=params.alpha,
+                                  beta=params.beta, ndf=params.model.ndf,
+                                  n_layers=params.model.n_layers_d,
+                                  lambda_mex=params.loss.lambda_mex, **how, **image)
 
 
 def highest_expansion(q: int, profile: ProfileParams) -> int:
@@ -198,9 +208,7 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
     if loss in EXPANSION_LOSSES:
         top = highest_expansion(q, profile)
         if top >= 0:
-            plugins.append(EXPANSION_LOSSES[loss](
-                in_channels, q=top, alpha=params.alpha, beta=params.beta, ndf=m.ndf,
-                n_layers=m.n_layers_d, lambda_mex=lp.lambda_mex))
+            plugins.append(expansion_loss(loss, in_channels, top, params))
     elif loss != "pix2pixhd":
         raise ValueError(f"unknown loss {loss!r} (pix2pixhd, mex, amex)")
     return plugins

@@ -13,7 +13,7 @@ on CPU with the native kernels unless --paper-kernels says otherwise (the demo s
 """
 import os
 
-from pipeline.benchmark import (BASE_ROWS, benchmark, benchmark_inpainting, bench_markdown,
+from pipeline.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting, bench_markdown,
                                 inpainting_paper_size, paper_size)
 from pipeline.trainer import pick_device
 from pipeline.config import load_params
@@ -38,8 +38,9 @@ def main():
                              "training step are timed beside ours at paper size, where the "
                              "target is (default: $PIX2PIXHD)")
     parser.add_argument("--rows", help="comma-separated rows to time (default: pix2pixhd, mex, "
-                        "amex and the dataset's TwoSM rows; on CPU at paper size the TwoSM rows "
-                        "(batch 16 of 256 crops, minutes per step) are left out)")
+                        f"amex, {CANVAS_ROW} (MExGAN with train.mex_crop_canvas on) and the "
+                        "dataset's TwoSM rows; on CPU at paper size the TwoSM rows (batch 16 of "
+                        f"256 crops, minutes per step) and {CANVAS_ROW} are left out)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="at paper size each row runs this many times, the rows taking "
                              "turns (a slow spell of a shared machine then falls on every row "
@@ -92,7 +93,8 @@ def main():
             if rows is None and size == "paper" and \
                     pick_device(params.train.device).type == "cpu":
                 rows = list(BASE_ROWS)
-                print("  (TwoSM rows left out at paper size on CPU; --rows names them)")
+                print(f"  (at paper size on CPU the TwoSM rows and {CANVAS_ROW}, a GPU setting, "
+                      "are left out; --rows names them)")
             width, height = (PAPER_SETTINGS[args.dataset]["width"],
                              PAPER_SETTINGS[args.dataset]["height"]) if size == "paper" else \
                 (params.datasets[args.dataset].width, params.datasets[args.dataset].height)

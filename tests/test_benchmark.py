@@ -61,8 +61,8 @@ def test_rows_timed_in_this_process(monkeypatch):
     monkeypatch.setattr(bench, "_in_fresh_process",
                         lambda function, *args, **kwargs: function(*args, **kwargs))
     params = load_params("params.yaml")
-    result = bench.benchmark(params, "cityscapes", ["pix2pixhd", "mex", "amex"], width=32,
-                             height=16, steps=3, images=4, rounds=2)
+    result = bench.benchmark(params, "cityscapes", ["pix2pixhd", "mex", "amex", "mex_canvas"],
+                             width=32, height=16, steps=3, images=4, rounds=2)
     rows = result["rows"]
     assert result["rounds"] == 2 and result["portable"] is not None
     for values in rows.values():
@@ -72,6 +72,11 @@ def test_rows_timed_in_this_process(monkeypatch):
     assert rows["pix2pixhd"]["flops_vs_pix2pixhd"] == 1.0
     assert 1.0 < rows["mex"]["flops_vs_pix2pixhd"] < rows["amex"]["flops_vs_pix2pixhd"]
     assert rows["mex"]["discriminator_parameters"] > rows["amex"]["discriminator_parameters"]
+    # mex_canvas: the same D_j, run as one grouped network on zero-padded crops (more FLOPs)
+    assert rows["mex_canvas"]["discriminator_parameters"] == rows["mex"]["discriminator_parameters"]
+    assert rows["mex_canvas"]["flops_vs_pix2pixhd"] > rows["mex"]["flops_vs_pix2pixhd"]
+    assert rows["mex_canvas"]["breakdown_ms"]["mex.canvas_network_forward"] > 0
+    assert "mex.discriminators.0_forward" not in rows["mex_canvas"]["breakdown_ms"]
     markdown = bench.bench_markdown({"sizes": {"demo": result}})
     assert "2 rounds (the rows taking turns)" in markdown
     assert "- mex / pix2pixhd = " in markdown and "- amex / pix2pixhd = " in markdown

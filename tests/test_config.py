@@ -149,6 +149,7 @@ def test_wrong_type_names_the_key(raw, key, value):
     ("evaluate.fid_dims", 100),
     ("train.epochs", 0),
     ("train.device", "tpu"),
+    ("train.mex_crop_canvas", -32),
     ("loss.lambda_mex", -1.0),
     ("loss.vgg_layer_weights", [1, 1, 1]),
 ])

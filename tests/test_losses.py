@@ -4,8 +4,9 @@ Tiny networks on 16x32 maps, CPU; the VGG19 is the random-init stand-in (no weig
 import pytest
 import torch
 
-from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, expanded_crops,
-                             expanded_masks, lsgan)
+from pipeline.losses import (AMExLoss, CanvasDiscriminators, GanBatch, MExLoss, Pix2PixHDLoss,
+                             crop_canvas, expanded_crops, expanded_masks, lsgan,
+                             masked_instance_norm)
 from pipeline.networks import GlobalGenerator, PatchDiscriminator, VGG19Features
 
 C, H, W = 5, 16, 32                      # condition channels, map size
@@ -43,8 +44,9 @@ def _loss(kind, vgg, q=2, on="raw"):
     torch.manual_seed(1)
     if kind == "pix2pixhd":
         return Pix2PixHDLoss(C, vgg, ndf=4, n_layers=2, num_d=2, on=on)
-    if kind == "mex":
-        return MExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
+    if kind in ("mex", "mex_canvas"):  # mex_canvas: the D_j as one network on a crop canvas
+        return MExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2,
+                       crop_canvas=8 if kind == "mex_canvas" else 0)
     return AMExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
 
 
@@ -319,19 +321,21 @@ def _plain_amex(loss, batch, image, real):
                for j in range(loss.q + 1) for n in range(len(BOXES))) / len(BOXES)
 
 
-@pytest.mark.parametrize("kind, plain", [("mex", _plain_mex), ("amex", _plain_amex)])
+@pytest.mark.parametrize("kind, plain", [("mex", _plain_mex), ("mex_canvas", _plain_mex),
+                                         ("amex", _plain_amex)])
 def test_batched_expansion_terms_equal_the_plain_loops(vgg, kind, plain):
     loss = _loss(kind, vgg, q=2)
     loss.lambda_mex = 0.7
     batch = _batch(seed=4)
     fake = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(9)) * 2 - 1
-    g = loss.generator_terms(batch, fake, fake)[f"G_{kind}"]
+    term = loss.term
+    g = loss.generator_terms(batch, fake, fake)[f"G_{term}"]
     d = loss.discriminator_terms(batch, fake, fake)
     with torch.no_grad():
         assert torch.allclose(g, 0.7 * plain(loss, batch, fake, True), atol=1e-6)
-        assert torch.allclose(d[f"D_{kind}_fake"], 0.35 * plain(loss, batch, fake, False),
+        assert torch.allclose(d[f"D_{term}_fake"], 0.35 * plain(loss, batch, fake, False),
                               atol=1e-6)
-        assert torch.allclose(d[f"D_{kind}_real"], 0.35 * plain(loss, batch, batch.target, True),
+        assert torch.allclose(d[f"D_{term}_real"], 0.35 * plain(loss, batch, batch.target, True),
                               atol=1e-6)
 
 
@@ -370,7 +374,8 @@ def _separate_and_joint(loss, batch, generated_value, joint):
 
 
 @pytest.mark.parametrize("kind, on", [("pix2pixhd", "raw"), ("pix2pixhd", "fused"),
-                                      ("mex", "raw"), ("amex", "raw"), ("twosm", "raw")])
+                                      ("mex", "raw"), ("mex_canvas", "raw"), ("amex", "raw"),
+                                      ("twosm", "raw")])
 def test_joint_terms_equal_the_separate_generator_and_discriminator_terms(vgg, kind, on):
     """One discriminator pass over fake and real (the trainer's joint step) gives the terms and
     the gradients -- G's through D, D's own -- of the separate G step and D step."""
@@ -398,3 +403,100 @@ def test_joint_terms_equal_the_separate_generator_and_discriminator_terms(vgg, k
     assert torch.allclose(joint_g, separate_g, rtol=1e-4, atol=1e-8)
     for a, b in zip(joint_d, separate_d):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-8), (a - b).abs().max()
+
+
+# ---------------------------------------------------------------------------------------------
+# MEx's crop canvas: the q+1 D_j as one grouped network (train.mex_crop_canvas)
+
+
+def test_crop_canvas_holds_each_crop_at_the_top_left_and_zeros_elsewhere():
+    batch = _batch()
+    image = torch.randn(2, 3, H, W)
+    canvas, heights, widths = crop_canvas(batch, [image, batch.target], 2, ALPHA, BETA, 8)
+    # largest crop 12 rows x 16 columns (sample 0, j = 2): a 16 x 16 canvas at multiples of 8
+    assert canvas.shape == (2 * 2, 3 * (C + 3), 16, 16)
+    assert heights.tolist() == [[4, 8, 12], [4, 6, 8]]
+    assert widths.tolist() == [[4, 10, 16], [4, 7, 10]]
+    pair = torch.cat([batch.condition, image], 1)
+    for j, per_sample in enumerate(EXPANDED):
+        for n, (x1, y1, x2, y2) in enumerate(per_sample):
+            crop = canvas[n, j * (C + 3):(j + 1) * (C + 3)]      # image 0, sample n, level j
+            assert torch.equal(crop[:, :y2 - y1, :x2 - x1], pair[n, :, y1:y2, x1:x2])
+            outside = crop.clone()
+            outside[:, :y2 - y1, :x2 - x1] = 0
+            assert outside.abs().sum() == 0
+    # rows 2..3 hold image 1 (the target), sample 1, j = 1: rows 10..15, columns 25..31
+    assert torch.equal(canvas[3, C + 3 + C:2 * (C + 3), :6, :7], batch.target[1, :, 10:16, 25:32])
+
+
+def test_crop_canvas_replicates_the_last_row_of_a_one_pixel_crop():
+    batch = GanBatch(condition=torch.rand(1, C, H, W), target=torch.rand(1, 3, H, W),
+                     boxes=((5, 5, 6, 9),))                   # 1 column x 4 rows
+    canvas, heights, widths = crop_canvas(batch, [batch.target], 0, ALPHA, BETA, 3)
+    assert canvas.shape == (1, C + 3, 6, 3) and widths.tolist() == [[2]]
+    pair = torch.cat([batch.condition, batch.target], 1)
+    assert torch.equal(canvas[0, :, :4, 0], pair[0, :, 5:9, 5])
+    assert torch.equal(canvas[0, :, :4, 1], pair[0, :, 5:9, 5])
+    assert canvas[0, :, 4:].abs().sum() == 0 and canvas[0, :, :, 2].abs().sum() == 0
+
+
+def test_masked_instance_norm_is_instance_norm_over_the_valid_region():
+    x = torch.randn(2, 3, 7, 9) * 3 + 1
+    valid = torch.zeros(2, 1, 7, 9)
+    valid[0, :, :4, :5] = 1
+    valid[1, :, :7, :2] = 1
+    out = masked_instance_norm(x, valid, 1e-5)
+    expected = torch.nn.functional.instance_norm(x[0:1, :, :4, :5])
+    assert torch.allclose(out[0, :, :4, :5], expected[0], atol=1e-5)
+    assert torch.allclose(out[1, :, :, :2],
+                          torch.nn.functional.instance_norm(x[1:2, :, :, :2])[0], atol=1e-5)
+    assert out[0, :, 4:].abs().sum() == 0 and out[1, :, :, 2:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("multiple", [1, 5, 32])
+def test_canvas_network_scores_each_crop_as_its_discriminator_alone(multiple):
+    """Three layers of PatchGAN (stride 2, 2, 1 and the score conv) on crops of 1 to 16 px,
+    thin ones included: every score map equals D_j on the crop alone; past it, zeros."""
+    torch.manual_seed(2)
+    discriminators = torch.nn.ModuleList(PatchDiscriminator(C + 3, 4, 3) for _ in range(3))
+    boxes = ((10, 4, 14, 8), (31, 0, 32, 16), (0, 15, 32, 16))
+    batch = GanBatch(condition=torch.rand(3, C, H, W), target=torch.rand(3, 3, H, W),
+                     boxes=boxes)
+    canvas, heights, widths = crop_canvas(batch, [batch.target], 2, ALPHA, BETA, multiple)
+    scores, valid = CanvasDiscriminators()(discriminators, canvas, heights, widths)
+    crops = expanded_crops(batch, batch.target, 2, ALPHA, BETA)
+    from pipeline.losses import at_least_2x2
+    for j, D in enumerate(discriminators):
+        for n in range(3):
+            alone = D(at_least_2x2(crops[j][n]))[-1][0]
+            h, w = alone.shape[-2:]
+            assert valid[n, j, 0].sum() == h * w
+            assert torch.allclose(scores[n, j, :, :h, :w], alone, atol=1e-5), (j, n)
+            outside = scores[n, j].clone()
+            outside[:, :h, :w] = 0
+            assert outside.abs().sum() == 0
+
+
+def test_canvas_and_per_size_paths_give_the_same_step(vgg):
+    """Terms, dG/d(generated) and every D_j's gradients of the joint step, λ4 = 1.3."""
+    per_size, canvas = _weighted("mex", vgg), _weighted("mex_canvas", vgg)
+    canvas.load_state_dict(per_size.state_dict())
+    batch = _batch(seed=6)
+    generated = torch.rand(2, 3, H, W, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    terms_a, g_a, d_a = _separate_and_joint(per_size, batch, generated, True)
+    terms_b, g_b, d_b = _separate_and_joint(canvas, batch, generated, True)
+    assert terms_a.keys() == terms_b.keys()
+    for name in terms_a:
+        assert torch.allclose(terms_a[name], terms_b[name], rtol=1e-5), name
+    assert torch.allclose(g_a, g_b, rtol=1e-4, atol=1e-8)
+    assert len(d_a) == len(d_b) == 3 * 8            # 3 D_j x (4 convs x weight and bias)
+    # The biases before an instance norm get 0 in exact arithmetic (rounding noise here): the
+    # float tolerance is relative to the largest gradient.
+    scale = max(float(a.abs().max()) for a in d_a)
+    for a, b in zip(d_a, d_b):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale), (a - b).abs().max()
+
+
+def test_crop_canvas_must_not_be_negative():
+    with pytest.raises(ValueError, match="crop_canvas -8"):
+        MExLoss(C, q=1, alpha=1, beta=1, ndf=4, n_layers=2, crop_canvas=-8)

@@ -134,3 +134,13 @@ def test_twosm_mex_row_uses_its_q_on_the_context_stream(monkeypatch, data_dir, t
     assert isinstance(losses[0], TwoStreamLoss)
     mex = expansion(losses)
     assert len(mex.discriminators) == count and mex.lambda_mex == 0.7
+
+
+@pytest.mark.parametrize("row", ["mexgan-cityscapes", "twosm-full-mex-cityscapes"])
+def test_mex_rows_take_the_crop_canvas_of_train_params(monkeypatch, data_dir, tmp_path, row):
+    raw_train = dict(tiny_params()["train"], mex_crop_canvas=24)
+    losses, _ = plugins(monkeypatch, data_dir, tmp_path, row, train=raw_train)
+    mex = expansion(losses)
+    assert mex.crop_canvas == 24 and mex.canvas_network is not None
+    losses, _ = plugins(monkeypatch, data_dir, tmp_path, row)
+    assert expansion(losses).crop_canvas == 0 and expansion(losses).canvas_network is None

@@ -32,8 +32,11 @@ def _models(expansion):
     generator = GlobalGenerator(channels, 3, ngf=4, n_downsampling=1, n_blocks=1)
     basic = Pix2PixHDLoss(channels, VGG19Features(), ndf=4, n_layers=2, num_d=2,
                           lambda_adv=0.7, lambda_feat=1.9, lambda_perc=2.3)
-    kind = MExLoss if expansion == "mex" else AMExLoss
-    plugin = kind(channels, q=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3)
+    if expansion == "amex":
+        plugin = AMExLoss(channels, q=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3)
+    else:   # mex_canvas: the D_j as one grouped network on a crop canvas (train.mex_crop_canvas)
+        plugin = MExLoss(channels, q=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3,
+                         crop_canvas=8 if expansion == "mex_canvas" else 0)
     return task, generator, [basic, plugin]
 
 
@@ -70,8 +73,10 @@ def _outputs(generator, losses, condition, image):
         return torch.cat([generator(condition).flatten(), *scores])
 
 
-@pytest.mark.parametrize("expansion", ["mex", "amex"])
+@pytest.mark.parametrize("expansion", ["mex", "amex", "mex_canvas"])
 def test_joint_step_trains_what_the_plain_step_trains(tmp_path, expansion):
+    """The trainer's joint step against the plain step written out (mex_canvas: against the
+    plain step of MEx with one call per crop size)."""
     lr, betas = 1e-3, (0.5, 0.999)
     task, generator, losses = _models(expansion)
     torch.manual_seed(7)
@@ -81,7 +86,7 @@ def test_joint_step_trains_what_the_plain_step_trains(tmp_path, expansion):
     trainer.train(generator=generator, losses=losses, task=task, epochs=1, lr=lr, betas=betas,
                   device=CPU, out_dir=str(tmp_path), progress=False)
     joint = _outputs(generator, losses, condition, image)
-    task, generator, losses = _models(expansion)
+    task, generator, losses = _models("mex" if expansion == "mex_canvas" else expansion)
     _plain_training(task, generator, losses, lr, betas)
     plain = _outputs(generator, losses, condition, image)
     moved = (plain - before).abs().max()
