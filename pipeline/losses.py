@@ -313,15 +313,17 @@ def crop_canvas(batch: GanBatch, images: list, q: int, alpha: int, beta: int,
     long, each crop's size. A crop thinner than 2 px is replicate-padded to 2 (at_least_2x2):
     its last row / column is gathered again."""
     height, width = images[0].shape[-2:]
+    # The boxes are host data: the canvas size is known without a device sync.
     expanded = torch.tensor([[expand_box(box, j, alpha, beta, width, height)
                               for j in range(q + 1)] for box in batch.boxes])  # (N, q+1, 4)
+    rows_in_box, columns_in_box = expanded[..., 3] - expanded[..., 1], \
+        expanded[..., 2] - expanded[..., 0]
+    canvas_height = -(-max(2, int(rows_in_box.max())) // multiple) * multiple
+    canvas_width = -(-max(2, int(columns_in_box.max())) // multiple) * multiple
     device = images[0].device
-    x1, y1 = expanded[..., 0].to(device), expanded[..., 1].to(device)
-    rows_in_box, columns_in_box = (expanded[..., 3] - expanded[..., 1]).to(device), \
-        (expanded[..., 2] - expanded[..., 0]).to(device)
+    x1, y1, rows_in_box, columns_in_box = (t.to(device, non_blocking=True) for t in (
+        expanded[..., 0], expanded[..., 1], rows_in_box, columns_in_box))
     heights, widths = rows_in_box.clamp(min=2), columns_in_box.clamp(min=2)
-    canvas_height = -(-int(heights.max()) // multiple) * multiple
-    canvas_width = -(-int(widths.max()) // multiple) * multiple
     # Canvas position t reads the box's row y1 + min(t, h - 1): replicate padding of thin crops,
     # and in-bounds indices past the crop, whose values the valid mask zeroes.
     rows = y1[..., None] + torch.minimum(torch.arange(canvas_height, device=device),
