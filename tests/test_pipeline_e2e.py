@@ -206,3 +206,18 @@ def test_queued_experiments_run_in_parallel_workers(project):
     for value in (2, 3):
         assert f"q1-is-{value}" in shown
     run(["dvc", "queue", "stop"], project)
+
+
+def test_table3_evaluation_runs_without_inpainting_rows(tmp_path):
+    """A profile that leaves Table 3's rows out (`inpainting_rows: {}`, as the CPU study does):
+    evaluate_inpainting scores the floors only; its models folder still exists (the rows
+    manifest stage writes into it), so DVC finds every dependency."""
+    params = tiny_params(FAST_DATASETS)
+    params["inpainting_rows"] = {}
+    project = _project(tmp_path, params)
+    run(["dvc", "repro", "evaluate_inpainting"], project)
+    metrics = json.loads((project / "reports" / "inpainting_metrics.json").read_text())
+    assert metrics and all(name.startswith("floor-") for name in metrics), metrics
+    manifest = json.loads((project / "artifacts" / "inpainting" / "models" /
+                           "rows.json").read_text())
+    assert manifest == {"rows": {}, "seeds": params["seeds"]}

@@ -31,11 +31,6 @@ mkdir -p reports/study
 printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
   > reports/study/summary.md
 git add -A && git commit -qm "study" --allow-empty
-# Table 3's rows are not part of the study (inpainting_rows: {}): evaluate_inpainting scores only
-# its floors, from an empty models folder that no training stage writes
-python -c "import sys; from pipeline.config import load_params
-sys.exit(0 if load_params('params.yaml').inpainting_rows else 1)" || \
-  mkdir -p artifacts/inpainting/models
 python "$ROOT/tools/stage_inputs.py" "$PARAMS" || exit 1
 if [ "${DRY:-0}" = 1 ]; then
   echo "== dry run of the study in $WORK/repo ($PARAMS)"
