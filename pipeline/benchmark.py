@@ -27,9 +27,8 @@ from pipeline import trainer
 from pipeline.config import Params
 from pipeline.datasets import get_spec
 from pipeline.inputs import EditBox, EditTask, condition_channels
-from pipeline.losses import CanvasDiscriminators
-from pipeline.networks import (MultiscaleDiscriminator, PatchDiscriminator, VGG19Features,
-                               count_parameters)
+from pipeline.networks import (CanvasDiscriminators, MultiscaleDiscriminator,
+                               PatchDiscriminator, VGG19Features, count_parameters)
 from pipeline.preparation import box_rows
 from pipeline.inpainting import InpaintingTask, mean_colour
 from pipeline.rows import acceleration, build_generator, build_gl, build_losses, build_twosm
@@ -46,8 +45,9 @@ class StepTimer:
     `name`, stop() ends it; `watch(module, name)` makes a module's forward passes a part of
     their own while they run, inside whatever part called it). The first WARMUP steps are left
     out of both. `count_flops`: the GFLOP of the first step (torch's FLOP counter, from the
-    timer's creation to the first step_done) in gflop_first_step. On CUDA every boundary synchronises the device: with parts the steps are
-    slower, so a benchmark takes its step times from a run without parts."""
+    timer's creation to the first step_done) in gflop_first_step. On CUDA every boundary
+    synchronises the device: with parts the steps are slower, so a benchmark takes its step
+    times from a run without parts."""
 
     def __init__(self, device: torch.device, parts: bool = True, count_flops: bool = False):
         self.device, self.parts = device, parts
@@ -198,7 +198,6 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
     (ms per step) and, `count_flops`, the GFLOP of a step (the first, a warm-up step). On CUDA
     the breakdown comes from a second, shorter run (its synchronisations would slow the first)."""
 
-    gb = 1024 ** 3
     runs = [False, True] if device.type == "cuda" else [True]
     result = {}
     for with_breakdown in runs:
@@ -219,24 +218,32 @@ def _time_training(build, params: Params, device: torch.device, steps: int, lr, 
                                     phases=phases, log_every=params.train.log_every,
                                     data_workers=params.train.data_workers)
         if not result:
-            if count_flops:
-                result["gflop_per_step"] = timer.gflop_first_step
-            result.update({
-                "step_seconds": timer.step_seconds(),
-                "median_step_seconds": statistics.median(timer.step_seconds()),
-                "generator_parameters": count_parameters(generator),
-                "discriminator_parameters": sum(
-                    p.numel() for p in trainer.discriminator_parameters(losses)),
-                **{k: v for k, v in summary.items() if k.startswith("mem_")}})
-            if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in summary:
-                result["rss_before_training_gb"] = rss_before / gb
-                result["rss_growth_gb"] = summary["mem_cpu_step_peak_rss_max_gb"] - rss_before / gb
+            result = _measured_steps(
+                timer, {k: v for k, v in summary.items() if k.startswith("mem_")}, rss_before)
+            result["generator_parameters"] = count_parameters(generator)
+            result["discriminator_parameters"] = sum(
+                p.numel() for p in trainer.discriminator_parameters(losses))
         if with_breakdown:
             measured = len(timer.step_seconds())
             result["breakdown_ms"] = {name: 1000 * seconds / measured
                                       for name, seconds in sorted(timer.seconds.items(),
                                                                   key=lambda kv: -kv[1])}
     return {**result, **_process_record()}
+
+
+def _measured_steps(timer: StepTimer, memory: dict, rss_before: float | None) -> dict:
+    """What every timed row reports: its measured steps' seconds and their median, the GFLOP
+    of its first step (when the timer counted it), its per-step peak memory (`memory`, the
+    mem_* figures) and, on CPU (`rss_before` given), the RSS before training and its growth."""
+    result = {"step_seconds": timer.step_seconds(),
+              "median_step_seconds": statistics.median(timer.step_seconds()), **memory}
+    if timer.gflop_first_step is not None:
+        result["gflop_per_step"] = timer.gflop_first_step
+    if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in memory:
+        gb = 1024 ** 3
+        result["rss_before_training_gb"] = rss_before / gb
+        result["rss_growth_gb"] = memory["mem_cpu_step_peak_rss_max_gb"] - rss_before / gb
+    return result
 
 
 def _in_fresh_process(function, *args, **kwargs):
@@ -249,9 +256,9 @@ def _in_fresh_process(function, *args, **kwargs):
 
 def merge_rounds(rounds: list) -> dict:
     """One row's result from its rounds (see run_interleaved): the median and the best (fastest)
-    of every round's measured steps, the per-round medians, per-step peak memory as the mean of the means and the
-    max of the maxima, the breakdown averaged over the rounds; FLOPs, parameter counts and the
-    process record from the first round."""
+    of every round's measured steps, the per-round medians, per-step peak memory as the mean of
+    the means and the max of the maxima, the breakdown averaged over the rounds; FLOPs,
+    parameter counts and the process record from the first round."""
     merged = dict(rounds[0])
     merged["step_seconds"] = [seconds for result in rounds for seconds in result["step_seconds"]]
     merged["median_step_seconds"] = statistics.median(merged["step_seconds"])
@@ -487,17 +494,10 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
         model.step(batch.condition, batch.target, opt_g, opt_d)
         memory.end_step()
         clock.step_done()
-    result = {"step_seconds": clock.step_seconds(),
-              "median_step_seconds": statistics.median(clock.step_seconds()),
-              "generator_parameters": count_parameters(model.netG),
-              "discriminator_parameters": count_parameters(model.netD),
-              **memory.summary(), "source": os.path.abspath(checkout), **_process_record()}
-    if count_flops:
-        result["gflop_per_step"] = clock.gflop_first_step
-    if rss_before is not None and "mem_cpu_step_peak_rss_max_gb" in result:
-        result["rss_before_training_gb"] = rss_before / 1024 ** 3
-        result["rss_growth_gb"] = result["mem_cpu_step_peak_rss_max_gb"] - rss_before / 1024 ** 3
-    return result
+    return {**_measured_steps(clock, memory.summary(), rss_before),
+            "generator_parameters": count_parameters(model.netG),
+            "discriminator_parameters": count_parameters(model.netD),
+            "source": os.path.abspath(checkout), **_process_record()}
 
 
 def _benchmark_gl_row(params: Params, loss: str, width: int, height: int, steps: int,

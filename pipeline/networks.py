@@ -108,6 +108,61 @@ class PatchDiscriminator(nn.Module):
         return features
 
 
+def valid_mask(heights, widths, canvas_height: int, canvas_width: int) -> torch.Tensor:
+    """(..., 1, Hc, Wc) float: 1 at the positions of a canvas that a crop of (heights, widths)
+    (..., long) covers from the top left, 0 elsewhere."""
+    rows = torch.arange(canvas_height, device=heights.device) < heights[..., None]
+    columns = torch.arange(canvas_width, device=widths.device) < widths[..., None]
+    return (rows[..., :, None] & columns[..., None, :]).unsqueeze(-3).float()
+
+
+def masked_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float) -> torch.Tensor:
+    """Instance norm without affine (nn.InstanceNorm2d) of x (..., C, H, W) over the positions
+    where valid (..., 1, H, W) is 1: (x - mean) / sqrt(biased var + eps) there, 0 elsewhere."""
+    count = valid.sum((-2, -1), keepdim=True)
+    x = x.float()
+    mean = (x * valid).sum((-2, -1), keepdim=True) / count
+    centered = (x - mean) * valid
+    variance = centered.square().sum((-2, -1), keepdim=True) / count
+    return centered * torch.rsqrt(variance + eps)
+
+
+class CanvasDiscriminators(nn.Module):
+    """Same-architecture PatchGANs D_0..D_G-1 run as one network of grouped convolutions (their
+    weights concatenated, groups = G) on crops placed at the top left of a zero canvas (group j
+    sees D_j's crop). It computes what each D_j computes on its crop alone: a convolution's
+    outputs over the crop, plus its padding, read only the crop and zeros; after every layer the
+    positions past the crop's output size are zeroed again, and instance norm takes its
+    statistics over the crop's positions (masked_instance_norm). No parameters of its own: the
+    discriminators are an argument, and the benchmark can time this module apart."""
+
+    def forward(self, discriminators, canvas, heights, widths) -> tuple:
+        """canvas (B, G·C, Hc, Wc) with B = images x N, crop sizes heights / widths (N, G) long.
+        Returns (scores (B, G, 1, h, w) zero past each crop's score map, valid (N, G, 1, h, w))."""
+        groups = len(discriminators)
+        x = canvas
+        for blocks in zip(*(D.blocks for D in discriminators)):
+            conv = blocks[0][0]
+            x = F.conv2d(x, torch.cat([block[0].weight for block in blocks]),
+                         torch.cat([block[0].bias for block in blocks]), conv.stride,
+                         conv.padding, groups=groups)
+            (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w) = \
+                conv.kernel_size, conv.stride, conv.padding
+            heights = (heights + 2 * pad_h - kernel_h) // stride_h + 1
+            widths = (widths + 2 * pad_w - kernel_w) // stride_w + 1
+            valid = valid_mask(heights, widths, *x.shape[-2:])
+            x = x.unflatten(1, (groups, -1)).unflatten(0, (-1, len(heights)))  # (I,N,G,C,h,w)
+            for layer in blocks[0][1:]:
+                if isinstance(layer, nn.InstanceNorm2d):
+                    x = masked_instance_norm(x, valid, layer.eps)
+                elif isinstance(layer, nn.LeakyReLU):
+                    x = F.leaky_relu(x, layer.negative_slope)
+                else:
+                    raise TypeError(f"CanvasDiscriminators: no masked form of {layer}")
+            x = (x * valid).flatten(0, 1).flatten(1, 2)
+        return x.unflatten(1, (groups, -1)), valid
+
+
 class MultiscaleDiscriminator(nn.Module):
     """num_d PatchGANs on the input downsampled 1x, 2x, 4x ... (3x3 average pooling, stride 2).
     forward returns one feature list per scale."""

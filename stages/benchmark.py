@@ -13,8 +13,8 @@ on CPU with the native kernels unless --paper-kernels says otherwise (the demo s
 """
 import os
 
-from pipeline.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting, bench_markdown,
-                                inpainting_paper_size, paper_size)
+from pipeline.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting,
+                                bench_markdown, inpainting_paper_size, paper_size)
 from pipeline.trainer import pick_device
 from pipeline.config import load_params
 from pipeline.datasets import PAPER_SETTINGS

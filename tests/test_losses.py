@@ -4,10 +4,10 @@ Tiny networks on 16x32 maps, CPU; the VGG19 is the random-init stand-in (no weig
 import pytest
 import torch
 
-from pipeline.losses import (AMExLoss, CanvasDiscriminators, GanBatch, MExLoss, Pix2PixHDLoss,
-                             crop_canvas, expanded_crops, expanded_masks, lsgan,
-                             masked_instance_norm)
-from pipeline.networks import GlobalGenerator, PatchDiscriminator, VGG19Features
+from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, at_least_2x2,
+                             crop_canvas, expanded_crops, expanded_masks, lsgan)
+from pipeline.networks import (CanvasDiscriminators, GlobalGenerator, PatchDiscriminator,
+                               VGG19Features, masked_instance_norm)
 
 C, H, W = 5, 16, 32                      # condition channels, map size
 BOXES = ((10, 4, 14, 8), (28, 12, 32, 16))
@@ -465,7 +465,6 @@ def test_canvas_network_scores_each_crop_as_its_discriminator_alone(multiple):
     canvas, heights, widths = crop_canvas(batch, [batch.target], 2, ALPHA, BETA, multiple)
     scores, valid = CanvasDiscriminators()(discriminators, canvas, heights, widths)
     crops = expanded_crops(batch, batch.target, 2, ALPHA, BETA)
-    from pipeline.losses import at_least_2x2
     for j, D in enumerate(discriminators):
         for n in range(3):
             alone = D(at_least_2x2(crops[j][n]))[-1][0]
