@@ -5,7 +5,9 @@
 # Every other README command runs with .venv's tools, from any shell, without activating it:
 #   make exp ARGS="-S q=8"      dvc exp run -S q=8
 #   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
-#   make study [DRY=1]          the CPU study profile (params_study.yaml) -> reports/study/
+#   make study [DRY=1] [PROFILE=paper|authors]  the CPU convergence study (params_study.yaml),
+#                               both profiles side by side -> reports/study/, reports/study_authors/
+#                               (resumable: rerun to continue)
 #   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
 #                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
 #   make edit ARGS="mexgan-cityscapes map.png --edit 4,20,24,30 car"   python -m stages.edit
@@ -75,8 +77,9 @@ serve: $(STAMP)
 huev-export: $(STAMP)
 	$(WITH_VENV) $(BIN)/python -m stages.serve --export $(ARGS)
 
+PROFILE ?= all
 study: $(STAMP)
-	DRY=$(DRY) tools/study.sh
+	DRY=$(DRY) tools/study.sh $(PROFILE)
 
 REF ?=
 bench: $(STAMP)

@@ -31,7 +31,8 @@ from pipeline.networks import (CanvasDiscriminators, MultiscaleDiscriminator,
                                PatchDiscriminator, VGG19Features, count_parameters)
 from pipeline.preparation import box_rows
 from pipeline.inpainting import InpaintingTask, mean_colour
-from pipeline.rows import acceleration, build_generator, build_gl, build_losses, build_twosm
+from pipeline.rows import (acceleration, build_generator, build_gl, build_losses, build_twosm,
+                           build_vgg)
 from pipeline.twosm import TwoStreamTask
 from pipeline.synthetic import generate_split
 
@@ -319,7 +320,7 @@ def _benchmark_row(params: Params, dataset: str, loss: str, width: int, height: 
                             seed=t.seed)
             generator = build_generator(channels, params)
             plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
-                                   VGG19Features(params.loss.vgg_weights_path))
+                                   build_vgg(params))
         return generator, plugins, task
     return _time_training(build, params, device, steps, t.lr, (t.beta1, t.beta2),
                           acceleration(t), count_flops=count_flops)

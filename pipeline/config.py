@@ -61,6 +61,9 @@ class LossParams:
     lambda_mex: float = 1.0       # λ4 (paper 1; authors' code 1); λ2, λ3: the profile's
     vgg_layer_weights: tuple = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # Eq 4, relu1_1..relu5_1
     vgg_weights_path: str = ""    # VGG19 .pth; "" = torch hub cache (vgg19-dcbb9e9d.pth)
+    without_vgg_weights: str = "standin"  # when no VGG19 weights file is found: standin = a
+                                  # random-init VGG19 (labelled STAND-IN) | drop = no L_perc term
+                                  # and no VGG19 forward (labelled DROPPED); real weights win
 
 
 @dataclass(frozen=True)
@@ -481,6 +484,8 @@ def _validate(p: Params) -> None:
     _check(len(p.loss.vgg_layer_weights) == 5 and min(p.loss.vgg_layer_weights) >= 0,
            "loss.vgg_layer_weights", list(p.loss.vgg_layer_weights),
            "5 weights >= 0, relu1_1..relu5_1")
+    _check(p.loss.without_vgg_weights in ("standin", "drop"), "loss.without_vgg_weights",
+           p.loss.without_vgg_weights, "standin (random-init VGG19) or drop (no L_perc)")
     t = p.train
     _check(t.epochs >= 1, "train.epochs", t.epochs, "an integer >= 1")
     _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")

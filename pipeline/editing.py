@@ -395,14 +395,28 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
 # Reading maps
 
 
+MAX_MAP_PIXELS = 4096 * 4096  # the largest map an edit decodes (Cityscapes: 2048 x 1024)
+
+
 def _open_image(path: str):
+    """The image at `path`, decoded only after its header's size passed MAX_MAP_PIXELS (a small
+    PNG can declare a huge image: decoding it would take gigabytes)."""
     from PIL import Image, UnidentifiedImageError
     if not os.path.isfile(path):
         raise EditError(f"{path}: no such file")
     try:
-        image = Image.open(path)
+        image = Image.open(path)  # reads the header only
+        width, height = image.size
+        if width * height > MAX_MAP_PIXELS:
+            raise EditError(f"{path}: {width}x{height} pixels, more than the {MAX_MAP_PIXELS} "
+                            "pixels (4096x4096) a map may have")
         image.load()
+    except Image.DecompressionBombError:
+        raise EditError(f"{path}: larger than the {MAX_MAP_PIXELS} pixels (4096x4096) a map "
+                        "may have") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
+        if isinstance(err, EditError):
+            raise
         raise EditError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
     return image
 

@@ -102,9 +102,11 @@ class Pix2PixHDLoss(nn.Module):
     """pix2pixHD's objective on (condition, image) pairs with a multiscale conditional D.
 
     on="raw" scores Ỹ (the paper's Eq 1); on="fused" scores Ŷ (what the authors' code does).
+    vgg=None: no perceptual term and no VGG19 forward (λ3 = 0, or L_perc dropped for lack of
+    weights: pipeline.rows.build_vgg).
     """
 
-    def __init__(self, condition_channels: int, vgg: VGG19Features, *, ndf=64, n_layers=3,
+    def __init__(self, condition_channels: int, vgg: VGG19Features | None, *, ndf=64, n_layers=3,
                  num_d=2, lambda_adv=1.0, lambda_feat=1.0, lambda_perc=1.0,
                  vgg_layer_weights=(1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0), on="raw"):
         super().__init__()
@@ -126,14 +128,16 @@ class Pix2PixHDLoss(nn.Module):
         matching = sum(F.l1_loss(fake, real.detach())
                        for fake_scale, real_scale in zip(fake_scales, real_scales)
                        for fake, real in zip(fake_scale[:-1], real_scale[:-1])) / len(fake_scales)
-        # Eq 4: sum_i w_i |E_i(Ỹ) - E_i(Yc)|_1 over VGG19 relu1_1..relu5_1.
-        fake_features = self.vgg(image)
-        with torch.no_grad():
-            real_features = self.vgg(batch.target)
-        perceptual = sum(w * F.l1_loss(f, r) for w, f, r in
-                         zip(self.vgg_layer_weights, fake_features, real_features))
-        return {"G_adv": self.lambda_adv * adversarial, "G_feat": self.lambda_feat * matching,
-                "G_perc": self.lambda_perc * perceptual}
+        terms = {"G_adv": self.lambda_adv * adversarial, "G_feat": self.lambda_feat * matching}
+        if self.vgg is not None:
+            # Eq 4: sum_i w_i |E_i(Ỹ) - E_i(Yc)|_1 over VGG19 relu1_1..relu5_1.
+            fake_features = self.vgg(image)
+            with torch.no_grad():
+                real_features = self.vgg(batch.target)
+            perceptual = sum(w * F.l1_loss(f, r) for w, f, r in
+                             zip(self.vgg_layer_weights, fake_features, real_features))
+            terms["G_perc"] = self.lambda_perc * perceptual
+        return terms
 
     def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
         image = self._image(generated, fused)

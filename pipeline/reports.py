@@ -627,44 +627,108 @@ def _plain_answer(frame, pix, mex, amex, fill) -> str:
             f"{words[_resolved(frame, amex, mex)]} MExGAN, and {floor}.")
 
 
+FLAT_FRACTION = 0.2    # the last 20 % of a run's steps ...
+FLAT_TOLERANCE = 0.02  # ... may gain less than this on the seed-mean curve for it to be flat
+
+
+def seed_mean_curve(curves: dict) -> tuple:
+    """(steps, seed-mean values) over the logged points every seed has. curves: seed ->
+    (steps, values)."""
+    runs = list(curves.values())
+    length = min(len(steps) for steps, _ in runs)
+    return (np.asarray(runs[0][0][:length]),
+            np.mean([np.asarray(values[:length]) for _, values in runs], axis=0))
+
+
+def late_gain(curves: dict, fraction: float = FLAT_FRACTION) -> float:
+    """What the seed-mean curve gained over the last `fraction` of its steps: its last value
+    minus its value at the first logged step at or after (1 − fraction) × the last step."""
+    steps, mean = seed_mean_curve(curves)
+    start = int(np.nonzero(steps >= (1 - fraction) * steps[-1])[0][0])
+    return float(mean[-1] - mean[start])
+
+
+def diagnostics_means(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the mean of every diagnostic column over test boxes and seeds."""
+    columns = [c for c in diagnostics.columns if c not in ("row", "seed", "image", "label")]
+    return diagnostics.groupby("row", sort=False)[columns].mean()
+
+
+def per_class_table(scores: pd.DataFrame, rows, label_names, metric: str = "tiou") -> list:
+    """Markdown lines: the mean `metric` per target class (columns) for each row (over boxes
+    and seeds), with the number of test boxes of each class."""
+    present = scores[scores["row"].isin(rows)]
+    labels = sorted(present["label"].unique())
+    counts = present[present["row"] == rows[0]].groupby("label").size()
+    header = " | ".join(f"{label_names[int(l)]} ({int(counts.get(l, 0))})" for l in labels)
+    lines = [f"| row | {header} |", "|---" * (len(labels) + 1) + "|"]
+    for row in rows:
+        means = present[present["row"] == row].groupby("label")[metric].mean()
+        cells = " | ".join(f"{means[l]:.3f}" if l in means else "—" for l in labels)
+        lines.append(f"| {row} | {cells} |")
+    return lines
+
+
+def _why_below(row: str, means: pd.DataFrame) -> str:
+    d = means.loc[row]
+    return (f"{row}: its box is {d['target_share']:.0%} l_t, {d['kept_true_share']:.0%} the "
+            f"true surroundings kept, {d['other_share']:.0%} other labels; "
+            f"{d['largest_blob_share']:.0%} of its l_t pixels form one blob; outside the box "
+            f"{d['outside_decode_accuracy']:.1%} of Ỹ's pixels decode to the true label")
+
+
 def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict,
-                  held_back: dict, params, wall_seconds: int, platform: str) -> str:
-    """The study section of the report: the three questions answered from the paired
-    differences (95 % intervals) and the learning curves, whatever the answer is.
-    eval_curves: row -> seed -> {"tiou": (steps, values), ...}; held_back: metric -> {floor: v}
-    on the curves' boxes."""
+                  held_back: dict, params, wall_seconds: int, platform: str,
+                  folder: str = "study", scores: pd.DataFrame | None = None,
+                  diagnostics: pd.DataFrame | None = None, label_names=()) -> str:
+    """The study section of the report: the questions answered from the paired differences
+    (95 % intervals) and the learning curves, whatever the answer is; whether each curve is flat
+    (late_gain); with `diagnostics` (per box: pipeline.diagnostics) and `scores`, what the rows
+    draw in the box and their tIOU per class. eval_curves: row -> seed -> {"tiou": (steps,
+    values), ...}; held_back: metric -> {floor: v} on the curves' boxes; folder: where this
+    study's files are, relative to the report."""
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
     rows = list(params.rows)
     pix, mex, amex = (f"{p}-{dataset}" for p in ("pix2pixhd", "mexgan", "amexgan"))
-    fill = f"floor-fill-box-{dataset}"
-    out = ["## CPU study", "",
-           f"`make study` (`params_study.yaml`): synthetic {dataset} at {size.width}x{size.height}, "
+    fill, mean_mask = f"floor-fill-box-{dataset}", f"floor-mean-mask-{dataset}"
+    profile = params.profiles[params.profile]
+    vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
+           else "random stand-in without VGG19 weights")
+    out = [f"## CPU study, `{params.profile}` profile", "",
+           f"`make study` (`params_study.yaml`, profile `{params.profile}`: λ2 = "
+           f"{profile.lambda_feat:g}, λ3 = {profile.lambda_perc:g} (L_perc {vgg}), L_B on "
+           f"{'Ỹ' if profile.basic_loss_on == 'raw' else 'Ŷ'}, "
+           f"{'q+1' if profile.discriminators == 'q_plus_one' else 'q'} expansion "
+           f"discriminators): synthetic {dataset} at {size.width}x{size.height}, "
            f"{size.synthetic_train} train / {size.synthetic_test} test images "
            f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
            f"{', '.join(rows)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, "
            f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
            f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
-           "[study/table1.md](study/table1.md) and [study/differences.md](study/differences.md).",
+           f"[{folder}/table1.md]({folder}/table1.md) and "
+           f"[{folder}/differences.md]({folder}/differences.md).",
            "", f"**In short:** {_plain_answer(differences, pix, mex, amex, fill)}", "",
            "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
     questions = [("Does MExGAN beat Pix2PixHD?", mex, pix),
                  ("Does A-MExGAN beat MExGAN?", amex, mex)]
+    questions += [(f"Does {row} beat the {name} floor?", row, floor)
+                  for row in (pix, mex, amex)
+                  for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
     for question, a, b in questions:
         out.append(f"| {question} | {_verdict(differences, a, b, 'tiou')} | "
                    f"{_verdict(differences, a, b, 'hamm')} |")
-    for row in (pix, mex, amex):
-        out.append(f"| Does {row} beat the fill-box floor? | "
-                   f"{_verdict(differences, row, fill, 'tiou')} | "
-                   f"{_verdict(differences, row, fill, 'hamm')} |")
-    out += ["", "| row | tIOU | hamm | first step above the fill-box floor on the held-back "
-            f"{params.train.eval_boxes} boxes (seed mean) |", "|---|---|---|---|"]
-    for row in [fill, f"floor-mean-mask-{dataset}", pix, mex, amex]:
+    out += ["", f"Flat: the seed-mean held-back tIOU gains less than {FLAT_TOLERANCE} over the "
+            f"last {FLAT_FRACTION:.0%} of the steps.", "",
+            "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
+            f"first step above the fill-box floor on the held-back {params.train.eval_boxes} "
+            "boxes (seed mean) |", "|---|---|---|---|---|---|"]
+    for row in [fill, mean_mask, pix, mex, amex]:
         values = metrics.get(row)
         if values is None:
             continue
-        crossing = ""
+        crossing, gain, flat = "", "", ""
         if row in eval_curves:
             parts = []
             for metric in ("tiou", "hamm"):
@@ -675,8 +739,35 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                     last = max(int(c[0][-1]) for c in curves.values())
                     parts.append(f"{metric}: {step}" if step is not None
                                  else f"{metric}: never within {last} steps")
+                if curves and metric == "tiou":
+                    value = late_gain(curves)
+                    gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
             crossing = "; ".join(parts)
-        out.append(f"| {row} | {values['tiou']:.4f} | {values['hamm']:.4f} | {crossing} |")
-    out += ["", "![study learning curves](study/figures/metric_curves_"
-            f"{dataset}.png)", ""]
+        out.append(f"| {row} | {values['tiou']:.4f} | {values['hamm']:.4f} | {gain} | {flat} | "
+                   f"{crossing} |")
+    if diagnostics is not None and len(diagnostics):
+        means = diagnostics_means(diagnostics)
+        out += ["", "What the rows draw in the box (means over test boxes and seeds; the "
+                "fill-box floor is 100 % l_t): decode accuracy of Ỹ outside the box, where "
+                "the answer is in the input; how the box's pixels split between the target "
+                "label l_t, the true labels kept and other labels; the share of l_t pixels in "
+                "the largest blob.", "",
+                "| row | outside-box decode accuracy | box: l_t | box: true label kept | "
+                "box: other labels | largest l_t blob |", "|---|---|---|---|---|---|"]
+        for row in means.index:
+            d = means.loc[row]
+            out.append(f"| {row} | {d['outside_decode_accuracy']:.4f} | "
+                       f"{d['target_share']:.3f} | {d['kept_true_share']:.3f} | "
+                       f"{d['other_share']:.3f} | {d['largest_blob_share']:.3f} |")
+        below = [row for row in means.index
+                 if _resolved(differences, row, fill) == -1
+                 or _resolved(differences, row, mean_mask) == -1]
+        if below:
+            out += ["", "Why rows stay below a floor:", ""]
+            out += [f"- {_why_below(row, means)}." for row in below]
+    if scores is not None and len(label_names):
+        out += ["", "tIOU per target class (test boxes of the class in brackets):", ""]
+        out += per_class_table(scores, [r for r in (fill, mean_mask, pix, mex, amex)
+                                        if r in set(scores["row"])], label_names)
+    out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"

@@ -25,7 +25,8 @@ from pipeline.inpainting import (CompletionNetwork, GlobalLocalLoss, InpaintingT
                                  ReconstructionLoss, gl_phases, local_patch_size, mean_colour)
 from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
-from pipeline.networks import GlobalGenerator, VGG19Features, count_parameters
+from pipeline.networks import (VGG19_FILE, GlobalGenerator, VGG19Features, count_parameters,
+                               find_weights)
 from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,23 @@ def highest_expansion(q: int, profile: ProfileParams) -> int:
     return q if profile.discriminators == "q_plus_one" else q - 1
 
 
-def build_vgg(params: Params, profile: ProfileParams | None = None) -> VGG19Features:
-    """The frozen VGG19 of the perceptual loss, fed as the profile says (vgg_input)."""
+PERCEPTUAL_DROPPED = ("DROPPED: no L_perc (no vgg19-dcbb9e9d.pth found; "
+                      "loss.without_vgg_weights: drop)")
+
+
+def build_vgg(params: Params, profile: ProfileParams | None = None) -> VGG19Features | None:
+    """The frozen VGG19 of the perceptual loss, fed as the profile says (vgg_input). None when
+    L_perc is off: λ3 = 0, or no weights file and loss.without_vgg_weights is `drop` (a random
+    VGG19's term is inert yet costs about half a small model's step)."""
     profile = profile or params.row_profile()
+    if profile.lambda_perc == 0:
+        return None
+    if (params.loss.without_vgg_weights == "drop"
+            and find_weights(params.loss.vgg_weights_path, VGG19_FILE) is None):
+        log.warning("VGG19 weights %s not found: the perceptual loss L_perc is DROPPED "
+                    "(loss.without_vgg_weights: drop); give loss.vgg_weights_path to use it",
+                    VGG19_FILE)
+        return None
     return VGG19Features(params.loss.vgg_weights_path, profile.vgg_input)
 
 
@@ -292,6 +307,8 @@ def _run(params: Params, *, name: str, task, generator, losses, epochs: int, out
                                 eval_every=t.eval_every, phases=phases,
                                 acceleration=acceleration(t), data_workers=t.data_workers)
         vgg = getattr(losses[0], "vgg", None)  # TwoSM's and GL's objectives have no VGG
+        if vgg is None and isinstance(losses[0], Pix2PixHDLoss):
+            no_vgg = ("none (λ3 = 0)" if losses[0].lambda_perc == 0 else PERCEPTUAL_DROPPED)
         summary.update(extra, generator_parameters=count_parameters(generator),
                        vgg_pretrained=int(vgg.pretrained) if vgg else -1,
                        vgg_source=vgg.source if vgg else no_vgg,

@@ -140,6 +140,9 @@ def warnings_for(conditions: dict) -> list:
     if any(s.startswith("STAND-IN") for s in conditions["vgg_sources"]):
         lines.append("The perceptual loss used a random-init VGG19 stand-in (no ImageNet "
                      "weights).")
+    if any(s.startswith("DROPPED") for s in conditions["vgg_sources"]):
+        lines.append("No perceptual loss: the VGG19 weights were missing and "
+                     "`loss.without_vgg_weights: drop` removed L_perc (λ3 term) from training.")
     lines.append("Time and memory vary from run to run and are kept out of the reproducible "
                  "outputs: every run's `reports/train/<row>/seed<k>/resources.json` (per-step peak "
                  "memory; on CPU the peak RSS `mem_cpu_step_peak_rss_*_gb`, a different quantity "
@@ -148,16 +151,22 @@ def warnings_for(conditions: dict) -> list:
 
 
 STUDY_SUMMARY = "study/summary.md"
+STUDY_SUMMARY_AUTHORS = "study_authors/summary.md"  # the same study under the authors' profile
 
 
 def study_section(reports: str) -> str:
-    """The CPU study's summary (written by `make study`), or a line saying it was not run."""
+    """The CPU study's summaries (written by `make study`): the paper profile's, then the
+    authors' profile's when that one was run."""
     path = os.path.join(reports, STUDY_SUMMARY)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist (`make study` writes it; a checkout "
                                 "without a study keeps the committed one)")
-    with open(path) as f:
-        return f.read()
+    parts = []
+    for name in (STUDY_SUMMARY, STUDY_SUMMARY_AUTHORS):
+        if os.path.exists(os.path.join(reports, name)):
+            with open(os.path.join(reports, name)) as f:
+                parts.append(f.read().rstrip())
+    return "\n\n".join(parts) + "\n"
 
 
 def main():

@@ -1,17 +1,40 @@
-"""Write the CPU study's answer (reports/study/summary.md) from a finished study run.
+"""Write the CPU study's answer (reports/study*/summary.md) from a finished study run.
 
   python -m stages.study_summary --reports SCRATCH/reports --out reports/study --wall-seconds N
+      [--models SCRATCH/artifacts/models --data SCRATCH/artifacts/data]
 
-Called by `make study` (tools/study.sh) after `dvc repro` with params_study.yaml.
+Called by `make study` (tools/study.sh) after `dvc repro` with params_study.yaml. With --models
+and --data it also diagnoses every trained run on the test boxes (pipeline.diagnostics) and
+writes OUT/diagnostics.csv.
 """
 import json
 import os
 
 import pandas as pd
+import torch
 
-from pipeline.config import load_params
+from pipeline.config import load_params, seed_dir
+from pipeline.datasets import get_spec
+from pipeline.diagnostics import diagnose_edits
+from pipeline.evaluation import test_items
 from pipeline.reports import held_back_floors, read_eval_curves, study_summary
+from pipeline.rows import load_generator
 from stages.common import ArgumentParser, run
+
+
+def diagnose_runs(params, models: str, data: str) -> pd.DataFrame:
+    """pipeline.diagnostics of every trained run (row x seed) on the dataset's test boxes."""
+    frames = []
+    for row_name, row in params.rows.items():
+        spec, split, items = test_items(row.dataset, os.path.join(data, row.dataset))
+        for seed in params.seeds:
+            generator = load_generator(seed_dir(models, row_name, seed), torch.device("cpu"),
+                                       dataset=row.dataset)
+            records = diagnose_edits(generator, split, spec, items)
+            frames.append(pd.DataFrame([{"row": row_name, "seed": seed,
+                                         "image": split.names[index], **record}
+                                        for (index, _), record in zip(items, records)]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def main():
@@ -21,7 +44,13 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--wall-seconds", type=int, required=True)
     parser.add_argument("--source", default="", help="the code the study ran (commit, note)")
+    parser.add_argument("--folder", help="the study's folder relative to reports/, for links "
+                        "(default: --out's name)")
+    parser.add_argument("--models", help="the study run's artifacts/models (diagnostics)")
+    parser.add_argument("--data", help="the study run's artifacts/data (diagnostics)")
     args = parser.parse_args()
+    if bool(args.models) != bool(args.data):
+        parser.error("--models and --data go together")
     params = load_params(args.params)
     with open(os.path.join(args.reports, "metrics.json")) as f:
         metrics = json.load(f)
@@ -41,9 +70,16 @@ def main():
     threads = params.train.cpu_threads
     where = (f"{(machine or {}).get('cpu_model', 'unknown CPU')}, {threads} thread"
              f"{'s' if threads > 1 else ''} per run, code {args.source or 'unknown'}")
+    diagnostics = None
+    if args.models:
+        diagnostics = diagnose_runs(params, args.models, args.data)
+        diagnostics.to_csv(os.path.join(args.out, "diagnostics.csv"), index=False)
     text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
                          held_back=held_back, params=params, wall_seconds=args.wall_seconds,
-                         platform=where)
+                         platform=where,
+                         folder=args.folder or os.path.basename(os.path.normpath(args.out)),
+                         scores=scores, diagnostics=diagnostics,
+                         label_names=get_spec(dataset).label_names)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

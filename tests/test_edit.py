@@ -116,6 +116,21 @@ def run_command(argv, capsys):
     return exit_info.value.code, err
 
 
+def png_declaring(size) -> bytes:
+    """A tiny 8-bit greyscale PNG whose header declares `size` (width, height): decoding it
+    would take width x height bytes, reading its header takes nothing."""
+    import io
+    import struct
+    import zlib
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1), dtype=np.uint8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    header = struct.pack(">II", *size) + bytes(data[24:29])  # IHDR: width, height, the rest
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return bytes(data)
+
+
 def copy_model(project, tmp_path, change):
     state = torch.load(project["translator"] if change == "dataset" else project["model"],
                        weights_only=False)
@@ -141,6 +156,8 @@ def copy_model(project, tmp_path, change):
     ("older layout", "older layout"),
     ("instances of another size", "instance map: shape"),
     ("missing map", "no such file"),
+    ("decompression bomb", "larger than the 16777216 pixels (4096x4096) a map may have"),
+    ("too many pixels", "5000x4000 pixels, more than the 16777216 pixels"),
 ])
 def test_errors_exit_with_one_line_and_write_nothing(project, tmp_path, capsys, case, expected):
     inputs = project["root"] / "inputs"
@@ -176,6 +193,11 @@ def test_errors_exit_with_one_line_and_write_nothing(project, tmp_path, capsys, 
         Image.fromarray(np.zeros((8, 8), dtype=np.uint16)).save(extra[1])
     elif case == "missing map":
         ids = str(tmp_path / "nothing.png")
+    elif case in ("decompression bomb", "too many pixels"):
+        ids = str(tmp_path / "huge.png")
+        size = (20000, 20000) if case == "decompression bomb" else (5000, 4000)
+        with open(ids, "wb") as f:
+            f.write(png_declaring(size))
     out = tmp_path / "out"
     code, err = run_command([model, ids, *edit, *extra, "--params", project["params"],
                              "--out", str(out)], capsys)

@@ -18,8 +18,9 @@ def test_study_profile_loads_and_trains_every_row_with_three_seeds():
     assert params.train.eval_every > 0
 
 
-def test_study_dry_run_lists_the_stages_it_would_run():
-    result = subprocess.run(["bash", "tools/study.sh"], cwd=REPO, capture_output=True,
+@pytest.mark.parametrize("profile", ["paper", "authors"])
+def test_study_dry_run_lists_the_stages_it_would_run(profile):
+    result = subprocess.run(["bash", "tools/study.sh", profile], cwd=REPO, capture_output=True,
                             text=True, env=dict(os.environ, DRY="1"), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [line.split()[-1] for line in result.stdout.splitlines()
@@ -37,7 +38,27 @@ def test_make_study_target_runs_the_study_script():
     result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if not k.startswith("MAKE")}, timeout=60)
-    assert result.returncode == 0 and "DRY=1 tools/study.sh" in result.stdout
+    assert result.returncode == 0 and "DRY=1 tools/study.sh all" in result.stdout
+
+
+def test_study_refuses_an_unknown_profile():
+    result = subprocess.run(["bash", "tools/study.sh", "nvidia"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, DRY="1"), timeout=60)
+    assert result.returncode != 0 and "paper, authors or all" in result.stderr
+
+
+def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(tmp_path):
+    """A dry run (also the tests') must not overwrite .study/<profile>, which a running study
+    reads its params and code from."""
+    scratch = os.path.join(REPO, ".study")
+    before = {p: os.path.getmtime(p) for p in
+              (os.path.join(scratch, prof, "repo", "params.yaml") for prof in ("paper", "authors"))
+              if os.path.exists(p)}
+    result = subprocess.run(["bash", "tools/study.sh", "paper"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, DRY="1"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "mexgan-study-dry" in result.stdout
+    assert {p: os.path.getmtime(p) for p in before} == before
 
 
 @pytest.mark.parametrize("old, new, message", [
@@ -49,9 +70,9 @@ def test_make_study_target_runs_the_study_script():
 def test_study_dry_run_refuses_a_bad_profile(tmp_path, old, new, message):
     bad = tmp_path / "study.yaml"
     bad.write_text(open(os.path.join(REPO, "params_study.yaml")).read().replace(old, new))
-    result = subprocess.run(["bash", "tools/study.sh"], cwd=REPO, capture_output=True,
-                            text=True, env=dict(os.environ, DRY="1", STUDY_PARAMS=str(bad)),
-                            timeout=300)
+    result = subprocess.run(["bash", "tools/study.sh", "paper"], cwd=REPO,
+                            capture_output=True, text=True,
+                            env=dict(os.environ, DRY="1", STUDY_PARAMS=str(bad)), timeout=300)
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -89,3 +110,64 @@ def test_study_summary_answers_plainly_including_no():
     assert "Wall time 50 min (test CPU)" in text
     assert ("**In short:** on tIOU, MExGAN beats Pix2PixHD, A-MExGAN cannot be told apart from "
             "MExGAN, and no trained row beats the fill-box floor at this budget.") in text
+
+
+def test_late_gain_over_the_last_fifth_of_the_seed_mean_curve():
+    from pipeline.reports import late_gain
+    steps = [100, 200, 300, 400, 500]
+    curves = {0: (steps, [0.1, 0.3, 0.5, 0.6, 0.7]), 1: (steps, [0.1, 0.3, 0.5, 0.64, 0.66])}
+    # seed mean at 400 (the first step >= 0.8 * 500) is 0.62, at 500 it is 0.68
+    assert late_gain(curves) == pytest.approx(0.06)
+    assert late_gain(curves, fraction=0.5) == pytest.approx(0.68 - 0.5)
+
+
+def test_study_summary_reports_flatness_floors_diagnostics_and_classes():
+    params = load_params(os.path.join(REPO, "params_study.yaml"))
+    rows = ("pix2pixhd-cityscapes", "mexgan-cityscapes", "amexgan-cityscapes")
+    floors = ("floor-fill-box-cityscapes", "floor-mean-mask-cityscapes")
+    differences = pd.DataFrame([
+        {"comparison": f"{row} − {floor}", "metric": m, "difference": -0.1, "ci_low": -0.2,
+         "ci_high": -0.05, "excludes_0": "yes"} for row in rows for floor in floors
+        for m in ("tiou", "hamm")])
+    metrics = {row: {"tiou": 0.5, "hamm": 0.5, "test_boxes": 4} for row in rows + floors}
+    steps = [255 * k for k in range(1, 11)]
+    curves = {"mexgan-cityscapes": {0: {"tiou": (steps, [0.1 * k for k in range(1, 11)])}},
+              "pix2pixhd-cityscapes": {0: {"tiou": (steps, [0.5] * 8 + [0.51, 0.515])}}}
+    diagnostics = pd.DataFrame([
+        {"row": "mexgan-cityscapes", "seed": s, "image": "a", "label": 26,
+         "outside_decode_accuracy": 0.99, "target_share": 0.6 + 0.1 * s,
+         "kept_true_share": 0.3 - 0.1 * s, "other_share": 0.1, "largest_blob_share": 0.9}
+        for s in (0, 1)])
+    scores = pd.DataFrame([
+        {"row": row, "dataset": "cityscapes", "seed": 0, "image": f"i{k}", "label": label,
+         "tiou": value, "hamm": value}
+        for row in rows + floors for k, (label, value) in enumerate([(26, 0.8), (26, 0.6),
+                                                                     (24, 0.3)])])
+    names = [f"class{i}" for i in range(34)]
+    text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
+                         held_back={"tiou": {"floor-fill-box-cityscapes": 0.8}}, params=params,
+                         wall_seconds=600, platform="test CPU", folder="study_authors",
+                         scores=scores, diagnostics=diagnostics, label_names=names)
+    assert "## CPU study, `paper` profile" in text
+    assert "Does mexgan-cityscapes beat the mean-mask floor? | **no, it is worse**" in text
+    # mexgan gains 1.0 - 0.8 = +0.2 over its last fifth (steps 2040..2550): not flat
+    assert "| mexgan-cityscapes | 0.5000 | 0.5000 | +0.2000 | **no** |" in text
+    assert "| pix2pixhd-cityscapes | 0.5000 | 0.5000 | +0.0150 | yes |" in text
+    assert "| mexgan-cityscapes | 0.9900 | 0.650 | 0.250 | 0.100 | 0.900 |" in text
+    assert "- mexgan-cityscapes: its box is 65% l_t, 25% the true surroundings kept" in text
+    assert "| row | class24 (1) | class26 (2) |" in text
+    assert "| mexgan-cityscapes | 0.300 | 0.700 |" in text
+    assert "(study_authors/figures/metric_curves_cityscapes.png)" in text
+
+
+def test_report_shows_both_profiles_studies_paper_first(tmp_path):
+    from stages.report import study_section
+    (tmp_path / "study").mkdir()
+    with pytest.raises(FileNotFoundError, match="make study"):
+        study_section(str(tmp_path))
+    (tmp_path / "study" / "summary.md").write_text("## CPU study, `paper` profile\n")
+    assert study_section(str(tmp_path)) == "## CPU study, `paper` profile\n"
+    (tmp_path / "study_authors").mkdir()
+    (tmp_path / "study_authors" / "summary.md").write_text("## CPU study, `authors` profile\n")
+    assert study_section(str(tmp_path)) == ("## CPU study, `paper` profile\n\n"
+                                            "## CPU study, `authors` profile\n")

@@ -180,6 +180,7 @@ def test_editor_runs_the_edit_api(app, project):
 
 
 def test_editor_refuses_bad_requests_with_one_line(app):
+    from test_edit import png_declaring
     c = client(app)
     cases = [({"map": 0, "box": [4, 2, 200, 12], "label": "car"}, 400, "outside"),
              ({"map": 0, "box": [4, 2, 20, 12], "label": "dragon"}, 400, "unknown label"),
@@ -190,7 +191,12 @@ def test_editor_refuses_bad_requests_with_one_line(app):
                "label": "car"}, 400, "uploaded file"),
              ({"upload": png_base64(np.full((8, 8, 3), 7, np.uint8)), "box": [0, 0, 1, 1],
                "label": "car"}, 400, "outside the cityscapes palette"),
-             ({"map": 0, "box": [4, 2], "label": "car"}, 400, "box")]
+             ({"map": 0, "box": [4, 2], "label": "car"}, 400, "box"),
+             # a 20000x20000 PNG of a few hundred bytes: refused from its header, not decoded
+             ({"upload": base64.b64encode(png_declaring((20000, 20000))).decode(),
+               "box": [0, 0, 1, 1], "label": "car"}, 400, "16777216 pixels (4096x4096)"),
+             ({"upload": base64.b64encode(png_declaring((6000, 6000))).decode(),
+               "box": [0, 0, 1, 1], "label": "car"}, 400, "6000x6000 pixels, more than")]
     for body, status, words in cases:
         answer = c.post("/api/editor/edit", json=body)
         assert answer.status_code == status, (body, answer.text)

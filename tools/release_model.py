@@ -1,0 +1,107 @@
+"""Release a trained study model for users: its weights in fp16, its metadata, and where it came
+from (the study run, its test scores with their interval, the code), into models/.
+
+  .venv/bin/python tools/release_model.py --run .study/paper/repo/artifacts/models/mexgan-cityscapes/seed0 \
+      --translator .study/paper/repo/artifacts/models/translator-cityscapes \
+      --study reports/study --out models
+
+writes OUT/<row>/seed<k>/generator.pt and OUT/translator-<dataset>/generator.pt (the layout
+`stages.edit` finds the translator in) and OUT/<row>.json (the provenance, also inside the
+model file as `release`). The released model loads like any pipeline model:
+`python -m stages.edit models/mexgan-cityscapes/seed0 MAP --edit X1,Y1,X2,Y2 car`.
+Errors: one line, exit status 1; nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from pipeline.checkpoints import load_model_file, save_atomic  # noqa: E402
+
+MAX_BYTES = 10 * 1024 * 1024  # a released model stays small enough for git
+
+
+def half_weights(state: dict) -> dict:
+    """The model file with its generator's floating-point weights in fp16 (load_generator
+    copies them into the fp32 network)."""
+    generator = {k: v.half() if torch.is_floating_point(v) else v
+                 for k, v in state["generator"].items()}
+    return {**state, "generator": generator}
+
+
+def study_scores(study: str, row: str) -> dict:
+    """The row's test tIOU / hamm with their 95 % interval, from a study's table1.csv."""
+    table = pd.read_csv(os.path.join(study, "table1.csv"))
+    found = {}
+    for metric in ("tiou", "hamm"):
+        line = table[(table["row"] == row) & (table["metric"] == metric)]
+        if not len(line):
+            raise ValueError(f"{study}/table1.csv has no {metric} of {row}")
+        d = line.iloc[0]
+        found[metric] = {"mean": float(d["ours"]), "ci_low": float(d["ci_low"]),
+                         "ci_high": float(d["ci_high"])}
+    return found
+
+
+def release(run: str, translator: str, study: str, out: str) -> dict:
+    summary_path = os.path.join(run, "train_summary.json")
+    with open(summary_path) as f:
+        summary = json.load(f)
+    state = load_model_file(os.path.join(run, "generator.pt"), ("generator", "meta"))
+    meta = state["meta"]
+    row, dataset, seed = meta["row"], meta["dataset"], summary["seed"]
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    provenance = {
+        "row": row, "dataset": dataset, "seed": seed, "size": [meta["width"], meta["height"]],
+        "steps": summary["steps"], "epochs": summary["epochs"],
+        "profile": summary["profile"], "perceptual_loss": summary["vgg_source"],
+        "trained_at_commit": meta["commit"], "params_hash": meta["params_hash"],
+        "released_at_commit": commit, "study": os.path.relpath(study, ROOT),
+        "study_test_scores_all_seeds": study_scores(study, row),
+        "weights": "fp16 (the network runs in fp32; the weights are rounded once)"}
+    files = {os.path.join(out, row, f"seed{seed}", "generator.pt"):
+             {**half_weights(state), "release": provenance}}
+    translator_state = load_model_file(os.path.join(translator, "generator.pt"),
+                                       ("generator", "meta"))
+    files[os.path.join(out, f"translator-{dataset}", "generator.pt")] = \
+        {**half_weights(translator_state), "release": {"row": f"translator-{dataset}",
+                                                       "for": row, "study": provenance["study"]}}
+    for path, content in files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_atomic(content, path)
+        size = os.path.getsize(path)
+        if size > MAX_BYTES:
+            os.remove(path)
+            raise ValueError(f"{path}: {size} bytes, more than the {MAX_BYTES} a release may have")
+    with open(os.path.join(out, f"{row}.json"), "w") as f:
+        json.dump(provenance, f, indent=1)
+    return provenance
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="a training run's model folder")
+    parser.add_argument("--translator", required=True, help="the dataset's G_I model folder")
+    parser.add_argument("--study", required=True, help="the study folder with its table1.csv")
+    parser.add_argument("--out", default=os.path.join(ROOT, "models"))
+    args = parser.parse_args()
+    try:
+        print(json.dumps(release(args.run, args.translator, args.study, args.out), indent=1))
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
