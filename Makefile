@@ -25,6 +25,7 @@ STAMP := $(VENV)/.installed
 WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
+FINISH ?= 0
 
 .PHONY: demo test test-all ci repro exp dvc shell study bench edit serve huev-export browser clean-demo
 
@@ -79,7 +80,7 @@ huev-export: $(STAMP)
 
 PROFILE ?= all
 study: $(STAMP)
-	DRY=$(DRY) tools/study.sh $(PROFILE)
+	DRY=$(DRY) FINISH=$(FINISH) tools/study.sh $(PROFILE)
 
 REF ?=
 bench: $(STAMP)

@@ -38,7 +38,7 @@ def test_make_study_target_runs_the_study_script():
     result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if not k.startswith("MAKE")}, timeout=60)
-    assert result.returncode == 0 and "DRY=1 tools/study.sh all" in result.stdout
+    assert result.returncode == 0 and "DRY=1 FINISH=0 tools/study.sh all" in result.stdout
 
 
 def test_study_refuses_an_unknown_profile():
@@ -171,3 +171,11 @@ def test_report_shows_both_profiles_studies_paper_first(tmp_path):
     (tmp_path / "study_authors" / "summary.md").write_text("## CPU study, `authors` profile\n")
     assert study_section(str(tmp_path)) == ("## CPU study, `paper` profile\n\n"
                                             "## CPU study, `authors` profile\n")
+
+
+def test_study_finish_without_a_finished_study_says_so(tmp_path):
+    result = subprocess.run(["bash", "tools/study.sh", "paper"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, FINISH="1",
+                                                STUDY_WORK=str(tmp_path)), timeout=60)
+    assert result.returncode == 1
+    assert "metrics.json does not exist: run the study first" in result.stderr

@@ -9,20 +9,34 @@
 #   make study PROFILE=paper   one profile (study.sh paper | authors)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
+#   make study FINISH=1     only the last step on finished scratch copies: copy the results and
+#                           rewrite summary.md with this checkout's code (no training)
 #   resumable: stop it anywhere (Ctrl-C, a lost session) and rerun the same command; finished
 #   runs are kept and an unfinished one continues from its last epoch's checkpoint, as long as
 #   the code and params are unchanged. STUDY_WORK=DIR puts the scratch copies elsewhere.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${STUDY_ROOT:-$(dirname "$0")/..}"
 ROOT=$PWD
 PARAMS=${STUDY_PARAMS:-params_study.yaml}
 export PATH="$ROOT/.venv/bin:$PATH"
 PROFILE=${1:-all}
+if [ -z "${STUDY_SCRIPT_COPY:-}" ]; then
+  # bash reads a script as it runs it: run a private copy, so the checkout's study.sh can be
+  # edited (or checked out at another commit) while a study runs
+  SCRIPT=$(mktemp "${TMPDIR:-/tmp}/mexgan-study-script.XXXXXX")
+  cp "$0" "$SCRIPT"
+  status=0
+  STUDY_SCRIPT_COPY=$SCRIPT STUDY_ROOT=$ROOT bash "$SCRIPT" "$@" || status=$?
+  rm -f "$SCRIPT"
+  exit $status
+fi
+SCRIPT=$STUDY_SCRIPT_COPY
 if [ "$PROFILE" = all ]; then
   # each profile in its own process: one training run per core
   pids=()
   for one in paper authors; do
-    "$0" "$one" > >(sed -u "s/^/[$one] /") 2>&1 &
+    # a copy of this script runs: editing study.sh during a study cannot derail it
+    bash "$SCRIPT" "$one" > >(sed -u "s/^/[$one] /") 2>&1 &
     pids+=($!)
   done
   status=0
@@ -44,6 +58,36 @@ if [ "${DRY:-0}" = 1 ] && [ -z "${STUDY_WORK:-}" ]; then
   trap 'rm -rf "$(dirname "$WORK")"' EXIT
 else
   WORK=${STUDY_WORK:-$ROOT/.study}/$PROFILE
+fi
+finish() {  # copy a finished study's results to $OUT and write its summary (in $WORK/repo)
+  local seconds=$1
+  rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp/figures"
+  cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
+    reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
+  cp reports/figures/metric_curves_*.png reports/figures/grid_*.png "$OUT.tmp/figures/"
+  # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
+  (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
+    xargs -0 cp --parents -t "$OUT.tmp/")
+  cp params.yaml "$OUT.tmp/params.yaml"
+  local source
+  source="$(git -C "$ROOT" rev-parse --short HEAD)"
+  [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] && \
+    source="$source + uncommitted changes"
+  # this checkout's summary code, on the study's own reports, params and models
+  (cd "$ROOT" && python -m stages.study_summary --reports "$WORK/repo/reports" \
+    --params "$WORK/repo/params.yaml" --out "$OUT.tmp" --wall-seconds "$seconds" \
+    --source "$source" --folder "$(basename "$OUT")" --models "$WORK/repo/artifacts/models" \
+    --data "$WORK/repo/artifacts/data")
+  rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
+  echo "== study results: $OUT/summary.md"
+}
+if [ "${FINISH:-0}" = 1 ]; then
+  [ -f "$WORK/repo/reports/metrics.json" ] || {
+    echo "error: $WORK/repo/reports/metrics.json does not exist: run the study first" >&2
+    exit 1; }
+  cd "$WORK/repo"
+  finish "$(cat reports/study_wall_seconds 2>/dev/null || echo 0)"
+  exit 0
 fi
 mkdir -p "$WORK/repo"
 # the tree without its reports, except the one a stage reads (the real data's eligible boxes)
@@ -73,18 +117,7 @@ echo "== study: dvc repro in $WORK/repo ($PARAMS)"
 started=$SECONDS
 dvc repro
 seconds=$((SECONDS - started))
-rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp/figures"
-cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
-  reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
-cp reports/figures/metric_curves_*.png "$OUT.tmp/figures/"
-# the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
-(cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
-  xargs -0 cp --parents -t "$OUT.tmp/")
-cp params.yaml "$OUT.tmp/params.yaml"
-source="$(git -C "$ROOT" rev-parse --short HEAD)"
-[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] && source="$source + uncommitted changes"
-python -m stages.study_summary --reports reports --out "$OUT.tmp" --wall-seconds "$seconds" \
-  --source "$source" --folder "$(basename "$OUT")" --models artifacts/models --data artifacts/data
-rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
-echo "== study done in $((seconds / 60)) min: $OUT/summary.md"
+echo "$seconds" > reports/study_wall_seconds
+finish "$seconds"
+echo "== study done in $((seconds / 60)) min"
 exit 0
