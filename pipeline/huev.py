@@ -7,12 +7,15 @@ Three parts, all plain functions on files (the web app, pipeline.webapp, is a th
 - items: built from the per-box result maps the evaluate stage writes
   (artifacts/eval/results/<row>.npz), the same boxes for both rows;
 - storage: SQLite in WAL mode, one committed transaction per vote (synchronous=FULL: a restart
-  or a crash loses no acknowledged vote); the server alone knows which row is A or B for a
-  participant and item, so a vote names a trial (an unguessable id of one participant and one
-  item) and a letter, never a row; one vote per item per participant (a UNIQUE constraint, so
-  concurrent requests cannot both get in);
+  or a crash loses no acknowledged vote); a participant joins with an invitation code (made by
+  `python -m stages.serve --invite N`, one ballot per code); the server alone knows which row
+  is A or B for a participant and item, so a vote names a trial (an unguessable id of one
+  participant and one item) and a letter, never a row; one vote per item per participant (a
+  UNIQUE constraint, so concurrent requests cannot both get in); trials of items or rows that a
+  restart removed from the study are skipped, and votes on them refused (410);
 - aggregation: votes (exported as CSV, the DVC stage's input) -> preference share per row with
-  a 95 % binomial (Clopper-Pearson) interval and the vote count."""
+  a 95 % binomial (Clopper-Pearson) interval and the vote count; a vote counts for the pair of
+  rows stored with it."""
 from __future__ import annotations
 
 import csv
@@ -141,6 +144,11 @@ CREATE TABLE IF NOT EXISTS trials (
     PRIMARY KEY (participant_id, position),
     UNIQUE (participant_id, item)
 );
+CREATE TABLE IF NOT EXISTS invitations (
+    code TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    participant_id INTEGER UNIQUE REFERENCES participants(id)
+);
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY,
     participant_id INTEGER NOT NULL REFERENCES participants(id),
@@ -156,16 +164,34 @@ CREATE TABLE IF NOT EXISTS votes (
 """
 
 
+CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0 / o, 1 / l / i: read aloud, typed
+CODE_LENGTH = 10  # 31^10 ~ 2^49 codes
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _canonical_code(code) -> str | None:
+    """An invitation code as stored (lower case, without the dash and spaces); None when it
+    cannot be one."""
+    if not isinstance(code, str) or len(code) > 64:
+        return None
+    code = "".join(code.lower().replace("-", "").split())
+    return code if len(code) == CODE_LENGTH and set(code) <= set(CODE_ALPHABET) else None
+
+
 class VoteStore:
     """The study's SQLite database (WAL). One short connection per call, so the web server's
-    worker threads never share one; every write is one transaction, durable when it returns."""
+    worker threads never share one; every write is one transaction, durable when it returns.
+    items / rows: the study as served now (item keys, its two rows); a trial of another item or
+    pair of rows (a restart changed huev.items or huev.rows) is skipped by progress() and
+    refused (410) by trial() and vote(). None: every trial counts (export, tests)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, items=None, rows=None):
         self.path = path
+        self.items = None if items is None else frozenset(items)
+        self.rows = None if rows is None else frozenset(rows)
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         with self._connect() as db:
@@ -181,25 +207,76 @@ class VoteStore:
             raise ValueError(f"{self.path}: not a HuEv votes database ({err})") from None
         return _Closing(db)
 
-    def join(self, items: list, rows, rng=None) -> str:
-        """A new anonymous participant: a random token, the items in a random order and, per
-        item, a random assignment of the two rows to A and B. Returns the token."""
+    def invite(self, count: int) -> list:
+        """`count` new invitation codes (xxxxx-xxxxx), stored unused; one ballot each."""
+        if not isinstance(count, int) or not 0 < count <= 10_000:
+            raise ValueError(f"number of invitation codes must be 1..10000, got {count!r}")
+        codes = ["".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+                 for _ in range(count)]
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            for code in codes:
+                db.execute("INSERT INTO invitations (code, created_at) VALUES (?, ?)",
+                           (code, _now()))
+            db.execute("COMMIT")
+        return [f"{code[:5]}-{code[5:]}" for code in codes]
+
+    def invitation_counts(self) -> tuple:
+        """(unused, used) invitation codes."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) - COUNT(participant_id), COUNT(participant_id) "
+                              "FROM invitations").fetchone()
+
+    def join(self, code, items: list, rows, rng=None) -> str:
+        """The participant of an invitation code; returns their token. An unused code makes a
+        new anonymous participant: a random token, the items in a random order and, per item, a
+        random assignment of the two rows to A and B. A used code continues its ballot (one
+        ballot per code). VoteError 403 for a missing or unknown code, nothing stored."""
+        canonical = _canonical_code(code)
+        if canonical is None:
+            raise VoteError(403, "an invitation code (xxxxx-xxxxx) is needed to join: ask the "
+                                 "experimenter for one" if not code else
+                                 "not an invitation code (xxxxx-xxxxx)")
         rng = rng or secrets.SystemRandom()
         token = secrets.token_urlsafe(24)
         order = list(range(len(items)))
         rng.shuffle(order)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            cursor = db.execute("INSERT INTO participants (token, created_at) VALUES (?, ?)",
-                                (token, _now()))
-            pid = cursor.lastrowid
-            for position, index in enumerate(order):
-                a_row, b_row = rows if rng.random() < 0.5 else rows[::-1]
-                db.execute("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
-                           (pid, position, items[index].key, a_row, b_row,
-                            secrets.token_urlsafe(18)))
-            db.execute("COMMIT")
+            try:
+                found = db.execute("SELECT i.participant_id, p.token FROM invitations i LEFT "
+                                   "JOIN participants p ON p.id = i.participant_id WHERE "
+                                   "i.code = ?", (canonical,)).fetchone()
+                if found is None:
+                    raise VoteError(403, "unknown invitation code")
+                if found[0] is not None:
+                    db.execute("COMMIT")
+                    return found[1]
+                cursor = db.execute("INSERT INTO participants (token, created_at) VALUES "
+                                    "(?, ?)", (token, _now()))
+                pid = cursor.lastrowid
+                for position, index in enumerate(order):
+                    a_row, b_row = rows if rng.random() < 0.5 else rows[::-1]
+                    db.execute("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
+                               (pid, position, items[index].key, a_row, b_row,
+                                secrets.token_urlsafe(18)))
+                db.execute("UPDATE invitations SET participant_id = ? WHERE code = ?",
+                           (pid, canonical))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return token
+
+    def _active(self, item, a_row, b_row) -> bool:
+        """Whether a trial belongs to the study as served now."""
+        return ((self.items is None or item in self.items) and
+                (self.rows is None or {a_row, b_row} == self.rows))
+
+    def _check_active(self, item, a_row, b_row) -> None:
+        if not self._active(item, a_row, b_row):
+            raise VoteError(410, "this item is no longer part of the study (it changed since "
+                                 "the trial was made): go on with the next item")
 
     def participant(self, token) -> int:
         """The participant id of a token; VoteError 401 for a missing or unknown one."""
@@ -212,24 +289,23 @@ class VoteStore:
         return found[0]
 
     def progress(self, token) -> dict:
-        """{done, total, next: the next unvoted trial (trial, item, position) or None}."""
+        """{done, total, next: the next unvoted trial (trial, item, position) or None}, over
+        the participant's trials that are part of the study as served now."""
         pid = self.participant(token)
         with self._connect() as db:
-            total = db.execute("SELECT COUNT(*) FROM trials WHERE participant_id = ?",
-                               (pid,)).fetchone()[0]
-            done = db.execute("SELECT COUNT(*) FROM votes WHERE participant_id = ?",
-                              (pid,)).fetchone()[0]
-            nxt = db.execute(
-                "SELECT trial, item, position FROM trials t WHERE participant_id = ? AND NOT "
-                "EXISTS (SELECT 1 FROM votes v WHERE v.participant_id = t.participant_id AND "
-                "v.item = t.item) ORDER BY position LIMIT 1", (pid,)).fetchone()
-        return {"done": done, "total": total,
+            trials = db.execute(
+                "SELECT trial, item, position, a_row, b_row, EXISTS (SELECT 1 FROM votes v "
+                "WHERE v.participant_id = t.participant_id AND v.item = t.item) FROM trials t "
+                "WHERE participant_id = ? ORDER BY position", (pid,)).fetchall()
+        active = [t for t in trials if self._active(t[1], t[3], t[4])]
+        nxt = next((t for t in active if not t[5]), None)
+        return {"done": sum(bool(t[5]) for t in active), "total": len(active),
                 "next": None if nxt is None else {"trial": nxt[0], "item": nxt[1],
                                                   "position": nxt[2]}}
 
     def trial(self, token, trial) -> dict:
         """One of the participant's trials: {item, A: row, B: row}; VoteError 404 if the trial
-        is not theirs (or does not exist)."""
+        is not theirs (or does not exist), 410 if it is no longer part of the study."""
         pid = self.participant(token)
         if not isinstance(trial, str) or not trial:
             raise VoteError(422, "no trial id")
@@ -238,13 +314,15 @@ class VoteStore:
                                "AND trial = ?", (pid, trial)).fetchone()
         if found is None:
             raise VoteError(404, "no such trial for this participant")
+        self._check_active(*found)
         return {"item": found[0], "A": found[1], "B": found[2]}
 
     def vote(self, token, trial, choice, response_ms=None) -> dict:
         """Store one vote (choice 'A' or 'B' on one of the participant's trials) and return the
         progress. Refused, with nothing stored: 401 unknown participant, 422 malformed (choice
         not A/B, bad response time), 404 a trial that is not this participant's (forged), 409
-        an item already voted on (replayed)."""
+        an item already voted on (replayed), 410 an item or pair of rows no longer in the
+        study."""
         if choice not in CHOICES:
             raise VoteError(422, f"choice must be 'A' or 'B', got {choice!r}")
         if response_ms is not None and (isinstance(response_ms, bool)
@@ -263,6 +341,7 @@ class VoteStore:
                 if found is None:
                     raise VoteError(404, "no such trial for this participant")
                 item, a_row, b_row = found
+                self._check_active(item, a_row, b_row)
                 chosen = a_row if choice == "A" else b_row
                 try:
                     db.execute("INSERT INTO votes (participant_id, item, a_row, b_row, choice, "
@@ -356,18 +435,33 @@ def read_votes_csv(path: str) -> list:
 # Aggregation
 
 
+def of_pair(votes, rows) -> list:
+    """The votes cast on the pair `rows` (either order): a vote counts for the rows stored with
+    it, so votes cast while huev.rows named another pair stay out of this pair's numbers."""
+    pair = set(rows)
+    return [v for v in votes if {v["a_row"], v["b_row"]} == pair]
+
+
+def other_pairs(votes, rows) -> dict:
+    """Votes on pairs other than `rows`: "row1 vs row2" (sorted) -> count."""
+    counts = {}
+    for v in votes:
+        if {v["a_row"], v["b_row"]} != set(rows):
+            key = " vs ".join(sorted((v["a_row"], v["b_row"])))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def preference(votes, rows, confidence: float = 0.95) -> list:
     """HuEv per row of the pair: the share of votes that chose it, its Clopper-Pearson
     interval, the vote count, the number of participants and the paper's variant (each
-    participant's share, averaged over participants). With no votes every number is None.
+    participant's share, averaged over participants), over the votes cast on this pair
+    (of_pair; votes on other pairs are left out). With no votes every number is None.
     Votes are treated as independent trials (they are not quite: one participant answers many
     items); the participant-averaged share is given beside for that reason."""
     from scipy.stats import binomtest
     rows = list(rows)
-    other = [v for v in votes if {v["a_row"], v["b_row"]} != set(rows)]
-    if other:
-        raise ValueError(f"votes compare {other[0]['a_row']} with {other[0]['b_row']}, the study "
-                         f"is configured for {rows[0]} vs {rows[1]} (params huev.rows)")
+    votes = of_pair(votes, rows)
     total = len(votes)
     participants = sorted({v["participant"] for v in votes})
     lines = []
@@ -393,13 +487,16 @@ NO_VOTES = "no votes yet"
 
 
 def summary(votes, rows) -> dict:
-    """What the huev stage writes (reports/huev.json): the pair, the vote and participant
-    counts and preference() per row."""
+    """What the huev stage writes (reports/huev.json): the pair, the vote, participant and item
+    counts and preference() per row, over the votes on this pair; other_pairs counts the votes
+    on other pairs (cast while huev.rows named them), which are not in these numbers."""
     lines = preference(votes, rows)
-    return {"rows": list(rows), "votes": len(votes),
-            "participants": len({v["participant"] for v in votes}),
-            "items": len({v["item"] for v in votes}), "question": QUESTION,
+    mine = of_pair(votes, rows)
+    return {"rows": list(rows), "votes": len(mine),
+            "participants": len({v["participant"] for v in mine}),
+            "items": len({v["item"] for v in mine}), "question": QUESTION,
             "interval": "95 % Clopper-Pearson (exact binomial), votes as independent trials",
+            "other_pairs": other_pairs(votes, rows),
             "preference": {line["row"]: {k: v for k, v in line.items() if k != "row"}
                            for line in lines}}
 
@@ -437,11 +534,14 @@ def markdown(huev: dict, paper: dict = PAPER_HUEV) -> str:
            f"Two-alternative forced choice between `{rows[0]}` and `{rows[1]}` on the seed-679 "
            f"test boxes (A / B in random order per item and participant). Question: "
            f"\"{huev['question']}\"", ""]
+    others = ", ".join(f"{n} votes on {pair}" for pair, n in huev.get("other_pairs", {}).items())
+    left_out = [f"Not counted: {others} (cast while params huev.rows named that pair; set "
+                "huev.rows to it for their result).", ""] if others else []
     if not huev["votes"]:
         out += [f"**{NO_VOTES}**: the study has not been run. `python -m stages.serve` serves "
                 "it; `python -m stages.serve --export` writes the votes to the file this stage "
                 "reads (params huev.votes).", ""]
-        return "\n".join(out)
+        return "\n".join(out + left_out)
     out += [f"{huev['votes']} votes from {huev['participants']} participants on "
             f"{huev['items']} items. share: votes for the row / all votes, with a "
             f"{huev['interval']} interval; mean of participants: each participant's share, "
@@ -454,4 +554,4 @@ def markdown(huev: dict, paper: dict = PAPER_HUEV) -> str:
         out.append(f"| {row} | {paper_value} | {v['share']:.4f} | {v['ci_low']:.4f} | "
                    f"{v['ci_high']:.4f} | {v['votes_for']} | {v['votes']} | "
                    f"{v['share_mean_of_participants']:.4f} |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out + ([""] + left_out[:1] if left_out else [])) + "\n"

@@ -1,38 +1,56 @@
-"""The web app (FastAPI): the HuEv study (Table 1's two-alternative forced choice, paper appendix
-Fig 9) and an editor page that runs pipeline.editing on a test map or an uploaded label PNG.
+"""The web app (FastAPI), in one of two modes that are never served together: the HuEv study
+(Table 1's two-alternative forced choice, paper appendix Fig 9) or the editor page, which runs
+pipeline.editing on a test map or an uploaded label PNG. The editor names its model and
+reproduces a row's results, so a server that offered both would unblind the study.
 A thin layer: items, votes and aggregation live in pipeline.huev, editing in pipeline.editing.
-Started by `python -m stages.serve` (README, "Human evaluation (HuEv)").
+Started by `python -m stages.serve` (study) or `python -m stages.serve --editor` (README,
+"Human evaluation (HuEv)").
 
-Study API (the participant is a random token in an HttpOnly cookie; a trial is one item of one
-participant, named by an unguessable id; the rows behind A and B never leave the server):
-  POST /api/study/join                    new participant (sets the cookie) -> progress
-  GET  /api/study/next                    {done, total, trial | null, position}
+Study mode (the participant is a random token in an HttpOnly cookie, got with an invitation
+code; a trial is one item of one participant, named by an unguessable id; the rows behind A and
+B never leave the server):
+  GET  /api/study/info                    question, instructions, number of items
+  POST /api/study/join {code?}            the code's participant (sets the cookie) -> progress;
+       without a code the cookie's participant continues. 403 missing / unknown code.
+  GET  /api/study/next                    {done, total, finished, trial | null}
   GET  /api/study/images/{trial}/{kind}   kind: complete | incomplete | A | B (PNG)
   POST /api/study/vote {trial, choice, response_ms?}
        201 stored -> progress; 401 no / unknown participant; 404 trial not theirs (forged);
-       409 item already voted (replayed); 422 malformed. Nothing is stored when refused.
-Editor API:
-  GET  /api/editor/info                   dataset, labels (id, name, colour), test maps
+       409 item already voted (replayed); 410 item no longer in the study; 422 malformed.
+Editor mode:
+  GET  /api/editor/info                   model, dataset, labels (id, name, colour), test maps
   GET  /api/editor/maps/{index}           a test map's colour PNG
   POST /api/editor/preview {upload}       an uploaded label PNG (base64) -> its colour map
   POST /api/editor/edit {map | upload, box, label} -> incomplete, edited map and G_I photo
+       400 a bad box, label or file (the editing API's one line); 503 busy (one at a time).
+Both: every error is {"error": one line}; 413 a body over the mode's limit (from its
+Content-Length, or counted while it streams in); 415 a body that is not application/json;
+422 a malformed body (not UTF-8, not JSON, nested too deeply, wrong fields); 429 join or vote
+too often from one address (Retry-After says when to try again). Nothing is stored when a
+request is refused.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import logging
+import math
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from pipeline.huev import QUESTION, VoteError, VoteStore, png_bytes
 
@@ -40,7 +58,21 @@ log = logging.getLogger(__name__)
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 COOKIE = "huev_participant"
 IMAGE_KINDS = ("complete", "incomplete", "A", "B")
-MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # an uploaded label PNG
+MAX_BODY_BYTES = {"study": 16 * 1024,  # a vote or a join is < 200 bytes
+                  "editor": MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024}  # the upload in base64
+EDITOR_WAIT_S = 30  # a preview or edit waits this long for the one before it, then 503
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket per client address: `burst` requests at once, refilled at `per_second`."""
+    burst: int
+    per_second: float
+
+
+RATE_LIMITS = {"join": RateLimit(burst=10, per_second=1 / 30),  # invitation-code guesses
+               "vote": RateLimit(burst=60, per_second=2.0)}     # people take > 1 s an item
 INSTRUCTIONS = (
     "This study compares two programs that redraw part of a segmentation map (a picture of a "
     "street scene in which every colour stands for one kind of thing: road, car, person, ...). "
@@ -48,10 +80,113 @@ INSTRUCTIONS = (
     "the object that should be drawn there (the missing region), and two results, A and B. "
     "Choose the result that fills the missing region better compared with the complete map. "
     "There is no right answer; go with your first impression. Keys: A or B. "
-    "Participation is voluntary and anonymous: we store only a random participant number, "
-    "your choices and the time they took, no name, e-mail or IP address. You can stop at any "
-    "time by closing the page; choices made so far are kept and used for the study's "
-    "aggregated result.")
+    "Participation is voluntary and anonymous: we store only your invitation code (which we "
+    "do not link to your name), a participant number, your choices and the time they took, "
+    "no name, e-mail or IP address. You can stop at any time by closing the page; choices made "
+    "so far are kept and used for the study's aggregated result.")
+
+
+class ApiError(Exception):
+    """A refused request: `status` and the one-line message of its {"error"} body."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+
+
+class RateLimiter:
+    """Token buckets keyed by (action, client address), in memory (addresses are never
+    stored). Full buckets are forgotten when more than `max_keys` are held."""
+
+    def __init__(self, limits: dict, clock=time.monotonic, max_keys: int = 10_000):
+        self.limits, self.clock, self.max_keys = limits, clock, max_keys
+        self.buckets = {}  # (action, address) -> (tokens, time)
+        self.lock = threading.Lock()
+
+    def take(self, action: str, address: str) -> float:
+        """Take one token; returns 0, or the seconds until one is available (refused)."""
+        limit = self.limits[action]
+        now = self.clock()
+        with self.lock:
+            tokens, then = self.buckets.get((action, address), (limit.burst, now))
+            tokens = min(limit.burst, tokens + (now - then) * limit.per_second)
+            if tokens < 1:
+                self.buckets[(action, address)] = (tokens, now)
+                return (1 - tokens) / limit.per_second
+            self.buckets[(action, address)] = (tokens - 1, now)
+            if len(self.buckets) > self.max_keys:
+                self._forget_full(now)
+            return 0.0
+
+    def _forget_full(self, now):
+        for key, (tokens, then) in list(self.buckets.items()):
+            limit = self.limits[key[0]]
+            if tokens + (now - then) * limit.per_second >= limit.burst:
+                del self.buckets[key]
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `limit` bytes, from its Content-Length
+    before anything is read, or while it streams in (no or a false Content-Length) as soon as
+    the bytes received pass the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    def _message(self) -> str:
+        return f"request body larger than {self.limit} bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await _error(413, self._message())(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise ApiError(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def read_json(request: Request, model):
+    """The request's JSON body validated by a pydantic model (an empty body is {}); ApiError
+    415 / 422 with one line for a body that is not application/json, UTF-8, JSON or the
+    model. Read through BodyLimit's count."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if not raw:
+        data = {}
+    else:
+        if media != "application/json":
+            raise ApiError(415, f"send the body as application/json, not "
+                                f"{media or 'without a content type'}")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ApiError(422, "malformed request: the body is not UTF-8") from None
+        except json.JSONDecodeError as err:
+            raise ApiError(422, f"malformed request: not JSON ({err.msg} at line {err.lineno} "
+                                f"column {err.colno})") from None
+        except RecursionError:
+            raise ApiError(422, "malformed request: the JSON nests too deeply") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ApiError(422, _validation_message(err.errors(include_url=False))) from None
+
+
+def _validation_message(errors) -> str:
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return f"malformed request: {where or 'body'}: {first.get('msg', 'invalid')}"
 
 
 @dataclass
@@ -81,10 +216,16 @@ class Study:
 @dataclass
 class EditorPage:
     """The editor page's backend: a pipeline.editing Editor and the test maps it offers
-    (name, (H, W) label ids, (H, W) instance ids)."""
+    (name, (H, W) label ids, (H, W) instance ids). One preview or edit at a time (`busy`): a
+    request holds its upload, the decoded map and the model's tensors only while it runs."""
     editor: object
     maps: list
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Join(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    code: str | None = None
 
 
 class Vote(BaseModel):
@@ -109,18 +250,21 @@ class EditRequest(BaseModel):
 
 def build_study(params, database: str, results: str) -> Study:
     """The study of params huev: items from the evaluate stage's results folder, votes in
-    `database`."""
+    `database` (trials of items or rows no longer in the study are skipped). Imports no torch."""
     from pipeline.config import check_huev_rows
     from pipeline.datasets import get_spec
     from pipeline.huev import load_items
     dataset = check_huev_rows(params)
     items = load_items(results, params.huev.rows, get_spec(dataset).palette, params.huev.items)
-    return Study(items=items, rows=tuple(params.huev.rows), store=VoteStore(database))
+    rows = tuple(params.huev.rows)
+    return Study(items=items, rows=rows,
+                 store=VoteStore(database, items=[item.key for item in items], rows=rows))
 
 
 def build_editor(params_path: str, row: str, data_root: str, max_maps: int = 50) -> EditorPage:
-    """The editor page of a row (pipeline.editing.load_editor) with the first `max_maps` test
-    maps of its dataset (none, uploads only, when the data is not prepared)."""
+    """The editor page of a row (pipeline.editing.load_editor, which imports torch) with the
+    first `max_maps` test maps of its dataset (none, uploads only, when the data is not
+    prepared)."""
     from pipeline.datasets import read_split
     from pipeline.editing import load_editor
     editor = load_editor(row, params_path=params_path)
@@ -136,8 +280,8 @@ def build_editor(params_path: str, row: str, data_root: str, max_maps: int = 50)
     return EditorPage(editor=editor, maps=maps)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _data_url(image) -> str | None:
@@ -161,7 +305,8 @@ def _decode_upload(text: str) -> bytes:
 
 def read_upload(text: str, editor) -> np.ndarray:
     """An uploaded label PNG (base64) -> (H, W) label ids, read by pipeline.editing's
-    read_label_map (ValueError naming "uploaded file" on a bad one)."""
+    read_label_map (ValueError naming "uploaded file" on a bad one, e.g. over its size
+    limit, which it checks from the header before decoding)."""
     from pipeline.editing import read_label_map
     data = _decode_upload(text)
     with tempfile.TemporaryDirectory(prefix="mexgan-upload-") as folder:
@@ -175,52 +320,90 @@ def read_upload(text: str, editor) -> np.ndarray:
 
 
 def create_app(study: Study | None = None, editor: EditorPage | None = None, *,
-               unavailable: dict | None = None) -> FastAPI:
-    """The app. study / editor: None when that page is unavailable; unavailable: page ->
-    the reason shown instead (e.g. "run dvc repro evaluate")."""
-    unavailable = dict(unavailable or {})
-    app = FastAPI(title="MExGAN HuEv study and editor", docs_url=None, redoc_url=None,
-                  openapi_url=None)
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+               rate_limits: dict = RATE_LIMITS, clock=time.monotonic) -> FastAPI:
+    """The app of one mode: the study (`study`) or the editor page (`editor`), never both (the
+    editor would unblind the study). rate_limits / clock: the study's per-address limits on
+    join and vote (RATE_LIMITS)."""
+    if (study is None) == (editor is None):
+        raise ValueError("serve either the study or the editor: the editor names its model "
+                         "and reproduces a row's results, so it would unblind the study")
+    mode = "study" if study is not None else "editor"
+    app = FastAPI(title=f"MExGAN {'HuEv study' if study else 'editor'}", docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES[mode])
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, err: ApiError):
+        return _error(err.status, str(err), err.headers)
+
+    @app.exception_handler(VoteError)
+    async def vote_refused(request: Request, err: VoteError):
+        return _error(err.status, str(err))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException):
+        return _error(err.status_code, str(err.detail), getattr(err, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, err: RequestValidationError):
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(422, f"malformed request: {where or 'body'}: "
-                           f"{first.get('msg', 'invalid')}")
+        return _error(422, _validation_message(err.errors()))
 
-    for page in ("index", "study", "editor"):
-        app.add_api_route("/" if page == "index" else f"/{page}",
-                          _page(f"{page}.html"), methods=["GET"], include_in_schema=False)
+    static = {"style.css": "text/css", f"{mode}.js": "text/javascript"}
 
-    # -- study --------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def home():
+        return RedirectResponse(f"/{mode}")
 
-    def need_study():
-        if study is None:
-            raise VoteError(503, unavailable.get("study", "the study is not configured"))
-        return study
+    @app.get(f"/{mode}", include_in_schema=False)
+    def page():
+        return FileResponse(os.path.join(WEB_DIR, f"{mode}.html"), media_type="text/html")
 
-    @app.exception_handler(VoteError)
-    async def refused(request: Request, err: VoteError):
-        return _error(err.status, str(err))
+    @app.get("/static/{name}", include_in_schema=False)
+    def static_file(name: str):
+        if name not in static:
+            raise ApiError(404, f"no file {name!r}")
+        return FileResponse(os.path.join(WEB_DIR, name), media_type=static[name])
+
+    app.state.study, app.state.editor = study, editor
+    if study is not None:
+        _study_routes(app, study, RateLimiter(rate_limits, clock))
+    else:
+        _editor_routes(app, editor)
+    return app
+
+
+def _study_routes(app: FastAPI, study: Study, limiter: RateLimiter) -> None:
+    store = study.store
+
+    def limit(request: Request, action: str):
+        address = request.client.host if request.client else "unknown"
+        wait = limiter.take(action, address)
+        if wait:
+            seconds = max(1, math.ceil(wait))
+            raise ApiError(429, f"too many {action} requests from this address: try again in "
+                                f"{seconds} s", headers={"Retry-After": str(seconds)})
 
     @app.get("/api/study/info")
     def study_info():
-        if study is None:
-            return {"available": False, "reason": unavailable.get("study", "")}
-        return {"available": True, "question": QUESTION, "instructions": INSTRUCTIONS,
-                "items": len(study.items)}
+        return {"question": QUESTION, "instructions": INSTRUCTIONS, "items": len(study.items)}
 
     @app.post("/api/study/join")
-    def join(request: Request):
-        s = need_study()
-        token = request.cookies.get(COOKIE)
-        try:
-            progress = s.store.progress(token)  # an existing participant continues
-        except VoteError:
-            token = s.store.join(s.items, s.rows)
-            progress = s.store.progress(token)
+    async def join(request: Request):
+        limit(request, "join")
+        body = await read_json(request, Join)
+
+        def participant():
+            if body.code is None:  # a returning participant (cookie) continues
+                try:
+                    cookie = request.cookies.get(COOKIE)
+                    return cookie, store.progress(cookie)
+                except VoteError as err:
+                    if err.status != 401:
+                        raise
+            token = store.join(body.code, study.items, study.rows)
+            return token, store.progress(token)
+
+        token, progress = await run_in_threadpool(participant)
         response = JSONResponse(_public(progress))
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                             max_age=90 * 24 * 3600)
@@ -228,91 +411,97 @@ def create_app(study: Study | None = None, editor: EditorPage | None = None, *,
 
     @app.get("/api/study/next")
     def next_trial(request: Request):
-        s = need_study()
-        return _public(s.store.progress(request.cookies.get(COOKIE)))
+        return _public(store.progress(request.cookies.get(COOKIE)))
 
     @app.get("/api/study/images/{trial}/{kind}")
     def image(trial: str, kind: str, request: Request):
-        s = need_study()
         if kind not in IMAGE_KINDS:
-            raise VoteError(404, f"no image {kind!r} (one of {', '.join(IMAGE_KINDS)})")
-        found = s.store.trial(request.cookies.get(COOKIE), trial)
-        if found["item"] not in s.by_key:
-            raise VoteError(410, "this item is no longer part of the study")
-        return Response(s.image(found["item"], kind, found), media_type="image/png",
+            raise ApiError(404, f"no image {kind!r} (one of {', '.join(IMAGE_KINDS)})")
+        found = store.trial(request.cookies.get(COOKIE), trial)
+        return Response(study.image(found["item"], kind, found), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
 
-    @app.post("/api/study/vote", status_code=201)
-    def vote(body: Vote, request: Request):
-        s = need_study()
-        progress = s.store.vote(request.cookies.get(COOKIE), body.trial, body.choice,
-                                body.response_ms)
-        return _public(progress)
+    @app.post("/api/study/vote")
+    async def vote(request: Request):
+        limit(request, "vote")
+        body = await read_json(request, Vote)
+        progress = await run_in_threadpool(store.vote, request.cookies.get(COOKIE), body.trial,
+                                           body.choice, body.response_ms)
+        return JSONResponse(_public(progress), status_code=201)
 
-    # -- editor -------------------------------------------------------------------------
 
-    def need_editor():
-        if editor is None:
-            raise VoteError(503, unavailable.get("editor", "the editor is not configured"))
-        return editor
+def _editor_routes(app: FastAPI, page: EditorPage) -> None:
+    e = page.editor
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time():
+        """Wait (polling, so a client that goes away leaves nothing held) up to EDITOR_WAIT_S
+        for the request before this one; 503 after that."""
+        deadline = time.monotonic() + EDITOR_WAIT_S
+        while not page.busy.acquire(blocking=False):
+            if time.monotonic() > deadline:
+                raise ApiError(503, "the editor is busy with other requests: try again in a "
+                                    "moment", headers={"Retry-After": "5"})
+            await anyio.sleep(0.05)
+        try:
+            yield
+        finally:
+            page.busy.release()
 
     @app.get("/api/editor/info")
     def editor_info():
-        if editor is None:
-            return {"available": False, "reason": unavailable.get("editor", "")}
-        e = editor.editor
-        return {"available": True, "dataset": e.dataset, "row": e.row,
-                "size": [e.width, e.height],
+        return {"dataset": e.dataset, "row": e.row, "size": [e.width, e.height],
                 "labels": [{"id": i, "name": name, "colour": [int(c) for c in e.palette[i]]}
                            for i, name in enumerate(e.label_names)],
                 "edit_classes": [int(c) for c in e.meta.get("edit_classes", [])],
                 "maps": [{"index": i, "name": name, "width": int(labels.shape[1]),
                           "height": int(labels.shape[0])}
-                         for i, (name, labels, _) in enumerate(editor.maps)]}
+                         for i, (name, labels, _) in enumerate(page.maps)]}
 
     @app.get("/api/editor/maps/{index}")
     def editor_map(index: int):
-        page = need_editor()
         if not 0 <= index < len(page.maps):
-            raise VoteError(404, f"no test map {index} (0..{len(page.maps) - 1})")
-        return Response(png_bytes(page.editor.palette[page.maps[index][1]]),
-                        media_type="image/png")
+            raise ApiError(404, f"no test map {index} (0..{len(page.maps) - 1})")
+        return Response(png_bytes(e.palette[page.maps[index][1]]), media_type="image/png")
 
-    @app.post("/api/editor/preview")
-    def preview(body: Upload):
-        page = need_editor()
+    def run_preview(body: Upload):
         try:
-            labels = read_upload(body.upload, page.editor)
+            labels = read_upload(body.upload, e)
         except ValueError as err:
-            return _error(400, " ".join(str(err).split()))
+            raise ApiError(400, " ".join(str(err).split())) from None
         return {"width": int(labels.shape[1]), "height": int(labels.shape[0]),
-                "image": _data_url(page.editor.palette[labels])}
+                "image": _data_url(e.palette[labels])}
 
-    @app.post("/api/editor/edit")
-    def edit(body: EditRequest):
+    def run_edit(body: EditRequest):
         from pipeline.editing import Edit
-        page = need_editor()
         if (body.map is None) == (body.upload is None):
-            return _error(422, "give either map (a test map's index) or upload (a label PNG)")
+            raise ApiError(422, "give either map (a test map's index) or upload (a label PNG)")
         try:
             if body.map is not None:
                 if not 0 <= body.map < len(page.maps):
                     raise ValueError(f"no test map {body.map} (0..{len(page.maps) - 1})")
                 _, labels, instances = page.maps[body.map]
             else:
-                labels, instances = read_upload(body.upload, page.editor), None
-            with page.lock:  # one edit at a time: the CPU is shared
-                result = page.editor.apply(labels, [Edit(tuple(body.box), body.label)],
-                                           instance_map=instances)
+                labels, instances = read_upload(body.upload, e), None
+            result = e.apply(labels, [Edit(tuple(body.box), body.label)],
+                             instance_map=instances)
         except ValueError as err:
-            return _error(400, " ".join(str(err).split()))
+            raise ApiError(400, " ".join(str(err).split())) from None
         return {"width": int(labels.shape[1]), "height": int(labels.shape[0]),
                 "changed_pixels": int((result.labels != labels).sum()),
-                "input": _data_url(page.editor.palette[labels]),
+                "input": _data_url(e.palette[labels]),
                 "incomplete": _data_url(result.incomplete), "edited": _data_url(result.colour),
                 "photo": _data_url(result.photo)}
 
-    return app
+    @app.post("/api/editor/preview")
+    async def preview(request: Request):
+        async with one_at_a_time():  # the body is read only once it is this request's turn
+            return await run_in_threadpool(run_preview, await read_json(request, Upload))
+
+    @app.post("/api/editor/edit")
+    async def edit(request: Request):
+        async with one_at_a_time():
+            return await run_in_threadpool(run_edit, await read_json(request, EditRequest))
 
 
 def _public(progress: dict) -> dict:
@@ -320,11 +509,3 @@ def _public(progress: dict) -> dict:
     nxt = progress["next"]
     return {"done": progress["done"], "total": progress["total"],
             "finished": nxt is None, "trial": None if nxt is None else nxt["trial"]}
-
-
-def _page(name: str):
-    path = os.path.join(WEB_DIR, name)
-
-    def page():
-        return FileResponse(path, media_type="text/html")
-    return page

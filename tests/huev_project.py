@@ -2,8 +2,13 @@
 synthetic Cityscapes at 32x16 prepared by the real prepare code, untrained (random-weight)
 generators of the two study rows and a G_I saved in the pipeline's model-file layout (with the
 metadata pipeline.editing checks), and the evaluate stage's per-box results of both rows
-written by the real evaluation code (score_edits, save_results)."""
+written by the real evaluation code (score_edits, save_results); and `Server`, a real
+`python -m stages.serve` process on it."""
 import os
+import socket
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import torch
@@ -16,7 +21,7 @@ from pipeline.networks import GlobalGenerator
 from pipeline.preparation import prepare_dataset
 from pipeline.rows import model_metadata
 from pipeline.synthetic import generate_split
-from tests.tiny_project import tiny_params, write_params
+from tests.tiny_project import REPO, tiny_params, write_params
 
 ROWS = ("pix2pixhd-cityscapes", "mexgan-cityscapes")
 
@@ -65,3 +70,54 @@ def make_project(root, test_images: int = 6) -> SimpleNamespace:
     return SimpleNamespace(root=str(root), params_path=params_path, params=params,
                            results=results, data_root=os.path.join(root, "artifacts", "data"),
                            items=len(items), spec=spec)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python -m stages.serve` in a project folder, on a free localhost port; `extra`: more
+    arguments (["--editor"] for the editor)."""
+
+    def __init__(self, root: str, database: str, extra=()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stages.serve", "--port", str(self.port), "--database",
+             database, *extra], cwd=root, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited: {self.process.stdout.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("server did not start within 60 s")
+
+    def rss_mb(self) -> float:
+        """The server process's resident memory (VmRSS), MB."""
+        with open(f"/proc/{self.process.pid}/status") as f:
+            line = next(line for line in f if line.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    def crash(self):
+        """SIGKILL: no shutdown code runs (no SQLite checkpoint, no close)."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

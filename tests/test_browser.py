@@ -1,9 +1,10 @@
-"""End to end in a real browser: `python -m stages.serve` on a tiny project, headless Chromium
-(Debian's `chromium`, driven by Playwright with executable_path; `make test` installs it when
-missing and run as root) answers the study by keyboard and mouse, then makes one edit on the
-editor page; the test checks what the server stored, what `--export` and the huev stage
-aggregate, that a crashed (SIGKILLed) and restarted server lost no vote, and that the edited
-map is the edit API's own result.
+"""End to end in a real browser: `python -m stages.serve` (the study) and `python -m
+stages.serve --editor` on a tiny project, headless Chromium (Debian's `chromium`, driven by
+Playwright with executable_path; `make test` installs it when missing and run as root) answers
+the study by keyboard and mouse with invitation links, then makes one edit on the editor page;
+the test checks that the study server offers nothing of the editor, what the server stored,
+what `--export` and the huev stage aggregate, that a crashed (SIGKILLed) and restarted server
+lost no vote, and that the edited map is the edit API's own result.
 
 HUEV_SCREENSHOTS=DIR also saves screenshots of both pages there (README's docs/ images come
 from tools/screenshots.py, which uses this test's helpers on trained models)."""
@@ -12,10 +13,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from PIL import Image
 from pipeline.editing import Edit, load_editor
 from pipeline.huev import VoteStore
 from pipeline.webapp import build_editor
-from tests.huev_project import ROWS, make_project
+from tests.huev_project import ROWS, Server, make_project
 from tests.tiny_project import REPO
 
 INSTALL_HINT = ("Chromium is needed for the browser test: `apt-get install -y chromium` (as "
@@ -46,60 +45,19 @@ def chromium_path() -> str:
     pytest.fail(f"no chromium on PATH. {INSTALL_HINT}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python -m stages.serve` in a project folder, on a free localhost port."""
-
-    def __init__(self, root: str, database: str, extra=()):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "stages.serve", "--port", str(self.port), "--database",
-             database, *extra], cwd=root, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited: {self.process.stdout.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("server did not start within 60 s")
-
-    def crash(self):
-        """SIGKILL: no shutdown code runs (no SQLite checkpoint, no close)."""
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def decode(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
 
 
-def answer_study(page, url: str, choices: str, screenshot: str | None = None) -> list:
-    """Open the study, agree, and answer one item per letter of `choices` (keyboard for
-    letters, the A / B buttons for the lower case ones); returns the progress texts seen."""
-    page.goto(f"{url}/study")
+def answer_study(page, url: str, code: str, choices: str,
+                 screenshot: str | None = None) -> list:
+    """Open the study by its invitation link (the code filled in), agree, and answer one item
+    per letter of `choices` (keyboard for upper case letters, the A / B buttons for lower case
+    ones); returns the progress texts seen."""
+    page.goto(f"{url}/study?code={code}")
     page.wait_for_selector("#start:visible")
     assert "voluntary and anonymous" in page.inner_text("#instructions")
+    assert page.input_value("#code") == code
     page.click("#start")
     seen, shown = [], None
     for k, choice in enumerate(choices):
@@ -145,7 +103,9 @@ def test_study_and_editor_in_chromium(tmp_path):
     shots = os.environ.get("HUEV_SCREENSHOTS")
     project = make_project(tmp_path)
     database = str(tmp_path / "huev" / "votes.sqlite")
+    codes = VoteStore(database).invite(2)
     server = Server(project.root, database)
+    editor = None
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, headless=True,
@@ -154,11 +114,20 @@ def test_study_and_editor_in_chromium(tmp_path):
                 page = browser.new_page(viewport={"width": 1000, "height": 900})
                 errors = []
                 page.on("pageerror", lambda err: errors.append(str(err)))
+                # blinding: the study server has no editor, and no page of it names a row
+                assert page.goto(f"{server.url}/editor").status == 404
+                assert page.goto(f"{server.url}/api/editor/info").status == 404
+                page.goto(f"{server.url}/study?code=22222-22222")  # a made-up code
+                page.click("#start")
+                page.wait_for_selector("#error:visible")
+                assert "unknown invitation code" in page.inner_text("#error")
+                assert not any(row in page.content() for row in ROWS)
                 choices = "AbB"  # three items: key A, button B, key B
-                seen = answer_study(page, server.url, choices,
+                seen = answer_study(page, server.url, codes[0], choices,
                                     shots and os.path.join(shots, "huev_study.png"))
                 assert seen == [f"Item {k + 1} of {project.items} ({k} answered)"
                                 for k in range(len(choices))]
+                assert not any(row in page.content() for row in ROWS)
                 page.reload()  # a returning participant continues at item 4
                 page.wait_for_function("document.body.dataset.ready")
                 assert page.inner_text("#progress-text").startswith(
@@ -171,7 +140,7 @@ def test_study_and_editor_in_chromium(tmp_path):
                                            arg=shown)
                 page.wait_for_selector("#finished:visible")
                 second = browser.new_page()  # a second participant, one vote
-                answer_study(second, server.url, "B")
+                answer_study(second, server.url, codes[1], "B")
                 second.wait_for_function("document.body.dataset.ready && "
                                          "document.querySelector('#progress-text').innerText"
                                          ".includes('(1 answered)')")
@@ -183,14 +152,18 @@ def test_study_and_editor_in_chromium(tmp_path):
                 page.wait_for_selector("#finished:visible")
                 assert page.inner_text("#progress-text") == (
                     f"Item {project.items} of {project.items} ({project.items} answered)")
+                # the editor is its own server (never beside a study participants can reach)
+                editor = Server(project.root, str(tmp_path / "unused.sqlite"), ["--editor"])
                 box, edited = edit_in_browser(
-                    page, server.url, "car (26)", (0.2, 0.25), (0.6, 0.8),
+                    page, editor.url, "car (26)", (0.2, 0.25), (0.6, 0.8),
                     shots and os.path.join(shots, "huev_editor.png"))
                 assert not errors, errors
             finally:
                 browser.close()
     finally:
         server.stop()
+        if editor is not None:
+            editor.stop()
     # stored: every vote, A / B resolved to rows by the server
     votes = VoteStore(database).votes()
     assert len(votes) == project.items + 1

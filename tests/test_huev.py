@@ -1,5 +1,6 @@
 """HuEv (pipeline.huev): study items from the evaluate stage's per-box results, the SQLite vote
-store, the binomial aggregation, Table 1's HuEv lines and the huev stage."""
+store (invitation codes, trials that a restart removed), the binomial aggregation (votes on
+other pairs kept apart), Table 1's HuEv lines and the huev stage."""
 import json
 import os
 import random
@@ -74,7 +75,7 @@ def test_join_shuffles_items_and_sides_per_participant(tmp_path):
     store, items = make_store(tmp_path, n=12)
     orders, sides = set(), set()
     for seed in range(6):
-        token = store.join(items, ROWS, rng=random.Random(seed))
+        token = store.join(store.invite(1)[0], items, ROWS, rng=random.Random(seed))
         trials = []
         progress = store.progress(token)
         assert progress["done"] == 0 and progress["total"] == 12
@@ -93,7 +94,7 @@ def test_join_shuffles_items_and_sides_per_participant(tmp_path):
 
 def test_a_vote_names_a_trial_and_a_letter_and_is_stored_once(tmp_path):
     store, items = make_store(tmp_path)
-    token = store.join(items, ROWS)
+    token = store.join(store.invite(1)[0], items, ROWS)
     trial = store.progress(token)["next"]["trial"]
     rows = store.trial(token, trial)
     progress = store.vote(token, trial, "B", response_ms=900)
@@ -112,7 +113,7 @@ def test_a_vote_names_a_trial_and_a_letter_and_is_stored_once(tmp_path):
         with pytest.raises(huev.VoteError) as err:
             store.vote(who, which, choice, response_ms=ms)
         assert err.value.status == status, (which, choice, ms)
-    other = store.join(items, ROWS)
+    other = store.join(store.invite(1)[0], items, ROWS)
     other_trial = store.progress(other)["next"]["trial"]
     with pytest.raises(huev.VoteError) as err:  # another participant's trial: forged
         store.vote(token, other_trial, "A")
@@ -120,9 +121,55 @@ def test_a_vote_names_a_trial_and_a_letter_and_is_stored_once(tmp_path):
     assert len(store.votes()) == 1  # nothing stored for a refused vote
 
 
+def test_invitation_codes_give_one_ballot_each(tmp_path):
+    store, items = make_store(tmp_path)
+    codes = store.invite(3)
+    assert len(set(codes)) == 3 and store.invitation_counts() == (3, 0)
+    assert all(len(c) == 11 and c[5] == "-" and set(c) - {"-"} <= set(huev.CODE_ALPHABET)
+               for c in codes)
+    for code, words in ((None, "is needed"), ("", "is needed"), ("abc", "not an invitation"),
+                        ("22222-22222", "unknown")):
+        with pytest.raises(huev.VoteError, match=words) as err:
+            store.join(code, items, ROWS)
+        assert err.value.status == 403
+    assert store.invitation_counts() == (3, 0)  # nothing stored for a refused join
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM participants").fetchone()[0] == 0
+    token = store.join(codes[0], items, ROWS)
+    # the same code again (typed in capitals, without the dash): the same ballot
+    assert store.join(codes[0].upper().replace("-", ""), items, ROWS) == token
+    assert store.join(codes[1], items, ROWS) != token
+    assert store.invitation_counts() == (1, 2)
+
+
+def test_trials_a_restart_removed_are_skipped_and_refused(tmp_path):
+    store, items = make_store(tmp_path, n=4)
+    token = store.join(store.invite(1)[0], items, ROWS, rng=random.Random(0))
+    with sqlite3.connect(store.path) as db:
+        trials = dict(db.execute("SELECT item, trial FROM trials").fetchall())
+    # restarted with huev.items = 2: only img0 and img1 are served
+    served = huev.VoteStore(store.path, items=["img0", "img1"], rows=ROWS)
+    progress = served.progress(token)
+    assert progress["total"] == 2 and progress["next"]["item"] in ("img0", "img1")
+    for call in (lambda: served.vote(token, trials["img3"], "A"),
+                 lambda: served.trial(token, trials["img3"])):
+        with pytest.raises(huev.VoteError, match="no longer part of the study") as err:
+            call()
+        assert err.value.status == 410
+    assert served.votes() == []
+    served.vote(token, trials["img1"], "B")
+    assert served.progress(token)["done"] == 1 and store.progress(token)["done"] == 1
+    # restarted on another pair of rows: none of the participant's trials is served
+    other_pair = huev.VoteStore(store.path, items=list(trials), rows=(ROWS[0], "other"))
+    assert other_pair.progress(token) == {"done": 0, "total": 0, "next": None}
+    with pytest.raises(huev.VoteError) as err:
+        other_pair.vote(token, trials["img0"], "A")
+    assert err.value.status == 410 and len(store.votes()) == 1
+
+
 def test_votes_survive_a_restart_and_export_to_csv(tmp_path):
     store, items = make_store(tmp_path)
-    token = store.join(items, ROWS)
+    token = store.join(store.invite(1)[0], items, ROWS)
     for choice in "ABA":
         store.vote(token, store.progress(token)["next"]["trial"], choice)
     del store  # no close, no checkpoint: a new store on the same file sees every vote
@@ -168,8 +215,26 @@ def test_preference_share_interval_and_counts():
     assert mex["ci_high"] == pytest.approx(0.9451, abs=1e-4)
     assert mex["share_mean_of_participants"] == pytest.approx((0.7 + 1.0) / 2)
     assert lines[ROWS[0]]["share"] == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="params huev.rows"):
-        huev.preference(votes, (ROWS[0], "amexgan-cityscapes"))
+
+
+def test_votes_on_another_pair_count_for_their_own_pair():
+    """huev.rows changed during a study: each vote counts for the rows stored with it."""
+    amex = "amexgan-cityscapes"
+    ours = votes_of([(1, ROWS[1])] * 3 + [(2, ROWS[0])])
+    other = [{"participant": "3", "item": f"img{i}", "a_row": amex, "b_row": ROWS[0],
+              "choice": "A", "chosen_row": amex} for i in range(5)]
+    lines = {line["row"]: line for line in huev.preference(ours + other, ROWS)}
+    assert lines[ROWS[1]]["votes_for"] == 3 and lines[ROWS[1]]["votes"] == 4
+    assert lines[ROWS[1]]["participants"] == 2 and lines[ROWS[1]]["share"] == 0.75
+    result = huev.summary(ours + other, ROWS)
+    assert result["votes"] == 4 and result["participants"] == 2
+    assert result["other_pairs"] == {f"{amex} vs {ROWS[0]}": 5}
+    assert "Not counted: 5 votes on amexgan-cityscapes vs pix2pixhd-cityscapes" in \
+        huev.markdown(result)
+    swapped = {line["row"]: line for line in huev.preference(ours + other, (ROWS[0], amex))}
+    assert swapped[amex]["votes_for"] == 5 and swapped[amex]["votes"] == 5
+    assert huev.summary(other, ROWS)["votes"] == 0  # only other pairs: "no votes yet" here
+    assert "no votes yet" in huev.markdown(huev.summary(other, ROWS))
 
 
 def table1():

@@ -21,23 +21,37 @@ def main():
     parser.add_argument("--root", default=".", help="project with artifacts/ (after dvc repro)")
     parser.add_argument("--out", default=os.path.join(REPO, "docs"))
     parser.add_argument("--label", default="car (26)", help="target label option of the edit")
+    parser.add_argument("--editor-row", help="the editor's model (default: params "
+                        "huev.editor_row), e.g. models/mexgan-cityscapes/seed0")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+    from pipeline.huev import VoteStore
     from tests.test_browser import Server, answer_study, chromium_path, edit_in_browser
     os.makedirs(args.out, exist_ok=True)
+    root = os.path.abspath(args.root)
     with tempfile.TemporaryDirectory() as scratch:
-        server = Server(os.path.abspath(args.root), os.path.join(scratch, "votes.sqlite"))
+        database = os.path.join(scratch, "votes.sqlite")
+        code = VoteStore(database).invite(1)[0]
+        # the study and the editor are never served together (blinding): two servers
+        study = Server(root, database)
+        editor = None
         try:
+            editor = Server(root, os.path.join(scratch, "editor.sqlite"),
+                            ["--editor"] + (["--editor-row", args.editor_row]
+                                            if args.editor_row else []))
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=chromium_path(), headless=True,
                                             args=["--no-sandbox"])
                 page = browser.new_page(viewport={"width": 900, "height": 720})
-                answer_study(page, server.url, "AB", os.path.join(args.out, "huev_study.png"))
-                edit_in_browser(page, server.url, args.label, (0.3, 0.45), (0.6, 0.9),
+                answer_study(page, study.url, code, "AB",
+                             os.path.join(args.out, "huev_study.png"))
+                edit_in_browser(page, editor.url, args.label, (0.3, 0.45), (0.6, 0.9),
                                 os.path.join(args.out, "huev_editor.png"))
                 browser.close()
         finally:
-            server.stop()
+            study.stop()
+            if editor is not None:
+                editor.stop()
     print(f"screenshots -> {args.out}/huev_study.png, huev_editor.png")
 
 

@@ -104,7 +104,6 @@ $("upload").addEventListener("change", (event) => {
 
 async function init() {
   const info = await call("GET", "/api/editor/info");
-  if (!info.available) { fail(`The editor is not available: ${info.reason}`); return; }
   $("about").textContent =
     `Model ${info.row} (${info.dataset}, runs at ${info.size[0]}x${info.size[1]}).`;
   const select = $("label-select");

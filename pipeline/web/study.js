@@ -54,12 +54,16 @@ async function vote(choice) {
   } catch (err) { busy = false; fail(err.message); }
 }
 async function start() {
-  try { render(await call("POST", "/api/study/join")); } catch (err) { fail(err.message); }
+  $("error").classList.add("hidden");
+  const code = $("code").value.trim();  // none: the cookie's participant continues
+  try { render(await call("POST", "/api/study/join", code ? {code} : {})); }
+  catch (err) { fail(err.message); }
 }
 async function init() {
   const info = await call("GET", "/api/study/info");
-  if (!info.available) { fail(`The study is not available: ${info.reason}`); return; }
   $("instructions").textContent = info.instructions;
+  // an invitation link (/study?code=xxxxx-xxxxx) fills in the code
+  $("code").value = new URLSearchParams(window.location.search).get("code") || "";
   $("question").textContent = `Task: ${info.question}`;
   try {  // a returning participant (cookie) continues where they stopped
     const progress = await call("GET", "/api/study/next");
@@ -69,7 +73,9 @@ async function init() {
 $("start").addEventListener("click", start);
 $("choose-A").addEventListener("click", () => vote("A"));
 $("choose-B").addEventListener("click", () => vote("B"));
+$("code").addEventListener("keydown", (event) => { if (event.key === "Enter") start(); });
 document.addEventListener("keydown", (event) => {
+  if (!current) return;  // typing the code is not a vote
   if (event.key === "a" || event.key === "A") vote("A");
   if (event.key === "b" || event.key === "B") vote("B");
 });
