@@ -125,11 +125,43 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class TwoSMParams:
+    """The two-stream model of Table 2 (pipeline.twosm, docs/twosm.md). `build` picks the
+    defaults of the seven switches below it (TWOSM_BUILDS); a switch given in the section wins
+    over its build's value. The dataclass defaults are the `simplified` build."""
     crop_size: int = 256          # model size of the local observation (paper: 256 crops)
     batch_size: int = 16          # TwoSM rows' batch (Hong et al.: 16; train.batch_size: others)
-    lambda_gan: float = 0.1       # multiscale LSGAN on the context stream (Hong et al.: 0.1)
+    lambda_gan: float = 0.1       # the multiscale LSGAN on the stream `discriminator` names
+                                  # (Hong et al.: 0.1)
     lambda_mask: float = 1.0      # BCE of the object-mask stream
     lambda_context: float = 1.0   # NLL of the context stream
+    build: str = "simplified"     # simplified: our first model, from the papers' text (the
+                                  # switches' defaults) | hong: Hong et al.'s code at our sizes
+    context_loss: str = "view"    # NLL over: view (the whole observation) | enlarged_box (the box
+                                  # enlarged 1.2-1.5x, Hong et al.'s MaskReconLoss)
+    discriminator: str = "context"  # the stream the LSGAN scores: context | mask (Hong et al.)
+    mask_gate: bool = False       # the mask stream times the enlarged box before its BCE and D
+                                  # (Hong et al.'s use_output_gate)
+    labels: str = "context_argmax"  # test labels in the box: context_argmax | painted_mask (l_t
+                                  # where the mask stream > 0.5, the context argmax elsewhere)
+    encoder_skips: bool = False   # encoder features concatenated into the context stream's
+                                  # up-sampling stages (Hong et al.: U-Net skips, context only)
+    norm: str = "instance"        # generator normalisation: instance | batch (Hong et al.)
+    background_boxes: float = 0.0  # share of training boxes drawn at random with the last label
+                                  # and an empty object target (Hong et al.'s prob_bg: 0.3)
+
+
+# The `twosm.build` presets: the switch values each build sets (docs/twosm.md).
+TWOSM_BUILDS = {
+    "simplified": {"context_loss": "view", "discriminator": "context", "mask_gate": False,
+                   "labels": "context_argmax", "encoder_skips": False, "norm": "instance",
+                   "background_boxes": 0.0},
+    "hong": {"context_loss": "enlarged_box", "discriminator": "mask", "mask_gate": True,
+             "labels": "painted_mask", "encoder_skips": True, "norm": "batch",
+             "background_boxes": 0.3},
+}
+# The values of the string switches.
+TWOSM_CHOICES = {"context_loss": ("view", "enlarged_box"), "discriminator": ("context", "mask"),
+                 "labels": ("context_argmax", "painted_mask"), "norm": ("instance", "batch")}
 
 
 @dataclass(frozen=True)
@@ -368,7 +400,7 @@ def parse_params(raw: dict) -> Params:
         train=_build(TrainParams, raw["train"], "train"),
         translator=_build(TranslatorParams, raw["translator"], "translator"),
         evaluate=_build(EvaluateParams, raw["evaluate"], "evaluate"),
-        twosm=_build(TwoSMParams, raw["twosm"], "twosm"),
+        twosm=_twosm(raw["twosm"]),
         baselines={name: _build(Row, value, f"baselines.{name}")
                    for name, value in _mapping(raw["baselines"], "baselines").items()},
         mex_rows={name: _build(Row, value, f"mex_rows.{name}")
@@ -412,6 +444,15 @@ def check_huev_rows(params: Params) -> str:
     datasets = {params.rows[name].dataset for name in params.huev.rows}
     _check(len(datasets) == 1, "huev.rows", list(params.huev.rows), "two rows of one dataset")
     return datasets.pop()
+
+
+def _twosm(raw) -> TwoSMParams:
+    """The twosm section: its build's switch values (TWOSM_BUILDS), overridden by the switches
+    the section gives."""
+    build = _mapping(raw, "twosm").get("build", TwoSMParams.build)
+    _check(isinstance(build, str) and build in TWOSM_BUILDS, "twosm.build", build,
+           " or ".join(TWOSM_BUILDS))
+    return _build(TwoSMParams, {**TWOSM_BUILDS[build], **raw}, "twosm")
 
 
 def _inpainting(raw) -> InpaintingParams:
@@ -515,6 +556,11 @@ def _validate(p: Params) -> None:
     _check(p.twosm.batch_size >= 1, "twosm.batch_size", p.twosm.batch_size, "an integer >= 1")
     for key in ("lambda_gan", "lambda_mask", "lambda_context"):
         _check(getattr(p.twosm, key) >= 0, f"twosm.{key}", getattr(p.twosm, key), "a number >= 0")
+    for key, choices in TWOSM_CHOICES.items():
+        _check(getattr(p.twosm, key) in choices, f"twosm.{key}", getattr(p.twosm, key),
+               " or ".join(choices))
+    _check(0 <= p.twosm.background_boxes < 1, "twosm.background_boxes", p.twosm.background_boxes,
+           "a share in [0, 1) (Hong et al.: 0.3)")
     _validate_inpainting(p)
     groups = (("baselines", p.baselines), ("mex_rows", p.mex_rows),
               ("twosm_rows", p.twosm_rows))

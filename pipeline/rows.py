@@ -153,16 +153,20 @@ def build_twosm(row_name: str, params: Params):
     spec = get_spec(row.dataset)
     channels, m, t = condition_channels(spec), params.model, params.twosm
     generator = TwoStreamGenerator(channels, spec.num_labels, m.ngf, m.n_downsampling,
-                                   m.n_blocks)
+                                   m.n_blocks, norm=t.norm, encoder_skips=t.encoder_skips,
+                                   label_rule=t.labels)
     plugins = [TwoStreamLoss(channels, spec.num_labels, ndf=m.ndf, n_layers=m.n_layers_d,
                              num_d=m.num_d, lambda_gan=t.lambda_gan, lambda_mask=t.lambda_mask,
-                             lambda_context=t.lambda_context)]
+                             lambda_context=t.lambda_context, context_loss=t.context_loss,
+                             discriminator=t.discriminator, mask_gate=t.mask_gate)]
     top = highest_expansion(params.row_q(row_name), params.row_profile(row_name)) \
         if row.loss in EXPANSION_LOSSES else -1
     if top >= 0:
         plugins.append(expansion_loss(row.loss, channels, top, params,
                                       image_channels=spec.num_labels, channels=slice(1, None)))
-    generator.observation = Observation(row.observation, t.crop_size)
+    generator.observation = Observation(
+        row.observation, t.crop_size, background_boxes=t.background_boxes,
+        enlarged_boxes=t.context_loss == "enlarged_box" or t.mask_gate)
     return generator, plugins
 
 

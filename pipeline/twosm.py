@@ -1,6 +1,15 @@
-"""The two-stream structure model of Hong et al. 2018 (TwoSM, the paper's Table 2), written from
-the paper's description and SPEC.md: a shared encoder, an object-mask stream (sigmoid, BCE) and
-a context stream (per-class softmax, NLL), a multiscale LSGAN on the context stream.
+"""The two-stream structure model of Hong et al. 2018 (TwoSM, the paper's Table 2): a shared
+encoder, an object-mask stream (sigmoid, BCE) and a context stream (per-class softmax, NLL), a
+multiscale LSGAN. Two builds (params `twosm.build`, docs/twosm.md), each difference a switch:
+
+- `simplified` (our first model, from the papers' text and SPEC.md): NLL over the whole
+  observation, the LSGAN on the context stream, test labels = the context stream's argmax,
+  pix2pixHD's encoder / decoders with instance norm, object boxes only.
+- `hong` (Hong et al.'s code, xcyan/neurips18_hierchical_image_manipulation, at our sizes): NLL
+  inside the box enlarged 1.2-1.5x (their MaskReconLoss), the LSGAN on the mask stream gated by
+  that box (their use_output_gate, which also gates the BCE), l_t painted where the mask
+  stream > 0.5, U-Net skips from the encoder into the context stream, batch norm, and 30 % of
+  the training boxes drawn at random with the last label and no object (their prob_bg).
 
 Observations: `local` (TwoSM) is a square window around the box (side = min(2 × the box's
 longer side, min(W, H)), never smaller than the box; jittered in training, centred at test),
@@ -8,16 +17,22 @@ resized (nearest) to `crop_size`; `full` (TwoSM+Full) is the whole incomplete ma
 sees the same conditioning as the pix2pixHD rows (one-hot Su, instance edges, box mask) of its
 observation. Its output is cat(sigmoid(mask logit), softmax(context logits)): probabilities,
 so Eq 5's fusion applies to both streams, and MEx / A-MEx (pipeline.losses) score the fused
-context stream. Test labels are the context stream's argmax in the box, resized back to the
-window (bilinear probabilities) and pasted into the map — no colour round trip.
+context stream in both builds (the MExGAN paper's reading). Test labels are taken in the box,
+resized back to the window (bilinear probabilities) and pasted into the map -- no colour round
+trip.
 """
 from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.config import TWOSM_BUILDS, TWOSM_CHOICES
 from pipeline.floors import object_mask
 from pipeline.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
 from pipeline.losses import (GanBatch, fake_and_real_scales, frozen, lsgan,
@@ -25,6 +40,13 @@ from pipeline.losses import (GanBatch, fake_and_real_scales, frozen, lsgan,
 from pipeline.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers
 
 OBSERVATIONS = ("local", "full")
+# Hong et al.'s loss region: the box enlarged by a ratio drawn uniformly from this range per
+# training sample (their min_ctx_ratio / max_ctx_ratio, get_soft_bbox).
+CONTEXT_RATIOS = (1.2, 1.5)
+# Hong et al.'s background boxes: each side drawn from [128, 256) px of Cityscapes' 2048 px
+# wide maps (min_box_size / max_box_size): these fractions of the map width.
+BACKGROUND_BOX_SIDES = (1 / 16, 1 / 8)
+SIMPLIFIED = TWOSM_BUILDS["simplified"]
 
 #---------------------------------------------------------------------------------------------
 # Geometry (pure functions on (x1, y1, x2, y2) half-open boxes)
@@ -67,18 +89,51 @@ def resize_nearest(array: np.ndarray, window, size: int) -> np.ndarray:
     return array[..., rows[:, None], cols[None, :]]
 
 
+def enlarged_box(box, ratio: float, width: int, height: int):
+    """Hong et al.'s soft box (get_soft_bbox): the box scaled by `ratio` about its centre,
+    rounded outward and clipped to the width x height view."""
+    x1, y1, x2, y2 = box
+    half_w, half_h = (x2 - x1) * ratio / 2, (y2 - y1) * ratio / 2
+    centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+    return (max(math.floor(centre_x - half_w), 0), max(math.floor(centre_y - half_h), 0),
+            min(math.ceil(centre_x + half_w), width), min(math.ceil(centre_y + half_h), height))
+
+
+def background_box(rng: np.random.Generator, width: int, height: int):
+    """A random box for Hong et al.'s background samples (sample_bg_from_full): each side
+    uniform in BACKGROUND_BOX_SIDES x width (at most the map's side), anywhere in the map."""
+    low = max(1, round(BACKGROUND_BOX_SIDES[0] * width))
+    high = max(low + 1, round(BACKGROUND_BOX_SIDES[1] * width))
+    box_w = min(int(rng.integers(low, high)), width)
+    box_h = min(int(rng.integers(low, high)), height)
+    x1, y1 = int(rng.integers(0, width - box_w + 1)), int(rng.integers(0, height - box_h + 1))
+    return (x1, y1, x1 + box_w, y1 + box_h)
+
+
+def box_masks(boxes, height: int, width: int, device) -> torch.Tensor:
+    """(N, 1, height, width) float masks, 1 inside each (x1, y1, x2, y2) box."""
+    masks = torch.zeros(len(boxes), 1, height, width, device=device)
+    for index, (x1, y1, x2, y2) in enumerate(boxes):
+        masks[index, :, y1:y2, x1:x2] = 1
+    return masks
+
+
 #---------------------------------------------------------------------------------------------
 # Batches
 
 
 class Observation:
     """Turns (image, EditBox) into the model's view: the window, the box in it, and the
-    conditioning / targets at the model's size."""
+    conditioning / targets at the model's size. Its training draws (TwoStreamTask):
+    `enlarged_boxes` -- an enlarged box per sample (Hong et al.'s loss region / mask gate);
+    `background_boxes` -- the share of random background boxes (Hong et al.'s prob_bg)."""
 
-    def __init__(self, kind: str, crop_size: int):
+    def __init__(self, kind: str, crop_size: int, *, enlarged_boxes: bool = False,
+                 background_boxes: float = 0.0):
         if kind not in OBSERVATIONS:
             raise ValueError(f"unknown TwoSM observation {kind!r} ({', '.join(OBSERVATIONS)})")
         self.kind, self.crop_size = kind, crop_size
+        self.enlarged_boxes, self.background_boxes = enlarged_boxes, background_boxes
 
     def window(self, box, width, height, offset=None):
         if self.kind == "full":
@@ -106,33 +161,81 @@ class Observation:
         return incomplete, edited_instances, mask, view_labels, view_object, box
 
 
+@dataclasses.dataclass
+class TwoStreamBatch(GanBatch):
+    """GanBatch with, per sample, the enlarged box (x1, y1, x2, y2) in the view: Hong et al.'s
+    loss region of the context NLL and gate of the mask stream; empty: none drawn."""
+    enlarged_boxes: tuple = ()
+
+    def map_tensors(self, function) -> "TwoStreamBatch":
+        return dataclasses.replace(self, condition=function(self.condition),
+                                   target=function(self.target),
+                                   mask=None if self.mask is None else function(self.mask))
+
+
 def twosm_batch(split, spec, observation: Observation, indices, edits, flips, offsets,
-                device) -> GanBatch:
-    """GanBatch of the two-stream model: condition = one-hot Su + edges + box mask of the
-    observation; target = cat(GT object mask, one-hot GT labels); mask = the box."""
-    incompletes, edges, masks, targets, boxes = [], [], [], [], []
-    for index, edit, flip, offset in zip(indices, edits, flips, offsets):
+                device, *, ratios=None, backgrounds=None) -> TwoStreamBatch:
+    """The batch of the two-stream model: condition = one-hot Su + edges + box mask of the
+    observation; target = cat(GT object mask, one-hot GT labels); mask = the box.
+    ratios: per sample, the enlargement of its box (enlarged_boxes), or None; backgrounds: per
+    sample, True for a background box (Hong et al.: the object target is empty)."""
+    incompletes, edges, masks, targets, boxes, enlarged = [], [], [], [], [], []
+    backgrounds = backgrounds or [False] * len(indices)
+    for index, edit, flip, offset, background in zip(indices, edits, flips, offsets,
+                                                     backgrounds):
         labels, instances = split.labels[index], split.instances[index]
         if flip:
             labels, instances = labels[:, ::-1], instances[:, ::-1]
         incomplete, edited, mask, truth, obj, box = observation.view(labels, instances, edit,
                                                                      offset)
+        if background:
+            obj = np.zeros_like(obj)
         one_hot = np.eye(spec.num_labels, dtype=np.float32)[truth].transpose(2, 0, 1)
         incompletes.append(incomplete)
         edges.append(instance_edges(edited))
         masks.append(mask)
         targets.append(np.concatenate([obj[None].astype(np.float32), one_hot]))
         boxes.append(box)
+        if ratios is not None:
+            enlarged.append(enlarged_box(box, ratios[len(enlarged)], truth.shape[1],
+                                         truth.shape[0]))
     incomplete = torch.from_numpy(np.stack(incompletes)).long().to(device)
     mask = torch.from_numpy(np.stack(masks)).to(device)
     condition = condition_tensor(incomplete, torch.from_numpy(np.stack(edges)).to(device), mask,
                                  spec.num_labels)
-    return GanBatch(condition=condition, target=torch.from_numpy(np.stack(targets)).to(device),
-                    mask=mask.unsqueeze(1), boxes=tuple(boxes))
+    return TwoStreamBatch(condition=condition,
+                          target=torch.from_numpy(np.stack(targets)).to(device),
+                          mask=mask.unsqueeze(1), boxes=tuple(boxes),
+                          enlarged_boxes=tuple(enlarged))
 
 
 #---------------------------------------------------------------------------------------------
 # Network
+
+
+def skip_decoder_layers(width: int, n_upsampling: int, out_channels: int) -> list:
+    """decoder_layers whose transposed convs after the first take twice the channels: the
+    decoder's features with the encoder's of the same resolution concatenated in front (Hong et
+    al.'s skips into the context stream: every up-sampling stage but the one after the
+    bottleneck)."""
+    layers = []
+    for stage in range(n_upsampling):
+        inputs = 2 * width if stage else width
+        layers += [nn.ConvTranspose2d(inputs, width // 2, 3, stride=2, padding=1,
+                                      output_padding=1),
+                   nn.InstanceNorm2d(width // 2), nn.ReLU(True)]
+        width //= 2
+    return layers + [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7)]
+
+
+def use_batch_norm(module: nn.Module) -> None:
+    """Every InstanceNorm2d inside `module` replaced by a BatchNorm2d of its width (Hong et
+    al.'s norm_layer batch)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.InstanceNorm2d):
+            setattr(module, name, nn.BatchNorm2d(child.num_features))
+        else:
+            use_batch_norm(child)
 
 
 class TwoStreamGenerator(nn.Module):
@@ -140,24 +243,82 @@ class TwoStreamGenerator(nn.Module):
     decoders (n_downsampling transposed convs, c7s1): the object mask (1 channel, sigmoid) and
     the context labels (num_labels channels, softmax).
 
+    Switches (params twosm): norm instance | batch; encoder_skips: the encoder's outputs
+    concatenated into the context stream (skip_decoder_layers); label_rule: how predict_labels
+    reads the test labels. A generator whose switches are not the simplified build's carries
+    them in its state_dict (buffer `build_settings`), and load_state_dict rebuilds the network
+    to the file's switches: a saved model reloads as what it was trained as.
+
     x: (N, in_channels, S, S) -> (N, 1 + num_labels, S, S) probabilities."""
 
     def __init__(self, in_channels: int, num_labels: int, ngf: int = 64,
-                 n_downsampling: int = 4, n_blocks: int = 9):
+                 n_downsampling: int = 4, n_blocks: int = 9, *, norm: str = SIMPLIFIED["norm"],
+                 encoder_skips: bool = SIMPLIFIED["encoder_skips"],
+                 label_rule: str = SIMPLIFIED["labels"]):
         super().__init__()
         self.multiple = 2 ** n_downsampling
+        self.sizes = (in_channels, num_labels, ngf, n_downsampling, n_blocks)
+        self._build(norm, encoder_skips, label_rule)
+
+    def _build(self, norm: str, encoder_skips: bool, label_rule: str) -> None:
+        if norm not in TWOSM_CHOICES["norm"] or label_rule not in TWOSM_CHOICES["labels"]:
+            raise ValueError(f"TwoSM norm {norm!r} / label rule {label_rule!r}: expected one of "
+                             f"{TWOSM_CHOICES['norm']} / {TWOSM_CHOICES['labels']}")
+        in_channels, num_labels, ngf, n_downsampling, n_blocks = self.sizes
+        self.norm, self.encoder_skips, self.label_rule = norm, bool(encoder_skips), label_rule
         width = ngf * 2 ** n_downsampling
         self.encoder = nn.Sequential(*encoder_layers(in_channels, ngf, n_downsampling, n_blocks))
         self.mask_stream = nn.Sequential(*decoder_layers(width, n_downsampling, 1))
-        self.context_stream = nn.Sequential(*decoder_layers(width, n_downsampling, num_labels))
+        context = skip_decoder_layers if encoder_skips else decoder_layers
+        self.context_stream = nn.Sequential(*context(width, n_downsampling, num_labels))
+        if norm == "batch":
+            use_batch_norm(self)
+        self._buffers.pop("build_settings", None)
+        if self.settings() != (SIMPLIFIED["norm"], SIMPLIFIED["encoder_skips"],
+                               SIMPLIFIED["labels"]):
+            self.register_buffer("build_settings", torch.tensor(
+                [TWOSM_CHOICES["norm"].index(norm), int(encoder_skips),
+                 TWOSM_CHOICES["labels"].index(label_rule)]))
+
+    def settings(self) -> tuple:
+        """(norm, encoder_skips, label_rule)."""
+        return self.norm, self.encoder_skips, self.label_rule
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """nn.Module.load_state_dict, after rebuilding the network to the switches the state
+        carries (`build_settings`; none: the simplified build's)."""
+        code = state_dict.get("build_settings")
+        wanted = ((SIMPLIFIED["norm"], SIMPLIFIED["encoder_skips"], SIMPLIFIED["labels"])
+                  if code is None else (TWOSM_CHOICES["norm"][int(code[0])], bool(code[1]),
+                                        TWOSM_CHOICES["labels"][int(code[2])]))
+        if wanted != self.settings():
+            device = next(self.parameters()).device
+            self._build(*wanted)
+            self.to(device)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x):
         if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
             raise ValueError(f"TwoSM input {tuple(x.shape[-2:])} (H, W) is not a multiple of "
                              f"{self.multiple} (2**n_downsampling)")
-        shared = self.encoder(x)
+        if not self.encoder_skips:
+            shared = self.encoder(x)
+            return torch.cat([torch.sigmoid(self.mask_stream(shared)),
+                              torch.softmax(self.context_stream(shared), 1)], 1)
+        shared, features = x, []
+        for layer in self.encoder:       # features: each ReLU's output, full size .. bottleneck
+            shared = layer(shared)
+            if isinstance(layer, nn.ReLU):
+                features.append(shared)
+        context, stage = shared, 0
+        for layer in self.context_stream:
+            if isinstance(layer, nn.ConvTranspose2d):
+                if stage:                # the encoder's features at this stage's resolution
+                    context = torch.cat([features[-1 - stage], context], 1)
+                stage += 1
+            context = layer(context)
         return torch.cat([torch.sigmoid(self.mask_stream(shared)),
-                          torch.softmax(self.context_stream(shared), 1)], 1)
+                          torch.softmax(context, 1)], 1)
 
 
 #---------------------------------------------------------------------------------------------
@@ -168,44 +329,94 @@ EPS = 1e-7
 
 class TwoStreamLoss(nn.Module):
     """TwoSM's objective on the raw output: λ_mask · BCE(object mask) + λ_context ·
-    NLL(context labels) + λ_gan · multiscale LSGAN on (condition, context probabilities); the D
-    terms carry pix2pixHD's ½. Output / target layout: channel 0 the object mask, 1.. the
-    labels."""
+    NLL(context labels) + λ_gan · multiscale LSGAN on (condition, one stream); the D terms carry
+    pix2pixHD's ½ (Hong et al.: 0.5 real + 0.5 fake). Output / target layout: channel 0 the
+    object mask, 1.. the labels.
+
+    Switches (params twosm, Hong et al.'s values in brackets): context_loss view | enlarged_box
+    (the NLL's mean over the pixels of the batch's enlarged boxes only: MaskReconLoss, which
+    ignores the rest); discriminator context | mask (D scores (condition, mask stream) against
+    (condition, GT object mask)); mask_gate (the mask stream, and every input of a mask-stream D,
+    times the enlarged box: use_output_gate)."""
 
     def __init__(self, condition_channels: int, num_labels: int, *, ndf=64, n_layers=3,
-                 num_d=2, lambda_gan=0.1, lambda_mask=1.0, lambda_context=1.0):
+                 num_d=2, lambda_gan=0.1, lambda_mask=1.0, lambda_context=1.0,
+                 context_loss: str = SIMPLIFIED["context_loss"],
+                 discriminator: str = SIMPLIFIED["discriminator"],
+                 mask_gate: bool = SIMPLIFIED["mask_gate"]):
         super().__init__()
-        self.discriminator = MultiscaleDiscriminator(condition_channels + num_labels, ndf,
+        for key, value in (("context_loss", context_loss), ("discriminator", discriminator)):
+            if value not in TWOSM_CHOICES[key]:
+                raise ValueError(f"TwoSM {key} {value!r}: expected one of {TWOSM_CHOICES[key]}")
+        scored = num_labels if discriminator == "context" else 1
+        self.discriminator = MultiscaleDiscriminator(condition_channels + scored, ndf,
                                                      n_layers, num_d)
         self.lambda_gan, self.lambda_mask, self.lambda_context = \
             lambda_gan, lambda_mask, lambda_context
+        self.context_loss, self.scores, self.mask_gate = context_loss, discriminator, mask_gate
 
-    def _fake_and_real_scales(self, batch: GanBatch, context) -> tuple:
-        """D's output for (condition, context) and (condition, the target's labels)."""
-        return fake_and_real_scales(self.discriminator, batch.condition, context,
-                                    batch.target[:, 1:])
+    @staticmethod
+    def enlarged(batch: TwoStreamBatch, like: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W): 1 inside each sample's enlarged box."""
+        if len(batch.enlarged_boxes) != like.shape[0]:
+            raise ValueError("the TwoSM batch has no enlarged boxes: its observation must draw "
+                             "them (Observation(enlarged_boxes=True))")
+        return box_masks(batch.enlarged_boxes, *like.shape[-2:], like.device)
+
+    def gated_mask(self, batch, generated) -> torch.Tensor:
+        """The mask stream, times the enlarged box when mask_gate is on."""
+        mask = generated[:, :1]
+        return mask * self.enlarged(batch, mask) if self.mask_gate else mask
+
+    def scored_pair(self, batch, generated) -> tuple:
+        """(condition, fake, real) that D sees: the context stream and the target's labels, or
+        the (gated) mask stream and the GT object mask, with the condition gated alike."""
+        if self.scores == "context":
+            return batch.condition, generated[:, 1:], batch.target[:, 1:]
+        fake, real, condition = self.gated_mask(batch, generated), batch.target[:, :1], \
+            batch.condition
+        if self.mask_gate:
+            gate = self.enlarged(batch, real)
+            real, condition = real * gate, condition * gate
+        return condition, fake, real
+
+    def _fake_and_real_scales(self, batch, generated) -> tuple:
+        """D's output for (condition, fake) and (condition, real)."""
+        return fake_and_real_scales(self.discriminator, *self.scored_pair(batch, generated))
+
+    def context_nll(self, batch, context) -> torch.Tensor:
+        """NLL of the context probabilities: the mean over the view, or over the pixels of
+        the enlarged boxes (context_loss enlarged_box)."""
+        log_probabilities = torch.log(context.clamp_min(EPS))
+        truth = batch.target[:, 1:].argmax(1)
+        if self.context_loss == "view":
+            return F.nll_loss(log_probabilities, truth)
+        region = self.enlarged(batch, context)[:, 0]
+        per_pixel = F.nll_loss(log_probabilities, truth, reduction="none")
+        return (per_pixel * region).sum() / region.sum()
 
     def _generator_terms(self, batch, generated, fake_scales) -> dict:
-        mask, context = generated[:, :1], generated[:, 1:]
+        mask = self.gated_mask(batch, generated)
         bce = F.binary_cross_entropy(mask.clamp(EPS, 1 - EPS), batch.target[:, :1])
-        nll = F.nll_loss(torch.log(context.clamp_min(EPS)), batch.target[:, 1:].argmax(1))
+        nll = self.context_nll(batch, generated[:, 1:])
         adversarial = sum(lsgan(scale[-1], True) for scale in fake_scales)
         return {"G_mask": self.lambda_mask * bce, "G_context": self.lambda_context * nll,
                 "G_adv": self.lambda_gan * adversarial}
 
-    def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
+    def generator_terms(self, batch, generated, fused) -> dict:
+        condition, fake, _ = self.scored_pair(batch, generated)
         with frozen(self.discriminator):
-            scales = self.discriminator(torch.cat([batch.condition, generated[:, 1:]], 1))
+            scales = self.discriminator(torch.cat([condition, fake], 1))
         return self._generator_terms(batch, generated, scales)
 
-    def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
+    def discriminator_terms(self, batch, generated, fused) -> dict:
         return multiscale_discriminator_terms(
-            *self._fake_and_real_scales(batch, generated[:, 1:].detach()))
+            *self._fake_and_real_scales(batch, generated.detach()))
 
-    def joint_terms(self, batch: GanBatch, generated, fused) -> tuple:
+    def joint_terms(self, batch, generated, fused) -> tuple:
         """(generator_terms, discriminator_terms) from one D pass over fake and real (the
         joint step of pipeline.trainer.train)."""
-        fake_scales, real_scales = self._fake_and_real_scales(batch, generated[:, 1:])
+        fake_scales, real_scales = self._fake_and_real_scales(batch, generated)
         return (self._generator_terms(batch, generated, fake_scales),
                 multiscale_discriminator_terms(fake_scales, real_scales))
 
@@ -214,9 +425,19 @@ class TwoStreamLoss(nn.Module):
 # Training data and test-time prediction
 
 
+class SampleDraws(NamedTuple):
+    """A TwoSM training sample's draws beyond EditTask's box and flip."""
+    offset: tuple                  # the local window's jitter (u, v) in [0, 1]²
+    ratio: float | None            # the enlargement of the box (Observation.enlarged_boxes)
+    background: EditBox | None     # a background box replacing the sample's box
+
+
 class TwoStreamTask(EditTask):
     """TwoSM training data: EditTask's random eligible box per image per epoch, random flip and
-    shuffled order, plus a random window offset per sample (the local observation's jitter),
+    shuffled order, plus per sample a random window offset (the local observation's jitter)
+    and, when the observation says so, an enlargement ratio in CONTEXT_RATIOS and a background
+    box instead of the object box (Hong et al.'s prob_bg: the observation's background_boxes
+    share; the box gets the last label, Hong et al.'s label_nc − 1, and an empty object target),
     all drawn from (seed, epoch)."""
 
     def __init__(self, split, spec, train_boxes: dict, observation: Observation, *,
@@ -225,33 +446,71 @@ class TwoStreamTask(EditTask):
         self.observation = observation
 
     def plan_extra(self, indices, rng):
-        """The window offset of each sample (the local observation's jitter)."""
-        return [(float(rng.random()), float(rng.random())) for _ in indices]
+        """Each sample's SampleDraws (only the offset unless the observation asks for more:
+        the simplified build draws what it always drew)."""
+        height, width = self.split.labels.shape[1:]
+        draws = []
+        for index in indices:
+            offset = (float(rng.random()), float(rng.random()))
+            ratio = (float(rng.uniform(*CONTEXT_RATIOS)) if self.observation.enlarged_boxes
+                     else None)
+            background = None
+            if self.observation.background_boxes and \
+                    rng.random() < self.observation.background_boxes:
+                background = EditBox(self.split.names[index], self.spec.num_labels - 1,
+                                     background_box(rng, width, height))
+            draws.append(SampleDraws(offset, ratio, background))
+        return draws
 
-    def build(self, plan) -> GanBatch:
-        indices, edits, flips, offsets = plan
+    def build(self, plan) -> TwoStreamBatch:
+        indices, edits, flips, draws = plan
+        edits = [d.background or edit for edit, d in zip(edits, draws)]
+        ratios = [d.ratio for d in draws] if self.observation.enlarged_boxes else None
         return twosm_batch(self.split, self.spec, self.observation, indices, edits, flips,
-                           offsets, "cpu")
+                           [d.offset for d in draws], "cpu", ratios=ratios,
+                           backgrounds=[d.background is not None for d in draws])
 
 
 @torch.no_grad()
-def predict_labels(generator: TwoStreamGenerator, observation: Observation, labels, instances,
-                   edit: EditBox, spec, device) -> np.ndarray:
-    """The edited label map: the context stream's argmax inside the box, the map elsewhere."""
+def predict_label_maps(generator: TwoStreamGenerator, observation: Observation, labels,
+                       instances, edit: EditBox, spec, device) -> tuple:
+    """(painted, context): the edited label map under Hong et al.'s rule -- l_t where the mask
+    stream > 0.5, the context stream's argmax elsewhere in the box (for a background box, l_t =
+    the last label: the context argmax throughout) -- and under the context argmax alone; the
+    map outside the box in both."""
     height, width = labels.shape
     window = observation.window(edit.box, width, height)
     batch = twosm_batch(_One(labels, instances), spec, observation, [0], [edit], [False],
                         [None], device)
-    context = generator(batch.condition)[:, 1:]
+    generated = generator(batch.condition)
+    context, mask = generated[:, 1:], generated[:, :1]
     wx1, wy1, wx2, wy2 = window
     if observation.kind == "local":
         context = F.interpolate(context, size=(wy2 - wy1, wx2 - wx1), mode="bilinear",
                                 align_corners=False)
-    predicted_window = context[0].argmax(0).cpu().numpy()
-    predicted = labels.copy()
+        mask = F.interpolate(mask, size=(wy2 - wy1, wx2 - wx1), mode="bilinear",
+                             align_corners=False)
+    context_window = context[0].argmax(0).cpu().numpy()
+    painted_window = context_window.copy()
+    if edit.label != spec.num_labels - 1:
+        painted_window[mask[0, 0].cpu().numpy() > 0.5] = edit.label
     x1, y1, x2, y2 = edit.box
-    predicted[y1:y2, x1:x2] = predicted_window[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
-    return predicted
+    maps = []
+    for predicted_window in (painted_window, context_window):
+        predicted = labels.copy()
+        predicted[y1:y2, x1:x2] = predicted_window[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
+        maps.append(predicted)
+    return tuple(maps)
+
+
+def predict_labels(generator: TwoStreamGenerator, observation: Observation, labels, instances,
+                   edit: EditBox, spec, device) -> np.ndarray:
+    """The edited label map by the generator's label rule (twosm.labels): painted_mask or
+    context_argmax (predict_label_maps)."""
+    painted, context = predict_label_maps(generator, observation, labels, instances, edit, spec,
+                                          device)
+    rule = getattr(generator, "label_rule", SIMPLIFIED["labels"])
+    return painted if rule == "painted_mask" else context
 
 
 class _One:

@@ -1,5 +1,6 @@
-"""TwoSM (Table 2): window geometry by hand, each loss term reaching its stream, the expansion
-plug-ins on the context stream, and the paste-back of the prediction."""
+"""TwoSM (Table 2), the simplified build: window geometry by hand, each loss term reaching its
+stream, the expansion plug-ins on the context stream, the paste-back of the prediction, and a
+bit-exact resume of both builds (Hong et al.'s switches: tests/test_twosm_hong.py)."""
 import numpy as np
 import pytest
 import torch
@@ -171,10 +172,12 @@ def test_channel_selection_is_the_same_mex_loss_on_the_selected_channels():
                        plain.generator_terms(plain_batch, None, fused[:, 1:])["G_mex"])
 
 
-def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path):
+@pytest.mark.parametrize("build", ["simplified", "hong"])
+def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     """TwoSM rows go through the one trainer: a run that dies mid-epoch resumes from its
-    checkpoint and ends with the generator of an uninterrupted run (the task's order, flips and
-    window jitter are a function of (seed, epoch))."""
+    checkpoint and ends with the generator of an uninterrupted run (the task's order, flips,
+    window jitter and -- Hong et al.'s build -- enlarged and background boxes are a function of
+    (seed, epoch); batch norm's running statistics are in the checkpoint)."""
     import os
     import shutil
     from pipeline import twosm
@@ -184,7 +187,8 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path):
     from tests.tiny_project import tiny_params
     raw = tiny_params(train={"epochs": 2, "checkpoint_every": 2, "eval_every": 4},
                       data={"box_rule": "tight"},  # all 6 images have a box: epoch 1 has 6 steps
-                      baselines={}, mex_rows={}, q_sweep={}, twosm={"crop_size": 16},
+                      baselines={}, mex_rows={}, q_sweep={},
+                      twosm={"crop_size": 16, "build": build},
                       twosm_rows={"twosm-full-mex-cityscapes": {
                           "dataset": "cityscapes", "loss": "mex", "q_from": "q",
                           "observation": "local", "size_threshold": 0.01}})
