@@ -19,11 +19,11 @@ from tqdm import tqdm
 from pipeline import floors, trainer
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
-from pipeline.inputs import edit_batch, from_unit_range, read_boxes, to_unit_range
+from pipeline.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.inpainting import complete, mean_colour, read_test_holes
 from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
-from pipeline.rows import RESOURCES_FILE, SUMMARY_FILE, check_boxes, load_generator
+from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE, load_generator
 from pipeline.twosm import TwoStreamGenerator, predict_labels
 
 log = logging.getLogger(__name__)

@@ -233,3 +233,21 @@ class TranslationTask:
     def epoch(self, epoch: int, device):
         for plan in self.plan(epoch):
             yield self.build(plan).to(device)
+
+
+def check_boxes(path: str, boxes: dict, split, spec) -> None:
+    """Every box of a box list names an image of `split`, lies inside it and has a label of the
+    dataset's palette (a hand-edited or stale list fails here, naming the file)."""
+    height, width = split.labels.shape[1:]
+    names = set(split.names)
+    for image, entries in boxes.items():
+        if image not in names:
+            raise ValueError(f"{path}: image {image} is not in the prepared split")
+        for entry in entries:
+            x1, y1, x2, y2 = entry.box
+            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+                raise ValueError(f"{path}: box {entry.box} of image {image} is empty or outside "
+                                 f"the {width}x{height} image")
+            if not 0 <= entry.label < spec.num_labels:
+                raise ValueError(f"{path}: label {entry.label} of image {image} is outside the "
+                                 f"{spec.name} palette (0..{spec.num_labels - 1})")

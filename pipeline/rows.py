@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 
 import torch
 import torch.nn as nn
@@ -16,62 +15,24 @@ import yaml
 
 from pipeline import trainer
 from pipeline.boxes import box_size_passes
-from pipeline.checkpoints import load_model_file, save_atomic
-from pipeline.config import Params, ProfileParams, TrainParams, seed_dir, to_dict
+from pipeline.checkpoints import save_atomic
+from pipeline.config import Params, ProfileParams, TrainParams, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.distributed import Context
 from pipeline.inpainting import (CompletionNetwork, GlobalLocalLoss, InpaintingTask,
                                  ReconstructionLoss, gl_phases, local_patch_size, mean_colour)
-from pipeline.inputs import EditTask, TranslationTask, condition_channels, read_boxes
+from pipeline.evaluation import HeldBackBoxes, HeldBackHoles
+from pipeline.inputs import (EditTask, TranslationTask, check_boxes, condition_channels,
+                             read_boxes)
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.networks import (VGG19_FILE, GlobalGenerator, VGG19Features, count_parameters,
                                find_weights)
 from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
+from pipeline.model_files import (GENERATOR_FILE, RESOURCE_KEYS, RESOURCES_FILE, SUMMARY_FILE,
+                                  code_commit, model_metadata)
 
 log = logging.getLogger(__name__)
-
-GENERATOR_FILE = "generator.pt"
-SUMMARY_FILE = "train_summary.json"
-# Time and memory vary from run to run: kept in their own file, which .dvcignore hides from DVC
-# (so dvc.lock does not change when only they did) and git tracks under reports/train/.
-RESOURCES_FILE = "resources.json"
-RESOURCE_KEYS = ("train_seconds", "resumes")  # plus every mem_* key: run history, not results
-
-# Layout of generator.pt. 2: a `meta` dict says what the model is for (dataset, label names,
-# palette, input size, conditioning, row, params hash, code commit); load_generator checks it.
-MODEL_FORMAT = 2
-# The generator input of each kind of model (`meta["conditioning"]`).
-CONDITIONING = {
-    "structure": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1]",
-    "twosm": "one-hot(Su) [num_labels] + instance edges [1] + box mask [1] of the observation",
-    "translator": "colour map in the dataset palette [3], [-1, 1]",
-    "inpainting": "photo with the hole filled with `fill` [3] + hole mask [1]",
-}
-# The DVC stage (group) that writes each kind of row's generator.pt, for error messages.
-STAGE_OF_KIND = {"structure": "train_baseline / train_mex", "twosm": "train_twosm",
-                 "translator": "translator", "inpainting": "train_inpainting"}
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used here (older layout, another dataset or kind)."""
-
-
-def code_commit() -> str:
-    """The git commit of the code that trains (`<sha>`, `<sha>-dirty` with uncommitted changes
-    to tracked files, `unknown` outside a git checkout)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        if sha.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10)
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
 
 # The commit a run's model was trained at (next to generator.pt, .dvcignored like the
 # checkpoints): a rerun that resumes from the final checkpoint at a later commit (a `dvc exp run`
@@ -94,50 +55,6 @@ def origin_commit(out_dir: str, params_hash: str, resumed: bool) -> str:
     commit = code_commit()
     write_json_atomic(path, {"params_hash": params_hash, "commit": commit})
     return commit
-
-
-def model_metadata(kind: str, dataset: str, width: int, height: int, name: str,
-                   in_channels: int, params_hash: str, commit: str | None = None) -> dict:
-    """What a user needs to run a model file without the pipeline around it (generator.pt's
-    `meta`): its dataset's label names and palette, the input size it was trained at, its
-    conditioning, the row name, the hash of the configuration it was trained with and the code
-    commit."""
-    from pipeline.datasets import get_spec
-    spec = get_spec(dataset)
-    return {"format": MODEL_FORMAT, "kind": kind, "row": name, "dataset": dataset,
-            "label_names": list(spec.label_names), "palette": spec.palette.tolist(),
-            "width": int(width), "height": int(height), "in_channels": int(in_channels),
-            "conditioning": CONDITIONING[kind], "edit_classes": list(spec.edit_classes),
-            "params_hash": params_hash,
-            "commit": code_commit() if commit is None else commit}
-
-
-def older_layout_message(path: str) -> str:
-    return (f"{path}: model file of an older layout (no dataset / palette / size metadata, "
-            f"format < {MODEL_FORMAT}); rebuild it with `dvc repro` of its training stage "
-            "(train_baseline@<row>-<seed>, train_mex@..., train_twosm@..., "
-            "translator@<dataset>), or add the metadata once with "
-            "`python -m tools.add_model_metadata`")
-
-
-def check_model_meta(state, path: str, *, dataset: str | None = None,
-                     kinds=None) -> dict:
-    """generator.pt's `meta`, checked: present (this layout), of `dataset` and of one of
-    `kinds` when given. Raises ModelFileError with a one-line message naming the file."""
-    meta = state.get("meta") if isinstance(state, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        if isinstance(meta, dict) and isinstance(meta.get("format"), int) \
-                and meta["format"] > MODEL_FORMAT:
-            raise ModelFileError(f"{path}: model file format {meta['format']} is newer than "
-                                 f"this code's {MODEL_FORMAT} (update the code)")
-        raise ModelFileError(older_layout_message(path))
-    if dataset is not None and meta["dataset"] != dataset:
-        raise ModelFileError(f"{path}: a model of dataset {meta['dataset']!r} "
-                             f"(row {meta['row']}), not {dataset!r}")
-    if kinds is not None and meta["kind"] not in kinds:
-        raise ModelFileError(f"{path}: a {meta['kind']} model (row {meta['row']}), not a "
-                             f"{' / '.join(kinds)} model")
-    return meta
 
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
@@ -367,24 +284,6 @@ def write_json_atomic(path: str, data) -> None:
     os.replace(tmp, path)
 
 
-def check_boxes(path: str, boxes: dict, split, spec) -> None:
-    """Every box of a box list names an image of `split`, lies inside it and has a label of the
-    dataset's palette (a hand-edited or stale list fails here, naming the file)."""
-    height, width = split.labels.shape[1:]
-    names = set(split.names)
-    for image, entries in boxes.items():
-        if image not in names:
-            raise ValueError(f"{path}: image {image} is not in the prepared split")
-        for entry in entries:
-            x1, y1, x2, y2 = entry.box
-            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-                raise ValueError(f"{path}: box {entry.box} of image {image} is empty or outside "
-                                 f"the {width}x{height} image")
-            if not 0 <= entry.label < spec.num_labels:
-                raise ValueError(f"{path}: label {entry.label} of image {image} is outside the "
-                                 f"{spec.name} palette (0..{spec.num_labels - 1})")
-
-
 def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_dir: str,
               progress: bool = True, seed: int | None = None) -> dict:
     """Train the structure generator of one table row on its prepared dataset, with training
@@ -430,7 +329,6 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
              "twosm": to_dict(params.twosm) if params.is_twosm(row_name) else None,
              "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv", "test.h5",
                                               "test_boxes.csv"))}
-    from pipeline.evaluation import HeldBackBoxes  # evaluation imports this module
     held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
@@ -458,41 +356,6 @@ def train_translator(params: Params, dataset: str, data_dir: str, out_dir: str, 
                 size=split.labels.shape[:0:-1])
 
 
-def load_generator(model_dir: str, device, *, dataset: str | None = None,
-                   kinds=None) -> nn.Module:
-    """A trained generator from `model_dir/generator.pt` (or the model file `model_dir` itself),
-    in eval mode: the pix2pixHD global generator, the two-stream model (with its `observation`)
-    of a TwoSM row, or the completion network (with its hole `fill` colour) of a GL row. Its
-    checked metadata is `generator.meta`; a file of an older layout, or not of `dataset` / one
-    of `kinds` when given, raises ModelFileError (one line)."""
-    path = model_dir if os.path.isfile(model_dir) else os.path.join(model_dir, GENERATOR_FILE)
-    state = load_model_file(path, ("generator", "in_channels"))
-    meta = check_model_meta(state, path, dataset=dataset, kinds=kinds)
-    m, twosm, gl = state["model"], state.get("twosm"), state.get("gl")
-    if gl:
-        generator = CompletionNetwork(gl["ngf"], gl["n_downsampling"], tuple(gl["dilations"]),
-                                      state["in_channels"])
-        generator.fill = tuple(gl["fill"])
-    elif twosm:
-        generator = TwoStreamGenerator(state["in_channels"], twosm["num_labels"], m["ngf"],
-                                       m["n_downsampling"], m["n_blocks"])
-        generator.observation = Observation(twosm["observation"], twosm["crop_size"])
-    else:
-        generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
-                                    m["n_blocks"])
-    try:
-        generator.load_state_dict(state["generator"])
-    except RuntimeError as err:
-        raise ModelFileError(f"{path}: weights do not fit the network its metadata describes "
-                             f"({str(err).splitlines()[0]})") from None
-    generator.meta = meta
-    return generator.to(device).eval()
-
-
-#---------------------------------------------------------------------------------------------
-# Inpainting rows (Table 3)
-
-# The train keys that shape an inpainting run (the rest of `train` is the segmentation rows').
 INPAINTING_TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_every",
                          "eval_every", "eval_boxes")
 
@@ -547,7 +410,6 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
              "data_md5": files_md5(data_dir, ("train.h5", "test.h5", "test_masks.csv"))}
     config = {"inpainting": to_dict(ip),
               "train": {k: getattr(t, k) for k in INPAINTING_TRAIN_KEYS}}
-    from pipeline.evaluation import HeldBackHoles  # evaluation imports this module
     held_back = HeldBackHoles(data_dir, params, t.eval_boxes, fill)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=ip.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,

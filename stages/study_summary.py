@@ -18,7 +18,7 @@ from pipeline.datasets import get_spec
 from pipeline.diagnostics import diagnose_edits
 from pipeline.evaluation import test_items
 from pipeline.reports import held_back_floors, read_eval_curves, study_summary
-from pipeline.rows import load_generator
+from pipeline.model_files import load_generator
 from stages.common import ArgumentParser, run
 
 

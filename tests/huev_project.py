@@ -19,7 +19,7 @@ from pipeline.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_
 from pipeline.inputs import condition_channels
 from pipeline.networks import GlobalGenerator
 from pipeline.preparation import prepare_dataset
-from pipeline.rows import model_metadata
+from pipeline.model_files import model_metadata
 from pipeline.synthetic import generate_split
 from tests.tiny_project import REPO, tiny_params, write_params
 

@@ -297,7 +297,8 @@ def make_vgg_weights(path):
 
 
 def tiny_model_files(model_dir, in_channels, params):
-    from pipeline.rows import build_generator, model_metadata
+    from pipeline.model_files import model_metadata
+    from pipeline.rows import build_generator
     from pipeline.config import parse_params, to_dict
     parsed = parse_params(params)
     os.makedirs(model_dir)

@@ -14,7 +14,8 @@ from pipeline.distributed import Context
 from pipeline.inputs import condition_channels
 from pipeline.preparation import prepare_dataset
 from pipeline.config import load_params
-from pipeline.rows import load_generator, train_row
+from pipeline.model_files import load_generator
+from pipeline.rows import train_row
 from pipeline.synthetic import generate_split
 from tiny_project import REPO, make_vgg_weights, tiny_params, write_params
 

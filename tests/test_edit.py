@@ -18,8 +18,8 @@ from pipeline.datasets import SPECS, read_split
 from pipeline.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
                               scale_box)
 from pipeline.preparation import prepare_dataset
-from pipeline.rows import MODEL_FORMAT, ModelFileError, load_generator, train_row, \
-    train_translator
+from pipeline.model_files import MODEL_FORMAT, ModelFileError, load_generator
+from pipeline.rows import train_row, train_translator
 from pipeline.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 

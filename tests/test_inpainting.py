@@ -19,7 +19,8 @@ from pipeline.inpainting import (CompletionNetwork, InpaintingTask, draw_hole, g
 from pipeline.losses import AMExLoss, expanded_masks
 from pipeline.metrics import hole_l1, hole_ssim, l1, ssim
 from pipeline.preparation import prepare_dataset
-from pipeline.rows import build_gl, load_generator, train_inpainting_row
+from pipeline.model_files import load_generator
+from pipeline.rows import build_gl, train_inpainting_row
 from pipeline.synthetic import generate_split
 from pipeline.trainer import Phase, phase_at
 from tiny_project import tiny_params

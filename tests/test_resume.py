@@ -23,7 +23,8 @@ from pipeline.config import parse_params
 from pipeline.losses import GanBatch
 from pipeline.networks import GlobalGenerator
 from pipeline.preparation import prepare_dataset
-from pipeline.rows import GENERATOR_FILE, SUMMARY_FILE, train_row
+from pipeline.model_files import GENERATOR_FILE, SUMMARY_FILE
+from pipeline.rows import train_row
 from pipeline.synthetic import generate_split
 from tiny_project import REPO, make_vgg_weights, tiny_params, write_params
 
@@ -360,7 +361,7 @@ def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
 
 def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(setup):
     from pipeline.evaluation import HeldBackBoxes
-    from pipeline.rows import load_generator
+    from pipeline.model_files import load_generator
     data_dir, model_dir, live_dir = dirs(setup["reference"])
     eval_dir = os.path.join(live_dir, "plots", "metrics", "eval")
     with open(os.path.join(eval_dir, "tiou.tsv")) as f:

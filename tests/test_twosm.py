@@ -182,7 +182,8 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     import shutil
     from pipeline import twosm
     from pipeline.config import parse_params
-    from pipeline.rows import GENERATOR_FILE, train_row
+    from pipeline.model_files import GENERATOR_FILE
+    from pipeline.rows import train_row
     from tests.test_resume import prepare
     from tests.tiny_project import tiny_params
     raw = tiny_params(train={"epochs": 2, "checkpoint_every": 2, "eval_every": 4},

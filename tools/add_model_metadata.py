@@ -23,7 +23,7 @@ if ROOT not in sys.path:
 def convert(old: str, new: str, *, row: str, dataset: str, width: int, height: int) -> dict:
     from pipeline.checkpoints import load_model_file, save_atomic
     from pipeline.datasets import get_spec
-    from pipeline.rows import MODEL_FORMAT, model_metadata
+    from pipeline.model_files import MODEL_FORMAT, model_metadata
     state = load_model_file(old, ("generator", "in_channels"))
     if isinstance(state.get("meta"), dict) and state["meta"].get("format") == MODEL_FORMAT:
         raise ValueError(f"{old}: has metadata already (row {state['meta']['row']})")
