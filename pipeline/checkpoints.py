@@ -9,15 +9,9 @@ import os
 
 import torch
 
+from pipeline.atomic import fsync_dir
+
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(path: str) -> None:
-    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def save_atomic(obj, path: str, keep_previous: str | None = None) -> None:
@@ -45,7 +39,7 @@ def save_atomic(obj, path: str, keep_previous: str | None = None) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
 def remove_stale_temps(directory: str) -> None:

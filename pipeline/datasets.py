@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from pipeline.atomic import atomic_path
+
 #---------------------------------------------------------------------------------------------
 # Palettes
 
@@ -168,12 +170,11 @@ class SplitArrays:
 
 
 def write_split(path: str, split: SplitArrays) -> None:
-    """Write one split atomically (temp file + rename)."""
+    """Write one split atomically (pipeline.atomic)."""
     n = len(split.names)
     if not (split.labels.shape[0] == split.instances.shape[0] == split.photos.shape[0] == n):
         raise ValueError(f"{path}: names/labels/instances/photos disagree on the image count")
-    tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("labels", data=split.labels.astype(np.uint16), compression="gzip",
                          track_times=False)
         f.create_dataset("instances", data=split.instances.astype(np.int32), compression="gzip",
@@ -182,7 +183,6 @@ def write_split(path: str, split: SplitArrays) -> None:
                          track_times=False)
         f.create_dataset("names", data=np.array(split.names, dtype=object),
                          dtype=h5py.string_dtype(), track_times=False)
-    os.replace(tmp, path)
 
 
 def read_split(path: str) -> SplitArrays:

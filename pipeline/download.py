@@ -27,6 +27,8 @@ from http.client import HTTPException
 
 from tqdm import tqdm
 
+from pipeline.atomic import fsync_dir
+
 USER_AGENT = "mexgan-repro-downloader/1.0 (+urllib)"
 
 
@@ -48,19 +50,6 @@ def sha256_of(path: str, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _content_range(header):
@@ -198,7 +187,7 @@ def download(url: str, dest: str, sha256: str | None = None, size: int | None = 
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(part, dest)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return dest
 
 

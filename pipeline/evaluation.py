@@ -25,6 +25,7 @@ from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
 from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE, load_generator
 from pipeline.twosm import TwoStreamGenerator, predict_labels
+from pipeline.atomic import replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +261,7 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                 **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
                 "test_boxes": len(datasets[params.row(row_name).dataset].items),
                 "seeds": len(values), "q": summaries[row_name, params.seeds[0]]["q"]}
-        shutil.rmtree(samples_dir, ignore_errors=True)
-        os.replace(tmp_samples, samples_dir)
+        replace_dir(tmp_samples, samples_dir)
     finally:
         shutil.rmtree(tmp_samples, ignore_errors=True)
     conditions = {"data_source": params.data.source, "device": str(device),
@@ -424,8 +424,7 @@ def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root:
                 **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
                 "test_images": len(unique), "test_holes": len(test),
                 "fid_holes": len(fid_items), "seeds": len(values), "q": summary["q"]}
-        shutil.rmtree(samples_dir, ignore_errors=True)
-        os.replace(tmp_samples, samples_dir)
+        replace_dir(tmp_samples, samples_dir)
     finally:
         shutil.rmtree(tmp_samples, ignore_errors=True)
     conditions = {"data_source": params.data.source, "device": str(device),

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.atomic import atomic_open
+
 RESULTS_DIR = "artifacts/eval/results"
 QUESTION = ("Which synthetic image (A or B) matches the ground truth better in terms of filling "
             "the missing region?")  # the paper's task question (appendix, Fig 9)
@@ -393,13 +395,11 @@ class _Closing:
 def write_votes_csv(path: str, votes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=VOTE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for vote in votes:
             writer.writerow({k: "" if vote.get(k) is None else vote[k] for k in VOTE_COLUMNS})
-    os.replace(tmp, path)
 
 
 def read_votes_csv(path: str) -> list:

@@ -11,6 +11,7 @@ import torch
 
 from pipeline.datasets import DatasetSpec, SplitArrays
 from pipeline.losses import GanBatch
+from pipeline.atomic import atomic_open
 
 BOX_COLUMNS = ["split", "image", "label", "x1", "y1", "x2", "y2", "area_fraction"]
 TEST_BOX_COLUMNS = ["image", "label", "x1", "y1", "x2", "y2", "area_fraction"]
@@ -29,12 +30,10 @@ class EditBox:
 
 
 def write_csv(path: str, columns, rows) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_boxes(path: str, split: str | None = None) -> dict:

@@ -15,6 +15,7 @@ from pipeline.boxes import (DEFAULT_BOX_RULE, eligible_instances, per_class_inst
                             select_test_box)
 from pipeline.datasets import DatasetSpec, SplitArrays, get_spec, write_split
 from pipeline.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
+from pipeline.atomic import replace_dir
 
 SPLITS = ("train", "test")
 
@@ -131,8 +132,7 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
             stats["holes_per_test_image"] = hole_repeats
         with open(os.path.join(tmp_dir, "stats.json"), "w") as f:
             json.dump(stats, f, indent=2)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp_dir, out_dir)
+        replace_dir(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise

@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 from pipeline.boxes import instance_map_from_components
 from pipeline.datasets import NYU_IDS, SplitArrays, get_spec
+from pipeline.atomic import atomic_open
 
 SIZES = {"cityscapes": (256, 128), "nyu": (192, 144), "helen": (256, 256), "facade": (248, 242)}
 PHOTO_FILTER = Image.BOX
@@ -220,9 +221,8 @@ def _extract_once(zip_path: str, dest_dir: str, select, top: str) -> int:
     os.makedirs(dest_dir, exist_ok=True)
     count = extract_zip(zip_path, dest_dir, select)
     if count:
-        with open(stamp_path + ".tmp", "w") as f:
+        with atomic_open(stamp_path, "w") as f:
             json.dump(stamp, f)
-        os.replace(stamp_path + ".tmp", stamp_path)
     return count
 
 

@@ -31,6 +31,7 @@ from pipeline.networks import (VGG19_FILE, GlobalGenerator, VGG19Features, count
 from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
 from pipeline.model_files import (GENERATOR_FILE, RESOURCE_KEYS, RESOURCES_FILE, SUMMARY_FILE,
                                   code_commit, model_metadata)
+from pipeline.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -273,15 +274,6 @@ def acceleration(train: TrainParams) -> trainer.Acceleration:
     """The trainer's Acceleration from the train params of the same names."""
     return trainer.Acceleration(precision=train.precision, channels_last=train.channels_last,
                                 fused_adam=train.fused_adam, compile=train.compile)
-
-
-def write_json_atomic(path: str, data) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_dir: str,

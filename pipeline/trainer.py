@@ -42,6 +42,7 @@ from tqdm import tqdm
 from pipeline.checkpoints import load_checkpoint, remove_stale_temps, save_atomic
 from pipeline.distributed import Context
 from pipeline.networks import VGG19Features
+from pipeline.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -372,10 +373,8 @@ def rewind_live(live, step: int) -> None:
             if not kept:
                 os.remove(path)
                 continue
-            tmp = path + ".tmp"
-            with open(tmp, "w", newline="") as f:
+            with atomic_open(path, "w", newline="") as f:
                 f.write("\n".join([lines[0]] + kept) + "\n")
-            os.replace(tmp, path)
     if step == 0:
         live.summary = {}
     live.step = step

@@ -15,10 +15,10 @@ import os
 
 from pipeline.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting,
                                 bench_markdown, inpainting_paper_size, paper_size)
+from pipeline.atomic import write_json_atomic, write_text_atomic
 from pipeline.trainer import pick_device
 from pipeline.config import load_params
 from pipeline.datasets import PAPER_SETTINGS
-from pipeline.rows import write_json_atomic
 from stages.common import ArgumentParser, run
 
 
@@ -110,10 +110,7 @@ def main():
     os.makedirs(os.path.dirname(prefix) or ".", exist_ok=True)
     markdown = bench_markdown(results)
     write_json_atomic(f"{prefix}.json", results)
-    tmp = f"{prefix}.md.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(markdown)
-    os.replace(tmp, f"{prefix}.md")
+    write_text_atomic(f"{prefix}.md", markdown)
     print(markdown)
     print(f"-> {prefix}.json, {prefix}.md")
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 
+from pipeline.atomic import write_text_atomic
 from pipeline.datasets import AUTHORS_TEST_BOXES
 from stages.common import run
 
@@ -82,9 +83,7 @@ def main():
         with open(args.real_counts) as f:
             lines += real_counts_section(json.load(f))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(args.out + ".tmp", args.out)
+    write_text_atomic(args.out, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ images. The committed reports/real_eligible_boxes.json comes from the few real s
 ../shared/data (--inst-dir ../shared/data/cityscapes/train_inst), which are not the val set: the
 376 comparison needs the full val folder. reports/datasets.md shows the file.
 """
-import json
 import os
 
+from pipeline.atomic import write_json_atomic
 from pipeline.boxes import BOX_RULES, select_test_box
 from pipeline.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS, get_spec
 from stages.common import ArgumentParser, run
@@ -58,10 +58,7 @@ def main():
           f"({authors['size']})")
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out + ".tmp", "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(args.out + ".tmp", args.out)
+        write_json_atomic(args.out, result)
 
 
 if __name__ == "__main__":

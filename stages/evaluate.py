@@ -9,11 +9,11 @@
                                   artifacts/eval/results/<row>.npz (every test box's result
                                   map, first seed: the HuEv study items)
 """
-import json
 import os
 
 import pandas as pd
 
+from pipeline.atomic import atomic_open, write_json_atomic
 from pipeline.config import load_params
 from pipeline.evaluation import SCORE_COLUMNS, collect_resources, evaluate
 from pipeline.platform import describe
@@ -21,11 +21,7 @@ from stages.common import ArgumentParser, run
 
 
 def write_json(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, sort_keys=True)
 
 
 def main():
@@ -50,8 +46,8 @@ def main():
     write_json("reports/resources.json", {"machine": machine,
                                           "runs": collect_resources(params, rows)})
     scores = pd.DataFrame(result["scores"], columns=SCORE_COLUMNS)
-    scores.to_csv("reports/scores.csv.tmp", index=False, float_format="%.17g")
-    os.replace("reports/scores.csv.tmp", "reports/scores.csv")
+    with atomic_open("reports/scores.csv", "w", newline="") as f:
+        scores.to_csv(f, index=False, float_format="%.17g")
     print(f"evaluated {len(rows)} rows -> reports/metrics.json "
           f"({result['conditions']['fid_metric']})")
 

@@ -10,10 +10,10 @@ import os
 
 import pandas as pd
 
+from pipeline.atomic import atomic_open, write_json_atomic
 from pipeline.config import load_params
 from pipeline.evaluation import INPAINTING_SCORE_COLUMNS, evaluate_inpainting
 from stages.common import ArgumentParser, run
-from stages.evaluate import write_json
 from stages.train_inpainting import DATA, MODELS
 
 
@@ -30,11 +30,12 @@ def main():
                                  data_dir=DATA,
                                  model_root=MODELS, samples_dir="artifacts/inpainting/eval")
     os.makedirs("reports", exist_ok=True)
-    write_json("reports/inpainting_run_conditions.json", result["conditions"])
-    write_json("reports/inpainting_metrics.json", result["rows"])
+    write_json_atomic("reports/inpainting_run_conditions.json", result["conditions"],
+                      sort_keys=True)
+    write_json_atomic("reports/inpainting_metrics.json", result["rows"], sort_keys=True)
     scores = pd.DataFrame(result["scores"], columns=INPAINTING_SCORE_COLUMNS)
-    scores.to_csv("reports/inpainting_scores.csv.tmp", index=False, float_format="%.17g")
-    os.replace("reports/inpainting_scores.csv.tmp", "reports/inpainting_scores.csv")
+    with atomic_open("reports/inpainting_scores.csv", "w", newline="") as f:
+        scores.to_csv(f, index=False, float_format="%.17g")
     print(f"evaluated {len(rows)} inpainting rows -> reports/inpainting_metrics.json "
           f"({result['conditions']['fid_metric']})")
 

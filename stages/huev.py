@@ -5,9 +5,9 @@
                           vote counts; "no votes yet" without votes). The report stage puts
                           the shares into Table 1.
 """
-import json
 import os
 
+from pipeline.atomic import write_json_atomic
 from pipeline.config import check_huev_rows, load_params
 from pipeline.huev import markdown, read_votes_csv, summary
 from stages.common import ArgumentParser, run
@@ -23,10 +23,7 @@ def main():
     result = summary(read_votes_csv(params.huev.votes), params.huev.rows)
     os.makedirs(args.reports, exist_ok=True)
     path = os.path.join(args.reports, "huev.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, result, sort_keys=True)
     with open(os.path.join(args.reports, "huev.md"), "w") as f:
         f.write(markdown(result))
     print(f"huev: {result['votes']} votes from {result['participants']} participants -> "

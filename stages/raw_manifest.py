@@ -4,9 +4,9 @@ user adds or replaces archives, while the synthetic default never needs the fold
   python -m stages.raw_manifest --out artifacts/raw_manifest.json
 """
 import argparse
-import json
 import os
 
+from pipeline.atomic import write_json_atomic
 from pipeline.config import load_params
 from stages.common import run
 
@@ -32,9 +32,7 @@ def main():
         data["raw_dir"] = params.data.raw_dir
         data["files"] = manifest(params.data.raw_dir) if os.path.isdir(params.data.raw_dir) else []
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(args.out + ".tmp", args.out)
+    write_json_atomic(args.out, data, indent=1)
 
 
 if __name__ == "__main__":

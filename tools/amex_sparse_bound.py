@@ -69,7 +69,7 @@ def main(argv=None) -> None:
     from pipeline.inputs import condition_channels
     from pipeline.networks import PatchDiscriminator
     from pipeline.preparation import box_rows
-    from pipeline.rows import write_json_atomic
+    from pipeline.atomic import write_json_atomic
     from pipeline.synthetic import generate_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
