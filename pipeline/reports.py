@@ -751,7 +751,11 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                 "fill-box floor is 100 % l_t): decode accuracy of Ỹ outside the box, where "
                 "the answer is in the input; how the box's pixels split between the target "
                 "label l_t, the true labels kept and other labels; the share of l_t pixels in "
-                "the largest blob.", "",
+                "the largest blob." + (
+                    " Under this profile L_B scores the fused Ŷ, which equals the input outside "
+                    "the box: nothing trains Ỹ there, so its outside-box decode accuracy says "
+                    "nothing about colour precision." if profile.basic_loss_on == "fused"
+                    else ""), "",
                 "| row | outside-box decode accuracy | box: l_t | box: true label kept | "
                 "box: other labels | largest l_t blob |", "|---|---|---|---|---|---|"]
         for row in means.index:

@@ -53,7 +53,7 @@ def study_scores(study: str, row: str) -> dict:
     return found
 
 
-def release(run: str, translator: str, study: str, out: str) -> dict:
+def release(run: str, translator: str, study: str, out: str, trained_code: str = "") -> dict:
     summary_path = os.path.join(run, "train_summary.json")
     with open(summary_path) as f:
         summary = json.load(f)
@@ -66,7 +66,7 @@ def release(run: str, translator: str, study: str, out: str) -> dict:
         "row": row, "dataset": dataset, "seed": seed, "size": [meta["width"], meta["height"]],
         "steps": summary["steps"], "epochs": summary["epochs"],
         "profile": summary["profile"], "perceptual_loss": summary["vgg_source"],
-        "trained_at_commit": meta["commit"], "params_hash": meta["params_hash"],
+        "trained_at_commit": trained_code or meta["commit"], "params_hash": meta["params_hash"],
         "released_at_commit": commit, "study": os.path.relpath(study, ROOT),
         "study_test_scores_all_seeds": study_scores(study, row),
         "weights": "fp16 (the network runs in fp32; the weights are rounded once)"}
@@ -95,9 +95,13 @@ def main():
     parser.add_argument("--translator", required=True, help="the dataset's G_I model folder")
     parser.add_argument("--study", required=True, help="the study folder with its table1.csv")
     parser.add_argument("--out", default=os.path.join(ROOT, "models"))
+    parser.add_argument("--trained-code", default="",
+                        help="the code that trained the run, when its model file's commit is "
+                             "not one of this repository's (a study's scratch copy)")
     args = parser.parse_args()
     try:
-        print(json.dumps(release(args.run, args.translator, args.study, args.out), indent=1))
+        print(json.dumps(release(args.run, args.translator, args.study, args.out,
+                                 args.trained_code), indent=1))
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(1)

@@ -10,7 +10,8 @@
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
 #   make study FINISH=1     only the last step on finished scratch copies: copy the results and
-#                           rewrite summary.md with this checkout's code (no training)
+#                           rewrite summary.md with this checkout's code (no training);
+#                           STUDY_SOURCE="..." says which code trained them
 #   resumable: stop it anywhere (Ctrl-C, a lost session) and rerun the same command; finished
 #   runs are kept and an unfinished one continues from its last epoch's checkpoint, as long as
 #   the code and params are unchanged. STUDY_WORK=DIR puts the scratch copies elsewhere.
@@ -69,10 +70,12 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
     xargs -0 cp --parents -t "$OUT.tmp/")
   cp params.yaml "$OUT.tmp/params.yaml"
-  local source
-  source="$(git -C "$ROOT" rev-parse --short HEAD)"
-  [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] && \
-    source="$source + uncommitted changes"
+  local source=${STUDY_SOURCE:-}  # FINISH=1 after a code change: say which code trained
+  if [ -z "$source" ]; then
+    source="$(git -C "$ROOT" rev-parse --short HEAD)"
+    [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] && \
+      source="$source + uncommitted changes"
+  fi
   # this checkout's summary code, on the study's own reports, params and models
   (cd "$ROOT" && python -m stages.study_summary --reports "$WORK/repo/reports" \
     --params "$WORK/repo/params.yaml" --out "$OUT.tmp" --wall-seconds "$seconds" \
