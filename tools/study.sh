@@ -106,9 +106,10 @@ if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
 mkdir -p reports/study reports/study_authors
-printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
-  > reports/study/summary.md
-rm -f reports/study_authors/summary.md
+for summary in reports/study/summary.md reports/study_authors/summary.md; do
+  printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
+    > "$summary"
+done
 git add -A && git commit -qm "study" --allow-empty
 python "$ROOT/tools/stage_inputs.py" "$PARAMS" || exit 1
 if [ "${DRY:-0}" = 1 ]; then
