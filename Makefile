@@ -26,6 +26,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 FINISH ?= 0
+JOBS ?=
 
 .PHONY: demo test test-all ci repro exp dvc shell study bench edit serve huev-export browser clean-demo
 
@@ -80,7 +81,7 @@ huev-export: $(STAMP)
 
 PROFILE ?= all
 study: $(STAMP)
-	DRY=$(DRY) FINISH=$(FINISH) tools/study.sh $(PROFILE)
+	DRY=$(DRY) FINISH=$(FINISH) JOBS=$(JOBS) tools/study.sh $(PROFILE)
 
 REF ?=
 bench: $(STAMP)

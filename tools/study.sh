@@ -5,8 +5,10 @@
 # ignored files) under .study/<profile>, the two profiles side by side (one run per CPU core).
 # Then copies each one's results to reports/study/ (paper) or reports/study_authors/ and writes
 # its summary.md. Nothing is committed; the checkout's artifacts are untouched.
-#   make study              both profiles (about 110 min on 2 CPU cores)
-#   make study PROFILE=paper   one profile (study.sh paper | authors)
+#   make study              paper and authors side by side (about 110 min on 2 CPU cores), then
+#                           twosm (Table 2, params_study_twosm.yaml, two runs at a time)
+#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm); JOBS=N runs N of
+#                           its training runs at a time (default: 2 for twosm, else 1)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
 #   make study FINISH=1     only the last step on finished scratch copies: copy the results and
@@ -33,7 +35,8 @@ if [ -z "${STUDY_SCRIPT_COPY:-}" ]; then
 fi
 SCRIPT=$STUDY_SCRIPT_COPY
 if [ "$PROFILE" = all ]; then
-  # each profile in its own process: one training run per core
+  # paper and authors side by side, each in its own process (one training run per core), then
+  # twosm with two runs at a time
   pids=()
   for one in paper authors; do
     # a copy of this script runs: editing study.sh during a study cannot derail it
@@ -42,12 +45,17 @@ if [ "$PROFILE" = all ]; then
   done
   status=0
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  bash "$SCRIPT" twosm > >(sed -u "s/^/[twosm] /") 2>&1 || status=1
   exit $status
 fi
+# a study profile: its params file, the training profile set in it, its reports folder
+# and how many of its training runs run at a time (JOBS=N overrides; tools/repro_parallel.py)
 case "$PROFILE" in
-  paper) OUT="$ROOT/reports/study" ;;
-  authors) OUT="$ROOT/reports/study_authors" ;;
-  *) echo "error: study profile $PROFILE: paper, authors or all" >&2; exit 1 ;;
+  paper) OUT="$ROOT/reports/study"; TRAINING=paper; JOBS=${JOBS:-1} ;;
+  authors) OUT="$ROOT/reports/study_authors"; TRAINING=authors; JOBS=${JOBS:-1} ;;
+  twosm) OUT="$ROOT/reports/study_twosm"; TRAINING=paper; JOBS=${JOBS:-2}
+    PARAMS=${STUDY_TWOSM_PARAMS:-params_study_twosm.yaml} ;;
+  *) echo "error: study profile $PROFILE: paper, authors, twosm or all" >&2; exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 python -c "import sys; from pipeline.config import load_params; load_params(sys.argv[1])" \
@@ -97,16 +105,17 @@ mkdir -p "$WORK/repo"
 git ls-files -co --exclude-standard -z | grep -zv '^reports/' | \
   (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/repo")
 [ -f reports/real_eligible_boxes.json ] && cp --parents reports/real_eligible_boxes.json "$WORK/repo"
-sed -E "s/^profile: [A-Za-z0-9_-]+/profile: $PROFILE/" "$PARAMS" > "$WORK/repo/params.yaml"
+sed -E "s/^profile: [A-Za-z0-9_-]+/profile: $TRAINING/" "$PARAMS" > "$WORK/repo/params.yaml"
 python -c "import sys; from pipeline.config import load_params
 assert load_params(sys.argv[1]).profile == sys.argv[2], 'profile not set'" \
-  "$WORK/repo/params.yaml" "$PROFILE" || exit 1
+  "$WORK/repo/params.yaml" "$TRAINING" || exit 1
 cd "$WORK/repo"
 if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
-mkdir -p reports/study reports/study_authors
-for summary in reports/study/summary.md reports/study_authors/summary.md; do
+mkdir -p reports/study reports/study_authors reports/study_twosm
+for summary in reports/study/summary.md reports/study_authors/summary.md \
+    reports/study_twosm/summary.md; do
   printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
     > "$summary"
 done
@@ -117,9 +126,13 @@ if [ "${DRY:-0}" = 1 ]; then
   dvc stage list --name-only | sed "s/^/would run /"
   exit 0
 fi
-echo "== study: dvc repro in $WORK/repo ($PARAMS)"
+echo "== study: dvc repro in $WORK/repo ($PARAMS, $JOBS training run(s) at a time)"
 started=$SECONDS
-dvc repro
+if [ "$JOBS" -gt 1 ]; then
+  python "$ROOT/tools/repro_parallel.py" --jobs "$JOBS"
+else
+  dvc repro
+fi
 seconds=$((SECONDS - started))
 echo "$seconds" > reports/study_wall_seconds
 finish "$seconds"

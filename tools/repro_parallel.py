@@ -1,0 +1,126 @@
+"""`dvc repro` with the training runs N at a time.
+
+DVC runs one stage at a time and one `dvc repro` holds the repository's lock, so a study whose
+runs each use one CPU thread (or a slice of one GPU) would leave the other cores idle. This tool:
+
+1. reproduces the stages the training runs depend on (`dvc repro <their upstream stages>`);
+2. runs every out-of-date `train_*` stage's own command, `--jobs` at a time, each one's output
+   in `.dvc/tmp/repro_parallel/<stage>.log`, and records each finished run in dvc.lock with
+   `dvc commit` (the same deps, params and outs `dvc repro` would record);
+3. runs `dvc repro` for the rest, which finds the training runs up to date.
+
+It is resumable as the stages are: a stopped run continues from its last checkpoint when this
+runs again, and finished runs are not rerun. A failed run stops the tool (exit 1) after the
+running ones end, naming the run and its log.
+
+    python tools/repro_parallel.py --jobs 2            # in a DVC repository (tools/study.sh)
+    python tools/repro_parallel.py --jobs 2 --dry      # list what would run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+TRAINING_PREFIX = "train_"   # dvc.yaml's training stages: train_baseline, train_mex, ...
+
+
+def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "dvc", *args]
+    result = subprocess.run(command, text=True, capture_output=capture)
+    if result.returncode:
+        if capture:
+            sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"error: `dvc {' '.join(args)}` failed (exit {result.returncode})")
+    return result
+
+
+def training_stages(graph) -> tuple[list, list]:
+    """The `train_*` stages, in dvc.yaml order, and the other stages they depend on directly
+    (graph edges point from a stage to the stages it depends on)."""
+    training = [stage for stage in graph.nodes
+                if getattr(stage, "name", "").startswith(TRAINING_PREFIX)]
+    upstream = {dependency for stage in training for dependency in graph.successors(stage)
+                if not getattr(dependency, "name", "").startswith(TRAINING_PREFIX)}
+    return training, sorted(upstream, key=lambda stage: stage.addressing)
+
+
+def out_of_date(names: list[str]) -> list[str]:
+    """The stages among `names` that `dvc status` reports as changed."""
+    if not names:
+        return []
+    report = json.loads(dvc("status", "--json", *names, capture=True).stdout or "{}")
+    return [name for name in names if name in report]
+
+
+def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
+    """Run each stage's command, `jobs` at a time; commit each finished one. Returns the names
+    of the failed runs."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    commit_lock = threading.Lock()
+    failed: list[str] = []
+    started = time.monotonic()
+
+    def one(name: str) -> tuple[str, int, float]:
+        begin = time.monotonic()
+        print(f"== start {name}", flush=True)
+        with open(log_dir / f"{name}.log", "w") as log:
+            code = subprocess.run(commands[name], shell=True, stdout=log,
+                                  stderr=subprocess.STDOUT).returncode
+        if code == 0:
+            with commit_lock:   # one `dvc commit` at a time: it takes the repository's lock
+                dvc("commit", "--force", "--quiet", name)
+        return name, code, time.monotonic() - begin
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, name) for name in commands]
+        for done, future in enumerate(as_completed(futures), 1):
+            name, code, seconds = future.result()
+            state = "done" if code == 0 else f"FAILED (exit {code}, log {log_dir / name}.log)"
+            print(f"== [{done}/{len(commands)}] {name}: {state} in {seconds / 60:.1f} min "
+                  f"({(time.monotonic() - started) / 60:.1f} min in all)", flush=True)
+            if code:
+                failed.append(name)
+                for pending in futures:
+                    pending.cancel()
+    return failed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2, help="training runs at a time (default 2)")
+    parser.add_argument("--dry", action="store_true", help="list what would run, run nothing")
+    parser.add_argument("--log-dir", default=".dvc/tmp/repro_parallel",
+                        help="where each run's output goes")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs: {args.jobs} (at least 1)")
+    from dvc.repo import Repo
+    with Repo(".") as repo:
+        training, upstream = training_stages(repo.index.graph)
+        commands = {stage.addressing: stage.cmd for stage in training}
+    if args.dry:
+        print("upstream:", " ".join(stage.addressing for stage in upstream) or "none")
+        print("training:", " ".join(commands) or "none")
+        return 0
+    if upstream:
+        dvc("repro", *(stage.addressing for stage in upstream))
+    stale = out_of_date(list(commands))
+    print(f"== {len(stale)} of {len(commands)} training runs to do, {args.jobs} at a time",
+          flush=True)
+    failed = run_all({name: commands[name] for name in stale}, args.jobs, Path(args.log_dir))
+    if failed:
+        print(f"error: training run(s) failed: {', '.join(failed)} (logs in {args.log_dir})",
+              file=sys.stderr)
+        return 1
+    dvc("repro")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
