@@ -27,6 +27,21 @@ from scipy import ndimage
 TEST_BOX_SEED = 679
 BOX_RULES = ("authors", "tight")
 DEFAULT_BOX_RULE = "authors"   # params data.box_rule
+BOX_CONVENTIONS = ("whole", "authors")  # params profiles.<name>.box_convention (scored_box)
+
+
+def scored_box(box, convention: str = "whole") -> tuple:
+    """The part of a test box that tIOU and hamm score. ``whole``: the box. ``authors``: the
+    box without its last row and column, as the authors' test code scores
+    ``[r_min:r_max, c_min:c_max]`` of the inclusive box [r_min..r_max] x [c_min..c_max] (an
+    exclusive end; our half-open box is that inclusive box). A side of one pixel keeps it (the
+    authors' slice would be empty; their size filter never lets such a box through)."""
+    if convention not in BOX_CONVENTIONS:
+        raise ValueError(f"box convention {convention!r}: {' or '.join(BOX_CONVENTIONS)}")
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if convention == "authors":
+        x2, y2 = max(x1 + 1, x2 - 1), max(y1 + 1, y2 - 1)
+    return x1, y1, x2, y2
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from pipeline.boxes import BOX_RULES, DEFAULT_BOX_RULE
+from pipeline.boxes import BOX_CONVENTIONS, BOX_RULES, DEFAULT_BOX_RULE
 from pipeline.datasets import SPECS
 
 
@@ -79,6 +79,9 @@ class ProfileParams:
     vgg_input: str                # imagenet: [-1, 1] mapped to ImageNet mean/std, what
                                   # torchvision's VGG19 weights expect | raw: [-1, 1] as is, as
                                   # pix2pixHD (and the authors' code) feed it
+    box_convention: str = "whole"  # the part of a test box tIOU / hamm score (evaluation):
+                                  # whole | authors: without its last row and column, as the
+                                  # authors' test code slices [r0:r1, c0:c1] of an inclusive box
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,12 @@ class Params:
         if name not in self.rows:
             raise ParamsError(f"unknown row {name!r}; params.yaml rows: {', '.join(self.rows)}")
         return self.rows[name]
+
+    @property
+    def box_convention(self) -> str:
+        """The part of each test box tIOU and hamm score (pipeline.boxes.scored_box): the
+        top-level profile's, for every row and floor of an evaluation (rows stay comparable)."""
+        return self.profiles[self.profile].box_convention
 
     def row_profile(self, name: str | None = None) -> ProfileParams:
         """The training settings of a row (its own `profile`, else the top-level one); of the
@@ -520,6 +529,8 @@ def _validate(p: Params) -> None:
                prof.basic_loss_on, "raw or fused")
         _check(prof.discriminators in ("q_plus_one", "q"), f"{where}.discriminators",
                prof.discriminators, "q_plus_one (D_0..D_q, paper) or q (range(q), authors)")
+        _check(prof.box_convention in BOX_CONVENTIONS, f"{where}.box_convention",
+               prof.box_convention, " or ".join(BOX_CONVENTIONS))
         _check(prof.vgg_input in ("imagenet", "raw"), f"{where}.vgg_input", prof.vgg_input,
                "imagenet or raw")
     _check(len(p.loss.vgg_layer_weights) == 5 and min(p.loss.vgg_layer_weights) >= 0,

@@ -3,7 +3,9 @@ say why.
 
 - outside_decode_accuracy: outside the box the answer is in the input (Su equals the truth
   there), so the share of pixels whose decoded Ỹ label is the true one measures how precisely
-  the colour decode reads the generator's colours, apart from any question of shape.
+  the colour decode reads the generator's colours, apart from any question of shape. For a
+  TwoSM row, the share of its context stream's argmax that is true outside the box (inside
+  its observation window): it predicts labels, with no colour decode.
 - box_label_split: inside the box, the share of pixels predicted as the target label l_t, as the
   true label where that is not l_t (the model kept or redrew the surroundings), and as any
   other label (colour noise, or a wrong class).
@@ -15,12 +17,9 @@ Maps are integer label arrays (H, W); boxes (x1, y1, x2, y2), half-open.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from skimage.measure import label as connected_parts
 
-from pipeline.datasets import colour_to_labels
-from pipeline.inputs import edit_batch, from_unit_range
-from pipeline.metrics import _crop
+from pipeline.metrics import _crop, tiou
 
 SPLIT_KEYS = ("target_share", "kept_true_share", "other_share")
 
@@ -33,13 +32,18 @@ def box_mask(shape, box) -> np.ndarray:
     return inside
 
 
+def region_accuracy(predicted, truth, region) -> float:
+    """Share of the pixels in the boolean `region` whose predicted label equals the true label
+    (1.0 for an empty region)."""
+    predicted, truth, region = np.asarray(predicted), np.asarray(truth), np.asarray(region)
+    if not region.any():
+        return 1.0
+    return float(np.count_nonzero(predicted[region] == truth[region]) / region.sum())
+
+
 def outside_decode_accuracy(predicted, truth, box) -> float:
     """Share of the pixels outside the box whose predicted label equals the true label."""
-    predicted, truth = np.asarray(predicted), np.asarray(truth)
-    outside = ~box_mask(truth.shape, box)
-    if not outside.any():
-        return 1.0
-    return float(np.count_nonzero(predicted[outside] == truth[outside]) / outside.sum())
+    return region_accuracy(predicted, truth, ~box_mask(np.shape(truth), box))
 
 
 def box_label_split(predicted, truth, box, label) -> dict:
@@ -66,26 +70,22 @@ def largest_blob_share(predicted, box, label) -> float:
     return float(np.bincount(parts.ravel())[1:].max() / total)
 
 
-@torch.no_grad()
 def diagnose_edits(generator, split, spec, items, batch_size: int = 8) -> list:
-    """Per test box (in `items` order) of a colour-map generator: the decode accuracy of the
-    raw output Ỹ outside the box, the label split and the largest blob of the fused result
-    inside it (the labels tIOU is scored on)."""
-    device = next(generator.parameters()).device
+    """Per test box (in `items` order), from the evaluation's own edit pass
+    (pipeline.evaluation.edited_maps): the accuracy of the model's labels where the input shows
+    the answer (a colour row: Ỹ decoded outside the box; TwoSM: its context stream outside the
+    box, inside its window), the label split and the largest blob of the labels tIOU scores
+    inside the box; a TwoSM row also the tIOU of its context argmax alone (context_tiou)."""
+    from pipeline.evaluation import edited_maps  # evaluation imports the trainer: only here
     records = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        batch = edit_batch(split, spec, [i for i, _ in chunk], [edit for _, edit in chunk],
-                           [False] * len(chunk), device)
-        raw = generator(batch.condition)
-        raw_uint8, fused_uint8 = from_unit_range(raw), from_unit_range(batch.fuse(raw))
-        for (index, edit), raw_colour, fused_colour in zip(chunk, raw_uint8, fused_uint8):
-            truth = split.labels[index]
-            fused = colour_to_labels(fused_colour, spec.palette)
-            records.append({
-                "label": int(edit.label),
-                "outside_decode_accuracy": outside_decode_accuracy(
-                    colour_to_labels(raw_colour, spec.palette), truth, edit.box),
-                **box_label_split(fused, truth, edit.box, edit.label),
-                "largest_blob_share": largest_blob_share(fused, edit.box, edit.label)})
+    for edited in edited_maps(generator, split, spec, items, batch_size, observe=True):
+        truth, box, label = split.labels[edited.index], edited.edit.box, edited.edit.label
+        record = {"label": int(label),
+                  "outside_decode_accuracy": region_accuracy(edited.observed, truth,
+                                                             edited.observed_region),
+                  **box_label_split(edited.labels, truth, box, label),
+                  "largest_blob_share": largest_blob_share(edited.labels, box, label)}
+        if edited.context is not None:
+            record["context_tiou"] = tiou(edited.context, truth, box, label)
+        records.append(record)
     return records

@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import shutil
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from pipeline import floors, trainer
+from pipeline.boxes import BOX_CONVENTIONS, scored_box
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
 from pipeline.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
@@ -24,7 +26,7 @@ from pipeline.inpainting import complete, mean_colour, read_test_holes
 from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
 from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE, load_generator
-from pipeline.twosm import TwoStreamGenerator, predict_labels
+from pipeline.twosm import TwoStreamGenerator, edited_map, label_rule, predict_window
 from pipeline.atomic import replace_dir
 
 log = logging.getLogger(__name__)
@@ -45,47 +47,102 @@ def test_items(dataset: str, data_dir: str):
     return spec, split, items
 
 
+class EditedMap(NamedTuple):
+    """One test box redrawn by a generator. `labels`: the edited map's labels (what tIOU and
+    hamm score); `colour`: the edited colour map (H, W, 3) uint8 (Ŷ, or the palette of a TwoSM
+    map). With observe=True: `observed`, the model's own labels where the input showed it the
+    answer (a colour row: Ỹ decoded by nearest palette colour; TwoSM: the context argmax in its
+    window), true in `observed_region` (outside the box, inside a TwoSM window); `context`, a
+    TwoSM row's edited map by the context argmax alone (beside the painted labels)."""
+    index: int
+    edit: object
+    labels: np.ndarray
+    colour: np.ndarray
+    observed: np.ndarray | None = None
+    observed_region: np.ndarray | None = None
+    context: np.ndarray | None = None
+
+
+def _outside(shape, box, window=None) -> np.ndarray:
+    region = np.zeros(shape, dtype=bool)
+    if window is None:
+        region[:] = True
+    else:
+        wx1, wy1, wx2, wy2 = window
+        region[wy1:wy2, wx1:wx2] = True
+    x1, y1, x2, y2 = box
+    region[y1:y2, x1:x2] = False
+    return region
+
+
 @torch.no_grad()
-def score_edits(generator, split, spec, items, batch_size: int = 8):
-    """Redraw each (image, box) of `items` with `generator` (on its own device), fuse (Eq 5) and
-    score: (per-box tiou list, hamm list, fused colour maps (N, H, W, 3) uint8). A TwoSM
-    generator's labels are its context stream's argmax (pipeline.twosm), with no colour round
-    trip; its colour map is the palette of those labels."""
+def edited_maps(generator, split, spec, items, batch_size: int = 8, observe: bool = False):
+    """Redraw each (image, box) of `items` with `generator` (on its own device) and fuse (Eq 5):
+    one EditedMap per item, in order. A colour row's labels are read back by nearest palette
+    colour; a TwoSM generator's come from its streams (pipeline.twosm), with no colour round
+    trip."""
     device = next(generator.parameters()).device
-    tious, hamms, fused_maps = [], [], []
     if isinstance(generator, TwoStreamGenerator):
         for index, edit in items:
-            truth = split.labels[index]
-            predicted = predict_labels(generator, generator.observation, truth,
-                                       split.instances[index], edit, spec, device)
-            tious.append(tiou(predicted, truth, edit.box, edit.label))
-            hamms.append(hamm(predicted, truth, edit.box))
-            fused_maps.append(spec.palette[predicted][None].astype(np.uint8))
-        return tious, hamms, np.concatenate(fused_maps)
+            labels = split.labels[index]
+            prediction = predict_window(generator, generator.observation, labels,
+                                        split.instances[index], edit, spec, device)
+            painted = edited_map(labels, prediction, prediction.painted, edit.box)
+            context = edited_map(labels, prediction, prediction.context, edit.box)
+            predicted = painted if label_rule(generator) == "painted_mask" else context
+            extra = {}
+            if observe:
+                wx1, wy1, wx2, wy2 = prediction.window
+                observed = labels.copy()
+                observed[wy1:wy2, wx1:wx2] = prediction.context
+                extra = {"observed": observed, "context": context,
+                         "observed_region": _outside(labels.shape, edit.box, prediction.window)}
+            yield EditedMap(index, edit, predicted,
+                            spec.palette[predicted].astype(np.uint8), **extra)
+        return
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         batch = edit_batch(split, spec, [i for i, _ in chunk], [edit for _, edit in chunk],
                            [False] * len(chunk), device)
-        fused_uint8 = from_unit_range(batch.fuse(generator(batch.condition)))
-        for (index, edit), colour in zip(chunk, fused_uint8):
-            predicted = colour_to_labels(colour, spec.palette)
-            truth = split.labels[index]
-            tious.append(tiou(predicted, truth, edit.box, edit.label))
-            hamms.append(hamm(predicted, truth, edit.box))
-        fused_maps.append(fused_uint8)
-    return tious, hamms, np.concatenate(fused_maps)
+        raw = generator(batch.condition)
+        fused_uint8 = from_unit_range(batch.fuse(raw))
+        raw_uint8 = from_unit_range(raw) if observe else [None] * len(chunk)
+        for (index, edit), colour, raw_colour in zip(chunk, fused_uint8, raw_uint8):
+            extra = {}
+            if observe:
+                extra = {"observed": colour_to_labels(raw_colour, spec.palette),
+                         "observed_region": _outside(colour.shape[:2], edit.box)}
+            yield EditedMap(index, edit, colour_to_labels(colour, spec.palette), colour,
+                            **extra)
+
+
+def score_edits(generator, split, spec, items, batch_size: int = 8,
+                box_convention: str = "whole"):
+    """Redraw, fuse and score every test box (edited_maps) on its scored part
+    (pipeline.boxes.scored_box): (per-box tiou list, hamm list, fused colour maps (N, H, W, 3)
+    uint8)."""
+    tious, hamms, fused_maps = [], [], []
+    for edited in edited_maps(generator, split, spec, items, batch_size):
+        truth = split.labels[edited.index]
+        box = scored_box(edited.edit.box, box_convention)
+        tious.append(tiou(edited.labels, truth, box, edited.edit.label))
+        hamms.append(hamm(edited.labels, truth, box))
+        fused_maps.append(edited.colour)
+    return tious, hamms, np.stack(fused_maps)
 
 
 class HeldBackBoxes:
     """The first `count` seed-679 test boxes of a dataset, scored during training (the learning
     curves of tIOU / hamm; the floors are drawn on the same boxes)."""
 
-    def __init__(self, dataset: str, data_dir: str, count: int):
+    def __init__(self, dataset: str, data_dir: str, count: int, box_convention: str = "whole"):
         self.spec, self.split, items = test_items(dataset, data_dir)
         self.items = items[:count]
+        self.box_convention = box_convention
 
     def scores(self, generator) -> dict:
-        tious, hamms, _ = score_edits(generator, self.split, self.spec, self.items)
+        tious, hamms, _ = score_edits(generator, self.split, self.spec, self.items,
+                                      box_convention=self.box_convention)
         return {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms))}
 
 
@@ -93,8 +150,10 @@ class DatasetEvaluation:
     """Test split, test boxes, G_I, the floor rows and the real-photo FID features of one
     dataset."""
 
-    def __init__(self, dataset: str, data_dir: str, translator_dir: str, device):
+    def __init__(self, dataset: str, data_dir: str, translator_dir: str, device,
+                 box_convention: str = "whole"):
         self.spec, self.split, self.items = test_items(dataset, data_dir)
+        self.box_convention = box_convention
         self.translator = load_generator(translator_dir, device, dataset=dataset,
                                          kinds=("translator",))
         self.device = device
@@ -115,14 +174,16 @@ class DatasetEvaluation:
     def run(self, generator, batch_size: int = 8):
         """(per-image tiou list, hamm list, fused colour maps, translated photos) for a row."""
         tious, hamms, fused = score_edits(generator, self.split, self.spec, self.items,
-                                          batch_size)
+                                          batch_size, self.box_convention)
         photos = [from_unit_range(self.translator(to_unit_range(fused[i:i + batch_size])
                                                   .to(self.device)))
                   for i in range(0, len(fused), batch_size)]
         return tious, hamms, fused, np.concatenate(photos)
 
-    def floor_scores(self, floor: str):
-        """(tiou list, hamm list) of a floor row (pipeline.floors) on the test boxes."""
+    def floor_scores(self, floor: str, box_convention: str | None = None):
+        """(tiou list, hamm list) of a floor row (pipeline.floors) on the test boxes, scored
+        under `box_convention` (default: the evaluation's)."""
+        convention = box_convention or self.box_convention
         tious, hamms = [], []
         for index, edit in self.items:
             truth = self.split.labels[index]
@@ -131,8 +192,9 @@ class DatasetEvaluation:
             else:
                 predicted = floors.mean_mask_prediction(truth, edit.box, edit.label,
                                                         self.mean_masks)
-            tious.append(tiou(predicted, truth, edit.box, edit.label))
-            hamms.append(hamm(predicted, truth, edit.box))
+            box = scored_box(edit.box, convention)
+            tious.append(tiou(predicted, truth, box, edit.label))
+            hamms.append(hamm(predicted, truth, box))
         return tious, hamms
 
 
@@ -206,7 +268,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
         if row.dataset not in datasets:
             datasets[row.dataset] = DatasetEvaluation(
                 row.dataset, os.path.join(data_root, row.dataset),
-                os.path.join(model_root, f"translator-{row.dataset}"), device)
+                os.path.join(model_root, f"translator-{row.dataset}"), device,
+                params.box_convention)
         for seed in params.seeds:
             model_dir = seed_dir(model_root, row_name, seed)
             # readable, complete and of the row's dataset, or a one-line error now
@@ -234,6 +297,10 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
                 record(name, dataset, -1, data, tious, hamms)
                 metrics[name] = {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
                                  "test_boxes": len(tious)}
+                for convention in BOX_CONVENTIONS:  # the floors under every box convention
+                    values = data.floor_scores(floor, convention)
+                    metrics[name].update({f"{metric}_{convention}_box": float(np.mean(v))
+                                          for metric, v in zip(("tiou", "hamm"), values)})
         runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]
         per_seed = {}
         for row_name, seed in tqdm(runs, desc="evaluate", disable=not progress):
@@ -267,7 +334,8 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
     conditions = {"data_source": params.data.source, "device": str(device),
                   "fid_metric": fid.metric_name, "fid_source": fid.source,
                   "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()}),
-                  "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds)}
+                  "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds),
+                  "box_convention": params.box_convention}
     return {"rows": metrics, "scores": scores, "conditions": conditions}
 
 

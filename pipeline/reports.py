@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from typing import NamedTuple
 
 import matplotlib
 
@@ -70,6 +71,19 @@ def row_estimates(scores: pd.DataFrame, metric_names=("tiou", "hamm")) -> dict:
         for row, matrix in score_matrices(scores, metric).items():
             estimates[row, metric] = interval(matrix)
     return estimates
+
+
+def box_convention_note(metrics: dict, convention: str) -> str:
+    """The tables' sentence on which part of a test box tIOU and hamm score
+    (pipeline.boxes.scored_box), with every floor's tIOU under both conventions."""
+    part = ("the whole test box" if convention == "whole" else "the test box without its last "
+            "row and column, as the authors' test code slices it")
+    floors = [f"{row} {values['tiou_whole_box']:.4f} / {values['tiou_authors_box']:.4f}"
+              for row, values in metrics.items()
+              if row.startswith("floor-") and "tiou_whole_box" in values]
+    return (f"tIOU and hamm score {part} (box_convention `{convention}` of the profile)"
+            + (f"; the floors' tIOU whole box / authors' box: {', '.join(floors)}."
+               if floors else "."))
 
 
 def floor_rows(dataset: str) -> list:
@@ -617,14 +631,38 @@ def _resolved(frame: pd.DataFrame, a: str, b: str, metric: str = "tiou"):
     return 0 if d["excludes_0"] != "yes" else (1 if d["difference"] > 0 else -1)
 
 
-def _plain_answer(frame, pix, mex, amex, fill) -> str:
-    """One sentence answering the study's questions on tIOU, whatever the answer is."""
+def _plain_answer(frame, steps, trained, fill) -> str:
+    """One sentence answering the study's questions on tIOU, whatever the answer is. steps:
+    (row a, row b, name of a, name of b) pairs; trained: the trained rows."""
     words = {1: "beats", -1: "is worse than", 0: "cannot be told apart from", None: "was not run"}
-    above = [row for row in (pix, mex, amex) if _resolved(frame, row, fill) == 1]
+    above = [row for row in trained if _resolved(frame, row, fill) == 1]
     floor = ("no trained row beats the fill-box floor at this budget" if not above else
              f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} the fill-box floor")
-    return (f"on tIOU, MExGAN {words[_resolved(frame, mex, pix)]} Pix2PixHD, A-MExGAN "
-            f"{words[_resolved(frame, amex, mex)]} MExGAN, and {floor}.")
+    parts = [f"{name_a} {words[_resolved(frame, a, b)]} {name_b}" for a, b, name_a, name_b in steps]
+    return f"on tIOU, {', '.join(parts)}, and {floor}."
+
+
+class StudyRows(NamedTuple):
+    """A study's row set: `steps`, the paper's comparisons as (row a, row b, name of a, name of
+    b); `trained`, its trained rows in table order; `table`, the paper table they are from."""
+    steps: list
+    trained: list
+    table: str
+
+
+def study_rows(params, dataset: str) -> StudyRows:
+    """The Table 2 rows (TwoSM, +Full, +Full+MEx, +Full+A-MEx) when the study has TwoSM rows,
+    else the Table 1 rows (Pix2PixHD, MExGAN, A-MExGAN)."""
+    if params.twosm_rows:
+        local, full, full_mex, full_amex = (f"{p}-{dataset}" for p in (
+            "twosm", "twosm-full", "twosm-full-mex", "twosm-full-amex"))
+        steps = [(full, local, "TwoSM+Full", "TwoSM"),
+                 (full_mex, full, "TwoSM+Full+MEx", "TwoSM+Full"),
+                 (full_amex, full, "TwoSM+Full+A-MEx", "TwoSM+Full")]
+        return StudyRows(steps, [local, full, full_mex, full_amex], "table2")
+    pix, mex, amex = (f"{p}-{dataset}" for p in ("pix2pixhd", "mexgan", "amexgan"))
+    return StudyRows([(mex, pix, "MExGAN", "Pix2PixHD"), (amex, mex, "A-MExGAN", "MExGAN")],
+                     [pix, mex, amex], "table1")
 
 
 FLAT_FRACTION = 0.2    # the last 20 % of a run's steps ...
@@ -669,52 +707,108 @@ def per_class_table(scores: pd.DataFrame, rows, label_names, metric: str = "tiou
     return lines
 
 
-def _why_below(row: str, means: pd.DataFrame) -> str:
+def _why_below(row: str, means: pd.DataFrame, twosm: bool = False) -> str:
     d = means.loc[row]
+    where = "its context stream's argmax is" if twosm else "Ỹ's pixels decode to"
     return (f"{row}: its box is {d['target_share']:.0%} l_t, {d['kept_true_share']:.0%} the "
             f"true surroundings kept, {d['other_share']:.0%} other labels; "
             f"{d['largest_blob_share']:.0%} of its l_t pixels form one blob; outside the box "
-            f"{d['outside_decode_accuracy']:.1%} of Ỹ's pixels decode to the true label")
+            f"{d['outside_decode_accuracy']:.1%} of {where} the true label")
+
+
+def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, dataset: str,
+                    label: str) -> list:
+    """Markdown lines setting this study's trained rows beside another study's on the same test
+    boxes (reference: {"name", "folder", "scores": its scores.csv}): each reference row's tIOU
+    and its paired difference to the fill-box floor, then each of this study's rows − the
+    reference's best row, paired on the boxes and seeds both have."""
+    fill = f"floor-fill-box-{dataset}"
+    theirs = reference["scores"]
+    their_rows = study_rows(reference["params"], dataset).trained
+    their_rows = [row for row in their_rows if row in set(theirs["row"])]
+    boxes = lambda frame, row: set(frame.loc[frame["row"] == row, "image"])  # noqa: E731
+    if not their_rows or boxes(theirs, fill) != boxes(scores, fill):
+        return ["", f"{reference['name']}: not comparable (other test boxes)."]
+    both = pd.concat([scores, theirs[theirs["row"].isin(their_rows)]], ignore_index=True)
+    matrices = {metric: score_matrices(both, metric) for metric in ("tiou",)}
+    mine = [row for row in rows.trained if row in matrices["tiou"]]
+    best = max(their_rows, key=lambda row: matrices["tiou"][row].mean())
+    pairs = ([(row, fill, dataset) for row in their_rows] +
+             [(row, best, dataset) for row in mine])
+    frame = difference_lines(pairs, matrices, ("tiou",))
+    out = ["", f"Beside {reference['name']} ([{reference['folder']}/summary.md]"
+           f"({reference['folder']}/summary.md)), on the same {len(boxes(scores, fill))} test "
+           f"boxes and seeds: {label}", "", "| row | tIOU | − fill-box floor | − "
+           f"{best} |", "|---|---|---|---|"]
+    for row in their_rows + mine:
+        cells = [f"{matrices['tiou'][row].mean():.4f}"]
+        for other in (fill, best):
+            line = frame[frame["comparison"] == f"{row} − {other}"]
+            cells.append("" if not len(line) else
+                         f"{line.iloc[0]['difference']:+.4f} [{line.iloc[0]['ci_low']:+.4f}, "
+                         f"{line.iloc[0]['ci_high']:+.4f}]")
+        out.append(f"| {row} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _study_settings(params, dataset: str, vgg: str) -> str:
+    """The study's training settings, as the summary's first paragraph states them."""
+    if params.twosm_rows:
+        t = params.twosm
+        return (f"twosm.build `{t.build}`: context loss over the {t.context_loss}, D on the "
+                f"{t.discriminator} stream{' (gated by the enlarged box)' if t.mask_gate else ''}"
+                f", labels by {t.labels}, encoder skips {'on' if t.encoder_skips else 'off'}, "
+                f"{t.norm} norm, {t.background_boxes:g} background boxes; λ_gan = "
+                f"{t.lambda_gan:g}, λ_mask = {t.lambda_mask:g}, λ_context = "
+                f"{t.lambda_context:g}, local crops {t.crop_size} px, batch {t.batch_size}; "
+                f"MEx / A-MEx on the context stream, λ4 = {params.loss.lambda_mex:g}")
+    profile = params.profiles[params.profile]
+    return (f"λ2 = {profile.lambda_feat:g}, λ3 = {profile.lambda_perc:g} (L_perc {vgg}), L_B on "
+            f"{'Ỹ' if profile.basic_loss_on == 'raw' else 'Ŷ'}, "
+            f"{'q+1' if profile.discriminators == 'q_plus_one' else 'q'} expansion "
+            f"discriminators")
 
 
 def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict,
                   held_back: dict, params, wall_seconds: int, platform: str,
                   folder: str = "study", scores: pd.DataFrame | None = None,
-                  diagnostics: pd.DataFrame | None = None, label_names=()) -> str:
+                  diagnostics: pd.DataFrame | None = None, label_names=(),
+                  params_file: str = "params_study.yaml",
+                  reference: dict | None = None) -> str:
     """The study section of the report: the questions answered from the paired differences
     (95 % intervals) and the learning curves, whatever the answer is; whether each curve is flat
     (late_gain); with `diagnostics` (per box: pipeline.diagnostics) and `scores`, what the rows
-    draw in the box and their tIOU per class. eval_curves: row -> seed -> {"tiou": (steps,
+    draw in the box and their tIOU per class. The questions are those of the study's rows
+    (study_rows: Table 1's or Table 2's). eval_curves: row -> seed -> {"tiou": (steps,
     values), ...}; held_back: metric -> {floor: v} on the curves' boxes; folder: where this
-    study's files are, relative to the report."""
+    study's files are, relative to the report; reference: another study on the same boxes
+    (reference_lines)."""
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
-    rows = list(params.rows)
-    pix, mex, amex = (f"{p}-{dataset}" for p in ("pix2pixhd", "mexgan", "amexgan"))
+    rows = study_rows(params, dataset)
     fill, mean_mask = f"floor-fill-box-{dataset}", f"floor-mean-mask-{dataset}"
-    profile = params.profiles[params.profile]
     vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
            else "random stand-in without VGG19 weights")
-    out = [f"## CPU study, `{params.profile}` profile", "",
-           f"`make study` (`params_study.yaml`, profile `{params.profile}`: λ2 = "
-           f"{profile.lambda_feat:g}, λ3 = {profile.lambda_perc:g} (L_perc {vgg}), L_B on "
-           f"{'Ỹ' if profile.basic_loss_on == 'raw' else 'Ŷ'}, "
-           f"{'q+1' if profile.discriminators == 'q_plus_one' else 'q'} expansion "
-           f"discriminators): synthetic {dataset} at {size.width}x{size.height}, "
+    twosm = bool(params.twosm_rows)
+    title = (f"## CPU study of Table 2, twosm build `{params.twosm.build}`" if twosm
+             else f"## CPU study, `{params.profile}` profile")
+    out = [title, "",
+           f"`make study` (`{params_file}`, profile `{params.profile}`: "
+           f"{_study_settings(params, dataset, vgg)}): synthetic {dataset} at "
+           f"{size.width}x{size.height}, "
            f"{size.synthetic_train} train / {size.synthetic_test} test images "
            f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
-           f"{', '.join(rows)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, "
+           f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, "
            f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
            f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
-           f"[{folder}/table1.md]({folder}/table1.md) and "
+           f"[{folder}/{rows.table}.md]({folder}/{rows.table}.md) and "
            f"[{folder}/differences.md]({folder}/differences.md).",
-           "", f"**In short:** {_plain_answer(differences, pix, mex, amex, fill)}", "",
+           "", f"**In short:** {_plain_answer(differences, rows.steps, rows.trained, fill)}", "",
            "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
-    questions = [("Does MExGAN beat Pix2PixHD?", mex, pix),
-                 ("Does A-MExGAN beat MExGAN?", amex, mex)]
+    questions = [(f"Does {name_a} beat {name_b}?", a, b) for a, b, name_a, name_b in rows.steps]
     questions += [(f"Does {row} beat the {name} floor?", row, floor)
-                  for row in (pix, mex, amex)
+                  for row in rows.trained
                   for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
     for question, a, b in questions:
         out.append(f"| {question} | {_verdict(differences, a, b, 'tiou')} | "
@@ -724,7 +818,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
             "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
             f"first step above the fill-box floor on the held-back {params.train.eval_boxes} "
             "boxes (seed mean) |", "|---|---|---|---|---|---|"]
-    for row in [fill, mean_mask, pix, mex, amex]:
+    for row in [fill, mean_mask, *rows.trained]:
         values = metrics.get(row)
         if values is None:
             continue
@@ -747,31 +841,48 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                    f"{crossing} |")
     if diagnostics is not None and len(diagnostics):
         means = diagnostics_means(diagnostics)
+        context = "context_tiou" in means.columns
+        fused = not twosm and params.profiles[params.profile].basic_loss_on == "fused"
         out += ["", "What the rows draw in the box (means over test boxes and seeds; the "
-                "fill-box floor is 100 % l_t): decode accuracy of Ỹ outside the box, where "
-                "the answer is in the input; how the box's pixels split between the target "
-                "label l_t, the true labels kept and other labels; the share of l_t pixels in "
-                "the largest blob." + (
+                "fill-box floor is 100 % l_t): " + (
+                    "the accuracy of the context stream's argmax outside the box, inside the "
+                    "observation window, where the answer is in the input (no colour decode); "
+                    if twosm else "decode accuracy of Ỹ outside the box, where the answer is in "
+                    "the input; ") +
+                "how the box's pixels split between the target label l_t, the true labels kept "
+                "and other labels; the share of l_t pixels in the largest blob" + (
+                    "; the tIOU of the context stream's argmax alone, beside the painted labels "
+                    "the table scores" if context else "") + "." + (
                     " Under this profile L_B scores the fused Ŷ, which equals the input outside "
                     "the box: nothing trains Ỹ there, so its outside-box decode accuracy says "
-                    "nothing about colour precision." if profile.basic_loss_on == "fused"
-                    else ""), "",
-                "| row | outside-box decode accuracy | box: l_t | box: true label kept | "
-                "box: other labels | largest l_t blob |", "|---|---|---|---|---|---|"]
+                    "nothing about colour precision." if fused else ""), "",
+                "| row | outside-box " + ("context accuracy" if twosm else "decode accuracy") +
+                " | box: l_t | box: true label kept | box: other labels | largest l_t blob |"
+                + (" context-argmax tIOU |" if context else ""),
+                "|---|---|---|---|---|---|" + ("---|" if context else "")]
         for row in means.index:
             d = means.loc[row]
             out.append(f"| {row} | {d['outside_decode_accuracy']:.4f} | "
                        f"{d['target_share']:.3f} | {d['kept_true_share']:.3f} | "
-                       f"{d['other_share']:.3f} | {d['largest_blob_share']:.3f} |")
+                       f"{d['other_share']:.3f} | {d['largest_blob_share']:.3f} |" +
+                       (f" {d['context_tiou']:.4f} |" if context else ""))
         below = [row for row in means.index
                  if _resolved(differences, row, fill) == -1
                  or _resolved(differences, row, mean_mask) == -1]
         if below:
             out += ["", "Why rows stay below a floor:", ""]
-            out += [f"- {_why_below(row, means)}." for row in below]
+            out += [f"- {_why_below(row, means, twosm)}." for row in below]
     if scores is not None and len(label_names):
         out += ["", "tIOU per target class (test boxes of the class in brackets):", ""]
-        out += per_class_table(scores, [r for r in (fill, mean_mask, pix, mex, amex)
+        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained)
                                         if r in set(scores["row"])], label_names)
+    if reference is not None and scores is not None:
+        out += reference_lines(
+            scores, reference, rows, dataset,
+            "the colour rows read labels back from Ỹ's colours, TwoSM predicts them; both "
+            "are scored on the same boxes. The mean-mask floor differs between the two "
+            "studies (it is the class's mean training mask, and the TwoSM rows' training "
+            "boxes go down to 0.01 of the image); the fill-box floor is the same." if twosm
+            else "")
     out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"

@@ -321,7 +321,7 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
              "twosm": to_dict(params.twosm) if params.is_twosm(row_name) else None,
              "data_md5": files_md5(data_dir, ("train.h5", "boxes.csv", "test.h5",
                                               "test_boxes.csv"))}
-    held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes)
+    held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, params.box_convention)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
                 epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
                 progress=progress, monitor=held_back.scores,

@@ -471,13 +471,20 @@ class TwoStreamTask(EditTask):
                            backgrounds=[d.background is not None for d in draws])
 
 
+class WindowPrediction(NamedTuple):
+    """A TwoSM generator's labels for one edit, in its observation's window (wx1, wy1, wx2, wy2)
+    of the map: `context` the context stream's argmax, `painted` Hong et al.'s rule (l_t where
+    the mask stream > 0.5, the context argmax elsewhere); both resized back to the window."""
+    window: tuple
+    context: np.ndarray
+    painted: np.ndarray
+
+
 @torch.no_grad()
-def predict_label_maps(generator: TwoStreamGenerator, observation: Observation, labels,
-                       instances, edit: EditBox, spec, device) -> tuple:
-    """(painted, context): the edited label map under Hong et al.'s rule -- l_t where the mask
-    stream > 0.5, the context stream's argmax elsewhere in the box (for a background box, l_t =
-    the last label: the context argmax throughout) -- and under the context argmax alone; the
-    map outside the box in both."""
+def predict_window(generator: TwoStreamGenerator, observation: Observation, labels, instances,
+                   edit: EditBox, spec, device) -> WindowPrediction:
+    """Run the generator on one edit's observation; its two label maps over the window (for a
+    background box, l_t = the last label: painted = the context argmax throughout)."""
     height, width = labels.shape
     window = observation.window(edit.box, width, height)
     batch = twosm_batch(_One(labels, instances), spec, observation, [0], [edit], [False],
@@ -494,13 +501,29 @@ def predict_label_maps(generator: TwoStreamGenerator, observation: Observation, 
     painted_window = context_window.copy()
     if edit.label != spec.num_labels - 1:
         painted_window[mask[0, 0].cpu().numpy() > 0.5] = edit.label
-    x1, y1, x2, y2 = edit.box
-    maps = []
-    for predicted_window in (painted_window, context_window):
-        predicted = labels.copy()
-        predicted[y1:y2, x1:x2] = predicted_window[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
-        maps.append(predicted)
-    return tuple(maps)
+    return WindowPrediction(tuple(window), context_window, painted_window)
+
+
+def edited_map(labels, prediction: WindowPrediction, window_labels: np.ndarray,
+               box) -> np.ndarray:
+    """The map with the box replaced by `window_labels` (one of the prediction's maps): Eq 5,
+    only the box changes."""
+    wx1, wy1 = prediction.window[:2]
+    x1, y1, x2, y2 = box
+    predicted = labels.copy()
+    predicted[y1:y2, x1:x2] = window_labels[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
+    return predicted
+
+
+def predict_label_maps(generator: TwoStreamGenerator, observation: Observation, labels,
+                       instances, edit: EditBox, spec, device) -> tuple:
+    """(painted, context): the edited label map under Hong et al.'s rule -- l_t where the mask
+    stream > 0.5, the context stream's argmax elsewhere in the box (for a background box, l_t =
+    the last label: the context argmax throughout) -- and under the context argmax alone; the
+    map outside the box in both."""
+    prediction = predict_window(generator, observation, labels, instances, edit, spec, device)
+    return tuple(edited_map(labels, prediction, window_labels, edit.box)
+                 for window_labels in (prediction.painted, prediction.context))
 
 
 def predict_labels(generator: TwoStreamGenerator, observation: Observation, labels, instances,
@@ -509,8 +532,13 @@ def predict_labels(generator: TwoStreamGenerator, observation: Observation, labe
     context_argmax (predict_label_maps)."""
     painted, context = predict_label_maps(generator, observation, labels, instances, edit, spec,
                                           device)
-    rule = getattr(generator, "label_rule", SIMPLIFIED["labels"])
-    return painted if rule == "painted_mask" else context
+    return painted if label_rule(generator) == "painted_mask" else context
+
+
+def label_rule(generator: TwoStreamGenerator) -> str:
+    """The generator's twosm.labels switch (generators saved before it existed: the
+    simplified build's)."""
+    return getattr(generator, "label_rule", SIMPLIFIED["labels"])
 
 
 class _One:

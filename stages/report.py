@@ -15,7 +15,8 @@ from pipeline.config import load_params
 from pipeline.datasets import get_spec
 from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
                               PAPER_TABLE3, PAPER_TABLE4, comparison_table, differences_table,
-                              floor_rows, held_back_floors, held_back_inpainting_floors,
+                              box_convention_note, floor_rows, held_back_floors,
+                              held_back_inpainting_floors,
                               inpainting_differences, inpainting_grid, inpainting_table,
                               plot_metric_curves, plot_q_sensitivity, plot_training_curves,
                               q_sensitivity, qualitative_grid, read_curves, read_eval_curves,
@@ -152,17 +153,18 @@ def warnings_for(conditions: dict) -> list:
 
 STUDY_SUMMARY = "study/summary.md"
 STUDY_SUMMARY_AUTHORS = "study_authors/summary.md"  # the same study under the authors' profile
+STUDY_SUMMARY_TWOSM = "study_twosm/summary.md"      # Table 2's study (profile twosm)
 
 
 def study_section(reports: str) -> str:
     """The CPU study's summaries (written by `make study`): the paper profile's, then the
-    authors' profile's when that one was run."""
+    authors' profile's and Table 2's (twosm) when those were run."""
     path = os.path.join(reports, STUDY_SUMMARY)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist (`make study` writes it; a checkout "
                                 "without a study keeps the committed one)")
     parts = []
-    for name in (STUDY_SUMMARY, STUDY_SUMMARY_AUTHORS):
+    for name in (STUDY_SUMMARY, STUDY_SUMMARY_AUTHORS, STUDY_SUMMARY_TWOSM):
         if os.path.exists(os.path.join(reports, name)):
             with open(os.path.join(reports, name)) as f:
                 parts.append(f.read().rstrip())
@@ -201,6 +203,7 @@ def main():
             f"test boxes and the {len(params.seeds)} training seed(s) (scipy.stats.bootstrap; "
             "with one seed it covers box sampling only). vs_floor: the paired difference to the "
             "stronger floor row excludes 0 (above / below floor) or not (not distinguishable). "
+            + box_convention_note(metrics, conditions.get("box_convention", "whole")) + " "
             + FLOOR_NOTE)
     city = [d for d in datasets if d == "cityscapes"]
     tables = [
@@ -216,9 +219,13 @@ def main():
          comparison_table(metrics, PAPER_TABLE2, ["tiou", "hamm"], scores, city),
          "tIOU / hamm of the two-stream model of Hong et al. 2018 (rows twosm-cityscapes = "
          "TwoSM, local observation; twosm-full-cityscapes = TwoSM+Full, the whole map; "
-         "+mex / +amex: λ4 L_MEx / L_A-MEx on the context stream). Its labels come straight "
-         "from the context stream's argmax (no colour round trip, unlike the Pix2PixHD rows). "
-         "Boxes: the same seed-679 Cityscapes test boxes as Tables 1 and 4 (size threshold "
+         "+mex / +amex: λ4 L_MEx / L_A-MEx on the context stream), twosm.build "
+         f"`{params.twosm.build}` (docs/twosm.md). Its labels come from its streams, with no "
+         "colour round trip (unlike the Pix2PixHD rows): "
+         + ("l_t where the mask stream > 0.5, the context stream's argmax elsewhere in the "
+            "box (Hong et al.). " if params.twosm.labels == "painted_mask" else
+            "the context stream's argmax. ")
+         + "Boxes: the same seed-679 Cityscapes test boxes as Tables 1 and 4 (size threshold "
          + (f"{params.datasets['cityscapes'].size_threshold:g}" if city else "—")
          + "); the TwoSM rows train on boxes down to their own threshold (paper: 0.01). The "
          "paper's TwoSM rows were scored on other boxes than its Pix2PixHD rows. "

@@ -2,10 +2,12 @@
 
   python -m stages.study_summary --reports SCRATCH/reports --out reports/study --wall-seconds N
       [--models SCRATCH/artifacts/models --data SCRATCH/artifacts/data]
+      [--params-file params_study_twosm.yaml --reference reports/study]
 
 Called by `make study` (tools/study.sh) after `dvc repro` with params_study.yaml. With --models
 and --data it also diagnoses every trained run on the test boxes (pipeline.diagnostics) and
-writes OUT/diagnostics.csv.
+writes OUT/diagnostics.csv. With --reference (a finished study's folder on the same test boxes)
+it sets this study's rows beside that study's (the TwoSM study beside the colour rows).
 """
 import json
 import os
@@ -48,6 +50,10 @@ def main():
                         "(default: --out's name)")
     parser.add_argument("--models", help="the study run's artifacts/models (diagnostics)")
     parser.add_argument("--data", help="the study run's artifacts/data (diagnostics)")
+    parser.add_argument("--params-file", default="params_study.yaml",
+                        help="the study's params file, as the summary names it")
+    parser.add_argument("--reference", help="another study's folder (reports/study) scored on "
+                        "the same test boxes, to set the rows beside its rows")
     args = parser.parse_args()
     if bool(args.models) != bool(args.data):
         parser.error("--models and --data go together")
@@ -70,6 +76,12 @@ def main():
     threads = params.train.cpu_threads
     where = (f"{(machine or {}).get('cpu_model', 'unknown CPU')}, {threads} thread"
              f"{'s' if threads > 1 else ''} per run, code {args.source or 'unknown'}")
+    reference = None
+    if args.reference:
+        reference = {"name": f"the {os.path.basename(os.path.normpath(args.reference))} study",
+                     "folder": os.path.basename(os.path.normpath(args.reference)),
+                     "scores": pd.read_csv(os.path.join(args.reference, "scores.csv")),
+                     "params": load_params(os.path.join(args.reference, "params.yaml"))}
     diagnostics = None
     if args.models:
         diagnostics = diagnose_runs(params, args.models, args.data)
@@ -79,7 +91,8 @@ def main():
                          platform=where,
                          folder=args.folder or os.path.basename(os.path.normpath(args.out)),
                          scores=scores, diagnostics=diagnostics,
-                         label_names=get_spec(dataset).label_names)
+                         label_names=get_spec(dataset).label_names,
+                         params_file=args.params_file, reference=reference)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

@@ -59,20 +59,24 @@ def out_of_date(names: list[str]) -> list[str]:
 
 
 def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
-    """Run each stage's command, `jobs` at a time; commit each finished one. Returns the names
-    of the failed runs."""
+    """Run each stage's command, `jobs` at a time; commit each finished one. After a failure no
+    new run starts (the running ones finish). Returns the names of the failed runs."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    commit_lock = threading.Lock()
+    commit_lock, stop = threading.Lock(), threading.Event()
     failed: list[str] = []
     started = time.monotonic()
 
-    def one(name: str) -> tuple[str, int, float]:
+    def one(name: str) -> tuple[str, int | None, float]:
+        if stop.is_set():
+            return name, None, 0.0
         begin = time.monotonic()
         print(f"== start {name}", flush=True)
         with open(log_dir / f"{name}.log", "w") as log:
             code = subprocess.run(commands[name], shell=True, stdout=log,
                                   stderr=subprocess.STDOUT).returncode
-        if code == 0:
+        if code:
+            stop.set()
+        else:
             with commit_lock:   # one `dvc commit` at a time: it takes the repository's lock
                 dvc("commit", "--force", "--quiet", name)
         return name, code, time.monotonic() - begin
@@ -81,13 +85,15 @@ def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
         futures = [pool.submit(one, name) for name in commands]
         for done, future in enumerate(as_completed(futures), 1):
             name, code, seconds = future.result()
+            if code is None:
+                print(f"== [{done}/{len(commands)}] {name}: not started (a run failed)",
+                      flush=True)
+                continue
             state = "done" if code == 0 else f"FAILED (exit {code}, log {log_dir / name}.log)"
             print(f"== [{done}/{len(commands)}] {name}: {state} in {seconds / 60:.1f} min "
                   f"({(time.monotonic() - started) / 60:.1f} min in all)", flush=True)
             if code:
                 failed.append(name)
-                for pending in futures:
-                    pending.cancel()
     return failed
 
 

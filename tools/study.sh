@@ -48,13 +48,16 @@ if [ "$PROFILE" = all ]; then
   bash "$SCRIPT" twosm > >(sed -u "s/^/[twosm] /") 2>&1 || status=1
   exit $status
 fi
+REFERENCE=""
 # a study profile: its params file, the training profile set in it, its reports folder
 # and how many of its training runs run at a time (JOBS=N overrides; tools/repro_parallel.py)
 case "$PROFILE" in
   paper) OUT="$ROOT/reports/study"; TRAINING=paper; JOBS=${JOBS:-1} ;;
   authors) OUT="$ROOT/reports/study_authors"; TRAINING=authors; JOBS=${JOBS:-1} ;;
   twosm) OUT="$ROOT/reports/study_twosm"; TRAINING=paper; JOBS=${JOBS:-2}
-    PARAMS=${STUDY_TWOSM_PARAMS:-params_study_twosm.yaml} ;;
+    PARAMS=${STUDY_TWOSM_PARAMS:-params_study_twosm.yaml}
+    # the colour rows of the paper profile, on the same test boxes, beside the TwoSM rows
+    [ -f "$ROOT/reports/study/scores.csv" ] && REFERENCE="$ROOT/reports/study" ;;
   *) echo "error: study profile $PROFILE: paper, authors, twosm or all" >&2; exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
@@ -73,6 +76,7 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp/figures"
   cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
     reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
+  [ "$PROFILE" = twosm ] && cp reports/table2.md reports/table2.csv "$OUT.tmp/"
   cp reports/figures/metric_curves_*.png reports/figures/grid_*.png "$OUT.tmp/figures/"
   # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
@@ -88,7 +92,8 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   (cd "$ROOT" && python -m stages.study_summary --reports "$WORK/repo/reports" \
     --params "$WORK/repo/params.yaml" --out "$OUT.tmp" --wall-seconds "$seconds" \
     --source "$source" --folder "$(basename "$OUT")" --models "$WORK/repo/artifacts/models" \
-    --data "$WORK/repo/artifacts/data")
+    --data "$WORK/repo/artifacts/data" --params-file "$(basename "$PARAMS")" \
+    ${REFERENCE:+--reference "$REFERENCE"})
   rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
   echo "== study results: $OUT/summary.md"
 }

@@ -1,0 +1,210 @@
+"""The Table 2 study (make study PROFILE=twosm): its params, its summary's questions, the TwoSM
+diagnostics on hand-made streams, the comparison with the colour rows' study, and
+tools/repro_parallel.py (the training runs N at a time)."""
+import os
+import sys
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.config import load_params
+from pipeline.datasets import get_spec
+from pipeline.diagnostics import diagnose_edits
+from pipeline.evaluation import edited_maps
+from pipeline.inputs import EditBox
+from pipeline.reports import reference_lines, study_rows, study_summary
+from pipeline.twosm import Observation, TwoStreamGenerator
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import repro_parallel  # noqa: E402
+
+SPEC = get_spec("cityscapes")
+TWOSM_ROWS = ["twosm-cityscapes", "twosm-full-cityscapes", "twosm-full-mex-cityscapes",
+              "twosm-full-amex-cityscapes"]
+
+
+def test_the_twosm_study_params_are_table_2_as_hong_et_al_built_it():
+    params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
+    colour = load_params(os.path.join(REPO, "params_study.yaml"))
+    assert list(params.rows) == TWOSM_ROWS and len(params.seeds) >= 3
+    assert params.twosm.build == "hong" and params.twosm.labels == "painted_mask"
+    # the same data and test boxes as the colour rows' study, so the two can be paired
+    for key in ("width", "height", "size_threshold", "synthetic_train", "synthetic_test"):
+        assert getattr(params.datasets["cityscapes"], key) == getattr(
+            colour.datasets["cityscapes"], key)
+    assert params.evaluate == colour.evaluate and params.data == colour.data
+    assert params.profile == "paper"
+    assert study_rows(params, "cityscapes").trained == TWOSM_ROWS
+
+
+#---------------------------------------------------------------------------------------------
+# The TwoSM diagnostics, on hand-made streams
+
+
+def tiny_map():
+    labels = np.full((16, 32), 7)
+    instances = np.full((16, 32), 7)
+    labels[6:12, 10:18], instances[6:12, 10:18] = 26, 26001
+    return labels, instances
+
+
+class HandMadeTwoSM(TwoStreamGenerator):
+    """Mask stream 1 in view columns < 14; the context stream says 'road' (7) everywhere."""
+
+    def __init__(self, observation):
+        super().__init__(SPEC.num_labels + 2, SPEC.num_labels, ngf=4, n_downsampling=1,
+                         n_blocks=1, label_rule="painted_mask")
+        self.observation = observation
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 1 + SPEC.num_labels, *x.shape[-2:])
+        out[:, 0, :, :14] = 1.0
+        out[:, 1 + 7] = 1.0
+        return out
+
+
+class _Split:
+    def __init__(self, labels, instances):
+        self.labels, self.instances = labels[None], instances[None]
+
+
+def test_twosm_diagnostics_read_the_streams_without_a_colour_decode():
+    labels, instances = tiny_map()
+    split = _Split(labels, instances)
+    items = [(0, EditBox("a", 26, (8, 4, 20, 14)))]          # a car box around the car
+    record, = diagnose_edits(HandMadeTwoSM(Observation("full", 16)), split, SPEC, items)
+    # painted: the box's columns 8-13 are car (mask > 0.5), 14-19 the context's road
+    assert record["target_share"] == pytest.approx(60 / 120)
+    assert record["kept_true_share"] == pytest.approx(36 / 120)   # road kept, not the car
+    assert record["other_share"] == pytest.approx(24 / 120)
+    assert record["largest_blob_share"] == 1.0
+    # the context says road everywhere: right outside the box (all road), 0 car in the box
+    assert record["outside_decode_accuracy"] == 1.0
+    assert record["context_tiou"] == 0.0
+
+
+def test_a_local_windows_observed_region_is_the_window_minus_the_box():
+    labels, instances = tiny_map()
+    split = _Split(labels, instances)
+    # box 8 x 6 at (12, 5): window = side 16 centred -> (8, 0, 24, 16)
+    items = [(0, EditBox("a", 24, (12, 5, 20, 11)))]
+    edited, = edited_maps(HandMadeTwoSM(Observation("local", 16)), split, SPEC, items,
+                          observe=True)
+    assert edited.observed_region.sum() == 16 * 16 - 8 * 6
+    assert not edited.observed_region[:, :8].any() and not edited.observed_region[5:11, 12:20].any()
+    assert (edited.context[5:11, 12:20] == 7).all()
+    assert (edited.labels[5:11, 12:16] == 24).all()      # left half of the view: mask 1
+
+
+#---------------------------------------------------------------------------------------------
+# The summary
+
+
+def _differences(values: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"comparison": f"{a} − {b}", "metric": metric, "difference": d,
+                          "ci_low": d - 0.05, "ci_high": d + 0.05,
+                          "excludes_0": "yes" if abs(d) > 0.05 else "no"}
+                         for (a, b), d in values.items() for metric in ("tiou", "hamm")])
+
+
+def test_the_twosm_summary_asks_table_2s_questions():
+    params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
+    local, full, mex, amex = TWOSM_ROWS
+    fill = "floor-fill-box-cityscapes"
+    differences = _differences({(full, local): 0.12, (mex, full): -0.01, (amex, full): -0.2,
+                                **{(row, fill): 0.1 for row in TWOSM_ROWS}})
+    metrics = {row: {"tiou": 0.8, "hamm": 0.8, "test_boxes": 47}
+               for row in TWOSM_ROWS + [fill, "floor-mean-mask-cityscapes"]}
+    diagnostics = pd.DataFrame([{"row": row, "seed": 0, "image": "i", "label": 26,
+                                 "outside_decode_accuracy": 0.97, "target_share": 0.6,
+                                 "kept_true_share": 0.3, "other_share": 0.1,
+                                 "largest_blob_share": 0.9, "context_tiou": 0.55}
+                                for row in TWOSM_ROWS])
+    text = study_summary(metrics=metrics, differences=differences, eval_curves={},
+                         held_back={}, params=params, wall_seconds=600, platform="test CPU",
+                         folder="study_twosm", diagnostics=diagnostics,
+                         params_file="params_study_twosm.yaml")
+    assert text.startswith("## CPU study of Table 2, twosm build `hong`")
+    assert "`make study` (`params_study_twosm.yaml`, profile `paper`: twosm.build `hong`" in text
+    assert "| Does TwoSM+Full beat TwoSM? | **yes**: tiou" in text
+    assert "| Does TwoSM+Full+MEx beat TwoSM+Full? | **cannot tell**" in text
+    assert "| Does TwoSM+Full+A-MEx beat TwoSM+Full? | **no, it is worse**" in text
+    assert ("**In short:** on tIOU, TwoSM+Full beats TwoSM, TwoSM+Full+MEx cannot be told apart "
+            "from TwoSM+Full, TwoSM+Full+A-MEx is worse than TwoSM+Full, and "
+            "twosm-cityscapes, twosm-full-cityscapes") in text
+    assert "(study_twosm/table2.md)" in text
+    assert "context-argmax tIOU |" in text
+    assert "| twosm-full-cityscapes | 0.9700 | 0.600 | 0.300 | 0.100 | 0.900 | 0.5500 |" in text
+    assert "MExGAN" not in text
+
+
+def _scores(rows_and_values: dict, seeds=(0, 1)) -> pd.DataFrame:
+    return pd.DataFrame([{"row": row, "dataset": "cityscapes", "seed": seed if values[1] else -1,
+                          "image": f"img{box}", "label": 26,
+                          "tiou": values[0][box] + (0.01 * seed if values[1] else 0),
+                          "hamm": 0.5}
+                         for row, values in rows_and_values.items()
+                         for seed in (seeds if values[1] else (0,))
+                         for box in range(len(values[0]))])
+
+
+def test_reference_lines_pair_the_twosm_rows_with_the_colour_rows_on_the_same_boxes():
+    fill = "floor-fill-box-cityscapes"
+    floor = ([0.7, 0.8, 0.9], False)
+    mine = _scores({fill: floor, **{row: ([0.9, 0.9, 0.9], True) for row in TWOSM_ROWS}})
+    theirs = _scores({fill: floor, "pix2pixhd-cityscapes": ([0.2, 0.3, 0.4], True),
+                      "mexgan-cityscapes": ([0.6, 0.7, 0.8], True),
+                      "amexgan-cityscapes": ([0.5, 0.6, 0.7], True)})
+    params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
+    colour = load_params(os.path.join(REPO, "params_study.yaml"))
+    lines = reference_lines(mine, {"name": "the study study", "folder": "study",
+                                   "scores": theirs, "params": colour},
+                            study_rows(params, "cityscapes"), "cityscapes", "note")
+    text = "\n".join(lines)
+    assert "| row | tIOU | − fill-box floor | − mexgan-cityscapes |" in text
+    # mexgan: seeds 0 and 1 add 0 and 0.01: mean 0.705; − fill-box: 0.705 − 0.8 = −0.095
+    assert "| mexgan-cityscapes | 0.7050 | -0.0950 [" in text
+    # a TwoSM row: 0.905 − mexgan's 0.705, paired = +0.2000
+    assert "| twosm-full-cityscapes | 0.9050 | " in text and "| +0.2000 [" in text
+    assert "on the same 3 test boxes" in text
+    other_boxes = theirs.replace({"image": {"img2": "img9"}})
+    assert "not comparable" in "\n".join(reference_lines(
+        mine, {"name": "x", "folder": "study", "scores": other_boxes, "params": colour},
+        study_rows(params, "cityscapes"), "cityscapes", ""))
+
+
+#---------------------------------------------------------------------------------------------
+# tools/repro_parallel.py
+
+
+class _Stage:
+    def __init__(self, name):
+        self.name = self.addressing = name
+
+
+def test_training_stages_and_their_upstream_from_the_dag():
+    graph = nx.DiGraph()
+    prepare, translator = _Stage("prepare@cityscapes"), _Stage("translator@cityscapes")
+    train_a, train_b = _Stage("train_mex@m-0"), _Stage("train_twosm@t-0")
+    evaluate = _Stage("evaluate")
+    graph.add_edges_from([(train_a, prepare), (train_b, prepare), (translator, prepare),
+                          (evaluate, train_a), (evaluate, train_b), (evaluate, translator)])
+    training, upstream = repro_parallel.training_stages(graph)
+    assert {s.name for s in training} == {"train_mex@m-0", "train_twosm@t-0"}
+    assert [s.name for s in upstream] == ["prepare@cityscapes"]
+
+
+def test_run_all_commits_each_finished_run_and_reports_failures(tmp_path, monkeypatch):
+    committed = []
+    monkeypatch.setattr(repro_parallel, "dvc", lambda *args, **kw: committed.append(args[-1]))
+    commands = {"train_a": "echo a", "train_b": "echo b >&2; exit 3", "train_c": "echo c"}
+    failed = repro_parallel.run_all(commands, jobs=1, log_dir=tmp_path / "logs")
+    assert failed == ["train_b"]
+    assert "train_a" in committed and "train_b" not in committed
+    assert (tmp_path / "logs" / "train_b.log").read_text() == "b\n"
+    # after a failure no new run starts (one at a time: train_c was still waiting)
+    assert "train_c" not in committed
