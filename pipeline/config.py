@@ -34,15 +34,41 @@ class DatasetParams:
                                      # for rows with a lower size_threshold (TwoSM: 0.01)
 
 
+DATA_SOURCES = ("synthetic", "real")
+
+
 @dataclass(frozen=True)
 class DataParams:
     source: str = "synthetic"     # synthetic (embedded generator) | real (data/raw via stages.prepare)
+                                  # of every dataset that `sources` does not name
+    sources: dict = dataclasses.field(default_factory=dict)  # per-dataset source, e.g.
+                                  # {cityscapes: real}: a dataset of `datasets` or
+                                  # inpainting.dataset -> synthetic | real
     raw_dir: str = "data/raw"     # where the real archives go (tracked by data.dvc)
     seed: int = 0                 # synthetic generator seed
     box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.boxes): authors (their code:
                                   # plain ids of edit classes too, Helen one instance per class,
                                   # (h-1)(w-1) > thr*H*W) | tight (object ids / 8-connected
                                   # components only, h*w >= thr*H*W)
+
+    def source_of(self, dataset: str) -> str:
+        """The resolved data source of one dataset: data.sources.<dataset>, else data.source."""
+        return self.sources.get(dataset, self.source)
+
+    def label(self, datasets) -> str:
+        """What a report says about the data of `datasets`: their one source when they share it
+        ("synthetic", "real"), else each one's ("cityscapes real, nyu synthetic, ...")."""
+        resolved = {name: self.source_of(name) for name in datasets}
+        if len(set(resolved.values())) <= 1:
+            return next(iter(resolved.values()), self.source)
+        return ", ".join(f"{name} {source}" for name, source in resolved.items())
+
+
+def data_sources(params) -> dict:
+    """dataset -> resolved source (synthetic | real) of every dataset of `params`: those of
+    `datasets`, then the inpainting dataset (Table 3)."""
+    return {name: params.data.source_of(name)
+            for name in [*params.datasets, params.inpainting.dataset]}
 
 
 @dataclass(frozen=True)
@@ -219,6 +245,10 @@ class HuevParams:
 class InpaintingRow:
     """A Table 3 row: loss gl (GL) | gl_amex (GL + λ4 L_A-MEx)."""
     loss: str
+    amex_reading: str = "ours"    # gl_amex: how GL and A-MEx combine. ours: GL's context D +
+                                  # a separate A-MEx PatchGAN (Eq 9); authors: their facade
+                                  # code's D, GL's local trunk shared over the expanded-mask
+                                  # images into the one logit (pipeline.inpainting)
 
 
 @dataclass(frozen=True)
@@ -233,6 +263,8 @@ class Row:
     observation: str = ""         # TwoSM rows: local | full
     size_threshold: float = 0.0   # training boxes' area threshold (0: the dataset's)
     profile: str = ""             # a name in `profiles` ("": the top-level `profile`)
+    epochs: int = 0               # this row's training epochs (0: train.epochs); a row that
+                                  # converges later trains longer, on the same lr schedule
 
 
 @dataclass(frozen=True)
@@ -266,6 +298,10 @@ class Params:
 
     def is_twosm(self, name: str) -> bool:
         return name in self.twosm_rows
+
+    def row_epochs(self, name: str) -> int:
+        """A row's training epochs: its own `epochs`, else train.epochs."""
+        return self.row(name).epochs or self.train.epochs
 
     def row_threshold(self, name: str) -> float:
         """The area threshold of a row's training boxes."""
@@ -489,11 +525,18 @@ SEED_LIMIT = 2 ** 32  # numpy's legacy seeding accepts 0 .. 2**32 - 1
 
 
 def _validate(p: Params) -> None:
-    _check(p.data.source in ("synthetic", "real"), "data.source", p.data.source,
-           "synthetic or real")
+    _check(p.data.source in DATA_SOURCES, "data.source", p.data.source, "synthetic or real")
+    _check(isinstance(p.data.sources, dict), "data.sources", p.data.sources,
+           "a mapping dataset -> synthetic or real, e.g. {cityscapes: real}")
+    names = [*p.datasets, p.inpainting.dataset]
+    for name, source in p.data.sources.items():
+        _check(name in names, f"data.sources.{name}", name,
+               f"a dataset of `datasets` or inpainting.dataset: {', '.join(map(str, names))}")
+        _check(source in DATA_SOURCES, f"data.sources.{name}", source, "synthetic or real")
     _check(p.data.box_rule in BOX_RULES, "data.box_rule", p.data.box_rule, " or ".join(BOX_RULES))
-    _check(p.data.source != "real" or p.data.raw_dir.strip() != "", "data.raw_dir",
-           p.data.raw_dir, "the raw-data folder, needed when data.source is real")
+    real = [name for name, source in data_sources(p).items() if source == "real"]
+    _check(not real or p.data.raw_dir.strip() != "", "data.raw_dir", p.data.raw_dir,
+           f"the raw-data folder, needed for the real data of {', '.join(real)}")
     for key, value in (("data.seed", p.data.seed), ("train.seed", p.train.seed),
                        ("evaluate.seed", p.evaluate.seed)):
         _check(0 <= value < SEED_LIMIT, key, value, "an integer in [0, 2**32)")
@@ -595,6 +638,8 @@ def _validate(p: Params) -> None:
             else:
                 _check(row.observation == "", f"{group}.{name}.observation", row.observation,
                        "empty: only TwoSM rows have an observation")
+            _check(isinstance(row.epochs, int) and row.epochs >= 0, f"{group}.{name}.epochs",
+                   row.epochs, "an integer >= 1, or 0 for train.epochs")
             if row.size_threshold:
                 dataset = p.datasets[row.dataset]
                 lowest = dataset.box_list_threshold or dataset.size_threshold
@@ -616,12 +661,19 @@ def _validate(p: Params) -> None:
                "(it names folders)")
         _check(row.loss in INPAINTING_LOSSES, f"inpainting_rows.{name}.loss", row.loss,
                " or ".join(INPAINTING_LOSSES))
+        _check(row.amex_reading in INPAINTING_AMEX_READINGS,
+               f"inpainting_rows.{name}.amex_reading", row.amex_reading,
+               " or ".join(INPAINTING_AMEX_READINGS))
+        _check(row.loss == "gl_amex" or row.amex_reading == "ours",
+               f"inpainting_rows.{name}.amex_reading", row.amex_reading,
+               "ours: only gl_amex rows have an A-MEx reading")
     names = [name for _, rows in groups for name in rows] + list(p.inpainting_rows)
     overlap = sorted({name for name in names if names.count(name) > 1})
     _check(not overlap, "mex_rows", overlap, "row names unique across the row groups")
 
 
 INPAINTING_LOSSES = ("gl", "gl_amex")
+INPAINTING_AMEX_READINGS = ("ours", "authors")  # inpainting_rows.<row>.amex_reading
 
 
 def _validate_inpainting(p: Params) -> None:

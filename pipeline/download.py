@@ -287,18 +287,16 @@ def _fetch_cityscapes(raw_dir: str, retries: int) -> None:
                      os.path.join(raw_dir, name), opener=opener, retries=retries)
         missing = []
     if missing:
+        from pipeline.raw_datasets import missing_raw_data
         print(_cityscapes_instructions(raw_dir))
-        raise FileNotFoundError(f"Cityscapes: {', '.join(missing)} missing in {raw_dir} "
-                                f"(login download: {CITYSCAPES_SITE}; see the message above)")
+        raise missing_raw_data("cityscapes", raw_dir, missing)
 
 
 def _fetch_helen(raw_dir: str) -> None:
-    from pipeline.raw_datasets import helen_present
-    if not helen_present(raw_dir) and \
-            not os.path.isfile(os.path.join(raw_dir, "helenstar_release.zip")):
+    from pipeline.raw_datasets import HELEN_ZIP, helen_present, missing_raw_data
+    if not helen_present(raw_dir) and not os.path.isfile(os.path.join(raw_dir, HELEN_ZIP)):
         print(_helen_instructions(raw_dir))
-        raise FileNotFoundError(f"Helen: {os.path.join(raw_dir, 'helenstar_release')} missing "
-                                f"(see the message above)")
+        raise missing_raw_data("helen", raw_dir, [HELEN_ZIP])
 
 
 def fetch_dataset(dataset: str, raw_dir: str, *, retries: int = 5) -> None:

@@ -164,7 +164,7 @@ class Editor:
 
     def valid_labels_text(self) -> str:
         named = [n for n in self.label_names if not n.startswith("nyu_class_")]
-        more = (f"; or nyu_class_<id>" if len(named) < self.num_labels else "")
+        more = ("; or nyu_class_<id>" if len(named) < self.num_labels else "")
         return f"{', '.join(named)}{more} (or an id 0..{self.num_labels - 1})"
 
     def check_label_map(self, label_map, what: str = "label map") -> np.ndarray:
@@ -422,27 +422,43 @@ def _open_image(path: str):
 
 
 def _colour_codes(rgb: np.ndarray) -> np.ndarray:
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    """(..., 3) colours -> (...) uint32 codes 0xRRGGBB (one channel converted at a time)."""
+    rgb = np.asarray(rgb)
+    codes = rgb[..., 0].astype(np.uint32) << 16
+    codes |= rgb[..., 1].astype(np.uint32) << 8
+    codes |= rgb[..., 2].astype(np.uint32)
+    return codes
+
+
+CODE_ROWS = 256   # rows looked up at a time: bounds the temporaries of a 4096-wide map
 
 
 def colour_map_to_ids(rgb: np.ndarray, palette: np.ndarray, where: str, dataset: str) -> np.ndarray:
-    """Exact palette lookup of a (H, W, 3) colour map; EditError naming the first colour that is
-    not in the palette."""
-    codes = _colour_codes(rgb)
+    """Exact palette lookup of a (H, W, 3) colour map, CODE_ROWS rows at a time; EditError
+    naming the first colour that is not in the palette."""
     palette_codes = _colour_codes(palette)
     order = np.argsort(palette_codes)
     sorted_codes = palette_codes[order]
-    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
-    found = sorted_codes[position] == codes
-    if not found.all():
-        y, x = (int(v[0]) for v in np.nonzero(~found))
+    ids = np.empty(rgb.shape[:2], dtype=np.int64)
+    missing, first = 0, None
+    for top in range(0, rgb.shape[0], CODE_ROWS):
+        codes = _colour_codes(rgb[top:top + CODE_ROWS])
+        position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
+        found = sorted_codes[position] == codes
+        if not found.all():
+            missing += int((~found).sum())
+            if first is None:
+                y, x = (int(v[0]) for v in np.nonzero(~found))
+                first = (top + y, x)
+        ids[top:top + CODE_ROWS] = order[position]
+    if missing:
+        y, x = first
         colour = tuple(int(c) for c in rgb[y, x])
-        raise EditError(f"{where}: {int((~found).sum())} pixels have colours outside the "
+        raise EditError(f"{where}: {missing} pixels have colours outside the "
                         f"{dataset} palette (first {colour} at x={x}, y={y}); a colour map must "
                         "use the palette's exact colours (a lossless PNG, not a JPEG), or give "
                         "a PNG of label ids")
-    return order[position].astype(np.int64)
+    return ids
 
 
 def read_label_map(path: str, editor: Editor) -> np.ndarray:

@@ -331,7 +331,7 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
         replace_dir(tmp_samples, samples_dir)
     finally:
         shutil.rmtree(tmp_samples, ignore_errors=True)
-    conditions = {"data_source": params.data.source, "device": str(device),
+    conditions = {"data_source": params.data.label(params.datasets), "device": str(device),
                   "fid_metric": fid.metric_name, "fid_source": fid.source,
                   "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()}),
                   "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds),
@@ -495,7 +495,7 @@ def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root:
         replace_dir(tmp_samples, samples_dir)
     finally:
         shutil.rmtree(tmp_samples, ignore_errors=True)
-    conditions = {"data_source": params.data.source, "device": str(device),
+    conditions = {"data_source": params.data.label([ip.dataset]), "device": str(device),
                   "fid_metric": fid.metric_name, "fid_source": fid.source,
                   "hole_seed": params.evaluate.seed, "holes_per_image": ip.test_holes,
                   "fid_holes_per_image": ip.fid_holes,

@@ -16,10 +16,16 @@ paper's description (no code copied):
   with L_rec = ||M ⊙ (C(x, M) − x)||² averaged over the hole (MSE; L1 as an option).
 - Training phases (GL §3.4): T_C steps completion network alone (L_rec), T_D steps the
   discriminators alone (C fixed), then joint; a trainer feature (`pipeline.trainer.Phase`).
-- GL+A-MEx: the same plus λ4·L_A-MEx (paper Eq 9) through `pipeline.losses.AMExLoss`, one
-  PatchGAN on the 4-channel input and the RGB image multiplied by the expanded hole masks M^E_j,
-  j = 0..q (paper: q = α = β = 4). The authors' facade code offsets the expansions by the batch
-  index instead of j (a bug); Eq 9's j is used here.
+- GL+A-MEx, two readings of "combine GL and A-MEx" (row key `amex_reading`):
+  ours (default): GL as above plus α·λ4·L_A-MEx (paper Eq 9) through `pipeline.losses.AMExLoss`,
+  a separate LSGAN PatchGAN on the 4-channel input and the RGB image multiplied by the expanded
+  hole masks M^E_j, j = 0..q (paper: q = α = β = 4), beside GL's local discriminator.
+  authors (their facade code, `_netlocalD` of net_gl_mex.py): no local patch and no separate
+  A-MEx discriminator; GL's local trunk becomes ONE trunk, shared over j = 0..q, on the full-size
+  cat(Ŷ·M^E_j, M^E_j); FC(cat(global features, the q+1 local features)) -> one logit, GL's BCE
+  weighted α (`ExpandedContextDiscriminator`, `ExpandedContextLoss`; λ4 does not enter).
+  The authors' facade code offsets the expansions by the batch index instead of j (a bug) and
+  loops j = 0..q−1; Eq 9's j = 0..q is used in both readings.
 
 Holes are half-open boxes (x1, y1, x2, y2). Images enter the networks in [-1, 1].
 """
@@ -33,11 +39,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.losses import GanBatch, frozen
+from pipeline.losses import GanBatch, expanded_masks, frozen
 from pipeline.trainer import Phase, plugin_name
 
 RECONSTRUCTIONS = ("mse", "l1")
-ADVERSARIAL_PLUGINS = ("global_local", "amex")
+ADVERSARIAL_PLUGINS = ("global_local", "amex", "global_amex")
 
 #---------------------------------------------------------------------------------------------
 # Geometry (pure functions)
@@ -272,6 +278,37 @@ class ContextDiscriminator(nn.Module):
         return self.head(torch.cat([self.global_trunk(image), self.local_trunk(patch)], 1))
 
 
+class ExpandedContextDiscriminator(nn.Module):
+    """The authors' reading of GL+A-MEx (their facade `_netlocalD`): GL's global trunk on the
+    whole completed image, and in place of GL's local patch ONE local trunk, shared by every
+    expansion j = 0..q, on the full-size cat(image · M^E_j, M^E_j) (4 channels: the image zeroed
+    outside the j-level expanded hole, and that mask). FC(cat(global, local_0 .. local_q)) -> one
+    logit per image. The trunk runs once per j (its batch norm sees one expansion's batch at a
+    time, as their per-expansion loop). M^E_j: `pipeline.losses.expanded_masks` of the holes
+    (j·alpha, j·beta px, clamped to the image).
+
+    image: (N, 3, H, W); holes: N half-open (x1, y1, x2, y2) -> (N, 1) logits."""
+
+    def __init__(self, height: int, width: int, *, q: int, alpha: int, beta: int, ndf: int = 64,
+                 global_layers: int = 6, local_layers: int = 5):
+        super().__init__()
+        self.q, self.alpha, self.beta = q, alpha, beta
+        self.global_trunk = _Trunk(3, ndf, global_layers, height, width)
+        self.local_trunk = _Trunk(3 + 1, ndf, local_layers, height, width)  # shared over j
+        self.head = nn.Linear(16 * ndf * (1 + q + 1), 1)
+
+    def masks(self, holes, image) -> torch.Tensor:
+        """M^E_j, j = 0..q: (q+1, N, 1, H, W) on the image's device."""
+        return expanded_masks(holes, self.q, self.alpha, self.beta, *image.shape[-2:],
+                              device=image.device).to(image.dtype)
+
+    def forward(self, image, holes):
+        features = [self.global_trunk(image)]
+        for mask in self.masks(holes, image):
+            features.append(self.local_trunk(torch.cat([image * mask, mask], 1)))
+        return self.head(torch.cat(features, 1))
+
+
 #---------------------------------------------------------------------------------------------
 # Loss plug-ins (pipeline.trainer)
 
@@ -308,24 +345,19 @@ def local_patches(images: torch.Tensor, holes, patch: tuple) -> torch.Tensor:
     return torch.cat(crops)
 
 
-class GlobalLocalLoss(nn.Module):
-    """GL's adversarial term with the context discriminator on the fused image Ŷ (the completed
-    photo): generator term α·BCE(D(Ŷ), real); discriminator terms BCE(D(Ŷ), fake) and
-    BCE(D(x), real), unweighted (as GL's D update: α only balances the generator's loss).
-    The log-loss of GL's Eq 2, computed from logits."""
+class _ContextAdversarialLoss(nn.Module):
+    """GL's adversarial term around a discriminator that gives one logit per image, on the fused
+    image Ŷ (the completed photo): generator term α·BCE(D(Ŷ), real); discriminator terms
+    BCE(D(Ŷ), fake) and BCE(D(x), real), unweighted (as GL's D update: α only balances the
+    generator's loss). The log-loss of GL's Eq 2, computed from logits. Subclasses say what
+    the discriminator sees (`_logits`)."""
 
-    name = "global_local"
-
-    def __init__(self, height: int, width: int, patch: tuple, *, ndf: int = 64,
-                 global_layers: int = 6, local_layers: int = 5, alpha: float = 0.0004):
+    def __init__(self, discriminator: nn.Module, alpha: float):
         super().__init__()
-        self.discriminator = ContextDiscriminator(height, width, patch, ndf=ndf,
-                                                  global_layers=global_layers,
-                                                  local_layers=local_layers)
-        self.patch, self.alpha = tuple(patch), alpha
+        self.discriminator, self.alpha = discriminator, alpha
 
     def _logits(self, batch, image):
-        return self.discriminator(image, local_patches(image, batch.boxes, self.patch))
+        raise NotImplementedError
 
     @staticmethod
     def _bce(logits, real: bool):
@@ -338,6 +370,43 @@ class GlobalLocalLoss(nn.Module):
     def discriminator_terms(self, batch: GanBatch, generated, fused) -> dict:
         return {"D_fake": self._bce(self._logits(batch, fused.detach()), False),
                 "D_real": self._bce(self._logits(batch, batch.target), True)}
+
+
+class GlobalLocalLoss(_ContextAdversarialLoss):
+    """GL's adversarial term with GL's context discriminator (global trunk + local trunk on the
+    fixed-size patch around the hole); GL and the `ours` reading of GL+A-MEx."""
+
+    name = "global_local"
+
+    def __init__(self, height: int, width: int, patch: tuple, *, ndf: int = 64,
+                 global_layers: int = 6, local_layers: int = 5, alpha: float = 0.0004):
+        super().__init__(ContextDiscriminator(height, width, patch, ndf=ndf,
+                                              global_layers=global_layers,
+                                              local_layers=local_layers), alpha)
+        self.patch = tuple(patch)
+
+    def _logits(self, batch, image):
+        return self.discriminator(image, local_patches(image, batch.boxes, self.patch))
+
+
+class ExpandedContextLoss(_ContextAdversarialLoss):
+    """The `authors` reading of GL+A-MEx: GL's adversarial term (same BCE terms, same α) with
+    `ExpandedContextDiscriminator` in place of GL's context discriminator -- the expansions
+    j = 0..q enter the one logit through the shared local trunk; there is no local patch and
+    no separate A-MEx term (λ4 does not apply)."""
+
+    name = "global_amex"
+
+    def __init__(self, height: int, width: int, *, q: int, expand_x: int, expand_y: int,
+                 ndf: int = 64, global_layers: int = 6, local_layers: int = 5,
+                 alpha: float = 0.0004):
+        super().__init__(ExpandedContextDiscriminator(height, width, q=q, alpha=expand_x,
+                                                      beta=expand_y, ndf=ndf,
+                                                      global_layers=global_layers,
+                                                      local_layers=local_layers), alpha)
+
+    def _logits(self, batch, image):
+        return self.discriminator(image, batch.boxes)
 
 
 def gl_phases(completion_steps: int, discriminator_steps: int, plugins) -> tuple:

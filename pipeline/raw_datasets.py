@@ -65,6 +65,39 @@ CITYSCAPES_ZIPS = {"gtFine": "gtFine_trainvaltest.zip",
                    "leftImg8bit": "leftImg8bit_trainvaltest.zip"}
 FACADE_ZIPS = {"base": "CMP_facade_DB_base.zip", "extended": "CMP_facade_DB_extended.zip"}
 FACADE_PREFIX = {"base": "cmp_b", "extended": "cmp_x"}
+FACADE_URL = "https://cmp.felk.cvut.cz/~tylecr1/facade/"
+HELEN_ZIP = "helenstar_release.zip"
+
+
+class MissingRawData(FileNotFoundError):
+    """A real dataset's archive (or the folder it extracts to) is not in the raw folder: a user
+    error whose one-line message names the missing file and where it goes (stages print it
+    without a traceback)."""
+
+
+# dataset -> (its name in messages, where its files come from; {raw} = the raw folder)
+RAW_ORIGINS = {
+    "cityscapes": ("Cityscapes", "log in at https://www.cityscapes-dataset.com/ to download it, "
+                   "or set CITYSCAPES_USERNAME/CITYSCAPES_PASSWORD and run `python -m "
+                   "stages.download cityscapes --raw {raw}`; its extracted gtFine/ or "
+                   "leftImg8bit/ folder works too"),
+    "nyu": ("NYU Depth v2", "run `python -m stages.download nyu --raw {raw}` or download "
+            f"{NYU_URL} (2.8 GB)"),
+    "helen": ("Helen", "from https://github.com/JPlin/Relabeled-HELEN-Dataset; or extract its "
+              "helenstar_release.7z there, as helenstar_release/train and /test"),
+    "facade": ("CMP Facade", "run `python -m stages.download facade --raw {raw}` or download it "
+               f"from {FACADE_URL}"),
+}
+
+
+def missing_raw_data(dataset: str, raw_dir: str, files, folder: str = "") -> MissingRawData:
+    """The error for `files` (archive names) of `dataset` missing: one line naming each file
+    and the folder it goes in (raw_dir, or raw_dir/folder)."""
+    name, origin = RAW_ORIGINS[dataset]
+    where = os.path.join(raw_dir, folder) if folder else raw_dir
+    return MissingRawData(f"{name}: {' and '.join(files)} missing: put "
+                          f"{'it' if len(files) == 1 else 'them'} in {where.rstrip('/')}/ "
+                          f"({origin.format(raw=raw_dir)})")
 
 
 #---------------------------------------------------------------------------------------------
@@ -241,6 +274,7 @@ def _link(source: str, target: str) -> None:
 def _extract_cityscapes(raw_dir: str, dest_dir: str) -> str:
     if cityscapes_present(raw_dir):
         return raw_dir
+    missing = []
     for top, zip_name in CITYSCAPES_ZIPS.items():
         zip_path = os.path.join(raw_dir, zip_name)
         if all(os.path.isdir(os.path.join(raw_dir, top, s)) for s in ("train", "val")):
@@ -248,6 +282,7 @@ def _extract_cityscapes(raw_dir: str, dest_dir: str) -> str:
                 _link(os.path.join(raw_dir, top), os.path.join(dest_dir, top))
             continue
         if not os.path.isfile(zip_path):
+            missing.append(zip_name)
             continue
 
         def select(name, top=top):
@@ -261,13 +296,17 @@ def _extract_cityscapes(raw_dir: str, dest_dir: str) -> str:
         if _extract_once(zip_path, dest_dir, select, top) == 0:
             raise ValueError(f"{zip_path}: no {top}/train or {top}/val images inside "
                              f"(expected the official {zip_name})")
-    return dest_dir if cityscapes_present(dest_dir) else raw_dir
+    if cityscapes_present(dest_dir):
+        return dest_dir
+    if missing:  # what is there is extracted (once); name what is not
+        raise missing_raw_data("cityscapes", raw_dir, missing)
+    return dest_dir  # the archives lack a split: the reader names the folder
 
 
 def _extract_helen(raw_dir: str, dest_dir: str) -> str:
     if helen_present(raw_dir):
         return raw_dir
-    zip_path = os.path.join(raw_dir, "helenstar_release.zip")
+    zip_path = os.path.join(raw_dir, HELEN_ZIP)
     if os.path.isfile(zip_path):
         if _extract_once(zip_path, dest_dir, lambda n: _strip_to(n, "helenstar_release"),
                          "helenstar_release") == 0:
@@ -277,13 +316,16 @@ def _extract_helen(raw_dir: str, dest_dir: str) -> str:
         raise FileNotFoundError(
             f"{os.path.join(raw_dir, 'helenstar_release.7z')}: 7z archives are not extracted "
             f"automatically; run `7z x helenstar_release.7z -o{raw_dir}` before `dvc add`")
-    return raw_dir
+    if os.path.isdir(os.path.join(raw_dir, "helenstar_release")):
+        return raw_dir  # extracted, but a split folder is missing: the reader names it
+    raise missing_raw_data("helen", raw_dir, [HELEN_ZIP])
 
 
 def _extract_facade(raw_dir: str, dest_dir: str) -> str:
     if facade_present(raw_dir):
         return raw_dir
     facade_dir = os.path.join(dest_dir, "facade")
+    missing = []
     for part, zip_name in FACADE_ZIPS.items():
         if os.path.isdir(os.path.join(raw_dir, "facade", part)):
             if dest_dir != raw_dir:
@@ -292,6 +334,7 @@ def _extract_facade(raw_dir: str, dest_dir: str) -> str:
         candidates = [os.path.join(raw_dir, "facade", zip_name), os.path.join(raw_dir, zip_name)]
         zip_path = next((p for p in candidates if os.path.isfile(p)), None)
         if zip_path is None:
+            missing.append(zip_name)
             continue
         prefix = FACADE_PREFIX[part]
 
@@ -302,7 +345,11 @@ def _extract_facade(raw_dir: str, dest_dir: str) -> str:
 
         if _extract_once(zip_path, facade_dir, select, part) == 0:
             raise ValueError(f"{zip_path}: no {prefix}*.jpg/png files inside")
-    return dest_dir if facade_present(dest_dir) else raw_dir
+    if facade_present(dest_dir):
+        return dest_dir
+    if missing:  # e.g. only CMP_facade_DB_base.zip: base is extracted, extended is what's missing
+        raise missing_raw_data("facade", raw_dir, missing, "facade")
+    return dest_dir  # an archive without its images: the reader names the folder
 
 
 def prepare_raw_dir(dataset: str, raw_dir: str, extract_dir: str | None = None) -> str:
@@ -315,7 +362,13 @@ def prepare_raw_dir(dataset: str, raw_dir: str, extract_dir: str | None = None) 
     get_spec(dataset)
     dest_dir = extract_dir or raw_dir
     return {"cityscapes": _extract_cityscapes, "helen": _extract_helen,
-            "facade": _extract_facade, "nyu": lambda raw, _: raw}[dataset](raw_dir, dest_dir)
+            "facade": _extract_facade, "nyu": _check_nyu}[dataset](raw_dir, dest_dir)
+
+
+def _check_nyu(raw_dir: str, _dest_dir: str) -> str:
+    if not nyu_present(raw_dir):
+        raise missing_raw_data("nyu", raw_dir, [NYU_FILE])
+    return raw_dir
 
 
 #---------------------------------------------------------------------------------------------
@@ -499,8 +552,7 @@ def _read_nyu(raw_dir, split_sizes, names_file, progress):
     spec, size = get_spec("nyu"), SIZES["nyu"]
     path = os.path.join(raw_dir, NYU_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} missing: run `python -m stages.download nyu --raw "
-                                f"{raw_dir}` or download {NYU_URL} (2.8 GB) to that path")
+        raise missing_raw_data("nyu", raw_dir, [NYU_FILE])
     try:
         # A 128 MB chunk cache: the real file is chunked and compressed, and a chunk may span
         # several frames; sequential frame reads then decompress each chunk once.

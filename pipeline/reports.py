@@ -43,6 +43,38 @@ PAPER_TABLE3 = {
     "gl-facade": {"ssim": 0.3827, "l1": 21.59, "fid": 63.14},
     "gl-amex-facade": {"ssim": 0.3912, "l1": 20.22, "fid": 54.84},
 }
+# Table 3's rows by (loss, amex_reading): the paper row each reproduces, and how it is built.
+TABLE3_READINGS = {
+    ("gl", "ours"): ("gl-facade", "GL", "GL (global + local context discriminator)"),
+    ("gl_amex", "ours"): ("gl-amex-facade", "GL+A-MEx",
+                          "GL+A-MEx, our reading: GL's context discriminator plus a separate "
+                          "LSGAN PatchGAN on the full-size (input, photo) × M^E_j, j = 0..q, "
+                          "weighted α·λ4"),
+    ("gl_amex", "authors"): ("gl-amex-facade", "GL+A-MEx (authors' D)",
+                             "GL+A-MEx, the authors' code's reading: GL's local discriminator "
+                             "replaced by one trunk shared over the full-size photo × M^E_j "
+                             "(+ M^E_j), j = 0..q, its q+1 features and the global trunk's "
+                             "into GL's one logit (BCE, weight α)"),
+}
+
+
+def table3_paper(rows: dict, paper: dict = PAPER_TABLE3) -> dict:
+    """Table 3's paper values for the params' inpainting_rows (name -> InpaintingRow): the
+    paper's rows, and every other row under the paper row it is a reading of (both GL+A-MEx
+    readings are compared with the paper's GL+A-MEx)."""
+    values = dict(paper)
+    for name, row in rows.items():
+        reading = TABLE3_READINGS.get((row.loss, row.amex_reading))
+        if name not in values and reading and reading[0] in paper:
+            values[name] = paper[reading[0]]
+    return values
+
+
+def table3_readings(rows: dict) -> str:
+    """One sentence naming the reading of every Table 3 row (name -> InpaintingRow)."""
+    parts = [f"`{name}`: {TABLE3_READINGS[(row.loss, row.amex_reading)][2]}"
+             for name, row in rows.items() if (row.loss, row.amex_reading) in TABLE3_READINGS]
+    return ("Rows: " + "; ".join(parts) + ".") if parts else ""
 # Which way is better for the inpainting metrics (+1: higher, -1: lower).
 INPAINTING_DIRECTION = {"ssim": 1, "l1": -1, "ssim_image": 1, "l1_image": -1}
 NOT_REPRODUCED = "not reproduced yet"
@@ -339,12 +371,17 @@ def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: 
 def inpainting_differences(scores: pd.DataFrame, rows, dataset: str,
                            metric_names=("ssim", "l1")) -> pd.DataFrame:
     """Paired differences on the same test images (per-image means over the same holes):
-    GL+A-MEx − GL (the paper's comparison) and every row − each floor; same columns as
+    GL+A-MEx − GL (the paper's comparison), every other GL+A-MEx row (`gl-amex-*`, another
+    reading) − GL and − our GL+A-MEx, and every row − each floor; same columns as
     differences_table."""
     matrices = {m: inpainting_matrices(scores, m) for m in metric_names}
     present = set(scores["row"])
     trained = [r for r in rows if r in present]
-    pairs = [(a, b) for a, b in (("gl-amex-" + dataset, "gl-" + dataset),) if {a, b} <= present]
+    gl, ours = "gl-" + dataset, "gl-amex-" + dataset
+    pairs = [(a, b) for a, b in ((ours, gl),) if {a, b} <= present]
+    readings = [r for r in trained if r != ours and r.startswith("gl-amex-")
+                and r.endswith("-" + dataset)]
+    pairs += [(row, other) for row in readings for other in (gl, ours) if other in present]
     pairs += [(row, floor) for row in trained
               for floor in sorted(_inpainting_floors(matrices[metric_names[0]], dataset))]
     return difference_lines([(a, b, dataset) for a, b in pairs], matrices, metric_names)
@@ -719,9 +756,9 @@ def _why_below(row: str, means: pd.DataFrame, twosm: bool = False) -> str:
 def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, dataset: str,
                     label: str) -> list:
     """Markdown lines setting this study's trained rows beside another study's on the same test
-    boxes (reference: {"name", "folder", "scores": its scores.csv}): each reference row's tIOU
-    and its paired difference to the fill-box floor, then each of this study's rows − the
-    reference's best row, paired on the boxes and seeds both have."""
+    boxes (reference: {"name", "folder", "scores": its scores.csv, "params": its params}): each
+    row's tIOU and its paired difference to the fill-box floor, and each of this study's rows −
+    the reference's best row, paired on the boxes and seeds both have."""
     fill = f"floor-fill-box-{dataset}"
     theirs = reference["scores"]
     their_rows = study_rows(reference["params"], dataset).trained
@@ -733,10 +770,10 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
     matrices = {metric: score_matrices(both, metric) for metric in ("tiou",)}
     mine = [row for row in rows.trained if row in matrices["tiou"]]
     best = max(their_rows, key=lambda row: matrices["tiou"][row].mean())
-    pairs = ([(row, fill, dataset) for row in their_rows] +
+    pairs = ([(row, fill, dataset) for row in their_rows + mine] +
              [(row, best, dataset) for row in mine])
     frame = difference_lines(pairs, matrices, ("tiou",))
-    out = ["", f"Beside {reference['name']} ([{reference['folder']}/summary.md]"
+    out = ["", f"Beside the rows of {reference['name']} ([{reference['folder']}/summary.md]"
            f"({reference['folder']}/summary.md)), on the same {len(boxes(scores, fill))} test "
            f"boxes and seeds: {label}", "", "| row | tIOU | − fill-box floor | − "
            f"{best} |", "|---|---|---|---|"]
@@ -749,6 +786,16 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
                          f"{line.iloc[0]['ci_high']:+.4f}]")
         out.append(f"| {row} | " + " | ".join(cells) + " |")
     return out
+
+
+def _epochs(params) -> str:
+    """'36 epochs', with the rows that train their own number of epochs."""
+    own = {}
+    for row in params.rows:
+        if params.row_epochs(row) != params.train.epochs:
+            own.setdefault(params.row_epochs(row), []).append(row)
+    return f"{params.train.epochs} epochs" + "".join(
+        f" ({', '.join(names)}: {epochs})" for epochs, names in sorted(own.items()))
 
 
 def _study_settings(params, dataset: str, vgg: str) -> str:
@@ -798,7 +845,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
            f"{size.width}x{size.height}, "
            f"{size.synthetic_train} train / {size.synthetic_test} test images "
            f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
-           f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, "
+           f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {_epochs(params)}, "
            f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
            f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "

@@ -20,8 +20,9 @@ from pipeline.config import Params, ProfileParams, TrainParams, to_dict
 from pipeline.datasets import get_spec, read_split
 from pipeline.distributed import context_from_env
 from pipeline.distributed import Context
-from pipeline.inpainting import (CompletionNetwork, GlobalLocalLoss, InpaintingTask,
-                                 ReconstructionLoss, gl_phases, local_patch_size, mean_colour)
+from pipeline.inpainting import (CompletionNetwork, ExpandedContextLoss, GlobalLocalLoss,
+                                 InpaintingTask, ReconstructionLoss, gl_phases, local_patch_size,
+                                 mean_colour)
 from pipeline.evaluation import HeldBackBoxes, HeldBackHoles
 from pipeline.inputs import (EditTask, TranslationTask, check_boxes, condition_channels,
                              read_boxes)
@@ -323,8 +324,8 @@ def train_row(params: Params, row_name: str, data_dir: str, out_dir: str, live_d
                                               "test_boxes.csv"))}
     held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, params.box_convention)
     return _run(params, name=row_name, task=task, generator=generator, losses=losses,
-                epochs=t.epochs, out_dir=out_dir, live_dir=live_dir, extra=extra,
-                progress=progress, monitor=held_back.scores,
+                epochs=params.row_epochs(row_name), out_dir=out_dir, live_dir=live_dir,
+                extra=extra, progress=progress, monitor=held_back.scores,
                 kind="twosm" if params.is_twosm(row_name) else "structure",
                 size=split.labels.shape[:0:-1])
 
@@ -352,13 +353,24 @@ INPAINTING_TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_
                          "eval_every", "eval_boxes")
 
 
-def build_gl(loss: str, params: Params, height: int, width: int):
+def build_gl(loss: str, params: Params, height: int, width: int, reading: str = "ours"):
     """(completion network, loss plug-ins) of a Table 3 row: GL = L_rec + α·GL's adversarial
     term (global + local context discriminator); gl_amex adds α·λ4·L_A-MEx, the same AMExLoss
     plug-in as the segmentation rows, on (masked photo + hole mask, RGB photo) with the holes
-    as boxes."""
+    as boxes (reading `ours`), or, reading `authors`, replaces GL's local discriminator with
+    one trunk shared over the expanded-mask images inside GL's one logit (ExpandedContextLoss)."""
     ip = params.inpainting
     generator = CompletionNetwork(ip.ngf, ip.n_downsampling, ip.dilations)
+    if loss == "gl_amex" and reading == "authors":
+        return generator, [ReconstructionLoss(ip.reconstruction),
+                           ExpandedContextLoss(height, width, q=ip.q, expand_x=ip.alpha,
+                                               expand_y=ip.beta, ndf=ip.ndf,
+                                               global_layers=ip.global_layers,
+                                               local_layers=ip.local_layers,
+                                               alpha=ip.lambda_adv)]
+    if reading != "ours":
+        raise ValueError(f"unknown A-MEx reading {reading!r} for loss {loss!r} (ours; authors "
+                         "for gl_amex)")
     plugins = [ReconstructionLoss(ip.reconstruction),
                GlobalLocalLoss(height, width, local_patch_size(width, height, ip.local_fraction),
                                ndf=ip.ndf, global_layers=ip.global_layers,
@@ -388,7 +400,7 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
         raise ValueError(f"{train_path}: photos are {width}x{height}, params inpainting is "
                          f"{ip.width}x{ip.height} (rerun the prepare stage)")
     fill = mean_colour(split.photos)
-    generator, losses = build_gl(row.loss, params, height, width)
+    generator, losses = build_gl(row.loss, params, height, width, row.amex_reading)
     task = InpaintingTask(split.photos, fill=fill, hole=(ip.hole_min, ip.hole_max),
                           batch_size=ip.batch_size, flip=ip.flip, seed=seed)
     # the trainer's steps per epoch (under torchrun every rank takes its share)
@@ -396,6 +408,7 @@ def train_inpainting_row(params: Params, row_name: str, data_dir: str, out_dir: 
     phases = gl_phases(ip.completion_epochs * steps, ip.discriminator_epochs * steps, losses)
     amex = row.loss == "gl_amex"
     extra = {"dataset": ip.dataset, "loss": row.loss, "q": ip.q if amex else -1,
+             "amex_reading": row.amex_reading if amex else "none",
              "alpha": ip.alpha if amex else -1, "beta": ip.beta if amex else -1,
              "in_channels": 4, "train_images": len(split.names), "seed": seed,
              "fill": list(fill), "phases": [[p.name, p.steps] for p in phases],

@@ -1,4 +1,6 @@
-"""Prepare one dataset: synthetic (params data.source) or the real archives.
+"""Prepare one dataset: synthetic or the real archives (params data.source, data.sources).
+
+The source of a dataset is data.sources.<dataset> where given, else data.source.
 
   dvc:      python -m stages.prepare cityscapes --out artifacts/data/cityscapes
             python -m stages.prepare facade --out artifacts/data/facade   (params `inpainting`)
@@ -69,11 +71,16 @@ def main():
             raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
         else:
             settings = vars(params.datasets[args.dataset])
-        source, seed = params.data.source, params.evaluate.seed
+        source, seed = params.data.source_of(args.dataset), params.evaluate.seed
         if source == "real":
-            from pipeline.raw_datasets import load_raw
-            splits = load_raw(args.dataset, params.data.raw_dir,
-                              extract_dir=extract_dir)
+            from pipeline.raw_datasets import MissingRawData, load_raw
+            try:
+                splits = load_raw(args.dataset, params.data.raw_dir,
+                                  extract_dir=extract_dir)
+            except MissingRawData as err:  # one line: which archive, where, or go synthetic
+                raise MissingRawData(f"{err}; or use synthetic {args.dataset} data: "
+                                     f"data.sources: {{{args.dataset}: synthetic}} in "
+                                     f"{args.params}") from None
         else:
             from pipeline.synthetic import generate_split
             splits = {split: generate_split(args.dataset, split, settings[f"synthetic_{split}"],

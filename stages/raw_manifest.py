@@ -7,7 +7,7 @@ import argparse
 import os
 
 from pipeline.atomic import write_json_atomic
-from pipeline.config import load_params
+from pipeline.config import data_sources, load_params
 from stages.common import run
 
 
@@ -28,7 +28,10 @@ def main():
     args = parser.parse_args()
     params = load_params(args.params)
     data = {"source": params.data.source}
-    if params.data.source == "real":  # synthetic runs must not depend on the folder at all
+    # Synthetic runs must not depend on the folder at all; it is listed when any dataset's
+    # source (data.sources.<name>, else data.source) is real. Which dataset is real is the
+    # prepare stages' own param (data), not part of this file.
+    if "real" in data_sources(params).values():
         data["raw_dir"] = params.data.raw_dir
         data["files"] = manifest(params.data.raw_dir) if os.path.isdir(params.data.raw_dir) else []
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

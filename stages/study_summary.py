@@ -78,8 +78,8 @@ def main():
              f"{'s' if threads > 1 else ''} per run, code {args.source or 'unknown'}")
     reference = None
     if args.reference:
-        reference = {"name": f"the {os.path.basename(os.path.normpath(args.reference))} study",
-                     "folder": os.path.basename(os.path.normpath(args.reference)),
+        folder = os.path.basename(os.path.normpath(args.reference))
+        reference = {"name": f"reports/{folder}", "folder": folder,
                      "scores": pd.read_csv(os.path.join(args.reference, "scores.csv")),
                      "params": load_params(os.path.join(args.reference, "params.yaml"))}
     diagnostics = None

@@ -1,5 +1,7 @@
 """Train the completion network of one Table 3 row (params.yaml inpainting_rows): GL or GL+A-MEx.
 
+  (GL+A-MEx rows under either reading, inpainting_rows.<row>.amex_reading: ours | authors)
+
   python -m stages.train_inpainting gl-amex-facade --seed 0
       -> artifacts/inpainting/models/<row>/seed<k>/ (generator.pt, train_summary.json,
          checkpoints), reports/train/<row>/seed<k>/ (dvclive: losses, phase, eval/ssim, eval/l1;

@@ -179,7 +179,8 @@ CASES = [
          data=False),
     Case("prepare_real_raw_dir_missing", "stages.prepare", PREPARE,
          both(set_key("data.source", "real"), set_key("data.raw_dir", "data/raw")),
-         ["data/raw/gtFine/train", "missing"], data=False),
+         ["gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip missing: put them in "
+          "data/raw/"], data=False),
     Case("prepare_raw_truncated_png", "stages.prepare", PREPARE + ["--raw", "raw"],
          city_tree(then=truncate(f"{VAL}_gtFine_instanceIds.png")),
          ["city_000000_000001_gtFine_instanceIds.png", "truncated"], data=False),

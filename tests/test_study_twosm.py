@@ -161,7 +161,7 @@ def test_reference_lines_pair_the_twosm_rows_with_the_colour_rows_on_the_same_bo
                       "amexgan-cityscapes": ([0.5, 0.6, 0.7], True)})
     params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
     colour = load_params(os.path.join(REPO, "params_study.yaml"))
-    lines = reference_lines(mine, {"name": "the study study", "folder": "study",
+    lines = reference_lines(mine, {"name": "reports/study", "folder": "study",
                                    "scores": theirs, "params": colour},
                             study_rows(params, "cityscapes"), "cityscapes", "note")
     text = "\n".join(lines)
@@ -169,7 +169,7 @@ def test_reference_lines_pair_the_twosm_rows_with_the_colour_rows_on_the_same_bo
     # mexgan: seeds 0 and 1 add 0 and 0.01: mean 0.705; − fill-box: 0.705 − 0.8 = −0.095
     assert "| mexgan-cityscapes | 0.7050 | -0.0950 [" in text
     # a TwoSM row: 0.905 − mexgan's 0.705, paired = +0.2000
-    assert "| twosm-full-cityscapes | 0.9050 | " in text and "| +0.2000 [" in text
+    assert "| twosm-full-cityscapes | 0.9050 | +0.1050 [" in text and "| +0.2000 [" in text
     assert "on the same 3 test boxes" in text
     other_boxes = theirs.replace({"image": {"img2": "img9"}})
     assert "not comparable" in "\n".join(reference_lines(

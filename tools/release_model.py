@@ -14,6 +14,7 @@ Errors: one line, exit status 1; nothing written.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -26,7 +27,8 @@ if ROOT not in sys.path:
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.checkpoints import load_model_file, save_atomic  # noqa: E402
+from pipeline.atomic import atomic_open, write_json_atomic  # noqa: E402
+from pipeline.checkpoints import load_model_file  # noqa: E402
 
 MAX_BYTES = 10 * 1024 * 1024  # a released model stays small enough for git
 
@@ -77,15 +79,19 @@ def release(run: str, translator: str, study: str, out: str, trained_code: str =
     files[os.path.join(out, f"translator-{dataset}", "generator.pt")] = \
         {**half_weights(translator_state), "release": {"row": f"translator-{dataset}",
                                                        "for": row, "study": provenance["study"]}}
-    for path, content in files.items():
+    payloads = {}
+    for path, content in files.items():   # every size is checked before anything is written
+        buffer = io.BytesIO()
+        torch.save(content, buffer)
+        if buffer.tell() > MAX_BYTES:
+            raise ValueError(f"{path}: {buffer.tell()} bytes, more than the {MAX_BYTES} a "
+                             "release may have (nothing written)")
+        payloads[path] = buffer.getvalue()
+    for path, payload in payloads.items():
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_atomic(content, path)
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            os.remove(path)
-            raise ValueError(f"{path}: {size} bytes, more than the {MAX_BYTES} a release may have")
-    with open(os.path.join(out, f"{row}.json"), "w") as f:
-        json.dump(provenance, f, indent=1)
+        with atomic_open(path, "wb") as f:
+            f.write(payload)
+    write_json_atomic(os.path.join(out, f"{row}.json"), provenance, indent=1)
     return provenance
 
 
