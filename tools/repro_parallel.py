@@ -7,7 +7,8 @@ runs each use one CPU thread (or a slice of one GPU) would leave the other cores
 2. runs every out-of-date `train_*` stage's own command, `--jobs` at a time, each one's output
    in `.dvc/tmp/repro_parallel/<stage>.log`, and records each finished run in dvc.lock with
    `dvc commit` (the same deps, params and outs `dvc repro` would record);
-3. runs `dvc repro` for the rest, which finds the training runs up to date.
+3. runs `dvc repro` for the rest (or for the given target stages), which finds the training
+   runs up to date.
 
 It is resumable as the stages are: a stopped run continues from its last checkpoint when this
 runs again, and finished runs are not rerun. A failed run stops the tool (exit 1) after the
@@ -15,6 +16,7 @@ running ones end, naming the run and its log.
 
     python tools/repro_parallel.py --jobs 2            # in a DVC repository (tools/study.sh)
     python tools/repro_parallel.py --jobs 2 --dry      # list what would run
+    python tools/repro_parallel.py --jobs 1 evaluate_inpainting   # only what it needs
 """
 from __future__ import annotations
 
@@ -40,11 +42,19 @@ def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     return result
 
 
-def training_stages(graph) -> tuple[list, list]:
-    """The `train_*` stages, in dvc.yaml order, and the other stages they depend on directly
-    (graph edges point from a stage to the stages it depends on)."""
-    training = [stage for stage in graph.nodes
-                if getattr(stage, "name", "").startswith(TRAINING_PREFIX)]
+def training_stages(graph, targets=()) -> tuple[list, list]:
+    """The `train_*` stages (those the `targets` depend on, when given), in dvc.yaml order, and
+    the other stages they depend on directly (graph edges point from a stage to the stages it
+    depends on)."""
+    import networkx as nx
+    wanted = set(graph.nodes)
+    if targets:
+        wanted = set()
+        for stage in graph.nodes:
+            if getattr(stage, "addressing", None) in targets:
+                wanted |= {stage} | nx.descendants(graph, stage)
+    training = [stage for stage in graph.nodes if stage in wanted
+                and getattr(stage, "name", "").startswith(TRAINING_PREFIX)]
     upstream = {dependency for stage in training for dependency in graph.successors(stage)
                 if not getattr(dependency, "name", "").startswith(TRAINING_PREFIX)}
     return training, sorted(upstream, key=lambda stage: stage.addressing)
@@ -103,12 +113,17 @@ def main(argv=None) -> int:
     parser.add_argument("--dry", action="store_true", help="list what would run, run nothing")
     parser.add_argument("--log-dir", default=".dvc/tmp/repro_parallel",
                         help="where each run's output goes")
+    parser.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs: {args.jobs} (at least 1)")
     from dvc.repo import Repo
     with Repo(".") as repo:
-        training, upstream = training_stages(repo.index.graph)
+        known = {stage.addressing for stage in repo.index.graph.nodes}
+        unknown = [target for target in args.targets if target not in known]
+        if unknown:
+            parser.error(f"unknown stage(s): {', '.join(unknown)}")
+        training, upstream = training_stages(repo.index.graph, args.targets)
         commands = {stage.addressing: stage.cmd for stage in training}
     if args.dry:
         print("upstream:", " ".join(stage.addressing for stage in upstream) or "none")
@@ -124,7 +139,7 @@ def main(argv=None) -> int:
         print(f"error: training run(s) failed: {', '.join(failed)} (logs in {args.log_dir})",
               file=sys.stderr)
         return 1
-    dvc("repro")
+    dvc("repro", *args.targets)
     return 0
 
 

@@ -6,9 +6,10 @@
 # Then copies each one's results to reports/study/ (paper) or reports/study_authors/ and writes
 # its summary.md. Nothing is committed; the checkout's artifacts are untouched.
 #   make study              paper and authors side by side (about 110 min on 2 CPU cores), then
-#                           twosm (Table 2, params_study_twosm.yaml, two runs at a time)
-#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm); JOBS=N runs N of
-#                           its training runs at a time (default: 2 for twosm, else 1)
+#                           twosm (Table 2, params_study_twosm.yaml) and gl (Table 3,
+#                           params_study_gl.yaml), two runs at a time
+#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl); JOBS=N runs
+#                           N of its training runs at a time (default: 2 for twosm and gl, else 1)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
 #   make study FINISH=1     only the last step on finished scratch copies: copy the results and
@@ -45,20 +46,26 @@ if [ "$PROFILE" = all ]; then
   done
   status=0
   for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  bash "$SCRIPT" twosm > >(sed -u "s/^/[twosm] /") 2>&1 || status=1
+  for one in twosm gl; do
+    bash "$SCRIPT" "$one" > >(sed -u "s/^/[$one] /") 2>&1 || status=1
+  done
   exit $status
 fi
 REFERENCE=""
+TARGETS=""   # the stages a profile reproduces (default: every stage)
 # a study profile: its params file, the training profile set in it, its reports folder
 # and how many of its training runs run at a time (JOBS=N overrides; tools/repro_parallel.py)
 case "$PROFILE" in
   paper) OUT="$ROOT/reports/study"; TRAINING=paper; JOBS=${JOBS:-1} ;;
   authors) OUT="$ROOT/reports/study_authors"; TRAINING=authors; JOBS=${JOBS:-1} ;;
+  gl) OUT="$ROOT/reports/study_gl"; TRAINING=paper; JOBS=${JOBS:-2}
+    PARAMS=${STUDY_GL_PARAMS:-params_study_gl.yaml}
+    TARGETS=evaluate_inpainting ;;   # Table 3 only: no segmentation row in this study
   twosm) OUT="$ROOT/reports/study_twosm"; TRAINING=paper; JOBS=${JOBS:-2}
     PARAMS=${STUDY_TWOSM_PARAMS:-params_study_twosm.yaml}
     # the colour rows of the paper profile, on the same test boxes, beside the TwoSM rows
     [ -f "$ROOT/reports/study/scores.csv" ] && REFERENCE="$ROOT/reports/study" ;;
-  *) echo "error: study profile $PROFILE: paper, authors, twosm or all" >&2; exit 1 ;;
+  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl or all" >&2; exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 python -c "import sys; from pipeline.config import load_params; load_params(sys.argv[1])" \
@@ -74,10 +81,15 @@ fi
 finish() {  # copy a finished study's results to $OUT and write its summary (in $WORK/repo)
   local seconds=$1
   rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp/figures"
-  cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
-    reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
-  [ "$PROFILE" = twosm ] && cp reports/table2.md reports/table2.csv "$OUT.tmp/"
-  cp reports/figures/metric_curves_*.png reports/figures/grid_*.png "$OUT.tmp/figures/"
+  if [ "$PROFILE" = gl ]; then   # Table 3's files (no report stage: the summary has the table)
+    cp reports/inpainting_metrics.json reports/inpainting_scores.csv \
+      reports/inpainting_run_conditions.json "$OUT.tmp/"
+  else
+    cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
+      reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
+    [ "$PROFILE" = twosm ] && cp reports/table2.md reports/table2.csv "$OUT.tmp/"
+    cp reports/figures/metric_curves_*.png reports/figures/grid_*.png "$OUT.tmp/figures/"
+  fi
   # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
     xargs -0 cp --parents -t "$OUT.tmp/")
@@ -98,8 +110,10 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   echo "== study results: $OUT/summary.md"
 }
 if [ "${FINISH:-0}" = 1 ]; then
-  [ -f "$WORK/repo/reports/metrics.json" ] || {
-    echo "error: $WORK/repo/reports/metrics.json does not exist: run the study first" >&2
+  done_file=reports/metrics.json
+  [ "$PROFILE" = gl ] && done_file=reports/inpainting_metrics.json
+  [ -f "$WORK/repo/$done_file" ] || {
+    echo "error: $WORK/repo/$done_file does not exist: run the study first" >&2
     exit 1; }
   cd "$WORK/repo"
   finish "$(cat reports/study_wall_seconds 2>/dev/null || echo 0)"
@@ -134,9 +148,9 @@ fi
 echo "== study: dvc repro in $WORK/repo ($PARAMS, $JOBS training run(s) at a time)"
 started=$SECONDS
 if [ "$JOBS" -gt 1 ]; then
-  python "$ROOT/tools/repro_parallel.py" --jobs "$JOBS"
+  python "$ROOT/tools/repro_parallel.py" --jobs "$JOBS" $TARGETS
 else
-  dvc repro
+  dvc repro $TARGETS
 fi
 seconds=$((SECONDS - started))
 echo "$seconds" > reports/study_wall_seconds
