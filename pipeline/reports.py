@@ -933,3 +933,95 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
             else "")
     out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"
+
+
+def _directed_verdict(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
+    """_verdict for a metric whose better direction is INPAINTING_DIRECTION's (L1: lower)."""
+    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
+    if not len(line):
+        return f"{a} − {b}: not in this run"
+    d = line.iloc[0]
+    better = INPAINTING_DIRECTION[metric] * d["difference"] > 0
+    word = ("**cannot tell** (the interval includes 0)" if d["excludes_0"] != "yes"
+            else "**yes**" if better else "**no, it is worse**")
+    return (f"{word}: {metric} {a} − {b} = {d['difference']:+.4f} "
+            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
+
+
+def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves: dict, params,
+                             wall_seconds: int, platform: str, folder: str = "study_gl",
+                             params_file: str = "params_study_gl.yaml") -> str:
+    """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
+    paired questions (each GL+A-MEx reading − GL, the authors' reading − ours, each row − each
+    floor) on SSIM and L1 over the hole, whether each row's held-back SSIM curve is flat, and
+    the curves (figures/metric_curves_<dataset>.png in `folder`)."""
+    ip = params.inpainting
+    dataset = ip.dataset
+    rows = list(params.inpainting_rows)
+    differences = inpainting_differences(scores, rows, dataset)
+    floors = sorted(r for r in metrics if r.startswith("floor-") and r.endswith(f"-{dataset}"))
+    names = {name: TABLE3_READINGS.get((row.loss, row.amex_reading), (None, name))[1]
+             for name, row in params.inpainting_rows.items()}
+    gl = next((n for n, r in params.inpainting_rows.items() if r.loss == "gl"), None)
+    readings = [n for n, r in params.inpainting_rows.items() if r.loss == "gl_amex"]
+    ours = [n for n in readings if params.inpainting_rows[n].amex_reading == "ours"]
+    steps = [(row, gl) for row in readings if gl] + [
+        (row, ours[0]) for row in readings if ours and row != ours[0]]
+    joint = ip.epochs - ip.completion_epochs - ip.discriminator_epochs
+    per_epoch = -(-ip.synthetic_train // ip.batch_size)
+    words = {1: "beats", -1: "is worse than", 0: "cannot be told apart from"}
+
+    def resolved(a, b, metric="ssim"):
+        line = differences[(differences["comparison"] == f"{a} − {b}")
+                           & (differences["metric"] == metric)]
+        if not len(line):
+            return None
+        d = line.iloc[0]
+        return 0 if d["excludes_0"] != "yes" else (
+            1 if INPAINTING_DIRECTION[metric] * d["difference"] > 0 else -1)
+
+    above = [row for row in rows if floors and all(resolved(row, f) == 1 for f in floors)]
+    short = ", ".join(f"{names[a]} {words.get(resolved(a, b), 'was not compared with')} "
+                      f"{names[b]}" for a, b in steps)
+    floor_text = ("no trained row beats every floor" if not above else
+                  f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} every floor")
+    out = ["## CPU study of Table 3: GL and GL+A-MEx, both readings", "",
+           f"`make study PROFILE=gl` (`{params_file}`): synthetic {dataset} at "
+           f"{ip.width}x{ip.height}, {ip.synthetic_train} train / {ip.synthetic_test} test "
+           f"images, {ip.test_holes} seed-{params.evaluate.seed} holes per test image, rows "
+           f"{', '.join(rows)}, seeds {list(params.seeds)}, {ip.epochs} epochs of batch "
+           f"{ip.batch_size} ({ip.epochs * per_epoch} steps: GL's phases {ip.completion_epochs} "
+           f"/ {ip.discriminator_epochs} / {joint} epochs), ngf/ndf {ip.ngf}/{ip.ndf}, q = "
+           f"{ip.q}, α = β = {ip.alpha} px, λ_adv = {ip.lambda_adv:g}, λ4 = "
+           f"{ip.lambda_amex:g}. Wall time {wall_seconds // 60} min ({platform}). "
+           "SSIM and L1 over the hole; intervals: 95 % bootstrap over test images (each the "
+           "mean of its holes) and seeds.", "",
+           f"**In short:** on SSIM, {short}, and {floor_text}.", "",
+           table3_readings(params.inpainting_rows), "",
+           "| question | answer (SSIM, higher is better) | answer (L1, lower is better) |",
+           "|---|---|---|"]
+    questions = [(f"Does {names[a]} beat {names[b]}?", a, b) for a, b in steps]
+    questions += [(f"Does {row} beat {floor}?", row, floor) for row in rows for floor in floors]
+    for question, a, b in questions:
+        out.append(f"| {question} | {_directed_verdict(differences, a, b, 'ssim')} | "
+                   f"{_directed_verdict(differences, a, b, 'l1')} |")
+    table = inpainting_table(metrics, scores, table3_paper(params.inpainting_rows), dataset)
+    out += ["", "Table 3 (paper: real CMP Facade at 248x242; ours − paper only where the "
+            "metric is the same quantity):", "", markdown_table(table), "",
+            f"Flat: the seed-mean held-back SSIM (the first hole of the first "
+            f"{params.train.eval_boxes} test images, once per epoch) gains less than "
+            f"{FLAT_TOLERANCE} over the last {FLAT_FRACTION:.0%} of the steps.", "",
+            "| row | SSIM | L1 | SSIM gained over the last 20 % of steps (seed mean) | flat |",
+            "|---|---|---|---|---|"]
+    for row in floors + rows:
+        values = metrics.get(row)
+        if values is None:
+            continue
+        gain, flat = "", ""
+        curves = {s: c["ssim"] for s, c in eval_curves.get(row, {}).items() if "ssim" in c}
+        if curves:
+            value = late_gain(curves)
+            gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
+        out.append(f"| {row} | {values['ssim']:.4f} | {values['l1']:.4f} | {gain} | {flat} |")
+    out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
+    return "\n".join(out) + "\n"

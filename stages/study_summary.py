@@ -19,7 +19,9 @@ from pipeline.config import load_params, seed_dir
 from pipeline.datasets import get_spec
 from pipeline.diagnostics import diagnose_edits
 from pipeline.evaluation import test_items
-from pipeline.reports import held_back_floors, read_eval_curves, study_summary
+from pipeline.reports import (held_back_floors, held_back_inpainting_floors,
+                              inpainting_study_summary, plot_metric_curves, read_eval_curves,
+                              study_summary)
 from pipeline.model_files import load_generator
 from stages.common import ArgumentParser, run
 
@@ -37,6 +39,44 @@ def diagnose_runs(params, models: str, data: str) -> pd.DataFrame:
                                          "image": split.names[index], **record}
                                         for (index, _), record in zip(items, records)]))
     return pd.concat(frames, ignore_index=True)
+
+
+def where_it_ran(conditions: dict, reports: str, threads: int, source: str) -> str:
+    """'<CPU model>, 1 thread per run, code <source>' from a run's conditions or resources."""
+    machine = conditions.get("platform", {}).get("machine")
+    resources = os.path.join(reports, "resources.json")
+    if machine is None and os.path.exists(resources):
+        with open(resources) as f:
+            machine = json.load(f).get("machine")
+    return (f"{(machine or {}).get('cpu_model', 'unknown CPU')}, {threads} thread"
+            f"{'s' if threads > 1 else ''} per run, code {source or 'unknown'}")
+
+
+def summarise_inpainting(params, args) -> None:
+    """The Table 3 study's summary.md and its learning-curve figure, in --out."""
+    with open(os.path.join(args.reports, "inpainting_metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(args.reports, "inpainting_run_conditions.json")) as f:
+        conditions = json.load(f)
+    scores = pd.read_csv(os.path.join(args.reports, "inpainting_scores.csv"))
+    rows = list(params.inpainting_rows)
+    curves = read_eval_curves(os.path.join(args.reports, "train"), rows, params.seeds)
+    dataset = params.inpainting.dataset
+    floors = {m: held_back_inpainting_floors(scores, params.train.eval_boxes, m)
+              for m in ("ssim", "l1")}
+    folder = args.folder or os.path.basename(os.path.normpath(args.out))
+    os.makedirs(os.path.join(args.out, "figures"), exist_ok=True)
+    plot_metric_curves(curves, floors,
+                       os.path.join(args.out, "figures", f"metric_curves_{dataset}.png"),
+                       f"Table 3 study: held-back SSIM / L1 over the hole ({dataset})")
+    text = inpainting_study_summary(
+        metrics=metrics, scores=scores, eval_curves=curves, params=params,
+        wall_seconds=args.wall_seconds,
+        platform=where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source),
+        folder=folder, params_file=args.params_file)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
 
 
 def main():
@@ -58,6 +98,9 @@ def main():
     if bool(args.models) != bool(args.data):
         parser.error("--models and --data go together")
     params = load_params(args.params)
+    if params.inpainting_rows and not params.rows:   # the Table 3 study (profile gl)
+        summarise_inpainting(params, args)
+        return
     with open(os.path.join(args.reports, "metrics.json")) as f:
         metrics = json.load(f)
     with open(os.path.join(args.reports, "run_conditions.json")) as f:
@@ -68,14 +111,7 @@ def main():
     curves = read_eval_curves(os.path.join(args.reports, "train"), params.rows, params.seeds)
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
-    machine = conditions.get("platform", {}).get("machine")
-    resources = os.path.join(args.reports, "resources.json")
-    if machine is None and os.path.exists(resources):
-        with open(resources) as f:
-            machine = json.load(f).get("machine")
-    threads = params.train.cpu_threads
-    where = (f"{(machine or {}).get('cpu_model', 'unknown CPU')}, {threads} thread"
-             f"{'s' if threads > 1 else ''} per run, code {args.source or 'unknown'}")
+    where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
     reference = None
     if args.reference:
         folder = os.path.basename(os.path.normpath(args.reference))
