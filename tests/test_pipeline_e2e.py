@@ -58,7 +58,7 @@ def _project(tmp_path, params):
     (tmp_path / "reports" / "study").mkdir(parents=True)
     shutil.copy(os.path.join(REPO, "reports", "real_eligible_boxes.json"),  # a dataset_report dep
                 tmp_path / "reports" / "real_eligible_boxes.json")
-    for study in ("study", "study_authors", "study_twosm"):  # report inputs from `make study`
+    for study in ("study", "study_authors", "study_twosm", "study_gl"):  # from `make study`
         (tmp_path / "reports" / study).mkdir(parents=True, exist_ok=True)
         (tmp_path / "reports" / study / "summary.md").write_text("## CPU study\n\nnot run\n")
     # a VGG19 weights file: each training stage loads it in 0.2 s instead of building the

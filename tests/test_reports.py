@@ -277,7 +277,7 @@ def test_the_report_stage_declares_every_file_it_writes(fake_report):
         stage = yaml.safe_load(f)["stages"]["report"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
     inputs = {"metrics.json", "scores.csv", "run_conditions.json", "study/summary.md",
-              "study_authors/summary.md", "study_twosm/summary.md",
+              "study_authors/summary.md", "study_twosm/summary.md", "study_gl/summary.md",
               "inpainting_metrics.json", "inpainting_scores.csv",
               "inpainting_run_conditions.json", "huev.json"}
     for folder, _, files in os.walk(fake_report):

@@ -132,9 +132,9 @@ cd "$WORK/repo"
 if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
-mkdir -p reports/study reports/study_authors reports/study_twosm
+mkdir -p reports/study reports/study_authors reports/study_twosm reports/study_gl
 for summary in reports/study/summary.md reports/study_authors/summary.md \
-    reports/study_twosm/summary.md; do
+    reports/study_twosm/summary.md reports/study_gl/summary.md; do
   printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
     > "$summary"
 done
