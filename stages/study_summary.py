@@ -90,6 +90,8 @@ def main():
                         "(default: --out's name)")
     parser.add_argument("--models", help="the study run's artifacts/models (diagnostics)")
     parser.add_argument("--data", help="the study run's artifacts/data (diagnostics)")
+    parser.add_argument("--diagnostics", help="an earlier diagnostics.csv of the same runs, "
+                        "instead of --models / --data")
     parser.add_argument("--params-file", default="params_study.yaml",
                         help="the study's params file, as the summary names it")
     parser.add_argument("--reference", help="another study's folder (reports/study) scored on "
@@ -119,7 +121,9 @@ def main():
                      "scores": pd.read_csv(os.path.join(args.reference, "scores.csv")),
                      "params": load_params(os.path.join(args.reference, "params.yaml"))}
     diagnostics = None
-    if args.models:
+    if args.diagnostics:
+        diagnostics = pd.read_csv(args.diagnostics)
+    elif args.models:
         diagnostics = diagnose_runs(params, args.models, args.data)
         diagnostics.to_csv(os.path.join(args.out, "diagnostics.csv"), index=False)
     text = study_summary(metrics=metrics, differences=differences, eval_curves=curves,
