@@ -92,3 +92,9 @@ ci: $(STAMP)
 
 clean-demo:
 	rm -rf artifacts
+
+# The GPU study run (tools/gpu_study.sh, docs/gpu-and-benchmark.md): the wheels the GPU machine
+# lacks, Debian's git and the commit, into .whl/ (git-ignored), for the `run` call to carry.
+.PHONY: gpu-study-wheels
+gpu-study-wheels: $(STAMP)
+	PYTHON=$(BIN)/python bash tools/gpu/wheels.sh
