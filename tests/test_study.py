@@ -38,13 +38,13 @@ def test_make_study_target_runs_the_study_script():
     result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if not k.startswith("MAKE")}, timeout=60)
-    assert result.returncode == 0 and "DRY=1 FINISH=0 tools/study.sh all" in result.stdout
+    assert result.returncode == 0 and "DRY=1 FINISH=0 JOBS= tools/study.sh all" in result.stdout
 
 
 def test_study_refuses_an_unknown_profile():
     result = subprocess.run(["bash", "tools/study.sh", "nvidia"], cwd=REPO, capture_output=True,
                             text=True, env=dict(os.environ, DRY="1"), timeout=60)
-    assert result.returncode != 0 and "paper, authors, twosm or all" in result.stderr
+    assert result.returncode != 0 and "paper, authors, twosm, gl or all" in result.stderr
 
 
 def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(tmp_path):
