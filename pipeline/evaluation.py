@@ -21,12 +21,13 @@ from pipeline import floors, trainer
 from pipeline.boxes import BOX_CONVENTIONS, scored_box
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
+from pipeline.diagnostics import box_mask
 from pipeline.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.inpainting import complete, mean_colour, read_test_holes
 from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
 from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE, load_generator
-from pipeline.twosm import TwoStreamGenerator, edited_map, label_rule, predict_window
+from pipeline.twosm import TwoStreamGenerator, by_label_rule, edited_map, predict_window
 from pipeline.atomic import replace_dir
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,10 @@ class EditedMap(NamedTuple):
 
 
 def _outside(shape, box, window=None) -> np.ndarray:
-    region = np.zeros(shape, dtype=bool)
-    if window is None:
-        region[:] = True
-    else:
-        wx1, wy1, wx2, wy2 = window
-        region[wy1:wy2, wx1:wx2] = True
-    x1, y1, x2, y2 = box
-    region[y1:y2, x1:x2] = False
-    return region
+    """The pixels outside the box (inside `window`, when given): where the input shows the
+    model the answer."""
+    region = box_mask(shape, window) if window is not None else np.ones(shape, dtype=bool)
+    return region & ~box_mask(shape, box)
 
 
 @torch.no_grad()
@@ -89,7 +85,7 @@ def edited_maps(generator, split, spec, items, batch_size: int = 8, observe: boo
                                         split.instances[index], edit, spec, device)
             painted = edited_map(labels, prediction, prediction.painted, edit.box)
             context = edited_map(labels, prediction, prediction.context, edit.box)
-            predicted = painted if label_rule(generator) == "painted_mask" else context
+            predicted = by_label_rule(generator, painted, context)
             extra = {}
             if observe:
                 wx1, wy1, wx2, wy2 = prediction.window
@@ -292,13 +288,14 @@ def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
     try:
         for dataset, data in datasets.items():
             for floor in floors.FLOORS:
-                tious, hamms = data.floor_scores(floor)
+                # the floors under every box convention; the run's own one is the row's score
+                by_convention = {c: data.floor_scores(floor, c) for c in BOX_CONVENTIONS}
+                tious, hamms = by_convention[data.box_convention]
                 name = floors.floor_row_name(floor, dataset)
                 record(name, dataset, -1, data, tious, hamms)
                 metrics[name] = {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
                                  "test_boxes": len(tious)}
-                for convention in BOX_CONVENTIONS:  # the floors under every box convention
-                    values = data.floor_scores(floor, convention)
+                for convention, values in by_convention.items():
                     metrics[name].update({f"{metric}_{convention}_box": float(np.mean(v))
                                           for metric, v in zip(("tiou", "hamm"), values)})
         runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]

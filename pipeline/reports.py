@@ -645,37 +645,44 @@ def first_step_above(curves: dict, floor: float):
     return int(runs[0][0][above[0]]) if len(above) else None
 
 
-def _verdict(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
+def _verdict(frame: pd.DataFrame, a: str, b: str, metric: str, direction: int = 1) -> str:
+    """'yes' / 'no, it is worse' / 'cannot tell' for "does a beat b?" from the paired interval
+    of a − b; direction -1 for a metric where lower is better (L1)."""
     line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
     if not len(line):
         return f"{a} − {b}: not in this run"
     d = line.iloc[0]
     if d["excludes_0"] == "yes":
-        word = "**yes**" if d["difference"] > 0 else "**no, it is worse**"
+        word = "**yes**" if direction * d["difference"] > 0 else "**no, it is worse**"
     else:
         word = "**cannot tell** (the interval includes 0)"
     return (f"{word}: {metric} {a} − {b} = {d['difference']:+.4f} "
             f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
 
 
-def _resolved(frame: pd.DataFrame, a: str, b: str, metric: str = "tiou"):
-    """+1 / -1 when the paired interval of a − b excludes 0 above / below, 0 otherwise,
-    None when the comparison is not in the frame."""
+def _resolved(frame: pd.DataFrame, a: str, b: str, metric: str = "tiou", direction: int = 1):
+    """+1 / -1 when the paired interval of a − b excludes 0 on the better / worse side
+    (direction -1: lower is better), 0 otherwise, None when the comparison is not in the
+    frame."""
     line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
     if not len(line):
         return None
     d = line.iloc[0]
-    return 0 if d["excludes_0"] != "yes" else (1 if d["difference"] > 0 else -1)
+    return 0 if d["excludes_0"] != "yes" else (1 if direction * d["difference"] > 0 else -1)
+
+
+ANSWER_WORDS = {1: "beats", -1: "is worse than", 0: "cannot be told apart from",
+                None: "was not run"}
 
 
 def _plain_answer(frame, steps, trained, fill) -> str:
     """One sentence answering the study's questions on tIOU, whatever the answer is. steps:
     (row a, row b, name of a, name of b) pairs; trained: the trained rows."""
-    words = {1: "beats", -1: "is worse than", 0: "cannot be told apart from", None: "was not run"}
     above = [row for row in trained if _resolved(frame, row, fill) == 1]
     floor = ("no trained row beats the fill-box floor at this budget" if not above else
              f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} the fill-box floor")
-    parts = [f"{name_a} {words[_resolved(frame, a, b)]} {name_b}" for a, b, name_a, name_b in steps]
+    parts = [f"{name_a} {ANSWER_WORDS[_resolved(frame, a, b)]} {name_b}"
+             for a, b, name_a, name_b in steps]
     return f"on tIOU, {', '.join(parts)}, and {floor}."
 
 
@@ -935,19 +942,6 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     return "\n".join(out) + "\n"
 
 
-def _directed_verdict(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
-    """_verdict for a metric whose better direction is INPAINTING_DIRECTION's (L1: lower)."""
-    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
-    if not len(line):
-        return f"{a} − {b}: not in this run"
-    d = line.iloc[0]
-    better = INPAINTING_DIRECTION[metric] * d["difference"] > 0
-    word = ("**cannot tell** (the interval includes 0)" if d["excludes_0"] != "yes"
-            else "**yes**" if better else "**no, it is worse**")
-    return (f"{word}: {metric} {a} − {b} = {d['difference']:+.4f} "
-            f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]")
-
-
 def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves: dict, params,
                              wall_seconds: int, platform: str, folder: str = "study_gl",
                              params_file: str = "params_study_gl.yaml") -> str:
@@ -969,20 +963,13 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
         (row, ours[0]) for row in readings if ours and row != ours[0]]
     joint = ip.epochs - ip.completion_epochs - ip.discriminator_epochs
     per_epoch = -(-ip.synthetic_train // ip.batch_size)
-    words = {1: "beats", -1: "is worse than", 0: "cannot be told apart from"}
 
-    def resolved(a, b, metric="ssim"):
-        line = differences[(differences["comparison"] == f"{a} − {b}")
-                           & (differences["metric"] == metric)]
-        if not len(line):
-            return None
-        d = line.iloc[0]
-        return 0 if d["excludes_0"] != "yes" else (
-            1 if INPAINTING_DIRECTION[metric] * d["difference"] > 0 else -1)
+    def resolved(a, b):   # on SSIM, the study's headline metric
+        return _resolved(differences, a, b, "ssim", INPAINTING_DIRECTION["ssim"])
 
     above = [row for row in rows if floors and all(resolved(row, f) == 1 for f in floors)]
-    short = ", ".join(f"{names[a]} {words.get(resolved(a, b), 'was not compared with')} "
-                      f"{names[b]}" for a, b in steps)
+    short = ", ".join(f"{names[a]} {ANSWER_WORDS[resolved(a, b)]} {names[b]}"
+                      for a, b in steps)
     floor_text = ("no trained row beats every floor" if not above else
                   f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} every floor")
     out = ["## CPU study of Table 3: GL and GL+A-MEx, both readings", "",
@@ -1003,8 +990,9 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
     questions = [(f"Does {names[a]} beat {names[b]}?", a, b) for a, b in steps]
     questions += [(f"Does {row} beat {floor}?", row, floor) for row in rows for floor in floors]
     for question, a, b in questions:
-        out.append(f"| {question} | {_directed_verdict(differences, a, b, 'ssim')} | "
-                   f"{_directed_verdict(differences, a, b, 'l1')} |")
+        out.append(f"| {question} | "
+                   + " | ".join(_verdict(differences, a, b, m, INPAINTING_DIRECTION[m])
+                                for m in ("ssim", "l1")) + " |")
     table = inpainting_table(metrics, scores, table3_paper(params.inpainting_rows), dataset)
     out += ["", "Table 3 (paper: real CMP Facade at 248x242; ours − paper only where the "
             "metric is the same quantity):", "", markdown_table(table), "",

@@ -530,15 +530,15 @@ def predict_labels(generator: TwoStreamGenerator, observation: Observation, labe
                    edit: EditBox, spec, device) -> np.ndarray:
     """The edited label map by the generator's label rule (twosm.labels): painted_mask or
     context_argmax (predict_label_maps)."""
-    painted, context = predict_label_maps(generator, observation, labels, instances, edit, spec,
-                                          device)
-    return painted if label_rule(generator) == "painted_mask" else context
+    return by_label_rule(generator, *predict_label_maps(generator, observation, labels,
+                                                        instances, edit, spec, device))
 
 
-def label_rule(generator: TwoStreamGenerator) -> str:
-    """The generator's twosm.labels switch (generators saved before it existed: the
-    simplified build's)."""
-    return getattr(generator, "label_rule", SIMPLIFIED["labels"])
+def by_label_rule(generator: TwoStreamGenerator, painted, context):
+    """`painted` or `context`, by the generator's twosm.labels switch (generators saved before
+    it existed: the simplified build's)."""
+    rule = getattr(generator, "label_rule", SIMPLIFIED["labels"])
+    return painted if rule == "painted_mask" else context
 
 
 class _One:

@@ -17,11 +17,9 @@ from pipeline.config import parse_params
 from pipeline.datasets import SPECS, read_split
 from pipeline.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
                               scale_box)
-from pipeline.preparation import prepare_dataset
 from pipeline.model_files import MODEL_FORMAT, ModelFileError, load_generator
 from pipeline.rows import train_row, train_translator
-from pipeline.synthetic import generate_split
-from tiny_project import REPO, tiny_params, write_params
+from tiny_project import REPO, prepare_tiny_cityscapes, tiny_params, write_params
 
 ROW = "pix2pixhd-cityscapes"
 PALETTE = SPECS["cityscapes"].palette
@@ -37,14 +35,7 @@ def project(tmp_path_factory):
                                                          "q_from": "q"}},
                          twosm_rows={}, q_sweep={})
     write_params(root / "params.yaml", params)
-    size = params["datasets"]["cityscapes"]
-    splits = {split: generate_split("cityscapes", split, size[f"synthetic_{split}"],
-                                    size["height"], size["width"], 0)
-              for split in ("train", "test")}
-    data = str(root / "artifacts/data/cityscapes")
-    prepare_dataset("cityscapes", splits, data, width=size["width"], height=size["height"],
-                    threshold=size["size_threshold"], box_rule=params["data"]["box_rule"],
-                    source="synthetic")
+    data = prepare_tiny_cityscapes(params, str(root / "artifacts/data/cityscapes"))
     parsed = parse_params(params)
     train_row(parsed, ROW, data, str(root / f"artifacts/models/{ROW}/seed0"),
               str(root / f"reports/train/{ROW}/seed0"), progress=False)

@@ -20,10 +20,8 @@ from pipeline.inpainting import (ContextDiscriminator, ExpandedContextDiscrimina
                                  ExpandedContextLoss, GlobalLocalLoss, _Trunk, gl_phases,
                                  inpainting_batch)
 from pipeline.losses import AMExLoss, PatchDiscriminator
-from pipeline.preparation import prepare_dataset
 from pipeline.rows import build_gl, train_inpainting_row
-from pipeline.synthetic import generate_split
-from tiny_project import tiny_params
+from tiny_project import prepare_tiny_facades, tiny_params
 
 HEIGHT, WIDTH = 22, 24
 HOLES = [(5, 4, 9, 8), (0, 0, 4, 3)]  # half-open (x1, y1, x2, y2); the second at the corner
@@ -226,12 +224,7 @@ def test_a_run_records_the_resolved_reading(tmp_path):
                                   "discriminator_epochs": 0})
     p = parse_params(raw)
     ip = p.inpainting
-    data = str(tmp_path / "data")
-    splits = {split: generate_split("facade", split, count, ip.height, ip.width, 0)
-              for split, count in (("train", ip.synthetic_train), ("test", ip.synthetic_test))}
-    prepare_dataset("facade", splits, data, width=ip.width, height=ip.height, threshold=0.0003,
-                    box_rule="authors", source="synthetic", hole=(ip.hole_min, ip.hole_max),
-                    hole_repeats=ip.test_holes)
+    data = prepare_tiny_facades(ip, str(tmp_path / "data"))
     recorded = {}
     for row in ("gl-amex-authors-facade", "gl-facade"):
         out, live = tmp_path / "models" / row, tmp_path / "live" / row

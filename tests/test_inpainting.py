@@ -23,7 +23,7 @@ from pipeline.model_files import load_generator
 from pipeline.rows import build_gl, train_inpainting_row
 from pipeline.synthetic import generate_split
 from pipeline.trainer import Phase, phase_at
-from tiny_project import tiny_params
+from tiny_project import prepare_tiny_facades, tiny_params
 
 #---------------------------------------------------------------------------------------------
 # Holes
@@ -349,12 +349,7 @@ def test_both_rows_train_and_are_scored_on_the_same_holes_as_the_floors(tmp_path
     raw = tiny_params(seeds=[0])
     params = parse_params(raw)
     ip = params.inpainting
-    data = str(tmp_path / "data")
-    splits = {split: generate_split("facade", split, count, ip.height, ip.width, 0)
-              for split, count in (("train", ip.synthetic_train), ("test", ip.synthetic_test))}
-    prepare_dataset("facade", splits, data, width=ip.width, height=ip.height, threshold=0.0003,
-                    box_rule="authors", source="synthetic", hole=(ip.hole_min, ip.hole_max),
-                    hole_repeats=ip.test_holes)
+    data = prepare_tiny_facades(ip, str(tmp_path / "data"))
     models = tmp_path / "models"
     for row in params.inpainting_rows:
         summary = train_inpainting_row(params, row, data, str(models / row / "seed0"),

@@ -4,9 +4,7 @@ import pytest
 
 from pipeline import rows
 from pipeline.config import ParamsError, parse_params
-from pipeline.preparation import prepare_dataset
-from pipeline.synthetic import generate_split
-from tiny_project import tiny_params
+from tiny_project import prepare_tiny_cityscapes, tiny_params
 
 ROW = "pix2pixhd-cityscapes"
 
@@ -26,14 +24,7 @@ def test_row_epochs_default_to_train_epochs_and_a_bad_value_names_its_key():
 
 def test_the_training_run_gets_the_rows_own_epochs(tmp_path, monkeypatch):
     params = _params(epochs=5)
-    size = params["datasets"]["cityscapes"]
-    splits = {split: generate_split("cityscapes", split, size[f"synthetic_{split}"],
-                                    size["height"], size["width"], 0)
-              for split in ("train", "test")}
-    data = str(tmp_path / "data")
-    prepare_dataset("cityscapes", splits, data, width=size["width"], height=size["height"],
-                    threshold=size["size_threshold"], box_rule=params["data"]["box_rule"],
-                    source="synthetic")
+    data = prepare_tiny_cityscapes(params, str(tmp_path / "data"))
     seen = {}
     monkeypatch.setattr(rows, "_run", lambda params, **kw: seen.update(kw) or {})
     rows.train_row(parse_params(params), ROW, data, str(tmp_path / "model"),

@@ -55,3 +55,31 @@ def write_params(path, params) -> str:
     with open(path, "w") as f:
         yaml.safe_dump(params, f, sort_keys=False)
     return str(path)
+
+
+def prepare_tiny_cityscapes(params: dict, data_dir: str) -> str:
+    """Generate and prepare the synthetic Cityscapes of a tiny_params() dict into data_dir."""
+    from pipeline.preparation import prepare_dataset
+    from pipeline.synthetic import generate_split
+    size = params["datasets"]["cityscapes"]
+    splits = {split: generate_split("cityscapes", split, size[f"synthetic_{split}"],
+                                    size["height"], size["width"], 0)
+              for split in ("train", "test")}
+    prepare_dataset("cityscapes", splits, data_dir, width=size["width"], height=size["height"],
+                    threshold=size["size_threshold"], box_rule=params["data"]["box_rule"],
+                    source="synthetic")
+    return data_dir
+
+
+def prepare_tiny_facades(inpainting, data_dir: str) -> str:
+    """Generate and prepare the synthetic facades of a parsed inpainting section into data_dir
+    (its holes drawn test_holes times per test image)."""
+    from pipeline.preparation import prepare_dataset
+    from pipeline.synthetic import generate_split
+    ip = inpainting
+    splits = {split: generate_split("facade", split, count, ip.height, ip.width, 0)
+              for split, count in (("train", ip.synthetic_train), ("test", ip.synthetic_test))}
+    prepare_dataset("facade", splits, data_dir, width=ip.width, height=ip.height,
+                    threshold=0.0003, box_rule="authors", source="synthetic",
+                    hole=(ip.hole_min, ip.hole_max), hole_repeats=ip.test_holes)
+    return data_dir

@@ -162,14 +162,8 @@ def study_members(profile: str, stage: str, work: str, env: dict) -> list:
         members += [(f"{target}/{os.path.relpath(p, results)}", p, False)
                     for p in files_under(results)]
     run = f"{target}/run"
-    log = os.path.join(work, "logs", f"study_{profile}.log")
-    if os.path.exists(log):
-        members.append((f"{run}/study.log", log, True))
-    for name in ("params.yaml", "dvc.lock"):
-        if os.path.exists(os.path.join(repo, name)):
-            members.append((f"{run}/{name}", os.path.join(repo, name), False))
-    for path in files_under(os.path.join(repo, ".dvc", "tmp", "repro_parallel"), ("*.log",)):
-        members.append((f"{run}/logs/{os.path.basename(path)}", path, True))
+    members += run_members(run, repo, os.path.join(work, "logs", f"study_{profile}.log"),
+                           "study.log")
     reports = os.path.join(repo, "reports")
     for path in files_under(os.path.join(reports, "train"), ("**/metrics.json",
                                                              "**/resources.json")):
@@ -187,17 +181,25 @@ def study_members(profile: str, stage: str, work: str, env: dict) -> list:
     return members
 
 
-def smoke_members(work: str) -> list:
-    repo = os.path.join(work, "paper256", "repo")
+def run_members(prefix: str, repo: str, log: str, log_name: str) -> list:
+    """(archive name, path, is_log) of a run's own record under `prefix`: its log (as
+    `log_name`), its params.yaml and dvc.lock, and each training run's log
+    (tools/repro_parallel.py)."""
     members = []
-    log = os.path.join(work, "logs", "paper256.log")
     if os.path.exists(log):
-        members.append((f"{SMOKE_FOLDER}/smoke.log", log, True))
+        members.append((f"{prefix}/{log_name}", log, True))
     for name in ("params.yaml", "dvc.lock"):
         if os.path.exists(os.path.join(repo, name)):
-            members.append((f"{SMOKE_FOLDER}/{name}", os.path.join(repo, name), False))
+            members.append((f"{prefix}/{name}", os.path.join(repo, name), False))
     for path in files_under(os.path.join(repo, ".dvc", "tmp", "repro_parallel"), ("*.log",)):
-        members.append((f"{SMOKE_FOLDER}/logs/{os.path.basename(path)}", path, True))
+        members.append((f"{prefix}/logs/{os.path.basename(path)}", path, True))
+    return members
+
+
+def smoke_members(work: str) -> list:
+    repo = os.path.join(work, "paper256", "repo")
+    members = run_members(SMOKE_FOLDER, repo, os.path.join(work, "logs", "paper256.log"),
+                          "smoke.log")
     models = os.path.join(repo, "artifacts", "models")
     for path in files_under(models, ("*/train_summary.json", "*/*/train_summary.json")):
         members.append((f"{SMOKE_FOLDER}/models/{os.path.relpath(path, models)}", path, False))
