@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -288,15 +287,6 @@ next(c for c in CASES if c.name == "train_box_outside_image").setup = _box_outsi
 # The project the cases start from
 
 
-def make_vgg_weights(path):
-    from torchvision.models.vgg import cfgs, make_layers
-    features = make_layers(cfgs["E"], batch_norm=False)
-    with torch.no_grad():
-        for p in features.parameters():
-            p.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
-
-
 def tiny_model_files(model_dir, in_channels, params):
     from pipeline.model_files import model_metadata
     from pipeline.rows import build_generator
@@ -316,13 +306,11 @@ def tiny_model_files(model_dir, in_channels, params):
 
 
 @pytest.fixture(scope="module")
-def bases(tmp_path_factory):
+def bases(tmp_path_factory, vgg_weights):
     """Two starting projects: `bare` (params only) and `full` (prepared Cityscapes data,
-    tiny generator.pt of the baseline row and of the translator)."""
+    tiny generator.pt of the baseline row and of the translator); the session's VGG19 file."""
     root = tmp_path_factory.mktemp("bad_inputs")
-    vgg = str(root / "vgg19.pth")
-    make_vgg_weights(vgg)
-    params = tiny_params(loss={"vgg_weights_path": vgg})
+    params = tiny_params(loss={"vgg_weights_path": vgg_weights})
     bare = root / "bare"
     bare.mkdir()
     write_params(bare / "params.yaml", params)

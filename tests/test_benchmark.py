@@ -1,5 +1,7 @@
 """pipeline.benchmark (`make bench`): rounds merged and interleaved, FLOPs counted, the report's
 verdicts; the real rows timed in this process at a tiny size (no timing is asserted)."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -56,11 +58,16 @@ def test_timer_counts_the_flops_of_the_first_step_by_hand():
     assert timer.gflop_first_step == pytest.approx(2 * 4 * 5 * 3 / 1e9)
 
 
-def test_rows_timed_in_this_process(monkeypatch):
-    """The real row code (models, trainer, timer, FLOP counter), in this process at 32x16."""
+def test_rows_timed_in_this_process(monkeypatch, vgg_weights):
+    """The real row code (models, trainer, timer, FLOP counter), in this process at 32x16 (on
+    the tests' one thread, with a VGG19 weights file instead of a random-init stand-in built
+    for each of the 8 timed runs)."""
     monkeypatch.setattr(bench, "_in_fresh_process",
                         lambda function, *args, **kwargs: function(*args, **kwargs))
     params = load_params("params.yaml")
+    params = dataclasses.replace(
+        params, train=dataclasses.replace(params.train, cpu_threads=1),
+        loss=dataclasses.replace(params.loss, vgg_weights_path=vgg_weights))
     result = bench.benchmark(params, "cityscapes", ["pix2pixhd", "mex", "amex", "mex_canvas"],
                              width=32, height=16, steps=3, images=4, rounds=2)
     rows = result["rows"]

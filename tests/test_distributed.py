@@ -17,7 +17,7 @@ from pipeline.config import load_params
 from pipeline.model_files import load_generator
 from pipeline.rows import train_row
 from pipeline.synthetic import generate_split
-from tiny_project import REPO, make_vgg_weights, tiny_params, write_params
+from tiny_project import REPO, tiny_params, write_params
 
 ROW = "mexgan-cityscapes"
 
@@ -56,9 +56,8 @@ def _start(project):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_ranks_match_one_process_with_twice_the_batch(tmp_path):
-    vgg = str(tmp_path / "vgg19.pth")
-    make_vgg_weights(vgg)
+def test_two_ranks_match_one_process_with_twice_the_batch(tmp_path, vgg_weights):
+    vgg = vgg_weights
     single = _project(tmp_path, "single", vgg, batch_size=2, processes=1)
     ranks = _project(tmp_path, "ranks", vgg, batch_size=1, processes=2)
     proc = _start(ranks)                       # the real stage, relaunched under torchrun

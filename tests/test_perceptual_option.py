@@ -9,7 +9,7 @@ from pipeline.config import ParamsError, load_params
 from pipeline.losses import GanBatch, Pix2PixHDLoss
 from pipeline.networks import VGG19Features
 from pipeline.rows import PERCEPTUAL_DROPPED, build_vgg
-from tiny_project import REPO, make_vgg_weights
+from tiny_project import REPO
 
 C, H, W = 4, 16, 32
 
@@ -48,11 +48,8 @@ def test_standin_without_weights_builds_the_random_vgg(tmp_path, no_hub_weights)
     assert vgg.source.startswith("STAND-IN")
 
 
-def test_a_weights_file_wins_over_drop(tmp_path, no_hub_weights):
-    weights = tmp_path / "vgg19.pth"
-    make_vgg_weights(str(weights))
-    vgg = build_vgg(_params(tmp_path, without_vgg_weights="drop",
-                            vgg_weights_path=str(weights)))
+def test_a_weights_file_wins_over_drop(tmp_path, no_hub_weights, vgg_weights):
+    vgg = build_vgg(_params(tmp_path, without_vgg_weights="drop", vgg_weights_path=vgg_weights))
     assert isinstance(vgg, VGG19Features) and vgg.pretrained
 
 

@@ -2,25 +2,28 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from tests.tiny_project import make_vgg_weights, tiny_params as base_tiny_params
+from tests.tiny_project import tiny_params as base_tiny_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_params(datasets=None) -> dict:
+def tiny_params(datasets=None, sweep=("q0", "q1")) -> dict:
     """tests/tiny_project's sizes, with a q-sweep of two rows so the sensitivity plot has a line.
-    `datasets`: keep only these datasets and their rows (default: all three)."""
+    `datasets`: keep only these datasets and their rows (default: all three). `sweep`: the
+    q-sweep rows kept (q0: q = 0, q1: q = 1, the main row's q); with q0 alone the plot's line
+    is q0 and the main row (the sweep need not train a second model of the main row's q)."""
     params = base_tiny_params()
-    params["q_sweep"] = {"q0": 0, "q1": 1}
+    params["q_sweep"] = {name: q for name, q in (("q0", 0), ("q1", 1)) if name in sweep}
     params["mex_rows"] = {name: row for name, row in params["mex_rows"].items()
                           if not row["q_from"].startswith("q_sweep.")
-                          or row["q_from"] in ("q_sweep.q0", "q_sweep.q1")}
+                          or row["q_from"] in {f"q_sweep.{name}" for name in sweep}}
     # TwoSM: the local observation and the full one with MEx on the context stream
     params["twosm_rows"] = {name: row for name, row in params["twosm_rows"].items()
                             if name in ("twosm-cityscapes", "twosm-full-mex-cityscapes")}
@@ -35,9 +38,12 @@ def tiny_params(datasets=None) -> dict:
     return params
 
 
-# The fast suite's full-pipeline smoke test runs Cityscapes (every row kind) and Table 3; the
-# slow suite runs all three datasets (CI's `dvc repro --force` on the demo profile runs them too).
+# The fast suite's full-pipeline smoke test runs Cityscapes (every row kind, one q-sweep row) and
+# Table 3; the slow suite runs all three datasets (CI's `dvc repro --force` on the demo profile
+# runs them too).
 FAST_DATASETS = ("cityscapes",)
+FAST_SWEEP = ("q0",)
+FAST_TEST = "test_dvc_repro_runs_every_stage_and_writes_the_reports"
 
 
 def run(cmd, cwd):
@@ -47,7 +53,7 @@ def run(cmd, cwd):
     return result.stdout + result.stderr
 
 
-def _project(tmp_path, params):
+def _project(tmp_path, params, vgg_weights):
     for folder in ("pipeline", "stages"):
         shutil.copytree(os.path.join(REPO, folder), tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -62,9 +68,9 @@ def _project(tmp_path, params):
         (tmp_path / "reports" / study).mkdir(parents=True, exist_ok=True)
         (tmp_path / "reports" / study / "summary.md").write_text("## CPU study\n\nnot run\n")
     # a VGG19 weights file: each training stage loads it in 0.2 s instead of building the
-    # random-init stand-in in 1.5 s (and the real loading path runs)
-    make_vgg_weights(str(tmp_path / "vgg19.pth"))
-    params["loss"]["vgg_weights_path"] = str(tmp_path / "vgg19.pth")
+    # random-init stand-in in 1.5 s (and the real loading path runs); the session's one file,
+    # outside the project (git would otherwise add and compress its 80 MB)
+    params["loss"]["vgg_weights_path"] = vgg_weights
     with open(tmp_path / "params.yaml", "w") as f:
         yaml.safe_dump(params, f, sort_keys=False)
     run(["git", "init", "-q"], tmp_path)
@@ -77,14 +83,64 @@ def _project(tmp_path, params):
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, vgg_weights):
     """A project with every dataset."""
-    return _project(tmp_path, tiny_params())
+    return _project(tmp_path, tiny_params(), vgg_weights)
 
 
-def test_dvc_repro_runs_every_stage_and_writes_the_reports(tmp_path):
-    params = tiny_params(FAST_DATASETS)
-    check_repro(_project(tmp_path, params), params)
+class BackgroundRepro:
+    """The fast end-to-end project (Cityscapes, FAST_SWEEP, Table 3) and its first `dvc repro`,
+    started without waiting. conftest.py starts it with the session when FAST_TEST is selected
+    and runs that test last: the stage processes (minutes, one at a time, one thread each) run
+    on the second core beside the other tests (one thread each); FAST_TEST `wait`s for it."""
+
+    def __init__(self, root, vgg_weights):
+        self.params = tiny_params(FAST_DATASETS, FAST_SWEEP)
+        self.project = _project(root / "project", self.params, vgg_weights)
+        self.log = open(root / "repro.log", "w+")
+        env = dict(os.environ,
+                   PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        self.process = subprocess.Popen(["dvc", "repro"], cwd=self.project, env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+
+    def wait(self):
+        """The repro's exit; fails like `run` when it failed."""
+        code = self.process.wait()
+        self.log.seek(0)
+        output = self.log.read()
+        assert code == 0, f"['dvc', 'repro'] failed:\n{output[-6000:]}"
+        return output
+
+    def stop(self):
+        """Ends the repro and its stage process if they still run (a session cut short)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def test_dvc_repro_runs_every_stage_and_writes_the_reports(e2e_repro, tmp_path, vgg_weights):
+    """check_repro on the repro started with the session (conftest.py: e2e_repro; here when
+    this test runs without that fixture's start), then in the same project (one project and
+    one repro for both): check_table3_without_rows."""
+    repro = e2e_repro
+    if repro is None:
+        repro = BackgroundRepro(tmp_path, vgg_weights)
+    project, params = repro.project, repro.params
+    try:
+        check_repro(project, params, repro.wait)
+    finally:
+        if repro is not e2e_repro:
+            repro.stop()
+    sweep = (project / "reports" / "q_sensitivity.csv").read_text()
+    assert sweep.startswith("row,q,") and ("\nmexgan-q0-cityscapes,0," in sweep
+                                          and "\nmexgan-cityscapes,1," in sweep), sweep
+    check_table3_without_rows(project, params)
 
 
 @pytest.mark.slow
@@ -92,10 +148,14 @@ def test_dvc_repro_with_every_dataset(project):
     check_repro(project, tiny_params())
 
 
-def check_repro(project, params):
-    """dvc repro: every stage runs and writes its reports; a second repro runs nothing; a row
-    retrained from scratch, or forced, gives the same dvc.lock."""
-    run(["dvc", "repro"], project)
+def check_repro(project, params, repro=None):
+    """dvc repro (`repro`: waits for one already started instead): every stage runs and writes
+    its reports; a second repro runs nothing; a row retrained from scratch, or forced, gives
+    the same dvc.lock."""
+    if repro is None:
+        run(["dvc", "repro"], project)
+    else:
+        repro()
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     floors = {f"floor-{f}-{d}" for f in ("fill-box", "mean-mask") for d in params["datasets"]}
     assert set(metrics) == (set(params["baselines"]) | set(params["mex_rows"])
@@ -210,13 +270,15 @@ def test_queued_experiments_run_in_parallel_workers(project):
     run(["dvc", "queue", "stop"], project)
 
 
-def test_table3_evaluation_runs_without_inpainting_rows(tmp_path):
+def check_table3_without_rows(project, params):
     """A profile that leaves Table 3's rows out (`inpainting_rows: {}`, as the CPU study does):
     evaluate_inpainting scores the floors only; its models folder still exists (the rows
-    manifest stage writes into it), so DVC finds every dependency."""
-    params = tiny_params(FAST_DATASETS)
-    params["inpainting_rows"] = {}
-    project = _project(tmp_path, params)
+    manifest stage writes into it), so DVC finds every dependency. Run in a project that has
+    trained the rows, with their models folder removed: as in a project that never had any."""
+    params = {**params, "inpainting_rows": {}}
+    with open(project / "params.yaml", "w") as f:
+        yaml.safe_dump(params, f, sort_keys=False)
+    shutil.rmtree(project / "artifacts" / "inpainting" / "models")
     run(["dvc", "repro", "evaluate_inpainting"], project)
     metrics = json.loads((project / "reports" / "inpainting_metrics.json").read_text())
     assert metrics and all(name.startswith("floor-") for name in metrics), metrics

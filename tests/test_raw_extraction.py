@@ -2,7 +2,6 @@
 separate folder (the prepare stage's output artifacts/raw/<dataset>), once per archive version;
 folders the user extracted in the raw folder are read in place."""
 import os
-import subprocess
 import sys
 import time
 import zipfile
@@ -77,16 +76,19 @@ def test_folders_extracted_by_the_user_are_read_in_place(tmp_path):
     assert listing(raw) == before and not os.path.exists(extracted)
 
 
-def test_prepare_stage_leaves_the_raw_folder_untouched(tmp_path):
+def test_prepare_stage_leaves_the_raw_folder_untouched(tmp_path, monkeypatch):
+    """The prepare stage's command line, run by its main() in this process (no second torch
+    import; the stage runs as a process in test_test_boxes.py and the end-to-end test)."""
+    from stages.prepare import main
     tree, raw = str(tmp_path / "tree"), str(tmp_path / "raw")
     city_tree(tree)
     zip_tree(tree, raw)
     before = listing(raw)
     out, extract = str(tmp_path / "prepared"), str(tmp_path / "extracted")
-    result = subprocess.run([sys.executable, "-m", "stages.prepare", "cityscapes", "--raw", raw,
-                             "--out", out, "--extract", extract],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["stages.prepare", "cityscapes", "--raw", raw, "--out", out,
+                                      "--extract", extract])
+    main()
     assert listing(raw) == before
     assert os.path.isfile(os.path.join(out, "train.h5"))
     assert os.path.isfile(os.path.join(extract, "README.txt"))

@@ -216,13 +216,16 @@ def write_fake_run(root):
     return reports
 
 
-@pytest.fixture
-def fake_report(tmp_path, monkeypatch):
-    reports = write_fake_run(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["report", "--params", os.path.join(REPO, "params.yaml"),
-                                      "--reports", str(reports),
-                                      "--artifacts", str(tmp_path / "artifacts")])
-    report.main()
+@pytest.fixture(scope="module")
+def fake_report(tmp_path_factory):
+    """The report stage run once on the fake run; its tests only read what it wrote."""
+    root = tmp_path_factory.mktemp("fake_report")
+    reports = write_fake_run(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["report", "--params", os.path.join(REPO, "params.yaml"),
+                                    "--reports", str(reports),
+                                    "--artifacts", str(root / "artifacts")])
+        report.main()
     return reports
 
 

@@ -26,7 +26,7 @@ from pipeline.preparation import prepare_dataset
 from pipeline.model_files import GENERATOR_FILE, SUMMARY_FILE
 from pipeline.rows import train_row
 from pipeline.synthetic import generate_split
-from tiny_project import REPO, make_vgg_weights, tiny_params, write_params
+from tiny_project import REPO, tiny_params, write_params
 
 ROW = "mexgan-cityscapes"
 EPOCHS = 2            # the lr decays in the second epoch: the schedule is part of the resume
@@ -67,12 +67,10 @@ def train_in_process(root, params):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, vgg_weights):
     """A prepared tiny project and the uninterrupted reference run (in this process)."""
     root = tmp_path_factory.mktemp("resume")
-    vgg_path = str(root / "vgg19.pth")
-    make_vgg_weights(vgg_path)
-    params = project_params(vgg_path)
+    params = project_params(vgg_weights)
     template = root / "template"
     prepare(template, params)
     write_params(template / "params.yaml", params)

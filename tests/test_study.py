@@ -18,10 +18,36 @@ def test_study_profile_loads_and_trains_every_row_with_three_seeds():
     assert params.train.eval_every > 0
 
 
+SCRATCH = os.path.join(REPO, ".study")
+
+
+def scratch_params_mtimes() -> dict:
+    """The modification times of the resumable scratch copies' params (those that exist)."""
+    paths = (os.path.join(SCRATCH, prof, "repo", "params.yaml") for prof in ("paper", "authors"))
+    return {p: os.path.getmtime(p) for p in paths if os.path.exists(p)}
+
+
+@pytest.fixture(scope="module")
+def dry_run():
+    """`DRY=1 tools/study.sh PROFILE`, run once per profile for this module's tests (each run
+    copies the tree and commits it in a scratch repository: seconds). `dry_run.scratch_before`:
+    scratch_params_mtimes() before the module's first dry run."""
+    results = {}
+
+    def run(profile):
+        if profile not in results:
+            results[profile] = subprocess.run(["bash", "tools/study.sh", profile], cwd=REPO,
+                                              capture_output=True, text=True,
+                                              env=dict(os.environ, DRY="1"), timeout=300)
+        return results[profile]
+
+    run.scratch_before = scratch_params_mtimes()
+    return run
+
+
 @pytest.mark.parametrize("profile", ["paper", "authors"])
-def test_study_dry_run_lists_the_stages_it_would_run(profile):
-    result = subprocess.run(["bash", "tools/study.sh", profile], cwd=REPO, capture_output=True,
-                            text=True, env=dict(os.environ, DRY="1"), timeout=300)
+def test_study_dry_run_lists_the_stages_it_would_run(profile, dry_run):
+    result = dry_run(profile)
     assert result.returncode == 0, result.stdout + result.stderr
     stages = [line.split()[-1] for line in result.stdout.splitlines()
               if line.startswith("would run")]
@@ -47,17 +73,13 @@ def test_study_refuses_an_unknown_profile():
     assert result.returncode != 0 and "paper, authors, twosm, gl or all" in result.stderr
 
 
-def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(tmp_path):
+def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(dry_run):
     """A dry run (also the tests') must not overwrite .study/<profile>, which a running study
-    reads its params and code from."""
-    scratch = os.path.join(REPO, ".study")
-    before = {p: os.path.getmtime(p) for p in
-              (os.path.join(scratch, prof, "repo", "params.yaml") for prof in ("paper", "authors"))
-              if os.path.exists(p)}
-    result = subprocess.run(["bash", "tools/study.sh", "paper"], cwd=REPO, capture_output=True,
-                            text=True, env=dict(os.environ, DRY="1"), timeout=300)
+    reads its params and code from (checked after every dry run of this module so far)."""
+    result = dry_run("paper")
     assert result.returncode == 0, result.stderr
     assert "mexgan-study-dry" in result.stdout
+    before = dry_run.scratch_before
     assert {p: os.path.getmtime(p) for p in before} == before
 
 

@@ -456,7 +456,21 @@ def run_serve(project, *args):
                           text=True)
 
 
-def test_serve_invite_and_export(project, tmp_path):
+def serve_here(project, monkeypatch, capsys, *args):
+    """`python -m stages.serve ARGS` that ends in an error, run in this process through the
+    stage's own `run` wrapper: (exit status, stderr)."""
+    from stages.common import run
+    from stages.serve import main
+    monkeypatch.setattr(sys, "argv", ["stages.serve", "--params", project.params_path, *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run(main)
+    return stop.value.code, capsys.readouterr().err
+
+
+def test_serve_invite_and_export(project, tmp_path, monkeypatch, capsys):
+    """--invite and --export as processes; the refused command lines in this process (the
+    same `run` wrapper and argument parser)."""
     database = str(tmp_path / "votes.sqlite")
     invited = run_serve(project, "--database", database, "--invite", "3")
     assert invited.returncode == 0, invited.stderr
@@ -473,33 +487,34 @@ def test_serve_invite_and_export(project, tmp_path):
     assert "exported 1 votes" in done.stdout
     assert out.read_text().count("\n") == 2
     assert not any(code.replace("-", "") in out.read_text() for code in codes)
-    missing = run_serve(project, "--database", str(tmp_path / "none.sqlite"), "--export")
-    assert missing.returncode == 1 and "no study has been served" in missing.stderr
+    code, stderr = serve_here(project, monkeypatch, capsys, "--database",
+                              str(tmp_path / "none.sqlite"), "--export")
+    assert code == 1 and "no study has been served" in stderr
     for args, words in ((["--invite", "0"], "1..10000"),
                         (["--editor-row", ROWS[0]], "--editor-row needs --editor"),
                         (["--editor", "--invite", "2"], "not allowed with")):
-        refused = run_serve(project, "--database", database, *args)
-        assert refused.returncode in (1, 2) and words in refused.stderr, refused.stderr
-        assert refused.stderr.count("\n") == 1
+        code, stderr = serve_here(project, monkeypatch, capsys, "--database", database, *args)
+        assert code in (1, 2) and words in stderr, stderr
+        assert stderr.count("\n") == 1, stderr
 
 
 def test_the_study_imports_no_torch(project, tmp_path):
-    """The study server's app is built without importing torch; the editor's imports it (so
-    the check can see it)."""
+    """The study server's app is built without importing torch; then, in the same fresh
+    process, the editor's imports it (so the check can see it)."""
     script = ("import sys\n"
               "from pipeline.config import load_params\n"
               "from stages.serve import make_app, parse_args\n"
-              "args = parse_args(sys.argv[1:])\n"
-              "make_app(args, load_params(args.params))\n"
-              "print('torch' in sys.modules)\n")
+              "for extra in ([], ['--editor']):\n"
+              "    args = parse_args(sys.argv[1:] + extra)\n"
+              "    make_app(args, load_params(args.params))\n"
+              "    print(extra, 'torch' in sys.modules)\n")
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
     common = ["--params", project.params_path, "--database", str(tmp_path / "v.sqlite"),
               "--results", project.results, "--data", project.data_root]
-    for extra, torch_loaded in (([], "False"), (["--editor"], "True")):
-        done = subprocess.run([sys.executable, "-c", script, *common, *extra], cwd=REPO,
-                              env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split()[-1] == torch_loaded, (extra, done.stdout)
+    done = subprocess.run([sys.executable, "-c", script, *common], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["[] False", "['--editor'] True"], done.stdout
 
 
 def bomb_png(width: int, height: int, channels: int) -> bytes:
@@ -583,20 +598,19 @@ def test_bombs_and_oversized_bodies_leave_the_server_small(project, tmp_path):
         study.stop()
 
 
-def test_editor_page_gives_the_edit_commands_result(editor_app, project, tmp_path):
-    """The same map, box and label through the page and through `python -m stages.edit`: the
-    same edited map (one code path, pipeline.editing)."""
+def test_editor_page_gives_the_edit_commands_result(editor_app, project, tmp_path,
+                                                    monkeypatch):
+    """The same map, box and label through the page and through the `python -m stages.edit`
+    command (its main, in this process; test_edit.py runs it as a process): the same edited
+    map (one code path, pipeline.editing)."""
+    from stages.edit import main as edit_command
     page = build_editor(project.params_path, ROWS[1], project.data_root)
     _, labels, _ = page.maps[1]
     colour = page.editor.palette[labels]
     Image.fromarray(colour).save(tmp_path / "map.png")
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "stages.edit", ROWS[1],
-                           str(tmp_path / "map.png"), "--edit", "2,3,18,14", "car",
-                           "--out", str(tmp_path / "out"),
-                           "--params", project.params_path], cwd=project.root, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(project.root)
+    edit_command([ROWS[1], str(tmp_path / "map.png"), "--edit", "2,3,18,14", "car",
+                  "--out", str(tmp_path / "out"), "--params", project.params_path])
     answer = client(editor_app).post("/api/editor/edit", json={"upload": png_base64(colour),
                                                                "box": [2, 3, 18, 14],
                                                                "label": "car"})
