@@ -2,7 +2,9 @@
 either its old content or the complete new one, also after a kill or a power cut. The new
 content goes to a temporary name beside `path` (`<path>.tmp.<pid>`), is flushed and fsynced,
 renamed over `path`, and the folder holding it is fsynced; on an error the temporary file is
-removed and `path` is untouched."""
+removed and `path` is untouched. A caller that writes its temporary itself (a download's part
+file, a checkpoint, an extracted folder) puts it in place with move_into_place, the same
+guarantee. Only this module calls os.replace and os.fsync."""
 from __future__ import annotations
 
 import contextlib
@@ -46,15 +48,10 @@ def atomic_path(path: str):
     _remove(tmp)
     try:
         yield tmp
-        if os.path.isdir(tmp):
-            replace_dir(tmp, path)
-            return
-        fsync_file(tmp)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
-    fsync_dir(path)
 
 
 @contextlib.contextmanager
@@ -74,6 +71,21 @@ def write_json_atomic(path: str, data, indent: int = 2, sort_keys: bool = False)
     with atomic_open(path, "w") as f:
         json.dump(data, f, indent=indent, sort_keys=sort_keys)
         f.write("\n")
+
+
+def move_into_place(staged: str, path: str) -> None:
+    """Put the complete file or folder `staged`, which the caller wrote, at `path` (same file
+    system), durably: a file is fsynced, renamed over `path` and its folder fsynced; a folder,
+    or anything replacing a folder, goes through replace_dir (swapped whole, never merged). On
+    an error `path` is untouched and `staged` is left to the caller."""
+    is_folder = os.path.isdir(staged)
+    if not is_folder:
+        fsync_file(staged)
+    if is_folder or os.path.isdir(path):
+        replace_dir(staged, path)
+        return
+    os.replace(staged, path)
+    fsync_dir(path)
 
 
 def replace_dir(staged: str, path: str) -> None:

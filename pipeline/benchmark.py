@@ -1,6 +1,6 @@
 """Side-by-side training-step benchmark of the rows' losses (Pix2PixHD, MExGAN, A-MExGAN, and the
 dataset's TwoSM rows; or GL and GL+A-MEx for inpainting), each row in a fresh process: median
-step time, per-step peak memory (pipeline.trainer.StepMemory: the paper's Table 4 "Mem" on
+step time, per-step peak memory (pipeline.runlog.StepMemory: the paper's Table 4 "Mem" on
 CUDA, peak RSS on CPU) and where the step's time goes (data, generator forward / backward,
 each discriminator and the VGG19 forward, optimisers). Optionally NVIDIA's reference pix2pixHD
 networks (a checkout of NVlabs' repository, not vendored) are timed beside ours."""
@@ -24,16 +24,15 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline import trainer
-from pipeline.config import Params
+from pipeline.config import InpaintingRow, Params, Row
 from pipeline.datasets import get_spec
 from pipeline.inputs import EditBox, EditTask, condition_channels
 from pipeline.networks import (CanvasDiscriminators, MultiscaleDiscriminator,
                                PatchDiscriminator, VGG19Features, count_parameters)
 from pipeline.preparation import box_rows
-from pipeline.inpainting import InpaintingTask, mean_colour
-from pipeline.rows import (acceleration, build_generator, build_gl, build_losses, build_twosm,
-                           build_vgg)
-from pipeline.twosm import TwoStreamTask
+from pipeline.kinds import INPAINTING, STRUCTURE, TWOSM
+from pipeline.runlog import StepMemory
+from pipeline.runs import acceleration
 from pipeline.synthetic import generate_split
 
 WARMUP = 2  # steps left out of the medians and the breakdown (allocator and kernel warm-up)
@@ -306,24 +305,24 @@ def _benchmark_row(params: Params, dataset: str, loss: str, width: int, height: 
     spec = get_spec(dataset)
     split = generate_split(dataset, "train", images, height, width, params.data.seed)
     boxes = _train_boxes(params, dataset, split, spec)
-    q = params.q_overrides.get(dataset, params.q)
-    channels = condition_channels(spec)
+    kind, row = benchmark_row(params, dataset, loss)
     t = params.train
 
     def build():
-        if loss in params.twosm_rows:
-            generator, plugins = build_twosm(loss, params)
-            task = TwoStreamTask(split, spec, boxes, generator.observation,
-                                 batch_size=params.twosm.batch_size, flip=t.flip, seed=t.seed)
-        else:
-            task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip,
-                            seed=t.seed)
-            generator = build_generator(channels, params)
-            plugins = build_losses(loss, channels, params, None if loss == "pix2pixhd" else q,
-                                   build_vgg(params))
-        return generator, plugins, task
+        return kind.build(params, row, split, boxes, t.seed)
     return _time_training(build, params, device, steps, t.lr, (t.beta1, t.beta2),
                           acceleration(t), count_flops=count_flops)
+
+
+def benchmark_row(params: Params, dataset: str, loss: str):
+    """(kind, Row) a benchmark times: a TwoSM row of the params by name, else a structure row
+    of `dataset` with loss `loss` (pix2pixhd, mex, amex) and the dataset's q (its
+    q_overrides entry, else q), built by the same kind code as the pipeline's rows."""
+    if loss in params.twosm_rows:
+        return TWOSM, params.twosm_rows[loss]
+    q_from = f"q_overrides.{dataset}" if dataset in params.q_overrides else "q"
+    return STRUCTURE, Row(dataset=dataset, loss=loss,
+                          q_from="" if loss == "pix2pixhd" else q_from)
 
 
 CANVAS_ROW = "mex_canvas"   # MExGAN with its q+1 D_j as one grouped network (crop canvas)
@@ -357,7 +356,7 @@ def benchmark(params: Params, dataset: str, losses=None, *,
     mode they ran in. `rounds`: the rows (and the reference) take turns that many times (see
     run_interleaved); the median is over all rounds' steps."""
     device = trainer.pick_device(params.train.device)
-    q = params.q_overrides.get(dataset, params.q)
+    q = params.q_of(benchmark_row(params, dataset, "mex")[1])
     results = {"device": str(device), "dataset": dataset, "width": width, "height": height,
                "steps": steps, "warmup_steps": WARMUP, "rounds": rounds, "q": q,
                "alpha": params.alpha,
@@ -487,7 +486,7 @@ def reference_pix2pixhd(checkout: str, params: Params, dataset: str, width: int,
     t = params.train
     opt_g = torch.optim.Adam(model.netG.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
     opt_d = torch.optim.Adam(model.netD.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
-    memory = trainer.StepMemory(device)
+    memory = StepMemory(device)
     rss_before = _rss_bytes() if device.type == "cpu" else None
     clock = StepTimer(device, parts=False, count_flops=count_flops)
     for batch in task.epoch(0, device):
@@ -509,10 +508,7 @@ def _benchmark_gl_row(params: Params, loss: str, width: int, height: int, steps:
     photos = generate_split(ip.dataset, "train", images, height, width, params.data.seed).photos
 
     def build():
-        generator, plugins = build_gl(loss, params, height, width)
-        task = InpaintingTask(photos, fill=mean_colour(photos), hole=(ip.hole_min, ip.hole_max),
-                              batch_size=ip.batch_size, flip=ip.flip, seed=params.train.seed)
-        return generator, plugins, task
+        return INPAINTING.build(params, InpaintingRow(loss), photos, params.train.seed)
     return _time_training(build, params, device, steps, ip.lr, (ip.beta1, ip.beta2),
                           acceleration(params.train), count_flops=count_flops)
 

@@ -328,14 +328,23 @@ class Params:
     def row_profile(self, name: str | None = None) -> ProfileParams:
         """The training settings of a row (its own `profile`, else the top-level one); of the
         translators (no row) the top-level one."""
-        chosen = self.row(name).profile if name is not None else ""
-        return self.profiles[chosen or self.profile]
+        return self.profile_of(self.row(name) if name is not None else None)
 
-    def row_q(self, name: str) -> int:
-        """The q of a MEx row, read from the param its q_from names (e.g. q, q_overrides.nyu)."""
-        row = self.row(name)
-        value = lookup(self, row.q_from)
-        return int(value)
+    def profile_of(self, row: Row | None) -> ProfileParams:
+        """The training settings of a Row (its own `profile`, else the top-level one)."""
+        return self.profiles[(row.profile if row is not None else "") or self.profile]
+
+    def row_q(self, name: str) -> int | None:
+        """The q of a row (q_of) by name."""
+        return self.q_of(self.row(name))
+
+    def q_of(self, row: Row) -> int | None:
+        """The q of a row with an expansion loss (mex / amex), read from the param its q_from
+        names (e.g. q, q_overrides.nyu); None for a row without one. The one place a row's q
+        is resolved."""
+        if row.loss not in ("mex", "amex"):
+            return None
+        return int(lookup(self, row.q_from))
 
 
 #---------------------------------------------------------------------------------------------

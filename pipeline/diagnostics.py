@@ -19,17 +19,11 @@ from __future__ import annotations
 import numpy as np
 from skimage.measure import label as connected_parts
 
+from pipeline.boxes import box_mask
+from pipeline.evaluation import edited_maps
 from pipeline.metrics import _crop, tiou
 
 SPLIT_KEYS = ("target_share", "kept_true_share", "other_share")
-
-
-def box_mask(shape, box) -> np.ndarray:
-    """Boolean (H, W) mask of the box."""
-    x1, y1, x2, y2 = (int(v) for v in box)
-    inside = np.zeros(shape, dtype=bool)
-    inside[y1:y2, x1:x2] = True
-    return inside
 
 
 def region_accuracy(predicted, truth, region) -> float:
@@ -43,7 +37,7 @@ def region_accuracy(predicted, truth, region) -> float:
 
 def outside_decode_accuracy(predicted, truth, box) -> float:
     """Share of the pixels outside the box whose predicted label equals the true label."""
-    return region_accuracy(predicted, truth, ~box_mask(np.shape(truth), box))
+    return region_accuracy(predicted, truth, ~box_mask(box, *np.shape(truth)).astype(bool))
 
 
 def box_label_split(predicted, truth, box, label) -> dict:
@@ -76,7 +70,6 @@ def diagnose_edits(generator, split, spec, items, batch_size: int = 8) -> list:
     the answer (a colour row: Ỹ decoded outside the box; TwoSM: its context stream outside the
     box, inside its window), the label split and the largest blob of the labels tIOU scores
     inside the box; a TwoSM row also the tIOU of its context argmax alone (context_tiou)."""
-    from pipeline.evaluation import edited_maps  # evaluation imports the trainer: only here
     records = []
     for edited in edited_maps(generator, split, spec, items, batch_size, observe=True):
         truth, box, label = split.labels[edited.index], edited.edit.box, edited.edit.label

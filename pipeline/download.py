@@ -27,7 +27,7 @@ from http.client import HTTPException
 
 from tqdm import tqdm
 
-from pipeline.atomic import fsync_dir
+from pipeline.atomic import move_into_place
 
 USER_AGENT = "mexgan-repro-downloader/1.0 (+urllib)"
 
@@ -151,7 +151,6 @@ def _fetch_once(url, part, size, chunk, opener, allow_html, progress):
                                           f"({type(err).__name__}); run again to resume"
                                           ) from None
             out.flush()
-            os.fsync(out.fileno())
     if expected_total is not None and received < expected_total:
         raise InterruptedDownload(f"{url}: connection closed after {received} of "
                                   f"{expected_total} bytes; run again to resume")
@@ -184,10 +183,7 @@ def download(url: str, dest: str, sha256: str | None = None, size: int | None = 
                 raise
             print(f"{err}; retrying ({attempt + 1}/{retries})", file=sys.stderr)
     _verify(url, part, size, sha256)
-    with open(part, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(part, dest)
-    fsync_dir(dest)
+    move_into_place(part, dest)
     return dest
 
 

@@ -354,7 +354,7 @@ def _default_translator(model_path: str, root: str | None, dataset: str):
 
 
 def _load(path: str, device, **checks):
-    from pipeline.model_files import load_generator
+    from pipeline.kinds import load_generator
     try:
         return load_generator(path, device, **checks)
     except (FileNotFoundError, ValueError) as err:

@@ -17,16 +17,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline import floors, trainer
-from pipeline.boxes import BOX_CONVENTIONS, scored_box
+from pipeline import floors
+from pipeline.boxes import BOX_CONVENTIONS, box_mask, scored_box
 from pipeline.config import Params
 from pipeline.datasets import colour_to_labels, get_spec, read_split
-from pipeline.diagnostics import box_mask
 from pipeline.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
-from pipeline.inpainting import complete, mean_colour, read_test_holes
+from pipeline.inpainting import complete, read_test_holes
 from pipeline.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
-from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE, load_generator
+from pipeline.model_files import RESOURCES_FILE, SUMMARY_FILE
 from pipeline.twosm import TwoStreamGenerator, by_label_rule, edited_map, predict_window
 from pipeline.atomic import replace_dir
 
@@ -67,8 +66,9 @@ class EditedMap(NamedTuple):
 def _outside(shape, box, window=None) -> np.ndarray:
     """The pixels outside the box (inside `window`, when given): where the input shows the
     model the answer."""
-    region = box_mask(shape, window) if window is not None else np.ones(shape, dtype=bool)
-    return region & ~box_mask(shape, box)
+    region = (box_mask(window, *shape).astype(bool) if window is not None
+              else np.ones(shape, dtype=bool))
+    return region & ~box_mask(box, *shape).astype(bool)
 
 
 @torch.no_grad()
@@ -142,16 +142,19 @@ class HeldBackBoxes:
         return {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms))}
 
 
-class DatasetEvaluation:
-    """Test split, test boxes, G_I, the floor rows and the real-photo FID features of one
-    dataset."""
+class BoxTestSet:
+    """The seed-679 test boxes of one dataset, scored for the structure and TwoSM rows: tIOU
+    / hamm inside the box (on its scored part, `box_convention`), FID of the translated Ŷ
+    (G_I: `translator`) against the test photos; the floor rows (pipeline.floors) on the same
+    boxes."""
+    columns = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]
 
-    def __init__(self, dataset: str, data_dir: str, translator_dir: str, device,
+    def __init__(self, dataset: str, data_dir: str, translator, device,
                  box_convention: str = "whole"):
+        self.dataset = dataset
         self.spec, self.split, self.items = test_items(dataset, data_dir)
         self.box_convention = box_convention
-        self.translator = load_generator(translator_dir, device, dataset=dataset,
-                                         kinds=("translator",))
+        self.translator = translator
         self.device = device
         self.fid = None
         self.real_features = None
@@ -166,15 +169,34 @@ class DatasetEvaluation:
         photos = self.split.photos[[i for i, _ in self.items]]
         self.real_features = fid.features(photos)
 
+    def counts(self) -> dict:
+        return {"test_boxes": len(self.items)}
+
     @torch.no_grad()
     def run(self, generator, batch_size: int = 8):
-        """(per-image tiou list, hamm list, fused colour maps, translated photos) for a row."""
+        """({"tiou": per-box list, "hamm": ...}, (fused colour maps, translated photos)) of a
+        row's generator."""
         tious, hamms, fused = score_edits(generator, self.split, self.spec, self.items,
                                           batch_size, self.box_convention)
         photos = [from_unit_range(self.translator(to_unit_range(fused[i:i + batch_size])
                                                   .to(self.device)))
                   for i in range(0, len(fused), batch_size)]
-        return tious, hamms, fused, np.concatenate(photos)
+        return {"tiou": tious, "hamm": hamms}, (fused, np.concatenate(photos))
+
+    def means(self, values: dict, outputs=None) -> dict:
+        """The mean of every metric over the boxes, and the FID of the translated photos when
+        there are outputs (the floors have none)."""
+        means = {metric: float(np.mean(scores)) for metric, scores in values.items()}
+        if outputs is not None:
+            means[self.fid.metric_name] = self.fid.distance(self.real_features,
+                                                            self.fid.features(outputs[1]))
+        return means
+
+    def records(self, row_name: str, seed: int, values: dict) -> list:
+        """One scores.csv record per test box."""
+        return [{"row": row_name, "dataset": self.dataset, "seed": seed,
+                 "image": self.split.names[index], "label": edit.label, "tiou": t, "hamm": h}
+                for (index, edit), t, h in zip(self.items, values["tiou"], values["hamm"])]
 
     def floor_scores(self, floor: str, box_convention: str | None = None):
         """(tiou list, hamm list) of a floor row (pipeline.floors) on the test boxes, scored
@@ -192,6 +214,31 @@ class DatasetEvaluation:
             tious.append(tiou(predicted, truth, box, edit.label))
             hamms.append(hamm(predicted, truth, box))
         return tious, hamms
+
+    def floors(self):
+        """(row name, scores, outputs (None), extra metrics) of every floor row: scored under
+        the evaluation's box convention, with its means under every convention beside."""
+        for floor in floors.FLOORS:
+            by_convention = {c: self.floor_scores(floor, c) for c in BOX_CONVENTIONS}
+            tious, hamms = by_convention[self.box_convention]
+            extra = {f"{metric}_{convention}_box": float(np.mean(scores))
+                     for convention, values in by_convention.items()
+                     for metric, scores in zip(("tiou", "hamm"), values)}
+            yield (floors.floor_row_name(floor, self.dataset), {"tiou": tious, "hamm": hamms},
+                   None, extra)
+
+    def save(self, folder: str, row_name: str, outputs, grid_images: int) -> None:
+        """A row's examples (the first grid_images test boxes: samples/<row>.npz, the
+        figures) and every test box's result map (samples/results/<row>.npz, HuEv)."""
+        fused, photos = outputs
+        save_results(os.path.join(folder, RESULTS_SUBDIR), row_name, self, fused)
+        shown = [index for index, _ in self.items[:grid_images]]
+        np.savez_compressed(
+            os.path.join(folder, f"{row_name}.npz"), fused=fused[:grid_images],
+            translated=photos[:grid_images], truth=self.spec.palette[self.split.labels[shown]],
+            photo=self.split.photos[shown],
+            boxes=np.array([edit.box for _, edit in self.items[:grid_images]]),
+            labels=np.array([edit.label for _, edit in self.items[:grid_images]]))
 
 
 def read_summary(model_dir: str) -> dict:
@@ -225,11 +272,10 @@ def collect_resources(params: Params, row_names, live_root: str = "reports/train
     return found
 
 
-SCORE_COLUMNS = ["row", "dataset", "seed", "image", "label", "tiou", "hamm"]
 RESULTS_SUBDIR = "results"  # <samples_dir>/results/<row>.npz: every test box's result map
 
 
-def save_results(folder: str, row_name: str, data: DatasetEvaluation, fused) -> None:
+def save_results(folder: str, row_name: str, data: BoxTestSet, fused) -> None:
     """Every test box's fused result map Ŷ of a row (first seed), with the test image names,
     boxes, target labels and the ground-truth colour maps: the items of the human evaluation
     (pipeline.huev). One npz per row, the boxes in test order."""
@@ -243,104 +289,70 @@ def save_results(folder: str, row_name: str, data: DatasetEvaluation, fused) -> 
         truth=data.spec.palette[data.split.labels[indices]])
 
 
-def evaluate(params: Params, row_names, *, data_root: str, model_root: str,
+def evaluate(params: Params, kinds: dict, test_sets: dict, *, device, load,
              samples_dir: str, progress: bool = True) -> dict:
-    """Metrics of every row, trained once per seed of params.seeds, and of the floor rows of
-    every dataset (pipeline.floors), all on the same seed-679 test boxes; the run conditions
-    (data source, device, which weights were used). Returns
-    {"rows": row -> means over seeds and boxes, "scores": one record per (row, seed, box),
-     "conditions": ...}. Example maps and photos of the first evaluate.grid_images test boxes
-    (first seed) go to samples_dir/<row>.npz, every test box's result map (first seed) to
-    samples_dir/results/<row>.npz (the HuEv study items, pipeline.huev).
+    """The one evaluation loop of every table: the floors of every test set, then every row
+    (row name -> its kind, pipeline.kinds), trained once per seed of params.seeds, on its
+    dataset's test set (dataset -> BoxTestSet / InpaintingTestSet), all on the same seed-679
+    items. `load(model_dir, device, dataset=, kinds=)` reads a model file. Returns
+    {"rows": row -> means over seeds and items, "scores": one record per (row, seed, item),
+     "columns": the scores' columns, "conditions": device, FID and seeds}. Each row's examples
+    (first seed) go to samples_dir (BoxTestSet.save / InpaintingTestSet.save).
 
-    Every input (test splits, test boxes, translators, generators, summaries) is read and
-    checked before any scoring, and samples_dir is replaced only when every row is done."""
-    trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
-                                params.train.deterministic)
-    device = trainer.pick_device(params.train.device)
-    datasets, summaries = {}, {}
-    for row_name in row_names:
-        row = params.row(row_name)
-        if row.dataset not in datasets:
-            datasets[row.dataset] = DatasetEvaluation(
-                row.dataset, os.path.join(data_root, row.dataset),
-                os.path.join(model_root, f"translator-{row.dataset}"), device,
-                params.box_convention)
+    Every model file and training summary is read and checked before any scoring, and
+    samples_dir is replaced only when every row is done."""
+    summaries = {}
+    for name, kind in kinds.items():
+        dataset = kind.dataset(params, name)
         for seed in params.seeds:
-            model_dir = seed_dir(model_root, row_name, seed)
-            # readable, complete and of the row's dataset, or a one-line error now
-            load_generator(model_dir, "cpu", dataset=row.dataset, kinds=("structure", "twosm"))
-            summaries[row_name, seed] = read_summary(model_dir)
+            model_dir = kind.model_dir(name, seed)
+            # readable, complete and of the row's kind and dataset, or a one-line error now
+            load(model_dir, "cpu", dataset=dataset, kinds=(kind.name,))
+            summaries[name, seed] = read_summary(model_dir)
     fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
-    for data in datasets.values():
-        data.use_fid(fid)
+    for test in test_sets.values():
+        test.use_fid(fid)
+    grid_images = params.evaluate.grid_images
     tmp_samples = samples_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp_samples, ignore_errors=True)
     os.makedirs(tmp_samples)
     metrics, scores = {}, []
-
-    def record(row_name, dataset, seed, data, tious, hamms):
-        scores.extend({"row": row_name, "dataset": dataset, "seed": seed,
-                       "image": data.split.names[index], "label": edit.label,
-                       "tiou": t, "hamm": h}
-                      for (index, edit), t, h in zip(data.items, tious, hamms))
-
     try:
-        for dataset, data in datasets.items():
-            for floor in floors.FLOORS:
-                # the floors under every box convention; the run's own one is the row's score
-                by_convention = {c: data.floor_scores(floor, c) for c in BOX_CONVENTIONS}
-                tious, hamms = by_convention[data.box_convention]
-                name = floors.floor_row_name(floor, dataset)
-                record(name, dataset, -1, data, tious, hamms)
-                metrics[name] = {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
-                                 "test_boxes": len(tious)}
-                for convention, values in by_convention.items():
-                    metrics[name].update({f"{metric}_{convention}_box": float(np.mean(v))
-                                          for metric, v in zip(("tiou", "hamm"), values)})
-        runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]
+        for test in test_sets.values():
+            for name, values, outputs, extra in test.floors():
+                scores.extend(test.records(name, -1, values))
+                metrics[name] = {**test.means(values, outputs), **test.counts(), **extra}
+                if outputs is not None:
+                    test.save(tmp_samples, name, outputs, grid_images)
+        runs = [(name, seed) for name in kinds for seed in params.seeds]
         per_seed = {}
-        for row_name, seed in tqdm(runs, desc="evaluate", disable=not progress):
-            dataset = params.row(row_name).dataset
-            data = datasets[dataset]
-            generator = load_generator(seed_dir(model_root, row_name, seed), device)
-            tious, hamms, fused, photos = data.run(generator)
-            record(row_name, dataset, seed, data, tious, hamms)
-            per_seed.setdefault(row_name, []).append(
-                {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms)),
-                 fid.metric_name: fid.distance(data.real_features, fid.features(photos))})
-            if seed != params.seeds[0]:
-                continue
-            save_results(os.path.join(tmp_samples, RESULTS_SUBDIR), row_name, data, fused)
-            count = params.evaluate.grid_images
-            shown = [index for index, _ in data.items[:count]]
-            np.savez_compressed(
-                os.path.join(tmp_samples, f"{row_name}.npz"), fused=fused[:count],
-                translated=photos[:count], truth=data.spec.palette[data.split.labels[shown]],
-                photo=data.split.photos[shown],
-                boxes=np.array([edit.box for _, edit in data.items[:count]]),
-                labels=np.array([edit.label for _, edit in data.items[:count]]))
-        for row_name, values in per_seed.items():
-            metrics[row_name] = {
+        for name, seed in tqdm(runs, desc="evaluate", disable=not progress):
+            kind = kinds[name]
+            test = test_sets[kind.dataset(params, name)]
+            values, outputs = test.run(load(kind.model_dir(name, seed), device))
+            scores.extend(test.records(name, seed, values))
+            per_seed.setdefault(name, []).append(test.means(values, outputs))
+            if seed == params.seeds[0]:
+                test.save(tmp_samples, name, outputs, grid_images)
+        for name, values in per_seed.items():
+            test = test_sets[kinds[name].dataset(params, name)]
+            metrics[name] = {
                 **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
-                "test_boxes": len(datasets[params.row(row_name).dataset].items),
-                "seeds": len(values), "q": summaries[row_name, params.seeds[0]]["q"]}
+                **test.counts(), "seeds": len(values),
+                "q": summaries[name, params.seeds[0]]["q"]}
         replace_dir(tmp_samples, samples_dir)
     finally:
         shutil.rmtree(tmp_samples, ignore_errors=True)
-    conditions = {"data_source": params.data.label(params.datasets), "device": str(device),
-                  "fid_metric": fid.metric_name, "fid_source": fid.source,
-                  "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()}),
-                  "test_box_seed": params.evaluate.seed, "seeds": list(params.seeds),
-                  "box_convention": params.box_convention}
-    return {"rows": metrics, "scores": scores, "conditions": conditions}
+    columns = next(iter(test_sets.values())).columns if test_sets else BoxTestSet.columns
+    conditions = {"device": str(device), "fid_metric": fid.metric_name,
+                  "fid_source": fid.source, "seeds": list(params.seeds),
+                  "vgg_sources": sorted({s["vgg_source"] for s in summaries.values()})}
+    return {"rows": metrics, "scores": scores, "columns": columns, "conditions": conditions}
 
 
 #---------------------------------------------------------------------------------------------
 # Inpainting (Table 3)
 
-INPAINTING_SCORE_COLUMNS = ["row", "seed", "image", "repeat", "ssim", "l1", "ssim_image",
-                            "l1_image"]
 INPAINTING_METRICS = ("ssim", "l1", "ssim_image", "l1_image")
 
 
@@ -349,8 +361,12 @@ class InpaintingTestSet:
     inpainting row and floor is scored on. `images` / `holes` keep only the first N test images
     / their holes of repeat < N (the held-back slice of the learning curves)."""
 
+    columns = ["row", "seed", "image", "repeat", *INPAINTING_METRICS]
+
     def __init__(self, data_dir: str, width: int, height: int, repeats: int,
-                 images: int | None = None, holes: int | None = None):
+                 images: int | None = None, holes: int | None = None, *, dataset: str = "",
+                 floor_fill=None, fid_holes: int = 0):
+        self.dataset, self.floor_fill, self.fid_holes = dataset, floor_fill, fid_holes
         path = os.path.join(data_dir, "test.h5")
         self.split = read_split(path)
         if self.split.photos.shape[1:3] != (height, width):
@@ -383,6 +399,52 @@ class InpaintingTestSet:
             scores["l1_image"].append(l1(pred, truth))
         return scores
 
+    def use_fid(self, fid: FIDScorer) -> None:
+        """Score with `fid`: FID compares the completed photos of the first fid_holes holes
+        of every image with the ground-truth photos of the same items."""
+        self.fid = fid
+        unique = sorted(set(self.image_index.tolist()))
+        self.fid_items = [i for i, repeat in enumerate(self.repeats) if repeat < self.fid_holes]
+        real_unique = fid.features(self.split.photos[unique])
+        self.real_features = real_unique[[unique.index(self.image_index[i])
+                                          for i in self.fid_items]]
+
+    def counts(self) -> dict:
+        return {"test_images": len(set(self.image_index.tolist())), "test_holes": len(self),
+                "fid_holes": len(self.fid_items)}
+
+    def run(self, generator):
+        """(scores, completed photos) of a row's completion network (its own hole `fill`)."""
+        completed = complete(generator, self.truth, self.holes, generator.fill)
+        return self.score(completed), completed
+
+    def means(self, values: dict, completed) -> dict:
+        """The mean of every metric over the holes, and the FID of the completed photos."""
+        return {**{metric: float(np.mean(values[metric])) for metric in INPAINTING_METRICS},
+                self.fid.metric_name: self.fid.distance(
+                    self.real_features, self.fid.features(completed[self.fid_items]))}
+
+    def records(self, row_name: str, seed: int, values: dict) -> list:
+        """One inpainting_scores.csv record per (test image, hole)."""
+        return [{"row": row_name, "seed": seed, "image": name, "repeat": repeat,
+                 **{metric: values[metric][i] for metric in INPAINTING_METRICS}}
+                for i, (name, repeat) in enumerate(zip(self.names, self.repeats))]
+
+    def floors(self):
+        """(row name, scores, completed photos, {}) of every inpainting floor."""
+        for floor in floors.INPAINTING_FLOORS:
+            completed = self.floor(floor, self.floor_fill)
+            yield floors.floor_row_name(floor, self.dataset), self.score(completed), completed, {}
+
+    def save(self, folder: str, row_name: str, completed, grid_images: int) -> None:
+        """Example completions: the first hole of each of the first grid_images photos."""
+        shown = [self.names.index(name) for name in self.split.names[:grid_images]]
+        np.savez_compressed(os.path.join(folder, f"{row_name}.npz"),
+                            completed=completed[shown], truth=self.truth[shown],
+                            masked=self.floor("mean-fill", self.floor_fill)[shown],
+                            holes=np.array([self.holes[i] for i in shown]),
+                            names=np.array([self.names[i] for i in shown]))
+
     def floor(self, name: str, fill) -> np.ndarray:
         """The completed photos of an inpainting floor (pipeline.floors)."""
         if name == "mean-fill":
@@ -407,95 +469,3 @@ class HeldBackHoles:
         completed = complete(generator, self.test.truth, self.test.holes, self.fill)
         scores = self.test.score(completed)
         return {"ssim": float(np.mean(scores["ssim"])), "l1": float(np.mean(scores["l1"]))}
-
-
-def inpainting_floor_row_name(floor: str, dataset: str) -> str:
-    return f"floor-{floor}-{dataset}"
-
-
-def evaluate_inpainting(params: Params, row_names, *, data_dir: str, model_root: str,
-                        samples_dir: str, progress: bool = True) -> dict:
-    """Table 3: SSIM / L1 (over the hole; whole image beside) and FID of every inpainting row
-    (every seed of params.seeds) and of the inpainting floors, on the seed-679 holes of every test
-    photo. FID compares the completed photos of the first inpainting.fid_holes holes of every
-    image with the ground-truth photos of the same items.
-    Returns {"rows": row -> means, "scores": one record per (row, seed, image, hole),
-    "conditions": ...}. Example completions of the first evaluate.grid_images test images
-    (their first hole, first seed) go to samples_dir/<row>.npz; samples_dir is replaced only
-    when every row is done."""
-    trainer.make_deterministic(params.train.seed, params.train.cpu_threads,
-                                params.train.deterministic)
-    device = trainer.pick_device(params.train.device)
-    ip = params.inpainting
-    test = InpaintingTestSet(data_dir, ip.width, ip.height, ip.test_holes)
-    summaries = {}
-    for row_name in row_names:
-        params.inpainting_row(row_name)
-        for seed in params.seeds:
-            model_dir = seed_dir(model_root, row_name, seed)
-            # readable and a GL completion network, or a one-line error now
-            generator = load_generator(model_dir, "cpu", kinds=("inpainting",))
-            if not hasattr(generator, "fill"):
-                raise ValueError(f"{model_dir}: not a GL completion network (retrain the row)")
-            summaries[row_name, seed] = read_summary(model_dir)
-    floors_fill = mean_colour(read_split(os.path.join(data_dir, "train.h5")).photos)
-    fid = FIDScorer(params.evaluate.fid_dims, params.evaluate.inception_weights_path, device)
-    unique = sorted(set(test.image_index.tolist()))
-    # FID: the completed photos of the first fid_holes holes of every image vs their ground truth
-    fid_items = [i for i, repeat in enumerate(test.repeats) if repeat < ip.fid_holes]
-    real_unique = fid.features(test.split.photos[unique])
-    real = real_unique[[unique.index(test.image_index[i]) for i in fid_items]]
-    shown = [test.names.index(name)  # the first hole of each of the first grid_images photos
-             for name in test.split.names[:params.evaluate.grid_images]]
-    tmp_samples = samples_dir.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp_samples, ignore_errors=True)
-    os.makedirs(tmp_samples)
-    metrics, scores = {}, []
-
-    def record(row_name, seed, values, completed):
-        scores.extend({"row": row_name, "seed": seed, "image": name, "repeat": repeat,
-                       **{metric: values[metric][i] for metric in INPAINTING_METRICS}}
-                      for i, (name, repeat) in enumerate(zip(test.names, test.repeats)))
-        return {**{metric: float(np.mean(values[metric])) for metric in INPAINTING_METRICS},
-                fid.metric_name: fid.distance(real, fid.features(completed[fid_items]))}
-
-    def save_samples(row_name, completed):
-        np.savez_compressed(os.path.join(tmp_samples, f"{row_name}.npz"),
-                            completed=completed[shown], truth=test.truth[shown],
-                            masked=test.floor("mean-fill", floors_fill)[shown],
-                            holes=np.array([test.holes[i] for i in shown]),
-                            names=np.array([test.names[i] for i in shown]))
-
-    try:
-        for floor in floors.INPAINTING_FLOORS:
-            name = inpainting_floor_row_name(floor, ip.dataset)
-            completed = test.floor(floor, floors_fill)
-            metrics[name] = {**record(name, -1, test.score(completed), completed),
-                             "test_images": len(unique), "test_holes": len(test),
-                             "fid_holes": len(fid_items)}
-            save_samples(name, completed)
-        runs = [(row_name, seed) for row_name in row_names for seed in params.seeds]
-        per_seed = {}
-        for row_name, seed in tqdm(runs, desc="evaluate inpainting", disable=not progress):
-            generator = load_generator(seed_dir(model_root, row_name, seed), device)
-            completed = complete(generator, test.truth, test.holes, generator.fill)
-            per_seed.setdefault(row_name, []).append(
-                record(row_name, seed, test.score(completed), completed))
-            if seed == params.seeds[0]:
-                save_samples(row_name, completed)
-        for row_name, values in per_seed.items():
-            summary = summaries[row_name, params.seeds[0]]
-            metrics[row_name] = {
-                **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
-                "test_images": len(unique), "test_holes": len(test),
-                "fid_holes": len(fid_items), "seeds": len(values), "q": summary["q"]}
-        replace_dir(tmp_samples, samples_dir)
-    finally:
-        shutil.rmtree(tmp_samples, ignore_errors=True)
-    conditions = {"data_source": params.data.label([ip.dataset]), "device": str(device),
-                  "fid_metric": fid.metric_name, "fid_source": fid.source,
-                  "hole_seed": params.evaluate.seed, "holes_per_image": ip.test_holes,
-                  "fid_holes_per_image": ip.fid_holes,
-                  "size": f"{ip.width}x{ip.height}", "seeds": list(params.seeds),
-                  "fill": list(floors_fill)}
-    return {"rows": metrics, "scores": scores, "conditions": conditions}

@@ -30,7 +30,18 @@ MASK_GRID = 32  # side of the grid the training masks are averaged on
 
 
 def floor_row_name(floor: str, dataset: str) -> str:
+    """The row name of a floor (of FLOORS or INPAINTING_FLOORS) on `dataset`."""
     return f"floor-{floor}-{dataset}"
+
+
+def is_floor_row(row: str, dataset: str | None = None) -> bool:
+    """Whether `row` names a floor row (floor_row_name of a floor in FLOORS or
+    INPAINTING_FLOORS), on `dataset` when one is given; every other row is a trained one."""
+    if dataset is not None:
+        return any(row == floor_row_name(floor, dataset)
+                   for floor in FLOORS + INPAINTING_FLOORS)
+    prefixes = [floor_row_name(floor, "") for floor in FLOORS + INPAINTING_FLOORS]
+    return any(row.startswith(prefix) and len(row) > len(prefix) for prefix in prefixes)
 
 
 def object_mask(labels: np.ndarray, instances: np.ndarray, box, label: int) -> np.ndarray:

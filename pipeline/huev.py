@@ -506,6 +506,7 @@ def table1_with_huev(frame, huev: dict, paper: dict = PAPER_HUEV):
     row's last line and a `votes` column (votes for the row / all votes). Without votes the
     line has no number (ours is missing) and its votes cell says NO_VOTES."""
     import pandas as pd
+    from pipeline.floors import is_floor_row  # scipy, skimage: not at the web app's start
     records = frame.to_dict("records")
     for record in records:
         record["votes"] = None
@@ -521,7 +522,7 @@ def table1_with_huev(frame, huev: dict, paper: dict = PAPER_HUEV):
                 else f"{values['votes_for']} / {values['votes']}"}
         at = max((i for i, r in enumerate(records) if r["row"] == row), default=None)
         if at is None:
-            at = max((i for i, r in enumerate(records) if not r["row"].startswith("floor-")),
+            at = max((i for i, r in enumerate(records) if not is_floor_row(r["row"])),
                      default=len(records) - 1)
         records.insert(at + 1, line)
     return pd.DataFrame(records, columns=list(frame.columns) + ["votes"])

@@ -103,7 +103,7 @@ class Pix2PixHDLoss(nn.Module):
 
     on="raw" scores Ỹ (the paper's Eq 1); on="fused" scores Ŷ (what the authors' code does).
     vgg=None: no perceptual term and no VGG19 forward (λ3 = 0, or L_perc dropped for lack of
-    weights: pipeline.rows.build_vgg).
+    weights: pipeline.kinds.parts.build_vgg).
     """
 
     def __init__(self, condition_channels: int, vgg: VGG19Features | None, *, ndf=64, n_layers=3,
@@ -187,8 +187,10 @@ def at_least_2x2(crop: torch.Tensor) -> torch.Tensor:
 
 
 class ExpansionLoss(nn.Module):
-    """What MEx and A-MEx share: q, the steps α / β, λ4, and the G / D terms built from the
-    subclass's `_scores(batch, images, targets)` (the summed LSGAN terms over j = 0..q).
+    """What MEx and A-MEx share: the expansion levels j = 0..top_level, the steps α / β, λ4,
+    and the G / D terms built from the subclass's `_scores(batch, images, targets)` (the summed
+    LSGAN terms over the levels). top_level is the paper's q under Eq 6-7, q - 1 under the
+    authors' range(q) (pipeline.kinds.parts.highest_expansion resolves it from a row's q).
 
     `channels` selects the image the discriminators see from the generator output and the
     target: all of it for the colour-map rows (3 channels), the context stream of the two-stream
@@ -197,10 +199,11 @@ class ExpansionLoss(nn.Module):
     the 4-channel masked photo + hole mask, with the RGB photo as the image."""
     term = ""
 
-    def __init__(self, *, q: int, alpha: int, beta: int, lambda_mex: float,
+    def __init__(self, *, top_level: int, alpha: int, beta: int, lambda_mex: float,
                  channels: slice = slice(None)):
         super().__init__()
-        self.q, self.alpha, self.beta, self.lambda_mex = q, alpha, beta, lambda_mex
+        self.top_level, self.alpha, self.beta = top_level, alpha, beta
+        self.lambda_mex = lambda_mex
         self.channels = channels
 
     @property
@@ -256,16 +259,18 @@ class MExLoss(ExpansionLoss):
 
     term = "mex"
 
-    def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
+    def __init__(self, condition_channels: int, *, top_level: int, alpha: int, beta: int,
+                 ndf=64,
                  n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None),
                  crop_canvas: int = 0):
-        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
+        super().__init__(top_level=top_level, alpha=alpha, beta=beta, lambda_mex=lambda_mex,
+                         channels=channels)
         if crop_canvas < 0:
             raise ValueError(f"crop_canvas {crop_canvas}: 0 (one call per crop size) or a "
                              "multiple in px > 0")
         self.discriminators = nn.ModuleList(
             PatchDiscriminator(condition_channels + image_channels, ndf, n_layers)
-            for _ in range(q + 1))
+            for _ in range(top_level + 1))
         self.crop_canvas = crop_canvas
         self.canvas_network = CanvasDiscriminators() if crop_canvas else None
 
@@ -280,7 +285,8 @@ class MExLoss(ExpansionLoss):
         in one call per crop size (instance norm is per sample, so a batch of crops scores each
         crop as it would alone)."""
         totals = [[0.0] * len(image_targets) for image_targets in targets]
-        crops = [expanded_crops(batch, image, self.q, self.alpha, self.beta) for image in images]
+        crops = [expanded_crops(batch, image, self.top_level, self.alpha, self.beta)
+                 for image in images]
         samples = len(batch.boxes)
         for j, D in enumerate(self.discriminators):
             by_size = {}
@@ -298,8 +304,8 @@ class MExLoss(ExpansionLoss):
 
     def _canvas_scores(self, batch, images: list, targets: list) -> list:
         """Eq 7 as _per_size_scores computes it, through CanvasDiscriminators."""
-        canvas, heights, widths = crop_canvas(batch, images, self.q, self.alpha, self.beta,
-                                              self.crop_canvas)
+        canvas, heights, widths = crop_canvas(batch, images, self.top_level, self.alpha,
+                                              self.beta, self.crop_canvas)
         scores, valid = self.canvas_network(self.discriminators, canvas, heights, widths)
         scores = scores.unflatten(0, (len(images), len(batch.boxes)))      # (I, N, q+1, 1, h, w)
         count = valid.sum((-3, -2, -1))                                          # (N, q+1)
@@ -365,9 +371,11 @@ class AMExLoss(ExpansionLoss):
 
     term = "amex"
 
-    def __init__(self, condition_channels: int, *, q: int, alpha: int, beta: int, ndf=64,
+    def __init__(self, condition_channels: int, *, top_level: int, alpha: int, beta: int,
+                 ndf=64,
                  n_layers=3, lambda_mex=1.0, image_channels=3, channels=slice(None)):
-        super().__init__(q=q, alpha=alpha, beta=beta, lambda_mex=lambda_mex, channels=channels)
+        super().__init__(top_level=top_level, alpha=alpha, beta=beta, lambda_mex=lambda_mex,
+                         channels=channels)
         self.discriminator = PatchDiscriminator(condition_channels + image_channels, ndf,
                                                 n_layers)
 
@@ -375,12 +383,13 @@ class AMExLoss(ExpansionLoss):
         """Eq 9: sum over j of the mean over samples of the LSGAN term of D_E on the (condition,
         image) pair multiplied by M^E_j; every image's q+1 masked pairs in one call."""
         height, width = images[0].shape[-2:]
-        masks = expanded_masks(batch.boxes, self.q, self.alpha, self.beta, height, width,
-                               device=images[0].device)                     # (q+1, N, 1, H, W)
+        masks = expanded_masks(batch.boxes, self.top_level, self.alpha, self.beta, height,
+                               width, device=images[0].device)              # (q+1, N, 1, H, W)
         pairs = torch.stack([torch.cat([batch.condition, image], 1) for image in images])
         masked = (pairs.unsqueeze(1) * masks).flatten(0, 2)            # (I(q+1)N, C+3, H, W)
         score = self.discriminator(masked)[-1]
-        per_map = score.flatten(1).unflatten(0, (len(images), self.q + 1, -1))  # (I, q+1, N, P)
+        levels = self.top_level + 1
+        per_map = score.flatten(1).unflatten(0, (len(images), levels, -1))  # (I, q+1, N, P)
         # Every map has the same P patches: the sum over j of the means is (q+1) x the mean.
-        return [[(self.q + 1) * lsgan(per_map[index], real) for real in image_targets]
+        return [[levels * lsgan(per_map[index], real) for real in image_targets]
                 for index, image_targets in enumerate(targets)]

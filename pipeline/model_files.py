@@ -1,18 +1,11 @@
 """The model file (generator.pt): its layout, its metadata and loading it back. Every trained
 generator (structure rows, TwoSM rows, GL rows, the translator G_I) is saved with a `meta` dict
-that says what it is for; load_generator checks it and rebuilds the network. Also the file
-names of a training run's outputs."""
+that says what it is for; pipeline.kinds.load_generator checks it (check_model_meta) and
+rebuilds the network by the kind it names. Also the file names of a training run's outputs."""
 from __future__ import annotations
 
 import os
 import subprocess
-
-import torch.nn as nn
-
-from pipeline.checkpoints import load_model_file
-from pipeline.inpainting import CompletionNetwork
-from pipeline.networks import GlobalGenerator
-from pipeline.twosm import Observation, TwoStreamGenerator
 
 GENERATOR_FILE = "generator.pt"
 SUMMARY_FILE = "train_summary.json"
@@ -22,7 +15,7 @@ RESOURCES_FILE = "resources.json"
 RESOURCE_KEYS = ("train_seconds", "resumes")  # plus every mem_* key: run history, not results
 
 # Layout of generator.pt. 2: a `meta` dict says what the model is for (dataset, label names,
-# palette, input size, conditioning, row, params hash, code commit); load_generator checks it.
+# palette, input size, conditioning, row, params hash, code commit); check_model_meta checks it.
 MODEL_FORMAT = 2
 # The generator input of each kind of model (`meta["conditioning"]`).
 CONDITIONING = {
@@ -31,9 +24,6 @@ CONDITIONING = {
     "translator": "colour map in the dataset palette [3], [-1, 1]",
     "inpainting": "photo with the hole filled with `fill` [3] + hole mask [1]",
 }
-# The DVC stage (group) that writes each kind of row's generator.pt, for error messages.
-STAGE_OF_KIND = {"structure": "train_baseline / train_mex", "twosm": "train_twosm",
-                 "translator": "translator", "inpainting": "train_inpainting"}
 
 
 class ModelFileError(ValueError):
@@ -98,40 +88,3 @@ def check_model_meta(state, path: str, *, dataset: str | None = None,
         raise ModelFileError(f"{path}: a {meta['kind']} model (row {meta['row']}), not a "
                              f"{' / '.join(kinds)} model")
     return meta
-
-
-def load_generator(model_dir: str, device, *, dataset: str | None = None,
-                   kinds=None) -> nn.Module:
-    """A trained generator from `model_dir/generator.pt` (or the model file `model_dir` itself),
-    in eval mode: the pix2pixHD global generator, the two-stream model (with its `observation`)
-    of a TwoSM row, or the completion network (with its hole `fill` colour) of a GL row. Its
-    checked metadata is `generator.meta`; a file of an older layout, or not of `dataset` / one
-    of `kinds` when given, raises ModelFileError (one line)."""
-    path = model_dir if os.path.isfile(model_dir) else os.path.join(model_dir, GENERATOR_FILE)
-    state = load_model_file(path, ("generator", "in_channels"))
-    meta = check_model_meta(state, path, dataset=dataset, kinds=kinds)
-    m, twosm, gl = state["model"], state.get("twosm"), state.get("gl")
-    if gl:
-        generator = CompletionNetwork(gl["ngf"], gl["n_downsampling"], tuple(gl["dilations"]),
-                                      state["in_channels"])
-        generator.fill = tuple(gl["fill"])
-    elif twosm:
-        generator = TwoStreamGenerator(state["in_channels"], twosm["num_labels"], m["ngf"],
-                                       m["n_downsampling"], m["n_blocks"])
-        generator.observation = Observation(twosm["observation"], twosm["crop_size"])
-    else:
-        generator = GlobalGenerator(state["in_channels"], 3, m["ngf"], m["n_downsampling"],
-                                    m["n_blocks"])
-    try:
-        generator.load_state_dict(state["generator"])
-    except RuntimeError as err:
-        raise ModelFileError(f"{path}: weights do not fit the network its metadata describes "
-                             f"({str(err).splitlines()[0]})") from None
-    generator.meta = meta
-    return generator.to(device).eval()
-
-
-#---------------------------------------------------------------------------------------------
-# Inpainting rows (Table 3)
-
-# The train keys that shape an inpainting run (the rest of `train` is the segmentation rows').

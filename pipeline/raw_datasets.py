@@ -55,7 +55,7 @@ from tqdm import tqdm
 
 from pipeline.boxes import instance_map_from_components
 from pipeline.datasets import NYU_IDS, SplitArrays, get_spec
-from pipeline.atomic import atomic_open
+from pipeline.atomic import atomic_open, move_into_place
 
 SIZES = {"cityscapes": (256, 128), "nyu": (192, 144), "helen": (256, 256), "facade": (248, 242)}
 PHOTO_FILTER = Image.BOX
@@ -195,10 +195,7 @@ def extract_zip(zip_path: str, dest_dir: str, select) -> int:
         raise ValueError(f"{zip_path}: corrupt or truncated zip archive ({err})") from None
     if count:
         for entry in os.listdir(staging):
-            target = os.path.join(dest_dir, entry)
-            if os.path.exists(target):
-                shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
-            os.replace(os.path.join(staging, entry), target)
+            move_into_place(os.path.join(staging, entry), os.path.join(dest_dir, entry))
     shutil.rmtree(staging, ignore_errors=True)
     return count
 

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from pipeline.floors import FLOORS, floor_row_name  # noqa: E402
+from pipeline.floors import FLOORS, floor_row_name, is_floor_row  # noqa: E402
 from pipeline.intervals import interval, paired_difference  # noqa: E402
 
 # The paper's numbers (Tables 1 and 4). Keys are our row names; FID columns compare only when
@@ -78,7 +78,6 @@ def table3_readings(rows: dict) -> str:
 # Which way is better for the inpainting metrics (+1: higher, -1: lower).
 INPAINTING_DIRECTION = {"ssim": 1, "l1": -1, "ssim_image": 1, "l1_image": -1}
 NOT_REPRODUCED = "not reproduced yet"
-Q_SWEEP_PREFIX = "mexgan-q"
 FLOOR_NOTE = ("Floor rows (no training): `floor-fill-box` paints the whole box with the target "
               "label, `floor-mean-mask` draws the class's mean training mask in it; a trained row "
               "has learned something about object shape only where it scores above both.")
@@ -112,7 +111,7 @@ def box_convention_note(metrics: dict, convention: str) -> str:
             "row and column, as the authors' test code slices it")
     floors = [f"{row} {values['tiou_whole_box']:.4f} / {values['tiou_authors_box']:.4f}"
               for row, values in metrics.items()
-              if row.startswith("floor-") and "tiou_whole_box" in values]
+              if is_floor_row(row) and "tiou_whole_box" in values]
     return (f"tIOU and hamm score {part} (box_convention `{convention}` of the profile)"
             + (f"; the floors' tIOU whole box / authors' box: {', '.join(floors)}."
                if floors else "."))
@@ -166,7 +165,7 @@ def comparison_table(metrics: dict, paper: dict, metric_names, scores: pd.DataFr
     def line(row, metric, paper_value, value, seeds=None):
         estimate = estimates.get((row, metric))
         standing = ""
-        if scores is not None and metric in ("tiou", "hamm") and not row.startswith("floor-") \
+        if scores is not None and metric in ("tiou", "hamm") and not is_floor_row(row) \
                 and row in dataset_of:
             standing = versus_floor(scores, row, metric, dataset_of[row])
         lines.append(table_line(row, metric, paper_value, value, estimate, standing, seeds))
@@ -254,7 +253,7 @@ def held_back_floors(scores: pd.DataFrame, dataset: str, boxes: int, metric: str
     scored on; scores.csv keeps the test-box order)."""
     return {row: float(frame[metric].iloc[:boxes].mean())
             for row, frame in scores[scores["dataset"] == dataset].groupby("row", sort=False)
-            if row.startswith("floor-")}
+            if is_floor_row(row)}
 
 
 def plot_metric_curves(curves: dict, floors: dict, path: str, title: str) -> None:
@@ -313,7 +312,7 @@ def inpainting_matrices(scores: pd.DataFrame, metric: str) -> dict:
 
 
 def _inpainting_floors(matrices: dict, dataset: str) -> list:
-    return [row for row in matrices if row.startswith("floor-") and row.endswith(f"-{dataset}")]
+    return [row for row in matrices if is_floor_row(row, dataset)]
 
 
 def inpainting_versus_floor(matrices: dict, row: str, metric: str, dataset: str) -> str:
@@ -344,11 +343,11 @@ def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: 
     def line(row, metric, paper_value, value, seeds=None):
         estimate = (interval(matrices[metric][row])
                     if metric in matrices and row in matrices[metric] else None)
-        standing = ("" if row.startswith("floor-") or metric not in matrices
+        standing = ("" if is_floor_row(row) or metric not in matrices
                     else inpainting_versus_floor(matrices[metric], row, metric, dataset))
         lines.append(table_line(row, metric, paper_value, value, estimate, standing, seeds))
 
-    rows = list(paper) + [r for r in metrics if r not in paper and not r.startswith("floor-")]
+    rows = list(paper) + [r for r in metrics if r not in paper and not is_floor_row(r)]
     for row in rows:
         ours = metrics.get(row, {})
         for metric in metric_names:
@@ -359,7 +358,7 @@ def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: 
         for metric in ("ssim_image", "l1_image"):
             if metric in ours:
                 line(row, metric, None, ours[metric], ours.get("seeds"))
-    for row in sorted(r for r in metrics if r.startswith("floor-") and r.endswith(f"-{dataset}")):
+    for row in sorted(r for r in metrics if is_floor_row(r, dataset)):
         for metric in list(metric_names) + ["ssim_image", "l1_image"]:
             names = [metric] if metric in metrics[row] else sorted(
                 k for k in metrics[row] if k.startswith(metric + "_standin"))
@@ -393,7 +392,7 @@ def held_back_inpainting_floors(scores: pd.DataFrame, images: int, metric: str) 
     first = sorted(scores["image"].unique())[:images]
     frame = scores[(scores["repeat"] == 0) & scores["image"].isin(first)]
     return {row: float(part[metric].mean()) for row, part in frame.groupby("row", sort=False)
-            if row.startswith("floor-")}
+            if is_floor_row(row)}
 
 
 def _hole_tile(image: np.ndarray, hole, scale: int) -> Image.Image:
@@ -454,11 +453,21 @@ def write_table(frame: pd.DataFrame, stem: str, title: str, note: str) -> None:
         f.write(_markdown(frame, title, note))
 
 
-def q_sensitivity(metrics: dict, main_row: str = "mexgan-cityscapes") -> pd.DataFrame:
-    """Fig 10: tIOU / hamm of the MExGAN q-sweep rows (mexgan-q<q>-<dataset>) against q. The
-    Table 1 row `main_row` is the point at its own q when no sweep row has that q (the sweep
-    need not train a second, identical q = 4 model)."""
-    sweep = {row: values for row, values in metrics.items() if row.startswith(Q_SWEEP_PREFIX)}
+def q_sweep_rows(params) -> list:
+    """Fig 10's q-sweep rows of `params`: the MExGAN rows (loss mex) whose q comes from the
+    params' q_sweep section (q_from `q_sweep.<name>`), in params order, whatever their names."""
+    sources = {f"q_sweep.{name}" for name in params.q_sweep}
+    return [name for name, row in params.mex_rows.items()
+            if row.loss == "mex" and row.q_from in sources]
+
+
+def q_sensitivity(metrics: dict, sweep_rows, main_row: str = "mexgan-cityscapes"
+                  ) -> pd.DataFrame:
+    """Fig 10: tIOU / hamm of the MExGAN q-sweep rows (`sweep_rows`, see q_sweep_rows) against
+    q. The Table 1 row `main_row` is the point at its own q when no sweep row has that q (the
+    sweep need not train a second, identical q = 4 model)."""
+    sweep_rows = set(sweep_rows)
+    sweep = {row: values for row, values in metrics.items() if row in sweep_rows}
     if sweep and main_row in metrics and \
             metrics[main_row]["q"] not in {v["q"] for v in sweep.values()}:
         sweep[main_row] = metrics[main_row]
@@ -766,7 +775,7 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
     boxes (reference: {"name", "folder", "scores": its scores.csv, "params": its params}): each
     row's tIOU and its paired difference to the fill-box floor, and each of this study's rows −
     the reference's best row, paired on the boxes and seeds both have."""
-    fill = f"floor-fill-box-{dataset}"
+    fill = floor_row_name("fill-box", dataset)
     theirs = reference["scores"]
     their_rows = study_rows(reference["params"], dataset).trained
     their_rows = [row for row in their_rows if row in set(theirs["row"])]
@@ -840,7 +849,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
     rows = study_rows(params, dataset)
-    fill, mean_mask = f"floor-fill-box-{dataset}", f"floor-mean-mask-{dataset}"
+    fill, mean_mask = (floor_row_name(floor, dataset) for floor in ("fill-box", "mean-mask"))
     vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
            else "random stand-in without VGG19 weights")
     twosm = bool(params.twosm_rows)
@@ -953,7 +962,7 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
     dataset = ip.dataset
     rows = list(params.inpainting_rows)
     differences = inpainting_differences(scores, rows, dataset)
-    floors = sorted(r for r in metrics if r.startswith("floor-") and r.endswith(f"-{dataset}"))
+    floors = sorted(r for r in metrics if is_floor_row(r, dataset))
     names = {name: TABLE3_READINGS.get((row.loss, row.amex_reading), (None, name))[1]
              for name, row in params.inpainting_rows.items()}
     gl = next((n for n, r in params.inpainting_rows.items() if r.loss == "gl"), None)

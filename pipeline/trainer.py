@@ -12,45 +12,28 @@ segmentation rows); GL inpainting (Iizuka et al. 2017) uses three: completion ne
 without gradients and does not step its optimizer; one without discriminator terms does not
 step the discriminators' optimizer. The phase is a function of the step, so a resume replays it.
 
-Checkpoints (every `checkpoint_every` steps and at the end of every epoch) are atomic and hold
-everything needed to resume bit-exactly: generator, discriminators, both Adam states, the
-position (epoch, batch within the epoch, step), every RNG state and the run's elapsed time and
-memory. The lr is a function of the epoch and the data order a function of (seed, epoch), so a
-resumed run replays the same batches. The newest checkpoint is `checkpoint.pt`, the one before
-it `checkpoint.prev.pt`: a damaged newest file falls back to the previous one, and a file of
-other params is never used. The frozen VGG19 is left out (it is rebuilt identically by every
-run; a digest in the checkpoint checks that).
+Checkpoints (pipeline.checkpoints), written every `checkpoint_every` steps and at the end of
+every epoch, resume a run bit-exactly: the lr is a function of the epoch and the data order a
+function of (seed, epoch), so a resumed run replays the same batches. The run log
+(pipeline.runlog: time, per-step memory, dvclive rows) continues across resumes.
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 import math
 import os
 import random
-import re
-import resource
 import sys
-import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from pipeline.checkpoints import load_checkpoint, remove_stale_temps, save_atomic
+from pipeline.checkpoints import RunCheckpoints
 from pipeline.distributed import Context
-from pipeline.networks import VGG19Features
-from pipeline.atomic import atomic_open
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
-CHECKPOINT_FORMAT = 2
-CHECKPOINT_KEYS = ("format", "generator", "losses", "opt_g", "opt_d", "epoch", "batch", "step",
-                   "rng", "fingerprint", "frozen_digest", "progress")
+from pipeline.runlog import RunLog
 
 
 class NonFiniteLoss(RuntimeError):
@@ -182,204 +165,6 @@ def discriminator_parameters(losses) -> list:
     return [p for loss in losses for p in loss.parameters() if p.requires_grad]
 
 
-def _rng_state():
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state):
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-#---------------------------------------------------------------------------------------------
-# What a checkpoint holds of the loss plug-ins
-
-
-def _frozen_prefixes(loss: nn.Module) -> tuple:
-    """State-dict prefixes of the frozen feature extractors inside a plug-in (the VGG19 of the
-    perceptual loss, ~80 MB): rebuilt identically by every run, so not checkpointed."""
-    return tuple(f"{name}." for name, module in loss.named_modules()
-                 if name and isinstance(module, VGG19Features))
-
-
-def _loss_state(loss: nn.Module) -> dict:
-    skip = _frozen_prefixes(loss)
-    return {k: v for k, v in loss.state_dict().items() if not (skip and k.startswith(skip))}
-
-
-def _load_loss_state(loss: nn.Module, state: dict) -> None:
-    skip = _frozen_prefixes(loss)
-    missing, unexpected = loss.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not (skip and k.startswith(skip))]
-    if missing or unexpected:
-        raise ValueError(f"checkpoint does not fit {type(loss).__name__}: missing "
-                         f"{missing[:3]}, unexpected {unexpected[:3]}")
-
-
-def frozen_digest(losses) -> str:
-    """md5 of the frozen weights the checkpoints leave out (a resume must see the same ones)."""
-    digest = hashlib.md5()
-    for loss in losses:
-        skip = _frozen_prefixes(loss)
-        for key, value in loss.state_dict().items():
-            if skip and key.startswith(skip):
-                digest.update(key.encode())
-                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-#---------------------------------------------------------------------------------------------
-# Finding the checkpoint to resume from
-
-
-def checkpoint_paths(out_dir: str) -> list:
-    """The checkpoint files of out_dir, newest first."""
-    return [os.path.join(out_dir, CHECKPOINT), os.path.join(out_dir, PREVIOUS_CHECKPOINT)]
-
-
-def find_checkpoint(out_dir: str, fingerprint: str, digest: str | None = None):
-    """(state, path) of the newest checkpoint in out_dir that is readable, complete and was
-    written for this configuration (`fingerprint`; `digest` of the frozen weights when given);
-    (None, None) when there is none. A damaged newest file falls back to checkpoint.prev.pt; a
-    checkpoint of other params (DVC persists the folder across param changes) is ignored and
-    will be overwritten. Every skipped file is logged with the reason."""
-    for path in checkpoint_paths(out_dir):
-        if not os.path.exists(path):
-            continue
-        state = load_checkpoint(path, CHECKPOINT_KEYS)  # logs why a damaged file is skipped
-        if state is None:
-            continue
-        if state["format"] != CHECKPOINT_FORMAT or state["fingerprint"] != fingerprint:
-            log.info("not resuming from %s: it was written for other params or code", path)
-            continue
-        if digest is not None and state["frozen_digest"] != digest:
-            log.warning("not resuming from %s: the frozen VGG19 weights differ from the ones it "
-                        "was trained with", path)
-            continue
-        return state, path
-    return None, None
-
-
-def resumable_checkpoint(out_dir: str, fingerprint: str):
-    """The state of find_checkpoint (None when training starts from scratch)."""
-    return find_checkpoint(out_dir, fingerprint)[0]
-
-
-#---------------------------------------------------------------------------------------------
-# Memory and dvclive across resumes
-
-
-_RSS_PEAK = re.compile(r"VmHWM:\s+(\d+) kB")
-
-
-def _reset_rss_peak() -> bool:
-    """Reset this process's peak RSS (Linux: writing 5 to /proc/self/clear_refs resets VmHWM).
-    False where the system does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _rss_peak_bytes() -> float:
-    """VmHWM (peak RSS since the last reset), else ru_maxrss (the process's whole-life peak)."""
-    try:
-        with open("/proc/self/status") as f:
-            return float(_RSS_PEAK.search(f.read()).group(1)) * 1024
-    except (OSError, AttributeError):
-        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-class StepMemory:
-    """Peak memory of each training step (paper Table 4 "Mem"), summarised as the mean and the
-    max over steps, carried across resumes (`previous`: the state of the runs before).
-
-    CUDA: the caching allocator's peak between a reset before the step and its end
-    (max_memory_allocated: parameters, gradients, Adam state and the step's activations, no
-    host sync). CPU: the process's peak RSS over the step (VmHWM reset through
-    /proc/self/clear_refs), torch's libraries and the data included -- a different quantity;
-    where the reset is not allowed, the process's whole-life peak RSS (`mem_cpu_peak_rss_gb`)."""
-
-    def __init__(self, device: torch.device, previous: dict | None = None):
-        self.device = device
-        previous = previous or {}
-        self.total = float(previous.get("total", 0.0))
-        self.count = int(previous.get("count", 0))
-        self.max = float(previous.get("max", 0.0))
-        self.per_step = device.type == "cuda" or _reset_rss_peak()
-
-    def start_step(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif self.per_step:
-            _reset_rss_peak()
-
-    def end_step(self) -> None:
-        if self.device.type == "cuda":
-            peak = float(torch.cuda.max_memory_allocated(self.device))
-        else:
-            peak = _rss_peak_bytes()
-        self.total += peak
-        self.count += 1
-        self.max = max(self.max, peak)
-
-    def state(self) -> dict:
-        return {"total": self.total, "count": self.count, "max": self.max}
-
-    def summary(self) -> dict:
-        gb = 1024 ** 3
-        mean = self.total / self.count / gb if self.count else 0.0
-        if self.device.type == "cuda":
-            return {"mem_gpu_step_peak_mean_gb": mean, "mem_gpu_step_peak_max_gb": self.max / gb}
-        if self.per_step:
-            return {"mem_cpu_step_peak_rss_mean_gb": mean,
-                    "mem_cpu_step_peak_rss_max_gb": self.max / gb}
-        return {"mem_cpu_peak_rss_gb": self.max / gb}
-
-
-def rewind_live(live, step: int) -> None:
-    """Make a dvclive logger continue after training step `step` (its TSV rows are indexed by the
-    training step): rows logged after the checkpoint by a killed run (and a half-written last
-    row) are dropped. step = 0 removes the metric history (a fresh start)."""
-    folder = os.path.join(live.plots_dir, "metrics")
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            if not name.endswith(".tsv"):
-                continue
-            path = os.path.join(root, name)
-            with open(path, newline="") as f:
-                lines = f.read().splitlines()
-            kept = []
-            if lines:
-                header = lines[0].split("\t")
-                position = header.index("step") if "step" in header else None
-                for line in lines[1:]:
-                    fields = line.split("\t")
-                    if position is None or len(fields) != len(header):
-                        continue
-                    try:
-                        if int(fields[position]) <= step and step > 0:
-                            float(fields[-1])
-                            kept.append(line)
-                    except ValueError:
-                        continue
-            if not kept:
-                os.remove(path)
-                continue
-            with atomic_open(path, "w", newline="") as f:
-                f.write("\n".join([lines[0]] + kept) + "\n")
-    if step == 0:
-        live.summary = {}
-    live.step = step
-
-
 #---------------------------------------------------------------------------------------------
 # Training
 
@@ -410,8 +195,6 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     timer = timer or _NoTimer()
     phases = tuple(phases)
     check_phases(phases, losses)
-    os.makedirs(out_dir, exist_ok=True)
-    remove_stale_temps(out_dir)
     memory_format = torch.channels_last if acceleration.channels_last else torch.contiguous_format
     generator.to(device, memory_format=memory_format)
     for loss in losses:
@@ -420,65 +203,21 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
     fused = {"fused": True} if acceleration.fused_adam else {}
     opt_g = torch.optim.Adam(g_params, lr=lr, betas=betas, **fused)
     opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas, **fused) if d_params else None
-    checkpoint_path, previous_path = checkpoint_paths(out_dir)
-    digest = frozen_digest(losses)
-    start_epoch, start_batch, step = 0, 0, 0
-    progress_state = {"train_seconds": 0.0, "terms": {}, "memory": None, "resumes": 0}
-    state, resumed_from = find_checkpoint(out_dir, fingerprint, digest)
-    if state is not None:
-        generator.load_state_dict(state["generator"])
-        if len(state["losses"]) != len(losses):
-            raise ValueError(f"{resumed_from}: {len(state['losses'])} loss plug-ins, "
-                             f"this run has {len(losses)}")
-        for loss, loss_state in zip(losses, state["losses"]):
-            _load_loss_state(loss, loss_state)
-        opt_g.load_state_dict(state["opt_g"])
-        if opt_d is not None:
-            opt_d.load_state_dict(state["opt_d"])
-        start_epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        _set_rng_state(state["rng"])
-        progress_state = dict(state["progress"], resumes=state["progress"]["resumes"] + 1)
-        log.info("%s: resuming from %s at epoch %d, batch %d (step %d)", desc, resumed_from,
-                 start_epoch, start_batch, step)
-    elif any(os.path.exists(p) for p in (checkpoint_path, previous_path)):
-        log.info("%s: no usable checkpoint in %s, training from scratch", desc, out_dir)
+    checkpoints = RunCheckpoints(out_dir, fingerprint, generator, losses, opt_g, opt_d,
+                                 writes=ranks.is_main)
+    start_epoch, start_batch, step, progress_before = checkpoints.resume(desc)
     # The modules the step calls: DDP wrappers under torchrun (rank 0's weights broadcast
     # now), the compiled generator; the plain modules are what checkpoints hold.
     run_generator = ranks.wrap(generator, device)
     if acceleration.compile:
         run_generator = torch.compile(run_generator)
-    discriminator_steps = [ranks.wrap(_DiscriminatorStep(loss), device) for loss in losses]
-    if live is not None:
-        rewind_live(live, step)
-    # checkpoint.pt is rotated to checkpoint.prev.pt only while it holds a state of this run;
-    # a damaged or foreign file there is simply overwritten.
-    latest_is_ours = resumed_from == checkpoint_path
-    last_good = resumed_from or "none"
-    memory = StepMemory(device, progress_state["memory"])
-    started = time.time() - progress_state["train_seconds"]
-    terms = dict(progress_state["terms"])
+    plugins = [(loss, ranks.wrap(_DiscriminatorStep(loss), device)) for loss in losses]
+    run_log = RunLog(device, progress_before, live, step)
     check_every = 1 if device.type == "cpu" else max(1, log_every)
-
-    def save(epoch, batch):
-        nonlocal last_good, latest_is_ours
-        if not ranks.is_main:
-            return
-        save_atomic({"format": CHECKPOINT_FORMAT, "generator": generator.state_dict(),
-                     "losses": [_loss_state(loss) for loss in losses],
-                     "opt_g": opt_g.state_dict(),
-                     "opt_d": opt_d.state_dict() if opt_d is not None else None,
-                     "epoch": epoch, "batch": batch, "step": step, "rng": _rng_state(),
-                     "fingerprint": fingerprint, "frozen_digest": digest,
-                     "progress": {"train_seconds": time.time() - started, "terms": terms,
-                                  "memory": memory.state(),
-                                  "resumes": progress_state["resumes"]}},
-                    checkpoint_path, keep_previous=previous_path if latest_is_ours else None)
-        last_good, latest_is_ours = checkpoint_path, True
 
     generator.train()
     batches_per_epoch = len(task)
-    steps_per_epoch = ranks.steps_per_epoch(batches_per_epoch)
-    total_steps = epochs * steps_per_epoch
+    total_steps = epochs * ranks.steps_per_epoch(batches_per_epoch)
     bar = tqdm(total=total_steps, initial=step, desc=desc,
                disable=not progress or not ranks.is_main,
                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 15.0)
@@ -495,7 +234,7 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                     continue  # already trained before the resume (same order: seed, epoch)
                 if not ranks.owns(batch_index, batches_per_epoch):
                     continue
-                memory.start_step()
+                run_log.memory.start_step()
                 batch = _in_layout(batch, acceleration)
                 phase_index, phase = phase_at(phases, step)
                 g_losses = _active(losses, phase.generator)
@@ -506,94 +245,108 @@ def train(*, generator: nn.Module, losses: list, task, epochs: int, lr: float, b
                 with torch.set_grad_enabled(bool(g_losses)), acceleration.autocast(device):
                     generated = run_generator(batch.condition)
                     fused_map = batch.fuse(generated)
-                g_terms, d_terms = {}, {}
-                joint = False
-                for loss, discriminator_step in zip(losses, discriminator_steps):
-                    name = plugin_name(loss)
-                    trains_g = loss in g_losses
-                    trains_d = phase.discriminator is None or name in phase.discriminator
-                    with acceleration.autocast(device):
-                        if trains_g and trains_d and hasattr(loss, "joint_terms"):
-                            timer.start(f"{name}_terms")
-                            generator_part, discriminator_part = discriminator_step(
-                                batch, generated, fused_map, joint=True)
-                            g_terms.update(generator_part)
-                            d_terms.update(discriminator_part)
-                            joint = True
-                            continue
-                        if trains_g:
-                            timer.start(f"{name}_G_terms")
-                            g_terms.update(loss.generator_terms(batch, generated, fused_map))
-                        if trains_d:
-                            timer.start(f"{name}_D_terms")
-                            d_terms.update(discriminator_step(batch, generated, fused_map))
-                # Each backward reaches its own parameters only (`inputs`): the D terms of a
-                # joint plug-in also depend on G, the G terms on the D weights. The D pass goes
-                # first and keeps the graph the G terms share with it.
-                # The gradients exist from their backward pass to their optimiser step only
-                # (set to None right after it): they are not held through the next step's
-                # forward passes, where the activations peak.
-                if d_terms:
-                    # the phase's discriminators only: the others keep no gradient, which Adam
-                    # skips (a zero gradient would still move them by momentum)
-                    timer.start("D_backward")
-                    torch.autograd.backward(sum(d_terms.values()), inputs=d_params,
-                                            retain_graph=joint and bool(g_terms))
-                if g_terms:
-                    timer.start("G_backward")
-                    torch.autograd.backward(sum(g_terms.values()), inputs=g_params)
-                    timer.start("G_optimizer")
-                    opt_g.step()
-                    opt_g.zero_grad(set_to_none=True)
-                if d_terms:
-                    timer.start("D_optimizer")
-                    opt_d.step()
-                    opt_d.zero_grad(set_to_none=True)
+                g_terms, d_terms, joint = _plugin_terms(batch, generated, fused_map, plugins,
+                                                        g_losses, phase, acceleration, device,
+                                                        timer)
+                _update(g_terms, d_terms, joint, opt_g, opt_d, g_params, d_params, timer)
                 step += 1
                 # detached: the terms' graphs (a joint plug-in's real pass) go with the step
                 step_terms = {k: v.detach() for k, v in {**g_terms, **d_terms}.items()}
                 del g_terms, d_terms
                 timer.stop()
                 timer.step_done()
-                memory.end_step()
+                run_log.memory.end_step()
                 logged = step % log_every == 0 or step == total_steps
                 if step % check_every == 0 or logged:
-                    _check_finite(step_terms, step, last_good, check_every)
+                    _check_finite(step_terms, step, checkpoints.last_good, check_every)
                 if logged:
-                    terms = {k: float(v.detach()) for k, v in step_terms.items()}
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(terms.items())[:3]},
+                    run_log.terms = _host_values(step_terms)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in list(run_log.terms.items())[:3]},
                                     refresh=False)
-                if live is not None:
-                    live.step = step
-                    if logged:
-                        for name, value in terms.items():
-                            live.log_metric(f"train/{name}", value)
-                        live.log_metric("train/lr", opt_g.param_groups[0]["lr"])
-                        if len(phases) > 1:
-                            live.log_metric("train/phase", phase_index)
-                    last = step == total_steps
-                    if monitor is not None and (last or (eval_every and step % eval_every == 0)):
-                        for name, value in _monitored(generator, monitor).items():
-                            live.log_metric(f"eval/{name}", value)
-                    if logged:
-                        live.sync()
+                evaluates = monitor is not None and (step == total_steps or
+                                                     (eval_every and step % eval_every == 0))
+                run_log.log_step(step, logged=logged, lr=opt_g.param_groups[0]["lr"],
+                                 phase_index=phase_index if len(phases) > 1 else None,
+                                 evaluate=partial(_monitored, generator, monitor) if evaluates
+                                 else None)
                 bar.update(1)
                 if (checkpoint_every and step % checkpoint_every == 0
                         and batch_index + 1 < batches_per_epoch):  # the epoch's end saves anyway
-                    _check_finite(step_terms, step, last_good, check_every)
-                    save(epoch, batch_index + 1)
+                    _check_finite(step_terms, step, checkpoints.last_good, check_every)
+                    checkpoints.save(epoch, batch_index + 1, step, run_log.progress())
                 timer.start("data")
             timer.stop()
-            _check_finite(step_terms, step, last_good, check_every)
-            save(epoch + 1, 0)
+            _check_finite(step_terms, step, checkpoints.last_good, check_every)
+            checkpoints.save(epoch + 1, 0, step, run_log.progress())
     finally:
         bar.close()  # before the error line of a failed run, not after it
     if step_terms:
-        terms = {k: float(v.detach()) for k, v in step_terms.items()}
-    summary = {"steps": step, "epochs": epochs, "train_seconds": time.time() - started,
-               "device": str(device), "resumes": progress_state["resumes"], **memory.summary(),
-               **{f"final_{k}": v for k, v in terms.items()}}
-    return summary
+        run_log.terms = _host_values(step_terms)
+    return {"steps": step, "epochs": epochs, "train_seconds": run_log.seconds(),
+            "device": str(device), "resumes": run_log.resumes, **run_log.memory.summary(),
+            **{f"final_{k}": v for k, v in run_log.terms.items()}}
+
+
+def _plugin_terms(batch, generated, fused_map, plugins, g_losses, phase,
+                  acceleration: Acceleration, device: torch.device, timer) -> tuple:
+    """Each plug-in's terms of the step: (g_terms, d_terms, joint). `plugins`: (loss,
+    discriminator step) pairs; the generator terms are those of the plug-ins in `g_losses`, the
+    discriminator terms those of the plug-ins the phase trains. joint: a plug-in gave both from
+    one discriminator pass (`joint_terms`)."""
+    g_terms, d_terms = {}, {}
+    joint = False
+    for loss, discriminator_step in plugins:
+        name = plugin_name(loss)
+        trains_g = loss in g_losses
+        trains_d = phase.discriminator is None or name in phase.discriminator
+        with acceleration.autocast(device):
+            if trains_g and trains_d and hasattr(loss, "joint_terms"):
+                timer.start(f"{name}_terms")
+                generator_part, discriminator_part = discriminator_step(
+                    batch, generated, fused_map, joint=True)
+                g_terms.update(generator_part)
+                d_terms.update(discriminator_part)
+                joint = True
+                continue
+            if trains_g:
+                timer.start(f"{name}_G_terms")
+                g_terms.update(loss.generator_terms(batch, generated, fused_map))
+            if trains_d:
+                timer.start(f"{name}_D_terms")
+                d_terms.update(discriminator_step(batch, generated, fused_map))
+    return g_terms, d_terms, joint
+
+
+def _update(g_terms: dict, d_terms: dict, joint: bool, opt_g, opt_d, g_params: list,
+            d_params: list, timer) -> None:
+    """The step's backward passes and updates: D backward, G backward and update, D update.
+
+    Each backward reaches its own parameters only (`inputs`): the D terms of a joint plug-in
+    also depend on G, the G terms on the D weights. The D pass goes first and keeps the graph
+    the G terms share with it. The gradients exist from their backward pass to their optimiser
+    step only (set to None right after it): they are not held through the next step's forward
+    passes, where the activations peak."""
+    if d_terms:
+        # the phase's discriminators only: the others keep no gradient, which Adam skips (a
+        # zero gradient would still move them by momentum)
+        timer.start("D_backward")
+        torch.autograd.backward(sum(d_terms.values()), inputs=d_params,
+                                retain_graph=joint and bool(g_terms))
+    if g_terms:
+        timer.start("G_backward")
+        torch.autograd.backward(sum(g_terms.values()), inputs=g_params)
+        timer.start("G_optimizer")
+        opt_g.step()
+        opt_g.zero_grad(set_to_none=True)
+    if d_terms:
+        timer.start("D_optimizer")
+        opt_d.step()
+        opt_d.zero_grad(set_to_none=True)
+
+
+def _host_values(terms: dict) -> dict:
+    """The step's loss terms as python floats (a host sync)."""
+    return {k: float(v.detach()) for k, v in terms.items()}
 
 
 class _DiscriminatorStep(nn.Module):

@@ -20,6 +20,7 @@ import json
 import os
 import time
 
+from pipeline.atomic import fsync_file, move_into_place
 from stages.common import ArgumentParser, run
 
 OUTPUTS = ("labels.png", "colour.png", "photo.png", "side_by_side.png", "edit.json")
@@ -75,10 +76,9 @@ def write_all(out_dir: str, files: dict) -> None:
             temps[name] = os.path.join(out_dir, f".{name}.tmp.{os.getpid()}")
             with open(temps[name], "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            fsync_file(temps[name])   # every file on disk before the first rename
         for name, tmp in temps.items():
-            os.replace(tmp, os.path.join(out_dir, name))
+            move_into_place(tmp, os.path.join(out_dir, name))
     except BaseException:
         for tmp in temps.values():
             if os.path.exists(tmp):

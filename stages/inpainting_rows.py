@@ -12,7 +12,8 @@ import os
 from pipeline.config import load_params, to_dict
 from pipeline.atomic import write_json_atomic
 from stages.common import ArgumentParser, run
-from stages.train_inpainting import MODELS
+
+MODELS = "artifacts/inpainting/models"  # pipeline.kinds.inpainting.InpaintingKind.model_root
 
 
 def main():
@@ -20,8 +21,9 @@ def main():
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    os.makedirs(MODELS, exist_ok=True)
-    path = os.path.join(MODELS, "rows.json")
+    models = MODELS
+    os.makedirs(models, exist_ok=True)
+    path = os.path.join(models, "rows.json")
     write_json_atomic(path, {"rows": {name: to_dict(row)
                                       for name, row in params.inpainting_rows.items()},
                              "seeds": list(params.seeds)})

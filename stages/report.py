@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline.config import load_params
 from pipeline.datasets import get_spec
+from pipeline.floors import floor_row_name
 from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
                               PAPER_TABLE3, PAPER_TABLE4, TABLE3_READINGS, comparison_table,
                               differences_table,
@@ -20,8 +21,9 @@ from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TA
                               held_back_inpainting_floors,
                               inpainting_differences, inpainting_grid, inpainting_table,
                               plot_metric_curves, plot_q_sensitivity, plot_training_curves,
-                              q_sensitivity, qualitative_grid, read_curves, read_eval_curves,
-                              render_readme, table3_paper, table3_readings, write_table)
+                              q_sensitivity, q_sweep_rows, qualitative_grid, read_curves,
+                              read_eval_curves, render_readme, table3_paper, table3_readings,
+                              write_table)
 from pipeline.config import seed_dir
 from pipeline.huev import table1_with_huev
 from stages.common import run
@@ -266,7 +268,7 @@ def main():
     write_table(differences, os.path.join(reports, "differences"),
                 "Paired differences (the paper's comparisons)", differences_note)
 
-    sweep = q_sensitivity(metrics)
+    sweep = q_sensitivity(metrics, q_sweep_rows(params))
     sweep.to_csv(os.path.join(reports, "q_sensitivity.csv"), index=False, float_format="%.6g")
     q_plot = "q_sensitivity.png"   # a declared output: drawn (empty, saying so) without rows
     q_floors = {m: {r: metrics[r][m] for r in floor_rows("cityscapes") if r in metrics}
@@ -296,7 +298,7 @@ def main():
     shown = {}
     columns = [(row, TABLE3_READINGS[(spec.loss, spec.amex_reading)][1])
                for row, spec in params.inpainting_rows.items()]
-    columns.append((f"floor-biharmonic-{ip.dataset}", "floor: biharmonic"))
+    columns.append((floor_row_name("biharmonic", ip.dataset), "floor: biharmonic"))
     for row, title in columns:
         path = os.path.join(args.artifacts, "inpainting", "eval", f"{row}.npz")
         if os.path.exists(path):

@@ -22,7 +22,7 @@ from pipeline.evaluation import test_items
 from pipeline.reports import (held_back_floors, held_back_inpainting_floors,
                               inpainting_study_summary, plot_metric_curves, read_eval_curves,
                               study_summary)
-from pipeline.model_files import load_generator
+from pipeline.kinds import load_generator
 from stages.common import ArgumentParser, run
 
 

@@ -1,11 +1,11 @@
 """Train the downstream translator G_I (colour map -> photo) of one dataset.
 
   python -m stages.train_translator cityscapes
+      -> artifacts/models/translator-<dataset>/, reports/train/translator-<dataset>/
 """
 import sys
 
 from pipeline.config import load_params
-from pipeline.rows import train_translator
 from stages.common import ArgumentParser, relaunch_under_torchrun, run
 
 
@@ -18,10 +18,10 @@ def main():
     relaunch_under_torchrun(params.train.processes, "stages.train_translator", sys.argv[1:])
     if args.dataset not in params.datasets:
         raise ValueError(f"datasets.{args.dataset}: not in {args.params}")
-    name = f"translator-{args.dataset}"
-    summary = train_translator(params, args.dataset, f"artifacts/data/{args.dataset}",
-                               f"artifacts/models/{name}", f"reports/train/{name}")
-    print(f"{name}: {summary['steps']} steps in {summary['train_seconds']:.1f} s")
+    from pipeline.kinds import TRANSLATOR, translator_name
+    summary = TRANSLATOR.train(params, args.dataset)
+    print(f"{translator_name(args.dataset)}: {summary['steps']} steps in "
+          f"{summary['train_seconds']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -253,15 +253,16 @@ CASES = [
     Case("params_facade_under_datasets", "stages.prepare", PREPARE,
          edit_params(lambda p: p["datasets"].update(facade=p["datasets"]["helen"])),
          ["datasets.facade", "under `inpainting`"], data=False),
-    Case("params_inpainting_patch_smaller_than_hole", "stages.train_inpainting", ["gl-facade"],
+    Case("params_inpainting_patch_smaller_than_hole", "stages.train", ["gl-facade"],
          set_key("inpainting.local_fraction", 0.3), ["inpainting.local_fraction"]),
-    Case("params_inpainting_bad_loss", "stages.train_inpainting", ["gl-facade"],
+    Case("params_inpainting_bad_loss", "stages.train", ["gl-facade"],
          set_key("inpainting_rows.gl-facade.loss", "mex"), ["inpainting_rows.gl-facade.loss"]),
-    Case("train_inpainting_unknown_row", "stages.train_inpainting", ["gl-kitti"], None,
-         ["gl-kitti", "unknown inpainting row"]),
-    Case("train_inpainting_missing_prepared_split", "stages.train_inpainting", ["gl-facade"],
+    Case("train_inpainting_unknown_row", "stages.train", ["gl-kitti"], None,
+         ["gl-kitti", "unknown row"]),
+    Case("train_inpainting_missing_prepared_split", "stages.train", ["gl-facade"],
          None, ["artifacts/inpainting/data/train.h5", "does not exist"]),
-    Case("evaluate_inpainting_missing_test_split", "stages.evaluate_inpainting", [], None,
+    Case("evaluate_inpainting_missing_test_split", "stages.evaluate", ["--table", "inpainting"],
+         None,
          ["artifacts/inpainting/data/test.h5", "does not exist"]),
     # report and download
     Case("report_without_metrics", "stages.report", [], None, ["reports/metrics.json"]),
@@ -289,7 +290,7 @@ next(c for c in CASES if c.name == "train_box_outside_image").setup = _box_outsi
 
 def tiny_model_files(model_dir, in_channels, params):
     from pipeline.model_files import model_metadata
-    from pipeline.rows import build_generator
+    from pipeline.kinds.parts import build_generator
     from pipeline.config import parse_params, to_dict
     parsed = parse_params(params)
     os.makedirs(model_dir)
@@ -437,7 +438,7 @@ def in_process_results(bases):
 
 def test_catalogue_is_large():
     assert len(CASES) >= 20 and len({c.name for c in CASES}) == len(CASES)
-    assert len({c.module for c in CASES}) == 9
+    assert len({c.module for c in CASES}) == 7
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

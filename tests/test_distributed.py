@@ -14,8 +14,8 @@ from pipeline.distributed import Context
 from pipeline.inputs import condition_channels
 from pipeline.preparation import prepare_dataset
 from pipeline.config import load_params
-from pipeline.model_files import load_generator
-from pipeline.rows import train_row
+from pipeline.kinds import load_generator
+from pipeline.kinds import train_row
 from pipeline.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 

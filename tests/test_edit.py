@@ -17,8 +17,9 @@ from pipeline.config import parse_params
 from pipeline.datasets import SPECS, read_split
 from pipeline.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
                               scale_box)
-from pipeline.model_files import MODEL_FORMAT, ModelFileError, load_generator
-from pipeline.rows import train_row, train_translator
+from pipeline.kinds import load_generator
+from pipeline.model_files import MODEL_FORMAT, ModelFileError
+from pipeline.kinds import TRANSLATOR, train_row
 from tiny_project import REPO, prepare_tiny_cityscapes, tiny_params, write_params
 
 ROW = "pix2pixhd-cityscapes"
@@ -39,8 +40,9 @@ def project(tmp_path_factory):
     parsed = parse_params(params)
     train_row(parsed, ROW, data, str(root / f"artifacts/models/{ROW}/seed0"),
               str(root / f"reports/train/{ROW}/seed0"), progress=False)
-    train_translator(parsed, "cityscapes", data, str(root / "artifacts/models/translator-cityscapes"),
-                     str(root / "reports/train/translator-cityscapes"), progress=False)
+    TRANSLATOR.train(parsed, "cityscapes", data_dir=data,
+                     out_dir=str(root / "artifacts/models/translator-cityscapes"),
+                     live_dir=str(root / "reports/train/translator-cityscapes"), progress=False)
     test = read_split(os.path.join(data, "test.h5"))
     inputs = root / "inputs"
     inputs.mkdir()

@@ -23,6 +23,7 @@ from pipeline import evaluation
 from pipeline.config import parse_params
 from pipeline.datasets import SplitArrays, get_spec, write_split
 from pipeline.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
+from pipeline.kinds.structure import StructureKind
 from tiny_project import tiny_params
 
 H, W = 16, 32
@@ -91,12 +92,14 @@ def evaluated(tmp_path_factory):
     def load(model_dir, device, **checks):  # (dataset, kinds: what the real one checks)
         return (PhotoStub() if "translator" in str(model_dir) else PaintStub()).to(device)
 
+    kind = StructureKind(data_root=str(root / "data"), model_root=str(models))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evaluation, "load_generator", load)
         patch.setattr(torch.hub, "get_dir", lambda: str(root / "hub"))  # no Inception weights
-        return evaluation.evaluate(params, [ROW], data_root=str(root / "data"),
-                                   model_root=str(models), samples_dir=str(root / "samples"),
-                                   progress=False), root
+        test_set = kind.test_set(params, "cityscapes", torch.device("cpu"),
+                                 lambda folder, dataset: load(folder, "cpu"))
+        return evaluation.evaluate(params, {ROW: kind}, {"cityscapes": test_set},
+                                   device=torch.device("cpu"), load=load,
+                                   samples_dir=str(root / "samples"), progress=False), root
 
 
 def test_per_box_scores_are_the_hand_computed_ones(evaluated):

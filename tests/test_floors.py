@@ -1,8 +1,8 @@
 """Floor rows against hand-computed values on tiny maps."""
 import numpy as np
 
-from pipeline.floors import (fill_box_prediction, mean_mask_prediction, mean_masks,
-                             object_mask, ring_label)
+from pipeline.floors import (fill_box_prediction, floor_row_name, is_floor_row,
+                             mean_mask_prediction, mean_masks, object_mask, ring_label)
 from pipeline.inputs import EditBox
 from pipeline.metrics import hamm, tiou
 
@@ -67,3 +67,17 @@ def test_a_class_without_training_boxes_gets_the_fill_box_prediction():
     truth = np.zeros((3, 3), dtype=int)
     assert (mean_mask_prediction(truth, (0, 0, 2, 2), 4, {}) ==
             fill_box_prediction(truth, (0, 0, 2, 2), 4)).all()
+
+
+def test_floor_rows_are_the_named_floors_and_nothing_else():
+    assert floor_row_name("fill-box", "cityscapes") == "floor-fill-box-cityscapes"
+    for row in ("floor-fill-box-cityscapes", "floor-mean-mask-nyu", "floor-mean-fill-facade",
+                "floor-biharmonic-facade"):
+        assert is_floor_row(row), row
+    for row in ("mexgan-cityscapes", "gl-amex-facade", "floor-", "floor-fill-box-",
+                "floor-unknown-cityscapes", "mexgan-floor-fill-box-cityscapes"):
+        assert not is_floor_row(row), row
+    assert is_floor_row("floor-mean-fill-facade", "facade")
+    assert not is_floor_row("floor-mean-fill-facade", "cityscapes")
+    assert not is_floor_row("floor-fill-box-cityscapes-2", "cityscapes")
+    assert not is_floor_row("gl-facade", "facade")

@@ -14,13 +14,14 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pipeline import trainer
+from pipeline import checkpoints, trainer
 from pipeline.config import ParamsError, parse_params
 from pipeline.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
                                  ExpandedContextLoss, GlobalLocalLoss, _Trunk, gl_phases,
                                  inpainting_batch)
 from pipeline.losses import AMExLoss, PatchDiscriminator
-from pipeline.rows import build_gl, train_inpainting_row
+from pipeline.kinds import train_row
+from pipeline.kinds.inpainting import build_gl
 from tiny_project import prepare_tiny_facades, tiny_params
 
 HEIGHT, WIDTH = 22, 24
@@ -228,12 +229,12 @@ def test_a_run_records_the_resolved_reading(tmp_path):
     recorded = {}
     for row in ("gl-amex-authors-facade", "gl-facade"):
         out, live = tmp_path / "models" / row, tmp_path / "live" / row
-        train_inpainting_row(p, row, data, str(out), str(live), progress=False)
+        train_row(p, row, data, str(out), str(live), progress=False)
         summary = json.loads((out / "train_summary.json").read_text())
         logged = yaml.safe_load((live / "params.yaml").read_text())
         assert summary["amex_reading"] == logged["amex_reading"]
         recorded[row] = summary["amex_reading"]
-        fingerprint = torch.load(trainer.checkpoint_paths(str(out))[0],
+        fingerprint = torch.load(checkpoints.checkpoint_paths(str(out))[0],
                                  weights_only=False)["fingerprint"]
         assert f'"amex_reading": "{recorded[row]}"' in fingerprint  # resumes only its own
     assert recorded == {"gl-amex-authors-facade": "authors", "gl-facade": "none"}

@@ -11,7 +11,8 @@ import torch
 
 from pipeline import trainer
 from pipeline.config import ParamsError, parse_params
-from pipeline.evaluation import InpaintingTestSet, evaluate_inpainting
+from pipeline.evaluation import InpaintingTestSet
+from pipeline.kinds import evaluate_table
 from pipeline.floors import biharmonic_fill, mean_fill
 from pipeline.inpainting import (CompletionNetwork, InpaintingTask, draw_hole, gl_phases,
                                  hole_mask, hole_side_range, inpainting_batch, local_patch,
@@ -19,8 +20,9 @@ from pipeline.inpainting import (CompletionNetwork, InpaintingTask, draw_hole, g
 from pipeline.losses import AMExLoss, expanded_masks
 from pipeline.metrics import hole_l1, hole_ssim, l1, ssim
 from pipeline.preparation import prepare_dataset
-from pipeline.model_files import load_generator
-from pipeline.rows import build_gl, train_inpainting_row
+from pipeline.kinds import load_generator
+from pipeline.kinds import train_row
+from pipeline.kinds.inpainting import build_gl
 from pipeline.synthetic import generate_split
 from pipeline.trainer import Phase, phase_at
 from tiny_project import prepare_tiny_facades, tiny_params
@@ -261,7 +263,7 @@ def test_the_gl_amex_row_uses_the_shared_amex_plugin_on_the_rgb_photo():
     assert [p.name for p in gl] == ["reconstruction", "global_local"]
     assert [p.name for p in amex] == ["reconstruction", "global_local", "amex"]
     plugin = amex[-1]
-    assert isinstance(plugin, AMExLoss) and plugin.q == 1
+    assert isinstance(plugin, AMExLoss) and plugin.top_level == 1
     assert plugin.discriminator.blocks[0][0].in_channels == 4 + 3  # (masked photo, mask) + RGB
     ip = params.inpainting
     assert plugin.lambda_mex == pytest.approx(ip.lambda_adv * ip.lambda_amex)
@@ -352,8 +354,8 @@ def test_both_rows_train_and_are_scored_on_the_same_holes_as_the_floors(tmp_path
     data = prepare_tiny_facades(ip, str(tmp_path / "data"))
     models = tmp_path / "models"
     for row in params.inpainting_rows:
-        summary = train_inpainting_row(params, row, data, str(models / row / "seed0"),
-                                       str(tmp_path / "live" / row / "seed0"), progress=False)
+        summary = train_row(params, row, data, str(models / row / "seed0"),
+                            str(tmp_path / "live" / row / "seed0"), progress=False)
         assert summary["steps"] == 6 and [p[0] for p in summary["phases"]] == \
             ["completion", "discriminator", "joint"]
         generator = load_generator(str(models / row / "seed0"), "cpu")
@@ -362,9 +364,8 @@ def test_both_rows_train_and_are_scored_on_the_same_holes_as_the_floors(tmp_path
         assert (metrics / "eval" / "l1.tsv").read_text().startswith("step\tl1\n")
         phases = (metrics / "train" / "phase.tsv").read_text().splitlines()[1:]
         assert [line.split("\t")[-1] for line in phases] == ["0", "0", "1", "1", "2", "2"]
-    result = evaluate_inpainting(params, list(params.inpainting_rows), data_dir=data,
-                                 model_root=str(models), samples_dir=str(tmp_path / "eval"),
-                                 progress=False)
+    result = evaluate_table(params, "inpainting", data_root=data, model_root=str(models),
+                            samples_dir=str(tmp_path / "eval"), progress=False)
     rows = result["rows"]
     assert set(rows) == {"gl-facade", "gl-amex-facade", "gl-amex-authors-facade",
                          "floor-mean-fill-facade", "floor-biharmonic-facade"}

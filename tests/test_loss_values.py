@@ -85,7 +85,7 @@ def _expansion_terms(means_fake, means_real):
 
 
 def test_mex_values_match_the_hand_computation():
-    loss = MExLoss(C, q=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=LAMBDA_MEX)
+    loss = MExLoss(C, top_level=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=LAMBDA_MEX)
     loss.discriminators = nn.ModuleList(MeanStub(k) for k in K)
     batch, generated = _batch()
     fused = batch.fuse(generated)
@@ -98,7 +98,7 @@ def test_mex_values_match_the_hand_computation():
 
 
 def test_amex_values_match_the_hand_computation():
-    loss = AMExLoss(C, q=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=LAMBDA_MEX)
+    loss = AMExLoss(C, top_level=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=LAMBDA_MEX)
     batch, generated = _batch()
     fused = batch.fuse(generated)
     loss.discriminator = MeanStub(K[1])   # one D for every j: the masks make the j-dependence
@@ -120,7 +120,7 @@ def test_expansion_term_is_linear_in_lambda_mex(kind):
     fused = batch.fuse(generated)
     values = []
     for lam in (0.7, 2.1):
-        loss = kind(C, q=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=lam)
+        loss = kind(C, top_level=Q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2, lambda_mex=lam)
         if kind is MExLoss:
             loss.discriminators = nn.ModuleList(MeanStub(k) for k in K)
         else:

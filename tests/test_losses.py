@@ -45,9 +45,9 @@ def _loss(kind, vgg, q=2, on="raw"):
     if kind == "pix2pixhd":
         return Pix2PixHDLoss(C, vgg, ndf=4, n_layers=2, num_d=2, on=on)
     if kind in ("mex", "mex_canvas"):  # mex_canvas: the D_j as one network on a crop canvas
-        return MExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2,
+        return MExLoss(C, top_level=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2,
                        crop_canvas=8 if kind == "mex_canvas" else 0)
-    return AMExLoss(C, q=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
+    return AMExLoss(C, top_level=q, alpha=ALPHA, beta=BETA, ndf=4, n_layers=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,14 +142,14 @@ def test_expanded_mask_support_is_the_expanded_box():
 
 @pytest.mark.parametrize("q, count", [(0, 1), (1, 2), (4, 5)])
 def test_mex_has_q_plus_one_discriminators(q, count):
-    loss = MExLoss(C, q=q, alpha=1, beta=1, ndf=4, n_layers=2)
+    loss = MExLoss(C, top_level=q, alpha=1, beta=1, ndf=4, n_layers=2)
     assert len(loss.discriminators) == count
     assert sum(isinstance(m, PatchDiscriminator) for m in loss.modules()) == count
 
 
 @pytest.mark.parametrize("q", [0, 4])
 def test_amex_has_exactly_one_discriminator(q):
-    loss = AMExLoss(C, q=q, alpha=1, beta=1, ndf=4, n_layers=2)
+    loss = AMExLoss(C, top_level=q, alpha=1, beta=1, ndf=4, n_layers=2)
     assert sum(isinstance(m, PatchDiscriminator) for m in loss.modules()) == 1
 
 
@@ -315,10 +315,10 @@ def _plain_mex(loss, batch, image, real):
 
 def _plain_amex(loss, batch, image, real):
     """Eq 9 the plain way: D_E on each masked pair alone."""
-    masks = expanded_masks(BOXES, loss.q, ALPHA, BETA, H, W)
+    masks = expanded_masks(BOXES, loss.top_level, ALPHA, BETA, H, W)
     pair = torch.cat([batch.condition, image], 1)
     return sum(lsgan(loss.discriminator(pair[n:n + 1] * masks[j, n:n + 1])[-1], real)
-               for j in range(loss.q + 1) for n in range(len(BOXES))) / len(BOXES)
+               for j in range(loss.top_level + 1) for n in range(len(BOXES))) / len(BOXES)
 
 
 @pytest.mark.parametrize("kind, plain", [("mex", _plain_mex), ("mex_canvas", _plain_mex),
@@ -498,4 +498,4 @@ def test_canvas_and_per_size_paths_give_the_same_step(vgg):
 
 def test_crop_canvas_must_not_be_negative():
     with pytest.raises(ValueError, match="crop_canvas -8"):
-        MExLoss(C, q=1, alpha=1, beta=1, ndf=4, n_layers=2, crop_canvas=-8)
+        MExLoss(C, top_level=1, alpha=1, beta=1, ndf=4, n_layers=2, crop_canvas=-8)

@@ -8,7 +8,8 @@ import yaml
 from pipeline.config import ParamsError, load_params
 from pipeline.losses import GanBatch, Pix2PixHDLoss
 from pipeline.networks import VGG19Features
-from pipeline.rows import PERCEPTUAL_DROPPED, build_vgg
+from pipeline.kinds.parts import build_vgg
+from pipeline.runs import PERCEPTUAL_DROPPED
 from tiny_project import REPO
 
 C, H, W = 4, 16, 32

@@ -65,7 +65,7 @@ def child(steps: int, fid: bool) -> dict:
     from pipeline.inputs import EditBox, EditTask, condition_channels
     from pipeline.networks import VGG19Features
     from pipeline.preparation import box_rows
-    from pipeline.rows import build_generator, build_losses
+    from pipeline.kinds.parts import build_generator, build_losses
     from pipeline.synthetic import generate_split
     logging.disable(logging.WARNING)  # the stand-in warnings
 

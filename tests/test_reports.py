@@ -1,5 +1,6 @@
 """Reports and the CI metrics gate: comparison tables, the q-sweep, reports/README.md from a
 small fake run, the dvc.yaml plots / outs that go with them, and stages.check_metrics."""
+import dataclasses
 import io
 import json
 import math
@@ -11,10 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import load_params
 from pipeline.huev import summary as huev_summary
 from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                               PAPER_TABLE4, comparison_table, markdown_table,
-                              not_reproduced_table, q_sensitivity, read_curves)
+                              not_reproduced_table, q_sensitivity, q_sweep_rows, read_curves)
 from stages import check_metrics, report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,16 +108,44 @@ def test_markdown_table_marks_missing_values():
     assert "| mexgan-cityscapes | fid | 139.1400 | — | — |" in text
 
 
+SWEEP = ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes"]
+
+
 def test_q_sensitivity_keeps_the_sweep_rows_sorted_by_q_and_adds_the_main_row():
-    frame = q_sensitivity(fake_metrics())
+    frame = q_sensitivity(fake_metrics(), SWEEP)
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "mexgan-cityscapes"]
     assert list(frame["q"]) == [0, 2, 4] and list(frame["tiou"]) == [0.1, 0.3, 0.75]
     metrics = fake_metrics()
     metrics["mexgan-q4-cityscapes"] = dict(metrics["mexgan-cityscapes"], tiou=0.2)
-    frame = q_sensitivity(metrics)   # a sweep row at q = 4 wins over the main row
+    frame = q_sensitivity(metrics, SWEEP + ["mexgan-q4-cityscapes"])  # q = 4 wins over main
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "mexgan-q4-cityscapes"]
+    frame = q_sensitivity(metrics, SWEEP)   # a name alone does not make a sweep row
+    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
+                                  "mexgan-cityscapes"]
+
+
+def test_the_q_sweep_rows_come_from_the_params_q_sweep_section():
+    params = load_params(os.path.join(REPO, "params.yaml"))
+    assert q_sweep_rows(params) == ["mexgan-q0-cityscapes", "mexgan-q1-cityscapes",
+                                    "mexgan-q2-cityscapes", "mexgan-q8-cityscapes"]
+    rows = dict(params.mex_rows)
+    rows["fig10-three"] = dataclasses.replace(rows["mexgan-q2-cityscapes"], q_from="q_sweep.q3")
+    rows["mexgan-q4-cityscapes"] = rows["mexgan-cityscapes"]             # its q is `q`
+    rows["amexgan-q1-cityscapes"] = dataclasses.replace(rows["amexgan-cityscapes"],
+                                                        q_from="q_sweep.q1")   # not MExGAN
+    del rows["mexgan-q8-cityscapes"]
+    changed = dataclasses.replace(params, q_sweep={**params.q_sweep, "q3": 3}, mex_rows=rows)
+    assert q_sweep_rows(changed) == ["mexgan-q0-cityscapes", "mexgan-q1-cityscapes",
+                                     "mexgan-q2-cityscapes", "fig10-three"]
+    metrics = fake_metrics()
+    metrics["fig10-three"] = dict(metrics["mexgan-q2-cityscapes"], q=3, tiou=0.35)
+    metrics["mexgan-q4-cityscapes"] = dict(metrics["mexgan-cityscapes"], tiou=0.2)
+    frame = q_sensitivity(metrics, q_sweep_rows(changed))
+    assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
+                                  "fig10-three", "mexgan-cityscapes"]
+    assert list(frame["q"]) == [0, 2, 3, 4] and list(frame["tiou"]) == [0.1, 0.3, 0.35, 0.75]
 
 
 # --- reports/README.md from a fake run ------------------------------------------------------

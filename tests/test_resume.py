@@ -18,13 +18,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline import trainer
+from pipeline import checkpoints, trainer
 from pipeline.config import parse_params
 from pipeline.losses import GanBatch
 from pipeline.networks import GlobalGenerator
 from pipeline.preparation import prepare_dataset
 from pipeline.model_files import GENERATOR_FILE, SUMMARY_FILE
-from pipeline.rows import train_row
+from pipeline.kinds import train_row
 from pipeline.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 
@@ -111,8 +111,8 @@ def assert_same_as_reference(setup, project):
     for key, value in expected["generator"].items():
         assert torch.equal(final["generator"][key], value), key
     # The whole last checkpoint: discriminators, both Adam states, position.
-    state = torch.load(os.path.join(model_dir, trainer.CHECKPOINT), weights_only=False)
-    ref_state = torch.load(os.path.join(ref_model, trainer.CHECKPOINT), weights_only=False)
+    state = torch.load(os.path.join(model_dir, checkpoints.CHECKPOINT), weights_only=False)
+    ref_state = torch.load(os.path.join(ref_model, checkpoints.CHECKPOINT), weights_only=False)
     for key in ("generator", "losses", "opt_g", "opt_d", "epoch", "batch", "step"):
         tensors_equal(state[key], ref_state[key], key)
     # The dvclive history: same points, same values, no duplicated or lost step.
@@ -136,7 +136,7 @@ def assert_same_as_reference(setup, project):
 
 def checkpoint_step(model_dir):
     """The step of the newest complete checkpoint (-1 while there is none)."""
-    path = os.path.join(model_dir, trainer.CHECKPOINT)
+    path = os.path.join(model_dir, checkpoints.CHECKPOINT)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)["step"]
     except Exception:  # absent, or replaced while we read it
@@ -189,7 +189,7 @@ def test_sigkilled_stage_resumes_bit_exact(setup, caplog):
     killed_at = checkpoint_step(model_dir)
     assert point <= killed_at < STEPS, where
     assert not os.path.exists(os.path.join(model_dir, GENERATOR_FILE)), where
-    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
         summary = train_in_process(project, setup["params"])
     assert f"resuming from {os.path.join(model_dir, 'checkpoint')}" in caplog.text, where
     assert summary["resumes"] == 1, where
@@ -215,7 +215,7 @@ def test_repeated_sigkills_at_random_points_resume_bit_exact(setup):
             break
         kills += 1
         if i == 1:
-            path = os.path.join(model_dir, trainer.CHECKPOINT)
+            path = os.path.join(model_dir, checkpoints.CHECKPOINT)
             data = open(path, "rb").read()
             open(path, "wb").write(data[:len(data) // 2])
             open(os.path.join(live_dir, "metrics.json"), "w").write('{"train": {"G_a')
@@ -234,16 +234,17 @@ def test_truncated_newest_checkpoint_falls_back_to_previous(setup, caplog):
     _, ref_model, _ = dirs(setup["reference"])
     shutil.copytree(ref_model, model_dir)
     os.remove(os.path.join(model_dir, GENERATOR_FILE))
-    previous = torch.load(os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT),
+    previous = torch.load(os.path.join(model_dir, checkpoints.PREVIOUS_CHECKPOINT),
                           weights_only=False)
     assert previous["step"] == STEPS - 1       # the previous checkpoint: one step earlier
-    newest = os.path.join(model_dir, trainer.CHECKPOINT)
+    newest = os.path.join(model_dir, checkpoints.CHECKPOINT)
     data = open(newest, "rb").read()
     open(newest, "wb").write(data[:len(data) // 3])
     with caplog.at_level(logging.INFO):
         summary = train_in_process(project, setup["params"])
     assert f"skipping unreadable checkpoint {newest}" in caplog.text
-    assert f"resuming from {os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT)}" in caplog.text
+    previous_path = os.path.join(model_dir, checkpoints.PREVIOUS_CHECKPOINT)
+    assert f"resuming from {previous_path}" in caplog.text
     assert "(step 11)" in caplog.text and summary["resumes"] == 1
     # The live history of the reference was not copied: compare the weights only.
     final = torch.load(os.path.join(model_dir, GENERATOR_FILE), weights_only=False)
@@ -258,26 +259,26 @@ def test_checkpoint_of_other_params_is_not_resumed(setup, caplog):
     shutil.copytree(ref_model, model_dir)
     params = tiny_params(**{**setup["params"], "train": {**setup["params"]["train"],
                                                          "lr": 0.0001}})
-    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
         summary = train_in_process(project, params)
     assert "written for other params" in caplog.text
     assert "training from scratch" in caplog.text
     assert summary["resumes"] == 0 and summary["steps"] == STEPS
     # Its first checkpoint replaced the foreign one instead of rotating it to .prev.
-    previous = torch.load(os.path.join(model_dir, trainer.PREVIOUS_CHECKPOINT),
+    previous = torch.load(os.path.join(model_dir, checkpoints.PREVIOUS_CHECKPOINT),
                           weights_only=False)
     assert json.loads(previous["fingerprint"])["train"]["lr"] == 0.0001
 
 
 def test_checkpoint_of_other_code_is_not_resumed(setup, caplog, monkeypatch):
     """A code change reruns the DVC stage; it must retrain, not reuse the old code's model."""
-    import pipeline.rows as rows
+    import pipeline.runs as runs
     project = new_project(setup, "other_code")
     _, model_dir, _ = dirs(project)
     _, ref_model, _ = dirs(setup["reference"])
     shutil.copytree(ref_model, model_dir)
-    monkeypatch.setattr(rows, "code_digest", lambda: "changed")
-    with caplog.at_level(logging.INFO, logger="pipeline.trainer"):
+    monkeypatch.setattr(runs, "code_digest", lambda: "changed")
+    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
         summary = train_in_process(project, setup["params"])
     assert "written for other params or code" in caplog.text
     assert summary["resumes"] == 0 and summary["steps"] == STEPS
@@ -303,9 +304,9 @@ def test_checkpoint_every_and_data_workers_do_not_stop_a_resume(setup):
 
 def test_checkpoints_leave_out_the_frozen_vgg(setup):
     _, ref_model, _ = dirs(setup["reference"])
-    state = torch.load(os.path.join(ref_model, trainer.CHECKPOINT), weights_only=False)
+    state = torch.load(os.path.join(ref_model, checkpoints.CHECKPOINT), weights_only=False)
     assert not any(key.startswith("vgg.") for key in state["losses"][0])
-    assert os.path.getsize(os.path.join(ref_model, trainer.CHECKPOINT)) < 5_000_000
+    assert os.path.getsize(os.path.join(ref_model, checkpoints.CHECKPOINT)) < 5_000_000
     assert not [n for n in os.listdir(ref_model) if ".tmp." in n]
 
 
@@ -351,15 +352,15 @@ def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
                       out_dir=str(tmp_path), checkpoint_every=1, progress=False)
     message = str(err.value)
     assert "G_l1=nan" in message and "at step 3" in message
-    assert f"last good checkpoint: {tmp_path / trainer.CHECKPOINT}" in message
-    state = torch.load(tmp_path / trainer.CHECKPOINT, weights_only=False)
+    assert f"last good checkpoint: {tmp_path / checkpoints.CHECKPOINT}" in message
+    state = torch.load(tmp_path / checkpoints.CHECKPOINT, weights_only=False)
     assert state["step"] == 2           # the checkpoint before the bad step is intact
     assert np.isfinite([v.abs().sum().item() for v in state["generator"].values()]).all()
 
 
 def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(setup):
     from pipeline.evaluation import HeldBackBoxes
-    from pipeline.model_files import load_generator
+    from pipeline.kinds import load_generator
     data_dir, model_dir, live_dir = dirs(setup["reference"])
     eval_dir = os.path.join(live_dir, "plots", "metrics", "eval")
     with open(os.path.join(eval_dir, "tiou.tsv")) as f:

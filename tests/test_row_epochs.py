@@ -2,7 +2,8 @@
 converges later trains longer on the same lr schedule; the run receives the row's value."""
 import pytest
 
-from pipeline import rows
+from pipeline import kinds
+from pipeline.kinds import base
 from pipeline.config import ParamsError, parse_params
 from tiny_project import prepare_tiny_cityscapes, tiny_params
 
@@ -26,7 +27,7 @@ def test_the_training_run_gets_the_rows_own_epochs(tmp_path, monkeypatch):
     params = _params(epochs=5)
     data = prepare_tiny_cityscapes(params, str(tmp_path / "data"))
     seen = {}
-    monkeypatch.setattr(rows, "_run", lambda params, **kw: seen.update(kw) or {})
-    rows.train_row(parse_params(params), ROW, data, str(tmp_path / "model"),
+    monkeypatch.setattr(base, "train_run", lambda params, run, *args: seen.update(vars(run)) or {})
+    kinds.train_row(parse_params(params), ROW, data, str(tmp_path / "model"),
                    str(tmp_path / "live"), progress=False)
     assert seen["epochs"] == 5

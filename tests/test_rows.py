@@ -1,11 +1,12 @@
-"""pipeline.rows.train_row builds the loss plug-ins of a row from its params: the row's own q
+"""pipeline.kinds.train_row builds the loss plug-ins of a row from its params: the row's own q
 (q_from), λ4, α / β, and the settings of its profile (paper: q+1 discriminators, λ2 / λ3 of
 profiles.paper, L_B on Ỹ, ImageNet-normalised VGG input; authors: range(q), L_B on Ŷ, raw VGG
 input). Training itself is replaced by a recorder; the data is a tiny prepared project."""
 import pytest
 import torch.nn as nn
 
-from pipeline import rows
+from pipeline import kinds
+from pipeline.kinds import base, parts
 from pipeline.config import parse_params
 from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.preparation import prepare_dataset
@@ -53,14 +54,14 @@ def plugins(monkeypatch, data_dir, tmp_path, row, profile="paper", row_profile=N
                 raw[group][row] = {**raw[group][row], "profile": row_profile}
     seen = {}
 
-    def record(params, **kwargs):
-        seen.update(kwargs)
+    def record(params, run, out_dir, live_dir, progress):
+        seen.update(vars(run))
         return {}
 
-    monkeypatch.setattr(rows, "_run", record)
-    monkeypatch.setattr(rows, "VGG19Features", FakeVGG)
-    rows.train_row(parse_params(raw), row, data_dir, str(tmp_path / "m"), str(tmp_path / "l"),
-                   progress=False)
+    monkeypatch.setattr(base, "train_run", record)
+    monkeypatch.setattr(parts, "VGG19Features", FakeVGG)
+    kinds.train_row(parse_params(raw), row, data_dir, str(tmp_path / "m"), str(tmp_path / "l"),
+                    progress=False)
     return seen["losses"], seen["extra"]
 
 
@@ -78,7 +79,7 @@ def test_mex_row_gets_q_plus_one_discriminators_of_its_own_q(monkeypatch, data_d
     losses, extra = plugins(monkeypatch, data_dir, tmp_path, row)
     mex = expansion(losses)
     assert isinstance(mex, MExLoss) and len(mex.discriminators) == count
-    assert (mex.q, mex.alpha, mex.beta, mex.lambda_mex) == (q, 2, 1, 0.7)
+    assert (mex.top_level, mex.alpha, mex.beta, mex.lambda_mex) == (q, 2, 1, 0.7)
     assert extra["q"] == q and extra["profile"]["name"] == "paper"
 
 
@@ -98,7 +99,7 @@ def test_authors_profile_sets_every_switch(monkeypatch, data_dir, tmp_path, how)
     basic, mex = losses
     assert (basic.lambda_feat, basic.lambda_perc, basic.on) == (10.0, 10.0, "fused")
     assert basic.vgg.vgg_input == "raw"
-    assert len(mex.discriminators) == 8 and mex.q == 7        # range(8): j = 0..7
+    assert len(mex.discriminators) == 8 and mex.top_level == 7        # range(8): j = 0..7
     assert extra["q"] == 8 and extra["profile"]["name"] == "authors"
 
 
@@ -122,7 +123,7 @@ def test_amex_row_gets_one_discriminator_and_its_masks(monkeypatch, data_dir, tm
                                                        profile, top):
     losses, _ = plugins(monkeypatch, data_dir, tmp_path, "amexgan-cityscapes", profile=profile)
     amex = expansion(losses)
-    assert isinstance(amex, AMExLoss) and amex.q == top and amex.lambda_mex == 0.7
+    assert isinstance(amex, AMExLoss) and amex.top_level == top and amex.lambda_mex == 0.7
     assert sum(isinstance(m, nn.Conv2d) and m.in_channels == 37 + 3 for m in amex.modules()) == 1
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from pipeline.boxes import scored_box
 from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.evaluation import DatasetEvaluation
+from pipeline.evaluation import BoxTestSet
 from pipeline.inputs import EditBox
 from pipeline.metrics import hamm, tiou
 from pipeline.reports import box_convention_note
@@ -47,7 +47,7 @@ class _Split:
 def test_floor_scores_follow_the_evaluation_convention_or_the_one_asked():
     truth = np.zeros((1, 6, 6), dtype=int)
     truth[0, 1:4, 1:4] = 5
-    data = object.__new__(DatasetEvaluation)   # the floors need only the split and the boxes
+    data = object.__new__(BoxTestSet)   # the floors need only the split and the boxes
     data.split, data.items = _Split(truth), [(0, EditBox("image0", 5, (1, 1, 5, 5)))]
     data.box_convention = "authors"
     # fill-box paints the whole 4x4 box with l_t: 9 of 16 pixels are the object

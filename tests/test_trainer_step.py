@@ -33,9 +33,9 @@ def _models(expansion):
     basic = Pix2PixHDLoss(channels, VGG19Features(), ndf=4, n_layers=2, num_d=2,
                           lambda_adv=0.7, lambda_feat=1.9, lambda_perc=2.3)
     if expansion == "amex":
-        plugin = AMExLoss(channels, q=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3)
+        plugin = AMExLoss(channels, top_level=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3)
     else:   # mex_canvas: the D_j as one grouped network on a crop canvas (train.mex_crop_canvas)
-        plugin = MExLoss(channels, q=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3,
+        plugin = MExLoss(channels, top_level=2, alpha=3, beta=2, ndf=4, n_layers=2, lambda_mex=1.3,
                          crop_canvas=8 if expansion == "mex_canvas" else 0)
     return task, generator, [basic, plugin]
 

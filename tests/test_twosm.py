@@ -132,20 +132,20 @@ def test_prediction_is_pasted_into_the_box_only():
 def test_the_expansion_plugin_on_the_context_stream_gets_the_rows_q_and_the_label_channels():
     from pipeline.config import parse_params
     from pipeline.losses import AMExLoss, MExLoss
-    from pipeline.rows import build_twosm
+    from pipeline.kinds import TWOSM
     from tests.tiny_project import tiny_params
     raw = tiny_params(q=3)
     params = parse_params(raw)
-    generator, plugins = build_twosm("twosm-full-mex-cityscapes", params)
-    assert isinstance(plugins[1], MExLoss) and plugins[1].q == 3
+    generator, plugins = TWOSM.networks(params, params.twosm_rows["twosm-full-mex-cityscapes"])
+    assert isinstance(plugins[1], MExLoss) and plugins[1].top_level == 3
     assert len(plugins[1].discriminators) == 4
     first_conv = plugins[1].discriminators[0].blocks[0][0]
     assert first_conv.in_channels == SPEC.num_labels + 2 + SPEC.num_labels
     assert plugins[1].channels == slice(1, None)
     assert generator.observation.kind == "full"
-    _, plugins = build_twosm("twosm-full-amex-cityscapes", params)
-    assert isinstance(plugins[1], AMExLoss) and plugins[1].q == 3
-    _, plugins = build_twosm("twosm-cityscapes", params)
+    _, plugins = TWOSM.networks(params, params.twosm_rows["twosm-full-amex-cityscapes"])
+    assert isinstance(plugins[1], AMExLoss) and plugins[1].top_level == 3
+    _, plugins = TWOSM.networks(params, params.twosm_rows["twosm-cityscapes"])
     assert len(plugins) == 1
 
 
@@ -157,10 +157,10 @@ def test_channel_selection_is_the_same_mex_loss_on_the_selected_channels():
                      boxes=((2, 2, 8, 9), (5, 4, 12, 10)))
     fused = torch.rand(2, 4, 16, 16)
     torch.manual_seed(1)
-    selected = MExLoss(5, q=2, alpha=2, beta=1, ndf=4, n_layers=2, lambda_mex=1.5,
+    selected = MExLoss(5, top_level=2, alpha=2, beta=1, ndf=4, n_layers=2, lambda_mex=1.5,
                        image_channels=3, channels=slice(1, None))
     torch.manual_seed(1)
-    plain = MExLoss(5, q=2, alpha=2, beta=1, ndf=4, n_layers=2, lambda_mex=1.5,
+    plain = MExLoss(5, top_level=2, alpha=2, beta=1, ndf=4, n_layers=2, lambda_mex=1.5,
                     image_channels=3)
     plain_batch = GanBatch(condition=condition, target=target[:, 1:], mask=batch.mask,
                            boxes=batch.boxes)
@@ -183,7 +183,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     from pipeline import twosm
     from pipeline.config import parse_params
     from pipeline.model_files import GENERATOR_FILE
-    from pipeline.rows import train_row
+    from pipeline.kinds import train_row
     from tests.test_resume import prepare
     from tests.tiny_project import tiny_params
     raw = tiny_params(train={"epochs": 2, "checkpoint_every": 2, "eval_every": 4},

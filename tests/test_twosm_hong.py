@@ -51,16 +51,18 @@ def test_a_bad_switch_is_one_error_line_naming_its_key(key, value):
 
 def test_build_twosm_wires_the_switches_and_keeps_mex_on_the_context_stream():
     from torch import nn
-    from pipeline.rows import build_twosm
+    from pipeline.kinds import TWOSM
     raw = tiny_params(twosm={"build": "hong", "crop_size": 16})
-    generator, plugins = build_twosm("twosm-full-mex-cityscapes", parse_params(raw))
+    params = parse_params(raw)
+    generator, plugins = TWOSM.networks(params, params.twosm_rows["twosm-full-mex-cityscapes"])
     assert generator.settings() == ("batch", True, "painted_mask")
     assert not any(isinstance(m, nn.InstanceNorm2d) for m in generator.modules())
     assert (plugins[0].context_loss, plugins[0].scores, plugins[0].mask_gate) == \
         ("enlarged_box", "mask", True)
     assert generator.observation.enlarged_boxes and generator.observation.background_boxes == 0.3
     assert plugins[1].channels == slice(1, None)      # MEx scores the context stream
-    generator, plugins = build_twosm("twosm-full-mex-cityscapes", parse_params(tiny_params()))
+    params = parse_params(tiny_params())
+    generator, plugins = TWOSM.networks(params, params.twosm_rows["twosm-full-mex-cityscapes"])
     assert generator.settings() == ("instance", False, "context_argmax")
     assert (plugins[0].context_loss, plugins[0].scores, plugins[0].mask_gate) == \
         ("view", "context", False)

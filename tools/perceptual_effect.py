@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from pipeline.config import load_params  # noqa: E402
 from pipeline.reports import read_curves  # noqa: E402
-from pipeline.rows import train_row  # noqa: E402
+from pipeline.kinds import train_row  # noqa: E402
 
 MODES = ("standin", "drop")
 

@@ -63,35 +63,23 @@ class _Timer:
 
 
 def _build(params, row_name: str, seed: int):
-    """(generator, losses, task) of a row as pipeline.rows.train_row builds them, on synthetic
-    maps generated here (the prepared data does not exist yet)."""
+    """(generator, losses, task) of a row as its kind builds them (pipeline.kinds), on
+    synthetic maps generated here (the prepared data does not exist yet)."""
     from pipeline.datasets import get_spec
-    from pipeline.inputs import EditBox, EditTask, condition_channels
+    from pipeline.inputs import EditBox
+    from pipeline.kinds import kind_of
     from pipeline.preparation import box_rows
-    from pipeline.rows import (EXPANSION_LOSSES, build_generator, build_losses, build_twosm,
-                               build_vgg)
     from pipeline.synthetic import generate_split
-    from pipeline.twosm import TwoStreamTask
-    row = params.row(row_name)
-    spec, data, t = get_spec(row.dataset), params.datasets[row.dataset], params.train
+    kind = kind_of(params, row_name)
+    row = kind.rows(params)[row_name]
+    spec, data = get_spec(row.dataset), params.datasets[row.dataset]
     split = generate_split(row.dataset, "train", data.synthetic_train, data.height, data.width,
                            params.data.seed)
     boxes = {}
     for entry in box_rows("train", split, spec, params.row_threshold(row_name),
                           params.data.box_rule):
         boxes.setdefault(entry[1], []).append(EditBox(entry[1], entry[2], tuple(entry[3:7])))
-    channels = condition_channels(spec)
-    if params.is_twosm(row_name):
-        generator, losses = build_twosm(row_name, params)
-        task = TwoStreamTask(split, spec, boxes, generator.observation,
-                             batch_size=params.twosm.batch_size, flip=t.flip, seed=seed)
-    else:
-        q = params.row_q(row_name) if row.loss in EXPANSION_LOSSES else None
-        task = EditTask(split, spec, boxes, batch_size=t.batch_size, flip=t.flip, seed=seed)
-        generator = build_generator(channels, params)
-        profile = params.row_profile(row_name)
-        losses = build_losses(row.loss, channels, params, q, build_vgg(params, profile), profile)
-    return generator, losses, task
+    return kind.build(params, row, split, boxes, seed)
 
 
 def worker(args) -> int:
@@ -104,7 +92,7 @@ def worker(args) -> int:
     params = load_params(args.params)
     from pipeline import trainer
     from pipeline.benchmark import TimedTask
-    from pipeline.rows import acceleration
+    from pipeline.runs import acceleration
     record = {"params": args.params, "profile": params.profile, "row": args.row,
               "seed": args.seed, "epochs": params.row_epochs(args.row)
               if hasattr(params, "row_epochs") else params.train.epochs}

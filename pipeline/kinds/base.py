@@ -1,0 +1,67 @@
+"""What every row kind knows (pipeline.kinds): how to build one training run of a row
+(`Run`), where its data and models live, how to rebuild the network of its model file, and
+which test set scores it. One subclass per kind, one file each."""
+from __future__ import annotations
+
+import os
+
+import torch.nn as nn
+
+from pipeline import trainer
+from pipeline.config import Params, seed_dir
+from pipeline.runs import Run, train_run
+
+LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
+
+
+class RowKind:
+    """A kind of table row. `name` is the `meta["kind"]` of its model files; `stage` the DVC
+    stage(s) that train its rows (for messages); `section` the params section of its rows."""
+    name = ""
+    stage = ""
+    section = ""
+    data_root = "artifacts/data"
+    model_root = "artifacts/models"
+
+    def __init__(self, data_root: str | None = None, model_root: str | None = None):
+        """The kind with its prepared data and its models elsewhere than the pipeline's
+        folders (default: the class's data_root / model_root)."""
+        if data_root is not None:
+            self.data_root = data_root
+        if model_root is not None:
+            self.model_root = model_root
+
+    def rows(self, params: Params) -> dict:
+        """Row name -> params entry of every row of this kind."""
+        return getattr(params, self.section)
+
+    def dataset(self, params: Params, name: str) -> str:
+        return self.rows(params)[name].dataset
+
+    def data_dir(self, params: Params, name: str) -> str:
+        return os.path.join(self.data_root, self.dataset(params, name))
+
+    def model_dir(self, name: str, seed: int) -> str:
+        return seed_dir(self.model_root, name, seed)
+
+    def run(self, params: Params, name: str, data_dir: str, seed: int) -> Run:
+        """Everything one training run of row `name` with seed `seed` needs (networks built
+        after the trainer's seeding)."""
+        raise NotImplementedError
+
+    def network(self, state: dict) -> nn.Module:
+        """The (untrained) network a model file of this kind holds, from its saved keys."""
+        raise NotImplementedError
+
+    def train(self, params: Params, name: str, seed: int | None = None, *,
+              data_dir: str | None = None, out_dir: str | None = None,
+              live_dir: str | None = None, progress: bool = True) -> dict:
+        """Train row `name` with training seed `seed` (default: the first of params.seeds)
+        into out_dir (default: its model folder) and live_dir (its dvclive folder); returns
+        the run's summary."""
+        seed = params.seeds[0] if seed is None else seed
+        t = params.train
+        trainer.make_deterministic(seed, t.cpu_threads, t.deterministic)
+        run = self.run(params, name, data_dir or self.data_dir(params, name), seed)
+        return train_run(params, run, out_dir or self.model_dir(name, seed),
+                         live_dir or seed_dir(LIVE_ROOT, name, seed), progress)
