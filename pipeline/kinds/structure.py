@@ -27,11 +27,10 @@ class StructureKind(RowKind):
     def rows(self, params: Params) -> dict:
         return {**params.baselines, **params.mex_rows}
 
-    def networks(self, params: Params, row: Row, profile=None) -> tuple:
-        """(generator, loss plug-ins) of a row; `profile`: the training settings (default:
-        the row's)."""
+    def networks(self, params: Params, row: Row) -> tuple:
+        """(generator, loss plug-ins) of a row, with the settings of its profile."""
         channels = condition_channels(get_spec(row.dataset))
-        profile = profile or params.profile_of(row)
+        profile = params.profile_of(row)
         generator = build_generator(channels, params)
         losses = build_losses(row.loss, channels, params, params.q_of(row),
                               build_vgg(params, profile), profile)

@@ -23,7 +23,7 @@ class TwoSMKind(StructureKind):
     def rows(self, params: Params) -> dict:
         return params.twosm_rows
 
-    def networks(self, params: Params, row: Row, profile=None) -> tuple:
+    def networks(self, params: Params, row: Row) -> tuple:
         """(two-stream generator with its `observation`, [TwoSM's objective, λ4·L_(A-)MEx on
         the context stream])."""
         spec = get_spec(row.dataset)
@@ -37,7 +37,7 @@ class TwoSMKind(StructureKind):
                                  context_loss=t.context_loss, discriminator=t.discriminator,
                                  mask_gate=t.mask_gate)]
         if row.loss in EXPANSION_LOSSES:
-            top_level = highest_expansion(params.q_of(row), profile or params.profile_of(row))
+            top_level = highest_expansion(params.q_of(row), params.profile_of(row))
             if top_level >= 0:
                 plugins.append(expansion_loss(row.loss, channels, top_level, params,
                                               image_channels=spec.num_labels,
