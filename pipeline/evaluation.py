@@ -365,8 +365,9 @@ class InpaintingTestSet:
 
     def __init__(self, data_dir: str, width: int, height: int, repeats: int,
                  images: int | None = None, holes: int | None = None, *, dataset: str = "",
-                 floor_fill=None, fid_holes: int = 0):
-        self.dataset, self.floor_fill, self.fid_holes = dataset, floor_fill, fid_holes
+                 fid_holes: int = 0):
+        self.dataset, self.fid_holes = dataset, fid_holes
+        self.floor_fill = None   # the floors' fill colour (evaluation: the kind sets it)
         path = os.path.join(data_dir, "test.h5")
         self.split = read_split(path)
         if self.split.photos.shape[1:3] != (height, width):
@@ -441,7 +442,8 @@ class InpaintingTestSet:
         shown = [self.names.index(name) for name in self.split.names[:grid_images]]
         np.savez_compressed(os.path.join(folder, f"{row_name}.npz"),
                             completed=completed[shown], truth=self.truth[shown],
-                            masked=self.floor("mean-fill", self.floor_fill)[shown],
+                            masked=np.stack([floors.mean_fill(self.truth[i], self.holes[i],
+                                                              self.floor_fill) for i in shown]),
                             holes=np.array([self.holes[i] for i in shown]),
                             names=np.array([self.names[i] for i in shown]))
 

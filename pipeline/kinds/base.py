@@ -15,11 +15,10 @@ LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
 
 
 class RowKind:
-    """A kind of table row. `name` is the `meta["kind"]` of its model files; `stage` the DVC
-    stage(s) that train its rows (for messages); `section` the params section of its rows."""
+    """A kind of table row. `name` is the `meta["kind"]` of its model files; `sections` the
+    params sections that list its rows."""
     name = ""
-    stage = ""
-    section = ""
+    sections: tuple = ()
     data_root = "artifacts/data"
     model_root = "artifacts/models"
 
@@ -33,7 +32,8 @@ class RowKind:
 
     def rows(self, params: Params) -> dict:
         """Row name -> params entry of every row of this kind."""
-        return getattr(params, self.section)
+        return {name: row for section in self.sections
+                for name, row in getattr(params, section).items()}
 
     def dataset(self, params: Params, name: str) -> str:
         return self.rows(params)[name].dataset

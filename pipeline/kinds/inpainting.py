@@ -58,8 +58,7 @@ def build_gl(loss: str, params: Params, height: int, width: int, reading: str = 
 
 class InpaintingKind(RowKind):
     name = "inpainting"
-    stage = "train_inpainting"
-    section = "inpainting_rows"
+    sections = ("inpainting_rows",)
     # outside artifacts/data and artifacts/models: the segmentation stages depend on those
     data_root = "artifacts/inpainting/data"
     model_root = "artifacts/inpainting/models"
@@ -129,6 +128,7 @@ class InpaintingKind(RowKind):
         ip = params.inpainting
         test = InpaintingTestSet(self.data_root, ip.width, ip.height, ip.test_holes,
                                  dataset=dataset, fid_holes=ip.fid_holes)
+        # read after test.h5: a missing prepared split is named in that order, as before
         test.floor_fill = mean_colour(read_split(os.path.join(self.data_root, "train.h5")).photos)
         return test
 

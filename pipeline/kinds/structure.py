@@ -21,11 +21,8 @@ DATA_FILES = ("train.h5", "boxes.csv", "test.h5", "test_boxes.csv")
 
 class StructureKind(RowKind):
     name = "structure"
-    stage = "train_baseline / train_mex"
+    sections = ("baselines", "mex_rows")
     no_vgg = "none"    # every structure row has L_B, which says why it has no VGG19
-
-    def rows(self, params: Params) -> dict:
-        return {**params.baselines, **params.mex_rows}
 
     def networks(self, params: Params, row: Row) -> tuple:
         """(generator, loss plug-ins) of a row, with the settings of its profile."""
@@ -66,7 +63,7 @@ class StructureKind(RowKind):
         spec = get_spec(row.dataset)
         split = read_split(os.path.join(data_dir, "train.h5"))
         boxes_path = os.path.join(data_dir, "boxes.csv")
-        threshold = row.size_threshold or params.datasets[row.dataset].size_threshold
+        threshold = params.row_threshold(name)
         boxes = read_boxes(boxes_path, split="train")
         check_boxes(boxes_path, boxes, split, spec)
         height, width = split.labels.shape[1:]
@@ -93,7 +90,7 @@ class StructureKind(RowKind):
                  "data_md5": files_md5(data_dir, DATA_FILES)}
         held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, params.box_convention)
         return Run(name=name, kind=self.name, generator=generator, losses=losses, task=task,
-                   epochs=row.epochs or t.epochs, size=(width, height), extra=extra,
+                   epochs=params.row_epochs(name), size=(width, height), extra=extra,
                    optimiser=(t.lr, (t.beta1, t.beta2)),
                    model_info=self.model_info(params, generator), monitor=held_back.scores,
                    no_vgg=self.no_vgg)

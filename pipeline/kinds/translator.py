@@ -20,7 +20,6 @@ def translator_name(dataset: str) -> str:
 
 class TranslatorKind(RowKind):
     name = "translator"
-    stage = "translator"
 
     def run(self, params: Params, name: str, data_dir: str, seed: int) -> Run:
         """G_I of dataset `name` on its training maps and photos."""

@@ -16,12 +16,8 @@ from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoSt
 
 class TwoSMKind(StructureKind):
     name = "twosm"
-    stage = "train_twosm"
-    section = "twosm_rows"
+    sections = ("twosm_rows",)
     no_vgg = "none (TwoSM: no perceptual loss)"
-
-    def rows(self, params: Params) -> dict:
-        return params.twosm_rows
 
     def networks(self, params: Params, row: Row) -> tuple:
         """(two-stream generator with its `observation`, [TwoSM's objective, λ4·L_(A-)MEx on
