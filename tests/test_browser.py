@@ -128,6 +128,11 @@ def test_study_and_editor_in_chromium(tmp_path):
                 assert seen == [f"Item {k + 1} of {project.items} ({k} answered)"
                                 for k in range(len(choices))]
                 assert not any(row in page.content() for row in ROWS)
+                # the last vote acknowledged (the server's progress shows it) before the reload:
+                # answer_study returns as soon as the key is pressed
+                page.wait_for_function("(n) => document.querySelector('#progress-text')"
+                                       ".innerText.includes(`(${n} answered)`)",
+                                       arg=len(choices))
                 page.reload()  # a returning participant continues at item 4
                 page.wait_for_function("document.body.dataset.ready")
                 assert page.inner_text("#progress-text").startswith(
