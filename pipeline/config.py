@@ -249,6 +249,9 @@ class InpaintingRow:
                                   # a separate A-MEx PatchGAN (Eq 9); authors: their facade
                                   # code's D, GL's local trunk shared over the expanded-mask
                                   # images into the one logit (pipeline.inpainting)
+    rec_divisor: str = "hole"     # GL's L_rec, the error summed over the hole, divided by: hole
+                                  # (its pixels x channels; ours) | image (every pixel and
+                                  # channel of the batch: the authors' code, the GLCIC port)
 
 
 @dataclass(frozen=True)
@@ -676,6 +679,9 @@ def _validate(p: Params) -> None:
         _check(row.loss == "gl_amex" or row.amex_reading == "ours",
                f"inpainting_rows.{name}.amex_reading", row.amex_reading,
                "ours: only gl_amex rows have an A-MEx reading")
+        _check(row.rec_divisor in INPAINTING_REC_DIVISORS,
+               f"inpainting_rows.{name}.rec_divisor", row.rec_divisor,
+               " or ".join(INPAINTING_REC_DIVISORS))
     names = [name for _, rows in groups for name in rows] + list(p.inpainting_rows)
     overlap = sorted({name for name in names if names.count(name) > 1})
     _check(not overlap, "mex_rows", overlap, "row names unique across the row groups")
@@ -683,6 +689,7 @@ def _validate(p: Params) -> None:
 
 INPAINTING_LOSSES = ("gl", "gl_amex")
 INPAINTING_AMEX_READINGS = ("ours", "authors")  # inpainting_rows.<row>.amex_reading
+INPAINTING_REC_DIVISORS = ("hole", "image")     # inpainting_rows.<row>.rec_divisor
 
 
 def _validate_inpainting(p: Params) -> None:

@@ -13,7 +13,9 @@ paper's description (no code copied):
   completed image and a local trunk on a fixed-size patch around the hole (GL: 128 of 256),
   concatenated, FC → one logit. GL's objective (their Eq 2):
       min_C max_D  L_rec(x, M) + α·[log D(x, P(x)) + log(1 − D(Ŷ, P(Ŷ)))]
-  with L_rec = ||M ⊙ (C(x, M) − x)||² averaged over the hole (MSE; L1 as an option).
+  with L_rec = ||M ⊙ (C(x, M) − x)||² averaged over the hole (MSE; L1 as an option), or (row
+  key `rec_divisor: image`, the authors' code and the GLCIC port) the same hole sum divided by
+  the whole image's pixels, which weakens L_rec against α·adv by the image / hole area ratio.
 - Training phases (GL §3.4): T_C steps completion network alone (L_rec), T_D steps the
   discriminators alone (C fixed), then joint; a trainer feature (`pipeline.trainer.Phase`).
 - GL+A-MEx, two readings of "combine GL and A-MEx" (row key `amex_reading`):
@@ -43,6 +45,7 @@ from pipeline.losses import GanBatch, expanded_masks, frozen
 from pipeline.trainer import Phase, plugin_name
 
 RECONSTRUCTIONS = ("mse", "l1")
+REC_DIVISORS = ("hole", "image")   # ReconstructionLoss: what L_rec's hole sum is divided by
 ADVERSARIAL_PLUGINS = ("global_local", "amex", "global_amex")
 
 #---------------------------------------------------------------------------------------------
@@ -314,21 +317,29 @@ class ExpandedContextDiscriminator(nn.Module):
 
 
 class ReconstructionLoss(nn.Module):
-    """GL's L_rec: the squared (mse) or absolute (l1) error of C's raw output inside the hole,
-    averaged over the hole's pixels and channels. No discriminator."""
+    """GL's L_rec: the squared (mse) or absolute (l1) error of C's raw output summed over the
+    hole, divided by (`divisor`) the hole's pixels x channels (`hole`: the mean over the hole;
+    ours) or by every pixel and channel of the batch (`image`: the authors' facade code and
+    otenim/GLCIC-PyTorch, MSE of output·M against input·M over the whole tensor; with holes of
+    0.375-0.5 of each side it is 4-7x weaker against α·adv than `hole`). No discriminator."""
 
     name = "reconstruction"
 
-    def __init__(self, kind: str = "mse", weight: float = 1.0):
+    def __init__(self, kind: str = "mse", weight: float = 1.0, divisor: str = "hole"):
         super().__init__()
         if kind not in RECONSTRUCTIONS:
             raise ValueError(f"unknown reconstruction {kind!r} ({', '.join(RECONSTRUCTIONS)})")
-        self.kind, self.weight = kind, weight
+        if divisor not in REC_DIVISORS:
+            raise ValueError(f"unknown L_rec divisor {divisor!r} ({', '.join(REC_DIVISORS)})")
+        self.kind, self.weight, self.divisor = kind, weight, divisor
 
     def generator_terms(self, batch: GanBatch, generated, fused) -> dict:
         difference = (generated - batch.target) * batch.mask
         error = difference ** 2 if self.kind == "mse" else difference.abs()
-        pixels = batch.mask.sum() * generated.shape[1]
+        if self.divisor == "image":
+            pixels = torch.tensor(float(generated.numel()), device=generated.device)
+        else:
+            pixels = batch.mask.sum() * generated.shape[1]
         return {"G_rec": self.weight * error.sum() / pixels.clamp_min(1.0)}
 
     def discriminator_terms(self, batch, generated, fused) -> dict:

@@ -216,7 +216,9 @@ def test_the_shipped_params_have_both_readings():
         with open(os.path.join(os.path.dirname(__file__), "..", name)) as f:
             rows = yaml.safe_load(f)["inpainting_rows"]
         assert rows["gl-amex-facade"] == {"loss": "gl_amex"}  # unchanged: today's reading
-        assert rows["gl-amex-authors-facade"] == {"loss": "gl_amex", "amex_reading": "authors"}
+        # the authors' reading also divides L_rec as their code does (issue 34)
+        assert rows["gl-amex-authors-facade"] == {"loss": "gl_amex", "amex_reading": "authors",
+                                                  "rec_divisor": "image"}
 
 
 def test_a_run_records_the_resolved_reading(tmp_path):

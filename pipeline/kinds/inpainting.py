@@ -1,7 +1,8 @@
 """Inpainting rows (Table 3, params `inpainting_rows`): GL's completion network (Iizuka et
 al. 2017) fills a hole of a facade photo; loss gl (L_rec + α·GL's global + local context
 discriminator) | gl_amex (+ α·λ4·L_A-MEx: reading `ours`, the A-MEx PatchGAN beside GL's D;
-reading `authors`, GL's local trunk shared over the expanded-mask images). Trained in GL's
+reading `authors`, GL's local trunk shared over the expanded-mask images); L_rec divided by the
+hole's or the image's pixels (row key rec_divisor). Trained in GL's
 three phases; scored by SSIM / L1 over the hole and FID on the seed-679 holes of the test
 photos (pipeline.evaluation.InpaintingTestSet)."""
 from __future__ import annotations
@@ -25,16 +26,19 @@ TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_every", "ev
 DATA_FILES = ("train.h5", "test.h5", "test_masks.csv")
 
 
-def build_gl(loss: str, params: Params, height: int, width: int, reading: str = "ours"):
-    """(completion network, loss plug-ins) of a Table 3 row: GL = L_rec + α·GL's adversarial
-    term (global + local context discriminator); gl_amex adds α·λ4·L_A-MEx, the same AMExLoss
-    plug-in as the segmentation rows, on (masked photo + hole mask, RGB photo) with the holes
-    as boxes (reading `ours`), or, reading `authors`, replaces GL's local discriminator with
-    one trunk shared over the expanded-mask images inside GL's one logit (ExpandedContextLoss)."""
+def build_gl(loss: str, params: Params, height: int, width: int, reading: str = "ours",
+             rec_divisor: str = "hole"):
+    """(completion network, loss plug-ins) of a Table 3 row: GL = L_rec (its hole sum divided
+    by `rec_divisor`: hole | image) + α·GL's adversarial term (global + local context
+    discriminator); gl_amex adds α·λ4·L_A-MEx, the same AMExLoss plug-in as the segmentation
+    rows, on (masked photo + hole mask, RGB photo) with the holes as boxes (reading `ours`),
+    or, reading `authors`, replaces GL's local discriminator with one trunk shared over the
+    expanded-mask images inside GL's one logit (ExpandedContextLoss)."""
     ip = params.inpainting
     generator = CompletionNetwork(ip.ngf, ip.n_downsampling, ip.dilations)
+    reconstruction = ReconstructionLoss(ip.reconstruction, divisor=rec_divisor)
     if loss == "gl_amex" and reading == "authors":
-        return generator, [ReconstructionLoss(ip.reconstruction),
+        return generator, [reconstruction,
                            ExpandedContextLoss(height, width, q=ip.q, expand_x=ip.alpha,
                                                expand_y=ip.beta, ndf=ip.ndf,
                                                global_layers=ip.global_layers,
@@ -43,7 +47,7 @@ def build_gl(loss: str, params: Params, height: int, width: int, reading: str = 
     if reading != "ours":
         raise ValueError(f"unknown A-MEx reading {reading!r} for loss {loss!r} (ours; authors "
                          "for gl_amex)")
-    plugins = [ReconstructionLoss(ip.reconstruction),
+    plugins = [reconstruction,
                GlobalLocalLoss(height, width, local_patch_size(width, height, ip.local_fraction),
                                ndf=ip.ndf, global_layers=ip.global_layers,
                                local_layers=ip.local_layers, alpha=ip.lambda_adv)]
@@ -76,7 +80,7 @@ class InpaintingKind(RowKind):
         ip = params.inpainting
         height, width = photos.shape[1:3]
         generator, losses = build_gl(row.loss, params, height, width,
-                                     reading or row.amex_reading)
+                                     reading or row.amex_reading, row.rec_divisor)
         task = InpaintingTask(photos, fill=mean_colour(photos), hole=(ip.hole_min, ip.hole_max),
                               batch_size=ip.batch_size, flip=ip.flip, seed=seed)
         return generator, losses, task
@@ -101,6 +105,7 @@ class InpaintingKind(RowKind):
         amex = row.loss == "gl_amex"
         extra = {"dataset": ip.dataset, "loss": row.loss, "q": ip.q if amex else -1,
                  "amex_reading": row.amex_reading if amex else "none",
+                 "rec_divisor": row.rec_divisor,
                  "alpha": ip.alpha if amex else -1, "beta": ip.beta if amex else -1,
                  "in_channels": 4, "train_images": len(split.names), "seed": seed,
                  "fill": list(fill), "phases": [[p.name, p.steps] for p in phases],
