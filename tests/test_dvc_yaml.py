@@ -1,10 +1,14 @@
 """dvc.yaml and the params files agree with each other and with the code."""
+import json
 import os
 import re
+import subprocess
+import sys
 
 import yaml
 
 from pipeline.config import load_params, lookup
+from tools import stage_deps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,9 +86,92 @@ def test_q_is_top_level_and_drives_the_mex_rows():
     driven = [name for name, row in raw["mex_rows"].items() if row["q_from"] == "q"]
     assert {"mexgan-cityscapes", "mexgan-helen", "amexgan-cityscapes"} <= set(driven)
     mex_stage = load("dvc.yaml")["stages"]["train_mex"]
-    assert {"q", "q_overrides", "q_sweep", "alpha", "beta"} <= set(mex_stage["params"])
+    assert {"alpha", "beta"} <= set(mex_stage["params"])
     baseline_stage = load("dvc.yaml")["stages"]["train_baseline"]
     assert "q" not in baseline_stage["params"] and "alpha" not in baseline_stage["params"]
+
+
+def test_a_row_stage_depends_on_its_own_q_only():
+    """`dvc exp run -S q=8` retrains only the rows whose q follows q: no training stage tracks
+    the q params themselves; each MEx / TwoSM row depends on its resolved q (stage row_q)."""
+    stages = load("dvc.yaml")["stages"]
+    assert {"q", "q_overrides", "q_sweep"} <= set(stages["row_q"]["params"])
+    assert "artifacts/row_q" in stages["row_q"]["outs"]
+    for name, stage, item in stage_definitions():
+        if name.startswith(("train_", "translator")):
+            tracked = {resolve(key, item).split(".")[0] for key in stage.get("params", [])}
+            assert not tracked & {"q", "q_overrides", "q_sweep"}, name
+    for group in ("train_mex", "train_twosm"):
+        assert "artifacts/row_q/${item.row}.json" in stages[group]["deps"], group
+
+
+def test_the_row_q_stage_writes_each_rows_own_q(tmp_path):
+    out = tmp_path / "row_q"
+    subprocess.run([sys.executable, "-m", "stages.row_q", "--out", str(out)], cwd=REPO,
+                   check=True, capture_output=True)
+    params = load_params(os.path.join(REPO, "params.yaml"))
+    rows = {**params.mex_rows, **params.twosm_rows}
+    written = {name[:-len(".json")]: json.loads((out / name).read_text())
+               for name in os.listdir(out)}
+    assert written == {name: {"q": params.row_q(name)} for name in rows}
+    raw = load("params.yaml")
+    for name, row in rows.items():
+        if row.loss in ("mex", "amex"):
+            assert written[name]["q"] == lookup(raw, row.q_from), name
+    assert written["twosm-cityscapes"]["q"] is None and written["mexgan-nyu"]["q"] == 5
+
+
+def test_every_stage_lists_exactly_the_code_it_imports():
+    """Each stage's code deps (.py files and whatever lies in pipeline/, stages/, ...) are the
+    files its command imports, transitively (tools/stage_deps.py), both ways: every stage of
+    dvc.yaml, as DVC expands it, stages added later included."""
+    problems = stage_deps.drift(REPO)
+    report = "; ".join(f"{name}: add {missing or '-'}, drop {extra or '-'}"
+                       for name, (missing, extra) in problems.items())
+    assert not problems, f"dvc.yaml's code deps drift (python tools/stage_deps.py): {report}"
+
+
+def test_no_code_dep_is_a_folder():
+    """A folder dep hashes whatever lies in it, Python's __pycache__ included: list files."""
+    folders = stage_deps.code_folders(REPO)
+    for name, _, deps in stage_deps.stages(REPO):
+        for dep in deps:
+            if stage_deps.is_code(dep, REPO, folders):
+                assert not os.path.isdir(os.path.join(REPO, dep)), f"{name}: {dep} is a folder"
+
+
+def test_bytecode_caches_are_dvcignored():
+    with open(os.path.join(REPO, ".dvcignore")) as f:
+        patterns = set(f.read().split())
+    assert {"__pycache__/", "*.pyc"} <= patterns
+
+
+def test_stage_deps_counts_every_kind_of_import(tmp_path):
+    """Relative imports, imports inside functions, `from pkg import module`, namespace packages,
+    parents' __init__ files and the data files a module names; not the standard library."""
+    files = {
+        "stages/__init__.py": "from lib import base\n",
+        "stages/run.py": "import os\nfrom . import helper\n"
+                         "def main():\n    from lib.sub import late\n",
+        "stages/helper.py": "",
+        "stages/unused.py": "",
+        "lib/base.py": "import json\nNAMES = 'names.tsv'\n",
+        "lib/names.tsv": "",
+        "lib/sub/__init__.py": "from .inner import x\n",
+        "lib/sub/inner.py": "from ..base import NAMES\nx = 1\n",
+        "lib/sub/late.py": "",
+        "lib/other.py": "",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    assert stage_deps.stage_code("python -m stages.run --flag", str(tmp_path)) == [
+        "lib/base.py", "lib/names.tsv", "lib/sub/__init__.py", "lib/sub/inner.py",
+        "lib/sub/late.py", "stages/__init__.py", "stages/helper.py", "stages/run.py"]
+    assert stage_deps.stage_code("python stages/helper.py", str(tmp_path)) == [
+        "stages/helper.py"]
+    assert stage_deps.is_code("lib/sub", str(tmp_path)) and stage_deps.is_code("x.py", str(tmp_path))
+    assert not stage_deps.is_code("artifacts/data", str(tmp_path))
 
 
 def test_every_structure_row_is_trained_once_per_seed():
