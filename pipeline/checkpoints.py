@@ -15,6 +15,7 @@ import glob
 import hashlib
 import logging
 import os
+import pickle
 import random
 
 import numpy as np
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3  # 3: the numpy RNG state as plain types (weights_only loads)
 CHECKPOINT_KEYS = ("format", "generator", "losses", "opt_g", "opt_d", "epoch", "batch", "step",
                    "rng", "fingerprint", "frozen_digest", "progress")
 
@@ -67,13 +68,36 @@ def remove_stale_temps(directory: str) -> None:
             os.remove(path)
 
 
+class UnsafeModelFile(ValueError):
+    """A file whose pickle holds more than tensors and plain containers: loading it could run
+    code, so it is refused without loading."""
+
+
+def safe_torch_load(path: str):
+    """torch.load with weights_only=True: tensors, dicts, lists, tuples, str, numbers, None.
+    A pickle that would build any other object (and so could run code) raises UnsafeModelFile
+    naming the file, before anything of it runs."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UnsafeModelFile(
+            f"{path}: refused: it is not a plain weights file (its pickle asks for Python "
+            f"objects beyond tensors and plain containers, which could run code; "
+            f"{first[:160]})") from None
+
+
 def load_checkpoint(path: str, required_keys=()):
     """The checkpoint at `path`, or None if there is none. A truncated or foreign file is
-    reported and skipped, never loaded."""
+    reported and skipped, never loaded (a file whose pickle could run code among them, see
+    safe_torch_load)."""
     if not os.path.exists(path):
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = safe_torch_load(path)
+    except UnsafeModelFile as err:  # e.g. a checkpoint of an older layout (numpy RNG state)
+        log.warning("skipping checkpoint %s (%s)", path, err)
+        return None
     except Exception as err:  # torch raises several types for a damaged zip / pickle
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         log.warning("skipping unreadable checkpoint %s (%s)", path, message)
@@ -89,6 +113,7 @@ def load_model_file(path: str, required_keys=()):
     """Like load_checkpoint, but a missing or unreadable final model file is an error."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist (run its training stage)")
+    safe_torch_load(path)  # UnsafeModelFile, naming the file, for a pickle that could run code
     state = load_checkpoint(path, required_keys)
     if state is None:
         raise ValueError(f"model file {path} is unreadable or incomplete (truncated or not a "
@@ -101,15 +126,23 @@ def load_model_file(path: str, required_keys=()):
 
 
 def _rng_state() -> dict:
-    """The state of every RNG the training draws from: python, numpy, torch, CUDA."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(),
+    """The state of every RNG the training draws from: python, numpy, torch, CUDA (plain types
+    and tensors only, so that checkpoints load with weights_only=True)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
+                   "pos": int(position), "has_gauss": int(has_gauss),
+                   "cached_gaussian": float(cached_gaussian)}
+    return {"python": random.getstate(), "numpy": numpy_state,
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32),
+                         numpy_state["pos"], numpy_state["has_gauss"],
+                         numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

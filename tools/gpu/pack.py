@@ -247,7 +247,7 @@ def half_model(path: str, dest: str) -> None:
     """The model file with its generator's floating-point weights in fp16 (as
     tools/release_model.py releases them; load_generator copies them into the fp32 network)."""
     import torch
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("generator"), dict):
         state = {**state, "generator": {k: v.half() if torch.is_floating_point(v) else v
                                         for k, v in state["generator"].items()}}
