@@ -51,6 +51,10 @@ class DataParams:
                                   # (h-1)(w-1) > thr*H*W) | tight (object ids / 8-connected
                                   # components only, h*w >= thr*H*W)
 
+    val_sequences: list = dataclasses.field(default_factory=list)  # real Cityscapes with a
+                                  # train split only (the video frames): the sequences
+                                  # (<city>_<sequence>) held out as the test split
+
     def source_of(self, dataset: str) -> str:
         """The resolved data source of one dataset: data.sources.<dataset>, else data.source."""
         return self.sources.get(dataset, self.source)
@@ -546,6 +550,10 @@ def _validate(p: Params) -> None:
                f"a dataset of `datasets` or inpainting.dataset: {', '.join(map(str, names))}")
         _check(source in DATA_SOURCES, f"data.sources.{name}", source, "synthetic or real")
     _check(p.data.box_rule in BOX_RULES, "data.box_rule", p.data.box_rule, " or ".join(BOX_RULES))
+    _check(isinstance(p.data.val_sequences, list) and all(
+        isinstance(v, str) and re.fullmatch(r"[a-z_]+_\d{6}", v) for v in p.data.val_sequences),
+        "data.val_sequences", p.data.val_sequences,
+        "a list of Cityscapes sequences <city>_<6 digits>, e.g. [aachen_000004]")
     real = [name for name, source in data_sources(p).items() if source == "real"]
     _check(not real or p.data.raw_dir.strip() != "", "data.raw_dir", p.data.raw_dir,
            f"the raw-data folder, needed for the real data of {', '.join(real)}")

@@ -215,6 +215,15 @@ def cityscapes_present(raw_dir: str) -> bool:
                for top in CITYSCAPES_ZIPS for split in ("train", "val"))
 
 
+def cityscapes_train_only(raw_dir: str) -> bool:
+    """A Cityscapes folder in the official layout with a train split only (no val): the video
+    frames of ../shared/data/cityscapes_video, or a user's own subset. Its test split is
+    chosen by sequence (`val_sequences`)."""
+    return (all(os.path.isdir(os.path.join(raw_dir, top, "train")) for top in CITYSCAPES_ZIPS)
+            and not any(os.path.isdir(os.path.join(raw_dir, top, "val"))
+                        for top in CITYSCAPES_ZIPS))
+
+
 def nyu_present(raw_dir: str) -> bool:
     return os.path.isfile(os.path.join(raw_dir, NYU_FILE))
 
@@ -269,7 +278,7 @@ def _link(source: str, target: str) -> None:
 
 
 def _extract_cityscapes(raw_dir: str, dest_dir: str) -> str:
-    if cityscapes_present(raw_dir):
+    if cityscapes_present(raw_dir) or cityscapes_train_only(raw_dir):
         return raw_dir
     missing = []
     for top, zip_name in CITYSCAPES_ZIPS.items():
@@ -415,34 +424,80 @@ def _load_cityscapes_sample(item, spec, size):
     return resize_ids(labels, size), resize_ids(instances, size), resize_photo(photo, size)
 
 
-def _read_cityscapes(raw_dir, progress, workers):
+def sequence_of(stem: str) -> str:
+    """The sequence of a Cityscapes frame `<city>_<sequence>_<frame>`: `<city>_<sequence>`
+    (the frames of one sequence are near duplicates: they are split together)."""
+    return stem.rsplit("_", 1)[0]
+
+
+def _cityscapes_items(raw_dir: str, folder: str):
+    """([(label, instance, photo) paths], [frame stems]) of one split folder; the photo is the
+    official PNG or a JPEG (the video frames)."""
+    label_dir = os.path.join(raw_dir, "gtFine", folder)
+    for needed in (label_dir, os.path.join(raw_dir, "leftImg8bit", folder)):
+        if not os.path.isdir(needed):
+            raise FileNotFoundError(_cityscapes_missing_message(raw_dir, f"folder {needed}"))
+    label_paths = sorted(glob.glob(os.path.join(label_dir, "*", "*_gtFine_labelIds.png")))
+    if not label_paths:
+        raise FileNotFoundError(_cityscapes_missing_message(
+            raw_dir, f"*_gtFine_labelIds.png files in {label_dir}/<city>/"))
+    items, names = [], []
+    for label_path in label_paths:
+        stem = os.path.basename(label_path)[:-len("_gtFine_labelIds.png")]
+        city = os.path.basename(os.path.dirname(label_path))
+        inst_path = os.path.join(label_dir, city, f"{stem}_gtFine_instanceIds.png")
+        photo_stem = os.path.join(raw_dir, "leftImg8bit", folder, city, f"{stem}_leftImg8bit")
+        photo_path = next((photo_stem + ext for ext in (".png", ".jpg")
+                           if os.path.isfile(photo_stem + ext)), photo_stem + ".png")
+        for path in (inst_path, photo_path):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(_cityscapes_missing_message(raw_dir, path))
+        items.append((label_path, inst_path, photo_path))
+        names.append(stem)
+    return items, names
+
+
+def split_by_sequence(names, val_sequences, raw_dir: str = "") -> tuple:
+    """(train indices, test indices) of frame stems `names`: every frame of a sequence in
+    `val_sequences` (`<city>_<sequence>`) is a test frame, every other one a train frame.
+    A named sequence with no frame, or a split left empty, is an error naming the folder."""
+    sequences = [sequence_of(name) for name in names]
+    unknown = sorted(set(val_sequences) - set(sequences))
+    if unknown:
+        raise ValueError(f"data.val_sequences: {', '.join(unknown)} not in {raw_dir} (its "
+                         f"sequences: {', '.join(sorted(set(sequences)))})")
+    test = [i for i, seq in enumerate(sequences) if seq in set(val_sequences)]
+    train = [i for i, seq in enumerate(sequences) if seq not in set(val_sequences)]
+    if not train or not test:
+        raise ValueError(f"data.val_sequences: {list(val_sequences)} leaves an empty "
+                         f"{'train' if not train else 'test'} split in {raw_dir}")
+    return train, test
+
+
+def _read_cityscapes(raw_dir, progress, workers, val_sequences=()):
+    """The official train / val splits; a folder with a train split only (cityscapes_train_only)
+    is split by sequence: the frames of `val_sequences` are the test split."""
     spec, size = get_spec("cityscapes"), SIZES["cityscapes"]
-    splits = {}
-    for split, folder in (("train", "train"), ("test", "val")):
-        label_dir = os.path.join(raw_dir, "gtFine", folder)
-        for needed in (label_dir, os.path.join(raw_dir, "leftImg8bit", folder)):
-            if not os.path.isdir(needed):
-                raise FileNotFoundError(_cityscapes_missing_message(raw_dir, f"folder {needed}"))
-        label_paths = sorted(glob.glob(os.path.join(label_dir, "*", "*_gtFine_labelIds.png")))
-        if not label_paths:
-            raise FileNotFoundError(_cityscapes_missing_message(
-                raw_dir, f"*_gtFine_labelIds.png files in {label_dir}/<city>/"))
-        items, names = [], []
-        for label_path in label_paths:
-            stem = os.path.basename(label_path)[:-len("_gtFine_labelIds.png")]
-            city = os.path.basename(os.path.dirname(label_path))
-            inst_path = os.path.join(label_dir, city, f"{stem}_gtFine_instanceIds.png")
-            photo_path = os.path.join(raw_dir, "leftImg8bit", folder, city,
-                                      f"{stem}_leftImg8bit.png")
-            for path in (inst_path, photo_path):
-                if not os.path.isfile(path):
-                    raise FileNotFoundError(_cityscapes_missing_message(raw_dir, path))
-            items.append((label_path, inst_path, photo_path))
-            names.append(stem)
-        splits[split] = _load_samples(lambda item: _load_cityscapes_sample(item, spec, size),
-                                      items, names, size, f"cityscapes {split}", progress,
-                                      workers)
-    return splits
+
+    def load(items, names, desc):
+        return _load_samples(lambda item: _load_cityscapes_sample(item, spec, size),
+                             items, names, size, desc, progress, workers)
+
+    if cityscapes_train_only(raw_dir):
+        if not val_sequences:
+            raise ValueError(f"{raw_dir}: Cityscapes with a train split only: name the "
+                             f"sequences to hold out as the test split in data.val_sequences "
+                             f"(e.g. [aachen_000004, aachen_000005])")
+        items, names = _cityscapes_items(raw_dir, "train")
+        train, test = split_by_sequence(names, val_sequences, raw_dir)
+        return {split: load([items[i] for i in indices], [names[i] for i in indices],
+                            f"cityscapes {split}")
+                for split, indices in (("train", train), ("test", test))}
+    if val_sequences:
+        raise ValueError(f"data.val_sequences: {raw_dir} has the official val split; "
+                         f"val_sequences is for a folder with a train split only")
+    return {split: load(*_cityscapes_items(raw_dir, folder), f"cityscapes {split}")
+            for split, folder in (("train", "train"), ("test", "val"))}
 
 
 def read_cityscapes_instance_maps(inst_dir: str, size=SIZES["cityscapes"]):
@@ -709,7 +764,7 @@ NYU_NAMES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nyu89
 
 def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=NYU_NAMES_FILE,
              facade_test=8, progress=True, workers=None,
-             extract_dir: str | None = None) -> dict:
+             extract_dir: str | None = None, val_sequences=()) -> dict:
     """Read ``dataset`` from ``raw_dir`` (extracting archives found there) into
     ``{"train": SplitArrays, "test": SplitArrays}`` at the paper's size (``SIZES``).
     Archives are extracted into ``extract_dir`` (default: ``raw_dir``; see prepare_raw_dir).
@@ -717,12 +772,15 @@ def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_fil
     ``nyu_names_file``: optional ``nyu894_to_40.txt``-style list of the expected class names;
     with it the .mat's labels are remapped by name, without it the file's own order is kept
     (after checking the edit classes sit on their ``NYU_IDS`` ids).
+
+    ``val_sequences``: Cityscapes in a folder with a train split only (the video frames): the
+    sequences whose frames form the test split (split_by_sequence).
     """
     get_spec(dataset)
     workers = workers or _default_workers()
     raw_dir = prepare_raw_dir(dataset, raw_dir, extract_dir)
     if dataset == "cityscapes":
-        return _read_cityscapes(raw_dir, progress, workers)
+        return _read_cityscapes(raw_dir, progress, workers, tuple(val_sequences))
     if dataset == "nyu":
         return _read_nyu(raw_dir, nyu_split, nyu_names_file, progress)
     if dataset == "helen":

@@ -174,7 +174,7 @@ class TwoStreamBatch(GanBatch):
 
 
 def twosm_batch(split, spec, observation: Observation, indices, edits, flips, offsets,
-                device, *, ratios=None, backgrounds=None) -> TwoStreamBatch:
+                device, *, ratios=None, backgrounds=None, with_target=True) -> TwoStreamBatch:
     """The batch of the two-stream model: condition = one-hot Su + edges + box mask of the
     observation; target = cat(GT object mask, one-hot GT labels); mask = the box.
     ratios: per sample, the enlargement of its box (enlarged_boxes), or None; backgrounds: per
@@ -190,11 +190,12 @@ def twosm_batch(split, spec, observation: Observation, indices, edits, flips, of
                                                                      offset)
         if background:
             obj = np.zeros_like(obj)
-        one_hot = np.eye(spec.num_labels, dtype=np.float32)[truth].transpose(2, 0, 1)
         incompletes.append(incomplete)
         edges.append(instance_edges(edited))
         masks.append(mask)
-        targets.append(np.concatenate([obj[None].astype(np.float32), one_hot]))
+        if with_target:  # prediction needs none (its one-hot would be C x the view's size)
+            one_hot = np.eye(spec.num_labels, dtype=np.float32)[truth].transpose(2, 0, 1)
+            targets.append(np.concatenate([obj[None].astype(np.float32), one_hot]))
         boxes.append(box)
         if ratios is not None:
             enlarged.append(enlarged_box(box, ratios[len(enlarged)], truth.shape[1],
@@ -204,7 +205,8 @@ def twosm_batch(split, spec, observation: Observation, indices, edits, flips, of
     condition = condition_tensor(incomplete, torch.from_numpy(np.stack(edges)).to(device), mask,
                                  spec.num_labels)
     return TwoStreamBatch(condition=condition,
-                          target=torch.from_numpy(np.stack(targets)).to(device),
+                          target=(torch.from_numpy(np.stack(targets)).to(device)
+                                  if with_target else None),
                           mask=mask.unsqueeze(1), boxes=tuple(boxes),
                           enlarged_boxes=tuple(enlarged))
 
@@ -480,28 +482,82 @@ class WindowPrediction(NamedTuple):
     painted: np.ndarray
 
 
+def bilinear_matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """(out_size, in_size) weights of 1-D bilinear resampling as F.interpolate does it with
+    align_corners=False: output pixel i reads source position (i + 0.5) · in/out − 0.5,
+    clamped to [0, in − 1], from its two neighbours."""
+    source = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size)
+              - 0.5).clamp(min=0)
+    low = source.floor().long().clamp(max=in_size - 1)
+    high = (low + 1).clamp(max=in_size - 1)
+    frac = (source - low).clamp(0, 1)
+    weights = torch.zeros(out_size, in_size, dtype=torch.float64)
+    rows = torch.arange(out_size)
+    weights.index_put_((rows, low), 1 - frac, accumulate=True)
+    weights.index_put_((rows, high), frac, accumulate=True)
+    return weights
+
+
+def upsampled_labels(context: torch.Tensor, mask: torch.Tensor, size, rows=None, cols=None,
+                     chunk_pixels: int = 1 << 18) -> tuple:
+    """(context argmax, mask > 0.5) of the (C, h, w) context logits and (h, w) mask stream,
+    resampled bilinearly to `size` = (H, W), over rows[0]:rows[1] and cols[0]:cols[1] of that
+    grid only (default: all of it). The resampling goes band by band (about chunk_pixels output
+    pixels × C at a time), so a large map never holds all its C-channel logits at once; at the
+    logits' own size nothing is resampled."""
+    out_h, out_w = size
+    rows, cols = rows or (0, out_h), cols or (0, out_w)
+    if (out_h, out_w) == tuple(context.shape[-2:]):
+        return (context[:, rows[0]:rows[1], cols[0]:cols[1]].argmax(0).cpu().numpy(),
+                mask[rows[0]:rows[1], cols[0]:cols[1]].cpu().numpy() > 0.5)
+    stacked = torch.cat([context, mask[None]]).double()
+    row_weights = bilinear_matrix(out_h, stacked.shape[1])[rows[0]:rows[1]]
+    col_weights = bilinear_matrix(out_w, stacked.shape[2])[cols[0]:cols[1]].T
+    height, width = rows[1] - rows[0], cols[1] - cols[0]
+    labels, painted = np.zeros((height, width), np.int64), np.zeros((height, width), bool)
+    band = max(1, chunk_pixels // max(width, 1))
+    for top in range(0, height, band):
+        resampled = torch.matmul(torch.matmul(row_weights[top:top + band], stacked),
+                                 col_weights)
+        labels[top:top + band] = resampled[:-1].argmax(0).cpu().numpy()
+        painted[top:top + band] = resampled[-1].cpu().numpy() > 0.5
+    return labels, painted
+
+
 @torch.no_grad()
-def predict_window(generator: TwoStreamGenerator, observation: Observation, labels, instances,
-                   edit: EditBox, spec, device) -> WindowPrediction:
-    """Run the generator on one edit's observation; its two label maps over the window (for a
-    background box, l_t = the last label: painted = the context argmax throughout)."""
+def window_logits(generator: TwoStreamGenerator, observation: Observation, labels, instances,
+                  edit: EditBox, spec, device) -> tuple:
+    """(window, context logits (C, h, w), mask stream (h, w)) of one edit: the generator's
+    streams over its observation's window, at the model's size."""
     height, width = labels.shape
     window = observation.window(edit.box, width, height)
     batch = twosm_batch(_One(labels, instances), spec, observation, [0], [edit], [False],
-                        [None], device)
+                        [None], device, with_target=False)
     generated = generator(batch.condition)
-    context, mask = generated[:, 1:], generated[:, :1]
+    return tuple(window), generated[0, 1:], generated[0, 0]
+
+
+def painted_labels(context_labels: np.ndarray, mask_on: np.ndarray, label: int,
+                   spec) -> np.ndarray:
+    """Hong et al.'s rule: l_t where the mask stream > 0.5, the context argmax elsewhere (for a
+    background box, l_t = the last label: the context argmax throughout)."""
+    painted = context_labels.copy()
+    if label != spec.num_labels - 1:
+        painted[mask_on] = label
+    return painted
+
+
+@torch.no_grad()
+def predict_window(generator: TwoStreamGenerator, observation: Observation, labels, instances,
+                   edit: EditBox, spec, device) -> WindowPrediction:
+    """Run the generator on one edit's observation; its two label maps over the window (the
+    streams resampled bilinearly to the window's size in the map, then read)."""
+    window, context, mask = window_logits(generator, observation, labels, instances, edit,
+                                          spec, device)
     wx1, wy1, wx2, wy2 = window
-    if observation.kind == "local":
-        context = F.interpolate(context, size=(wy2 - wy1, wx2 - wx1), mode="bilinear",
-                                align_corners=False)
-        mask = F.interpolate(mask, size=(wy2 - wy1, wx2 - wx1), mode="bilinear",
-                             align_corners=False)
-    context_window = context[0].argmax(0).cpu().numpy()
-    painted_window = context_window.copy()
-    if edit.label != spec.num_labels - 1:
-        painted_window[mask[0, 0].cpu().numpy() > 0.5] = edit.label
-    return WindowPrediction(tuple(window), context_window, painted_window)
+    context_window, mask_on = upsampled_labels(context, mask, (wy2 - wy1, wx2 - wx1))
+    return WindowPrediction(window, context_window,
+                            painted_labels(context_window, mask_on, edit.label, spec))
 
 
 def edited_map(labels, prediction: WindowPrediction, window_labels: np.ndarray,

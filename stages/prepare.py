@@ -76,7 +76,9 @@ def main():
             from pipeline.raw_datasets import MissingRawData, load_raw
             try:
                 splits = load_raw(args.dataset, params.data.raw_dir,
-                                  extract_dir=extract_dir)
+                                  extract_dir=extract_dir,
+                                  val_sequences=params.data.val_sequences
+                                  if args.dataset == "cityscapes" else ())
             except MissingRawData as err:  # one line: which archive, where, or go synthetic
                 raise MissingRawData(f"{err}; or use synthetic {args.dataset} data: "
                                      f"data.sources: {{{args.dataset}: synthetic}} in "

@@ -8,7 +8,7 @@
 #   make study              paper and authors side by side (about 110 min on 2 CPU cores), then
 #                           twosm (Table 2, params_study_twosm.yaml) and gl (Table 3,
 #                           params_study_gl.yaml), two runs at a time
-#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl); JOBS=N runs
+#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl | real); JOBS=N runs
 #                           N of its training runs at a time (default: 2 for twosm and gl, else 1)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
@@ -65,7 +65,10 @@ case "$PROFILE" in
     PARAMS=${STUDY_TWOSM_PARAMS:-params_study_twosm.yaml}
     # the colour rows of the paper profile, on the same test boxes, beside the TwoSM rows
     [ -f "$ROOT/reports/study/scores.csv" ] && REFERENCE="$ROOT/reports/study" ;;
-  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl or all" >&2; exit 1 ;;
+  real) OUT="$ROOT/reports/study_real"; TRAINING=paper; JOBS=${JOBS:-2}
+    # Table 2's rows on real Cityscapes label maps (the video frames of ../shared/data)
+    PARAMS=${STUDY_REAL_PARAMS:-params_study_real.yaml} ;;
+  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl, real or all" >&2; exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 python -c "import sys; from pipeline.config import load_params; load_params(sys.argv[1])" \
@@ -120,6 +123,8 @@ if [ "${FINISH:-0}" = 1 ]; then
   exit 0
 fi
 mkdir -p "$WORK/repo"
+# params name real data as ../shared/...: the copy sees the checkout's ../shared there
+[ -e "$ROOT/../shared" ] && [ ! -e "$WORK/shared" ] && ln -s "$(cd "$ROOT/../shared" && pwd)" "$WORK/shared"
 # the tree without its reports, except the one a stage reads (the real data's eligible boxes)
 git ls-files -co --exclude-standard -z | grep -zv '^reports/' | \
   (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/repo")
@@ -132,9 +137,10 @@ cd "$WORK/repo"
 if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
-mkdir -p reports/study reports/study_authors reports/study_twosm reports/study_gl
+mkdir -p reports/study reports/study_authors reports/study_twosm reports/study_gl \
+  reports/study_real
 for summary in reports/study/summary.md reports/study_authors/summary.md \
-    reports/study_twosm/summary.md reports/study_gl/summary.md; do
+    reports/study_twosm/summary.md reports/study_gl/summary.md reports/study_real/summary.md; do
   printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
     > "$summary"
 done
