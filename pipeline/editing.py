@@ -91,12 +91,24 @@ def parse_box(text: str) -> tuple:
     """'x1,y1,x2,y2' -> a tuple of 4 ints (EditError otherwise)."""
     parts = [p.strip() for p in str(text).split(",")]
     try:
-        if len(parts) != 4:
+        if len(parts) != 4 or not all(_ascii_int(p) for p in parts):
             raise ValueError
         return tuple(int(p) for p in parts)
     except ValueError:
         raise EditError(f"box {text!r}: expected x1,y1,x2,y2 (4 integers, pixels of the input "
                         "map, x2/y2 exclusive)") from None
+
+
+def _ascii_int(text: str) -> bool:
+    """Whether `text` is an integer in ASCII digits (no '٣', '1_0', '+1'), at most 18 long."""
+    digits = text[1:] if text.startswith("-") else text
+    return 0 < len(digits) <= 18 and digits.isascii() and digits.isdigit()
+
+
+def id_dtype(num_labels: int):
+    """The smallest integer type of a label map of `num_labels` labels that also holds the
+    instance ids an edit gives (label * 1000 + 999 - k): uint16 up to 65 labels, else int32."""
+    return np.uint16 if num_labels * 1000 <= np.iinfo(np.uint16).max else np.int32
 
 
 def check_box(box, width: int, height: int) -> tuple:
@@ -155,8 +167,10 @@ class Editor:
             raise EditError(f"label id {int(label)} is outside the {self.dataset} labels "
                             f"(0..{self.num_labels - 1})")
         text = str(label).strip()
-        if text.isdigit():
+        if _ascii_int(text):
             return self.label_id(int(text))
+        if text.replace("-", "").isdigit():
+            raise EditError(f"label {ascii(text[:20])}: an id is written in ASCII digits 0-9")
         if _normalise(text) in self._names:
             return self._names[_normalise(text)]
         raise EditError(f"unknown label {text!r} for {self.dataset}; valid: "
@@ -174,13 +188,16 @@ class Editor:
                             f"{array.shape}")
         if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
             raise EditError(f"{what}: expected integer label ids, got dtype {array.dtype}")
-        array = array.astype(np.int64)
-        bad = np.unique(array[(array < 0) | (array >= self.num_labels)])
+        if array.dtype == bool:
+            array = array.view(np.uint8)
+        bad = np.empty(0, dtype=np.int64)
+        if int(array.min()) < 0 or int(array.max()) >= self.num_labels:  # refused: may copy
+            bad = np.unique(array[(array < 0) | (array >= self.num_labels)])
         if bad.size:
             shown = ", ".join(str(v) for v in bad[:8]) + (", ..." if bad.size > 8 else "")
             raise EditError(f"{what}: values {shown} are outside the {self.dataset} palette "
                             f"(ids 0..{self.num_labels - 1})")
-        return array
+        return array.astype(id_dtype(self.num_labels), copy=False)
 
     def check_instance_map(self, instance_map, shape) -> np.ndarray:
         array = np.asarray(instance_map)
@@ -189,7 +206,10 @@ class Editor:
                             f"{tuple(shape)}")
         if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
             raise EditError(f"instance map: expected integer ids, got dtype {array.dtype}")
-        return array.astype(np.int64)
+        if array.size and (int(array.min()) < np.iinfo(np.int32).min
+                           or int(array.max()) > np.iinfo(np.int32).max):
+            return array.astype(np.int64, copy=False)
+        return array.astype(np.int32, copy=False)
 
     def check_edits(self, edits, width: int, height: int) -> list:
         """[(box, label id)] of `edits`, every one checked (EditError on the first bad one)."""
@@ -395,29 +415,18 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
 # Reading maps
 
 
-MAX_MAP_PIXELS = 4096 * 4096  # the largest map an edit decodes (Cityscapes: 2048 x 1024)
-
-
 def _open_image(path: str):
-    """The image at `path`, decoded only after its header's size passed MAX_MAP_PIXELS (a small
-    PNG can declare a huge image: decoding it would take gigabytes)."""
-    from PIL import Image, UnidentifiedImageError
-    if not os.path.isfile(path):
-        raise EditError(f"{path}: no such file")
+    """The PNG at `path` (pipeline.map_files: known by its signature, its IHDR frame inside
+    MAX_SIDE / MAX_MAP_PIXELS before anything is decoded), decoded."""
+    from pipeline.map_files import MapFileError, open_png
     try:
-        image = Image.open(path)  # reads the header only
-        width, height = image.size
-        if width * height > MAX_MAP_PIXELS:
-            raise EditError(f"{path}: {width}x{height} pixels, more than the {MAX_MAP_PIXELS} "
-                            "pixels (4096x4096) a map may have")
+        image = open_png(path)
         image.load()
-    except Image.DecompressionBombError:
-        raise EditError(f"{path}: larger than the {MAX_MAP_PIXELS} pixels (4096x4096) a map "
-                        "may have") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        if isinstance(err, EditError):
-            raise
-        raise EditError(f"{path}: not a readable image ({' '.join(str(err).split())})") from None
+    except MapFileError as err:
+        raise EditError(str(err)) from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as err:
+        raise EditError(f"{path}: not a readable PNG ({' '.join(str(err).split())[:160]})") \
+            from None
     return image
 
 
@@ -433,27 +442,31 @@ def _colour_codes(rgb: np.ndarray) -> np.ndarray:
 CODE_ROWS = 256   # rows looked up at a time: bounds the temporaries of a 4096-wide map
 
 
-def colour_map_to_ids(rgb: np.ndarray, palette: np.ndarray, where: str, dataset: str) -> np.ndarray:
-    """Exact palette lookup of a (H, W, 3) colour map, CODE_ROWS rows at a time; EditError
-    naming the first colour that is not in the palette."""
+def colour_map_to_ids(rgb, palette: np.ndarray, where: str, dataset: str) -> np.ndarray:
+    """Exact palette lookup of a (H, W, 3) colour map (an array, or a decoded PIL image read
+    CODE_ROWS rows at a time, never converted whole), into id_dtype ids; EditError naming the
+    first colour that is not in the palette."""
     palette_codes = _colour_codes(palette)
     order = np.argsort(palette_codes)
     sorted_codes = palette_codes[order]
-    ids = np.empty(rgb.shape[:2], dtype=np.int64)
+    image = None if isinstance(rgb, np.ndarray) else rgb
+    shape = rgb.shape[:2] if image is None else (image.size[1], image.size[0])
+    ids = np.empty(shape, dtype=id_dtype(len(palette)))
     missing, first = 0, None
-    for top in range(0, rgb.shape[0], CODE_ROWS):
-        codes = _colour_codes(rgb[top:top + CODE_ROWS])
+    for top in range(0, shape[0], CODE_ROWS):
+        strip = (rgb[top:top + CODE_ROWS] if image is None else np.asarray(
+            image.crop((0, top, shape[1], min(top + CODE_ROWS, shape[0]))).convert("RGB")))
+        codes = _colour_codes(strip)
         position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
         found = sorted_codes[position] == codes
         if not found.all():
             missing += int((~found).sum())
             if first is None:
                 y, x = (int(v[0]) for v in np.nonzero(~found))
-                first = (top + y, x)
+                first = (top + y, x, tuple(int(c) for c in strip[y, x]))
         ids[top:top + CODE_ROWS] = order[position]
     if missing:
-        y, x = first
-        colour = tuple(int(c) for c in rgb[y, x])
+        y, x, colour = first
         raise EditError(f"{where}: {missing} pixels have colours outside the "
                         f"{dataset} palette (first {colour} at x={x}, y={y}); a colour map must "
                         "use the palette's exact colours (a lossless PNG, not a JPEG), or give "
@@ -469,7 +482,7 @@ def read_label_map(path: str, editor: Editor) -> np.ndarray:
     EditError naming the file on a bad input."""
     image = _open_image(path)
     if image.mode == "P":
-        ids = np.asarray(image).astype(np.int64)
+        ids = np.asarray(image)
         raw = image.getpalette() or []
         file_palette = np.array(raw + [0] * (768 - len(raw)), dtype=np.int64)[:768].reshape(256, 3)
         used = np.unique(ids)
@@ -479,8 +492,7 @@ def read_label_map(path: str, editor: Editor) -> np.ndarray:
         if agrees:
             return _checked(ids, path, editor)
     if image.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
-        rgb = np.asarray(image.convert("RGB"))
-        return colour_map_to_ids(rgb, editor.palette, path, editor.dataset)
+        return colour_map_to_ids(image, editor.palette, path, editor.dataset)
     if image.mode in ("LA", "La", "PA"):
         image = image.getchannel(0)
     array = np.asarray(image)
@@ -489,7 +501,9 @@ def read_label_map(path: str, editor: Editor) -> np.ndarray:
             raise EditError(f"{path}: float pixels that are not whole label ids")
     if array.ndim != 2:
         raise EditError(f"{path}: image mode {image.mode} is neither label ids nor a colour map")
-    return _checked(array.astype(np.int64), path, editor)
+    if array.dtype.kind == "f":
+        array = array.astype(np.int64)
+    return _checked(array, path, editor)
 
 
 def _checked(ids: np.ndarray, path: str, editor: Editor) -> np.ndarray:
@@ -508,7 +522,7 @@ def read_instance_map(path: str) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 2:
         raise EditError(f"{path}: not a 2-D instance map")
-    return array.astype(np.int64)
+    return array.astype(np.int32, copy=False)
 
 
 #---------------------------------------------------------------------------------------------
@@ -516,16 +530,20 @@ def read_instance_map(path: str) -> np.ndarray:
 
 
 def side_by_side(input_colour: np.ndarray, result: EditResult, boxes,
-                 min_height: int = 128, max_width: int = 1024) -> np.ndarray:
+                 min_height: int = 128, max_width: int = 1024,
+                 max_height: int = 1024) -> np.ndarray:
     """One RGB picture: input | incomplete (G input) | edited | photo (G_I), each captioned, with
     the boxes outlined in white (display only). Small maps are enlarged (nearest, integer
-    factor) to at least `min_height`, large ones reduced to at most `max_width` per panel."""
+    factor) to at least `min_height`, large ones reduced to fit `max_width` x `max_height` per
+    panel: the picture is at most 4 x max_width + 12 by max_height + 14 pixels."""
     from PIL import Image, ImageDraw
     height, width = input_colour.shape[:2]
     scale = max(1, -(-min_height // height))
     panel_w, panel_h = width * scale, height * scale
-    if panel_w > max_width:
-        panel_w, panel_h = max_width, max(1, round(height * max_width / width))
+    shrink = min(1.0, max_width / panel_w, max_height / panel_h)
+    if shrink < 1:
+        panel_w = max(1, min(max_width, round(panel_w * shrink)))
+        panel_h = max(1, min(max_height, round(panel_h * shrink)))
     sx, sy = panel_w / width, panel_h / height
     photo = result.photo if result.photo is not None else np.full_like(input_colour, 128)
     panels = [("input", input_colour, True), ("incomplete (G input)", result.incomplete, True),

@@ -15,12 +15,19 @@ Three parts, all plain functions on files (the web app, pipeline.webapp, is a th
   restart removed from the study are skipped, and votes on them refused (410);
 - aggregation: votes (exported as CSV, the DVC stage's input) -> preference share per row with
   a 95 % binomial (Clopper-Pearson) interval and the vote count; a vote counts for the pair of
-  rows stored with it."""
+  rows stored with it;
+- blinding: the study secret (a random file beside the database, never in git) chooses the
+  test boxes served (never one a committed figure shows) and the training seed of study rows
+  a participant cannot rebuild (docs/huev.md, "Threat model");
+- lifecycle: a closed study refuses joins and votes (403); `--export --close` closes it first."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import os
+import random
 import secrets
 import sqlite3
 import time
@@ -110,6 +117,63 @@ def load_items(results_dir: str, rows, palette: np.ndarray, limit: int = 0) -> l
     return items
 
 
+SECRET_NAME = "study.secret"  # beside the database (huev/, git-ignored)
+SECRET_BYTES = 32
+
+
+def secret_path(database: str) -> str:
+    """The study secret's file: study.secret in the database's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(database)), SECRET_NAME)
+
+
+def study_secret(path: str) -> bytes:
+    """The study secret at `path`, made (random, mode 0600) when there is none. ValueError
+    naming the file when it is not one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, "rb") as f:
+            text = f.read(4 * SECRET_BYTES).strip()
+        try:
+            secret = bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            secret = b""
+        if len(secret) < 16:
+            raise ValueError(f"{path}: not a study secret (at least 32 hex digits; delete it to "
+                             "make a new one, which changes the study's items)") from None
+        return secret
+    secret = secrets.token_bytes(SECRET_BYTES)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret.hex() + "\n")
+    return secret
+
+
+def secret_number(secret: bytes, purpose: str) -> int:
+    """A 63-bit number of the secret for one purpose (HMAC-SHA256): unpredictable without it."""
+    digest = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def training_seed(secret: bytes) -> int:
+    """The training seed of a blinded study's rows (params seeds: [this]): a model trained with
+    it cannot be rebuilt from the repository."""
+    return secret_number(secret, "training seed") % 2_000_000_000
+
+
+def choose_items(items: list, secret: bytes, count: int = 0, shown: int = 0) -> list:
+    """The study's items: `count` (0 = all) of `items` drawn with the secret, leaving out the
+    first `shown` (the test boxes the committed figures show, labelled by row), in test order.
+    ValueError when none is left."""
+    candidates = list(items[shown:])
+    if not candidates:
+        raise ValueError(f"no study items: all {len(items)} test boxes are shown in the "
+                         f"committed figures (evaluate.grid_images = {shown})")
+    count = len(candidates) if not count else min(count, len(candidates))
+    chosen = set(random.Random(secret_number(secret, "items")).sample(range(len(candidates)),
+                                                                        count))
+    return [item for i, item in enumerate(candidates) if i in chosen]
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """A (H, W, 3) uint8 image as PNG bytes (no metadata)."""
     from PIL import Image
@@ -150,6 +214,10 @@ CREATE TABLE IF NOT EXISTS invitations (
     code TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
     participant_id INTEGER UNIQUE REFERENCES participants(id)
+);
+CREATE TABLE IF NOT EXISTS study (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY,
@@ -209,10 +277,35 @@ class VoteStore:
             raise ValueError(f"{self.path}: not a HuEv votes database ({err})") from None
         return _Closing(db)
 
+    def closed_at(self, db=None) -> str | None:
+        """When the study was closed (UTC), or None while it is open."""
+        if db is None:
+            with self._connect() as db:
+                return self.closed_at(db)
+        found = db.execute("SELECT value FROM study WHERE key = 'closed_at'").fetchone()
+        return None if found is None else found[0]
+
+    def _refuse_if_closed(self, db) -> None:
+        closed = self.closed_at(db)
+        if closed is not None:
+            raise VoteError(403, f"the study closed at {closed}: it takes no more votes")
+
+    def close(self) -> str:
+        """Close the study (joins and votes refused from now on); returns when it closed."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT OR IGNORE INTO study (key, value) VALUES ('closed_at', ?)",
+                       (_now(),))
+            db.execute("COMMIT")
+            return self.closed_at(db)
+
     def invite(self, count: int) -> list:
         """`count` new invitation codes (xxxxx-xxxxx), stored unused; one ballot each."""
         if not isinstance(count, int) or not 0 < count <= 10_000:
             raise ValueError(f"number of invitation codes must be 1..10000, got {count!r}")
+        closed = self.closed_at()
+        if closed is not None:
+            raise ValueError(f"{self.path}: the study closed at {closed}: no new invitations")
         codes = ["".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
                  for _ in range(count)]
         with self._connect() as db:
@@ -233,7 +326,8 @@ class VoteStore:
         """The participant of an invitation code; returns their token. An unused code makes a
         new anonymous participant: a random token, the items in a random order and, per item, a
         random assignment of the two rows to A and B. A used code continues its ballot (one
-        ballot per code). VoteError 403 for a missing or unknown code, nothing stored."""
+        ballot per code). VoteError 403 for a missing or unknown code or a closed study,
+        nothing stored."""
         canonical = _canonical_code(code)
         if canonical is None:
             raise VoteError(403, "an invitation code (xxxxx-xxxxx) is needed to join: ask the "
@@ -246,6 +340,7 @@ class VoteStore:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._refuse_if_closed(db)
                 found = db.execute("SELECT i.participant_id, p.token FROM invitations i LEFT "
                                    "JOIN participants p ON p.id = i.participant_id WHERE "
                                    "i.code = ?", (canonical,)).fetchone()
@@ -321,7 +416,8 @@ class VoteStore:
 
     def vote(self, token, trial, choice, response_ms=None) -> dict:
         """Store one vote (choice 'A' or 'B' on one of the participant's trials) and return the
-        progress. Refused, with nothing stored: 401 unknown participant, 422 malformed (choice
+        progress. Refused, with nothing stored: 403 the study is closed, 401 unknown
+        participant, 422 malformed (choice
         not A/B, bad response time), 404 a trial that is not this participant's (forged), 409
         an item already voted on (replayed), 410 an item or pair of rows no longer in the
         study."""
@@ -338,6 +434,7 @@ class VoteStore:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._refuse_if_closed(db)
                 found = db.execute("SELECT item, a_row, b_row FROM trials WHERE participant_id "
                                    "= ? AND trial = ?", (pid, trial)).fetchone()
                 if found is None:
@@ -366,11 +463,13 @@ class VoteStore:
                                "voted_at, response_ms FROM votes ORDER BY id").fetchall()
         return [dict(zip(VOTE_COLUMNS, line)) for line in found]
 
-    def export(self, path: str) -> int:
-        """Write every vote to a CSV file (atomically); returns the number of votes."""
+    def export(self, path: str, close: bool = False) -> tuple:
+        """Write every vote to a CSV file (atomically); `close`: close the study first, so that
+        no vote can come after the export. Returns (votes, closed_at or None: still open)."""
+        closed = self.close() if close else self.closed_at()
         votes = self.votes()
         write_votes_csv(path, votes)
-        return len(votes)
+        return len(votes), closed
 
 
 class _Closing:

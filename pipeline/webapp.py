@@ -61,7 +61,10 @@ IMAGE_KINDS = ("complete", "incomplete", "A", "B")
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # an uploaded label PNG
 MAX_BODY_BYTES = {"study": 16 * 1024,  # a vote or a join is < 200 bytes
                   "editor": MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024}  # the upload in base64
+BODY_TIMEOUT_S = 20  # the whole body must arrive within this (a 5.6 MB upload: 280 KB/s), else 408
 EDITOR_WAIT_S = 30  # a preview or edit waits this long for the one before it, then 503
+EDITOR_BODIES = 8   # editor bodies read at once (each <= MAX_BODY_BYTES["editor"]), then 503
+MAX_INT_DIGITS = 18  # a JSON integer longer than this is refused (no field needs more)
 
 
 @dataclass(frozen=True)
@@ -129,10 +132,11 @@ class RateLimiter:
 class BodyLimit:
     """ASGI middleware: 413 for a request body over `limit` bytes, from its Content-Length
     before anything is read, or while it streams in (no or a false Content-Length) as soon as
-    the bytes received pass the limit."""
+    the bytes received pass the limit; 408 when the body has not arrived `timeout` seconds after
+    the request's headers (a slow or stalled client). Both close the connection."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float | None = None):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     def _message(self) -> str:
         return f"request body larger than {self.limit} bytes"
@@ -142,24 +146,34 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            return await _error(413, self._message())(scope, receive, send)
+            return await _error(413, self._message(), CLOSE)(scope, receive, send)
         received = 0
+        timeout = BODY_TIMEOUT_S if self.timeout is None else self.timeout
+        deadline = time.monotonic() + timeout
 
         async def counted():
             nonlocal received
-            message = await receive()
+            with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                raise ApiError(408, f"the request body did not arrive within {timeout:g} s",
+                               headers=CLOSE)
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise ApiError(413, self._message())
+                raise ApiError(413, self._message(), headers=CLOSE)
             return message
 
         await self.app(scope, counted, send)
 
 
+CLOSE = {"Connection": "close"}  # the server closes the connection after this answer
+
+
 async def read_json(request: Request, model):
     """The request's JSON body validated by a pydantic model (an empty body is {}); ApiError
-    415 / 422 with one line for a body that is not application/json, UTF-8, JSON or the
-    model. Read through BodyLimit's count."""
+    415 / 422 with one line for a body that is not application/json, UTF-8, strict JSON (no
+    duplicate keys, NaN, integers over MAX_INT_DIGITS digits or lone surrogates) or the model.
+    Read through BodyLimit's count and timeout."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     if not raw:
@@ -168,19 +182,71 @@ async def read_json(request: Request, model):
         if media != "application/json":
             raise ApiError(415, f"send the body as application/json, not "
                                 f"{media or 'without a content type'}")
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ApiError(422, "malformed request: the body is not UTF-8") from None
-        except json.JSONDecodeError as err:
-            raise ApiError(422, f"malformed request: not JSON ({err.msg} at line {err.lineno} "
-                                f"column {err.colno})") from None
-        except RecursionError:
-            raise ApiError(422, "malformed request: the JSON nests too deeply") from None
+        data = strict_json(raw)
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise ApiError(422, _validation_message(err.errors(include_url=False))) from None
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ApiError(422, f"malformed request: an integer with {len(text.lstrip('-'))} "
+                            f"digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ApiError(422, f"malformed request: {name} is not a JSON number")
+
+
+def _unique_keys(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ApiError(422, f"malformed request: duplicate key {_shown(key)}")
+        seen[key] = value
+    return seen
+
+
+def _shown(text: str) -> str:
+    return ascii(text[:40])
+
+
+def strict_json(raw: bytes):
+    """A JSON body decoded strictly; ApiError 422 with one line on anything else."""
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_int=_bounded_int,
+                          parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError:
+        raise ApiError(422, "malformed request: the body is not UTF-8") from None
+    except json.JSONDecodeError as err:
+        raise ApiError(422, f"malformed request: not JSON ({err.msg} at line {err.lineno} "
+                            f"column {err.colno})") from None
+    except RecursionError:
+        raise ApiError(422, "malformed request: the JSON nests too deeply") from None
+    except ValueError as err:  # anything else json refuses: one line, never a 500
+        raise ApiError(422, f"malformed request: {' '.join(str(err).split())[:120]}") from None
+    stack = [data]
+    while stack:  # "\ud800" decodes to a lone surrogate, which no UTF-8 store can hold
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and not _encodable(value):
+            raise ApiError(422, f"malformed request: the string {_shown(value)} holds a lone "
+                                "surrogate (not a Unicode character)")
+    return data
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _validation_message(errors) -> str:
@@ -191,10 +257,11 @@ def _validation_message(errors) -> str:
 
 @dataclass
 class Study:
-    """The study's items (pipeline.huev.load_items), its two rows and its vote store."""
+    """The study's items (pipeline.huev.choose_items), its two rows and its vote store."""
     items: list
     rows: tuple
     store: VoteStore
+    secret: bytes = field(default=b"", repr=False)  # the study secret (pipeline.huev)
     _images: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -216,11 +283,14 @@ class Study:
 @dataclass
 class EditorPage:
     """The editor page's backend: a pipeline.editing Editor and the test maps it offers
-    (name, (H, W) label ids, (H, W) instance ids). One preview or edit at a time (`busy`): a
-    request holds its upload, the decoded map and the model's tensors only while it runs."""
+    (name, (H, W) label ids, (H, W) instance ids). A request's body is read first (bounded in
+    size and time, at most EDITOR_BODIES at once), then one preview or edit runs at a time
+    (`busy`): the decoded map and the model's tensors exist only while it runs."""
     editor: object
     maps: list
     busy: threading.Lock = field(default_factory=threading.Lock)
+    reading: int = 0   # bodies being read now (at most EDITOR_BODIES)
+    reading_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Join(BaseModel):
@@ -248,16 +318,20 @@ class EditRequest(BaseModel):
     label: int | str
 
 
-def build_study(params, database: str, results: str) -> Study:
-    """The study of params huev: items from the evaluate stage's results folder, votes in
+def build_study(params, database: str, results: str, secret: str | None = None) -> Study:
+    """The study of params huev: items from the evaluate stage's results folder, chosen by the
+    study secret (`secret`, default study.secret beside the database, made when missing;
+    pipeline.huev.choose_items: never a test box the committed figures show), votes in
     `database` (trials of items or rows no longer in the study are skipped). Imports no torch."""
     from pipeline.config import check_huev_rows
     from pipeline.datasets import get_spec
-    from pipeline.huev import load_items
+    from pipeline.huev import choose_items, load_items, secret_path, study_secret
     dataset = check_huev_rows(params)
-    items = load_items(results, params.huev.rows, get_spec(dataset).palette, params.huev.items)
+    key = study_secret(secret or secret_path(database))
+    items = choose_items(load_items(results, params.huev.rows, get_spec(dataset).palette), key,
+                         params.huev.items, shown=params.evaluate.grid_images)
     rows = tuple(params.huev.rows)
-    return Study(items=items, rows=rows,
+    return Study(items=items, rows=rows, secret=key,
                  store=VoteStore(database, items=[item.key for item in items], rows=rows))
 
 
@@ -330,7 +404,7 @@ def create_app(study: Study | None = None, editor: EditorPage | None = None, *,
     mode = "study" if study is not None else "editor"
     app = FastAPI(title=f"MExGAN {'HuEv study' if study else 'editor'}", docs_url=None,
                   redoc_url=None, openapi_url=None)
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES[mode])
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES[mode], timeout=None)
 
     @app.exception_handler(ApiError)
     async def refused(request: Request, err: ApiError):
@@ -493,15 +567,35 @@ def _editor_routes(app: FastAPI, page: EditorPage) -> None:
                 "incomplete": _data_url(result.incomplete), "edited": _data_url(result.colour),
                 "photo": _data_url(result.photo)}
 
+    @contextlib.contextmanager
+    def body_slot():
+        """One of EDITOR_BODIES places to read a body in (503 when all are taken): bodies are
+        read before the editor's lock, so a slow client never holds it, and at most
+        EDITOR_BODIES bodies (each bounded in size and time by BodyLimit) are held at once."""
+        with page.reading_lock:
+            if page.reading >= EDITOR_BODIES:
+                raise ApiError(503, "the editor is receiving too many uploads: try again in a "
+                                    "moment", headers={"Retry-After": "5"})
+            page.reading += 1
+        try:
+            yield
+        finally:
+            with page.reading_lock:
+                page.reading -= 1
+
+    async def body_then_turn(request: Request, model, work):
+        with body_slot():
+            body = await read_json(request, model)
+            async with one_at_a_time():
+                return await run_in_threadpool(work, body)
+
     @app.post("/api/editor/preview")
     async def preview(request: Request):
-        async with one_at_a_time():  # the body is read only once it is this request's turn
-            return await run_in_threadpool(run_preview, await read_json(request, Upload))
+        return await body_then_turn(request, Upload, run_preview)
 
     @app.post("/api/editor/edit")
     async def edit(request: Request):
-        async with one_at_a_time():
-            return await run_in_threadpool(run_edit, await read_json(request, EditRequest))
+        return await body_then_turn(request, EditRequest, run_edit)
 
 
 def _public(progress: dict) -> dict:

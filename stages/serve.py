@@ -3,7 +3,9 @@
   python -m stages.serve [--host 127.0.0.1] [--port 8000]   the study: http://HOST:PORT/study
   python -m stages.serve --invite N                          N invitation codes, one per line
   python -m stages.serve --editor [--editor-row ROW]         the editor: http://HOST:PORT/editor
-  python -m stages.serve --export [PATH]                     votes -> CSV (default: huev.votes)
+  python -m stages.serve --export [PATH] [--close]           votes -> CSV (default: huev.votes)
+  python -m stages.serve --close                             close the study (no more votes)
+  python -m stages.serve --training-seed                     the blinded study rows' seed
 
 The study and the editor are never served together: the editor names its model and
 reproduces a row's results, so it would unblind the study. The study's items are the per-box
@@ -12,7 +14,9 @@ participants join with an invitation code (one ballot per code) and votes go to 
 database huev.database as they arrive. The study imports no torch. The editor runs
 huev.editor_row through pipeline.editing (the `edit` command's code) on the test maps of its
 dataset (artifacts/data/<dataset>/test.h5) or an uploaded PNG. Binds to localhost unless
---host says otherwise.
+--host says otherwise; X-Forwarded-For is ignored unless --trust-proxy names the proxy.
+The study secret (study.secret beside the database, made on first use, never in git) chooses
+the items and the training seed (docs/huev.md, "Threat model").
 """
 import ipaddress
 import logging
@@ -42,11 +46,32 @@ def parse_args(argv=None):
                       help="store N new invitation codes in the database, print them, exit")
     mode.add_argument("--export", nargs="?", const="", metavar="PATH",
                       help="write the votes to PATH (default: params huev.votes) and exit")
+    mode.add_argument("--training-seed", action="store_true",
+                      help="print the training seed of a blinded study's rows (from the study "
+                           "secret) and exit")
+    parser.add_argument("--close", action="store_true",
+                        help="close the study (joins and votes refused); with --export: "
+                             "close, then export")
+    parser.add_argument("--secret", help="study secret file (default: study.secret beside the "
+                                         "database; made when missing)")
     parser.add_argument("--editor-row", help="model of the editor (default: params "
                                              "huev.editor_row); with --editor")
+    parser.add_argument("--trust-proxy", metavar="IP[,IP]",
+                        help="addresses of reverse proxies whose X-Forwarded-For header gives "
+                             "the client's address (default: none, every header ignored and "
+                             "rate limits keyed on the connection's address)")
     args = parser.parse_args(argv)
     if args.editor_row and not args.editor:
         parser.error("--editor-row needs --editor")
+    if args.close and (args.editor or args.invite is not None or args.training_seed):
+        parser.error("--close goes alone or with --export")
+    if args.trust_proxy:
+        for address in args.trust_proxy.split(","):
+            try:
+                ipaddress.ip_network(address.strip())
+            except ValueError:
+                parser.error(f"--trust-proxy {address.strip()!r}: not an IP address or "
+                             "network")
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port}: not a port number (1..65535)")
     return args
@@ -61,8 +86,18 @@ def make_app(args, params):
             log.warning("the editor's model %s is a study row: keep study participants off "
                         "this server while the study runs", row)
         return create_app(editor=build_editor(args.params, row, args.data))
+    from pipeline.huev import training_seed
     database = args.database or params.huev.database
-    study = build_study(params, database, args.results)
+    study = build_study(params, database, args.results, args.secret)
+    seed = training_seed(study.secret)
+    if list(params.seeds)[:1] != [seed]:
+        log.warning("the study's rows were trained with the public seed %s: a participant "
+                    "who rebuilds them from the repository can tell A from B; for a blinded "
+                    "study train them with seed %d (docs/huev.md, \"Threat model\")",
+                    list(params.seeds)[:1], seed)
+    closed = study.store.closed_at()
+    if closed:
+        log.warning("the study closed at %s: joins and votes are refused", closed)
     unused, used = study.store.invitation_counts()
     log.info("study: %d items, %s vs %s, votes -> %s; invitation codes: %d unused, %d used%s",
              len(study.items), *study.rows, database, unused, used,
@@ -81,7 +116,11 @@ def main():
     args = parse_args()
     params = load_params(args.params)
     database = args.database or params.huev.database
-    if args.export is not None or args.invite is not None:
+    if args.training_seed:
+        from pipeline.huev import secret_path, study_secret, training_seed
+        print(training_seed(study_secret(args.secret or secret_path(database))))
+        return
+    if args.export is not None or args.invite is not None or args.close:
         from pipeline.huev import VoteStore
         if args.invite is not None:
             for code in VoteStore(database).invite(args.invite):
@@ -91,15 +130,33 @@ def main():
             return
         if not os.path.exists(database):
             raise FileNotFoundError(f"{database} does not exist (no study has been served)")
+        if args.export is None:
+            print(f"the study in {database} closed at {VoteStore(database).close()}: joins and "
+                  "votes are refused from now on")
+            return
         path = args.export or params.huev.votes
-        count = VoteStore(database).export(path)
-        print(f"exported {count} votes from {database} -> {path} (then: dvc repro huev report)")
+        count, closed = VoteStore(database).export(path, close=args.close)
+        state = (f"the study closed at {closed}: this is every vote" if closed else
+                 "the study is STILL OPEN: votes cast from now on are not in this file "
+                 "(--export --close closes it first)")
+        print(f"exported {count} votes from {database} -> {path}; {state} (then: dvc repro "
+              "huev report)")
         return
     import uvicorn
     app = make_app(args, params)
     page = "editor" if args.editor else "study"
     print(f"serving http://{args.host}:{args.port}/{page} (Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                **proxy_options(args.trust_proxy))
+
+
+def proxy_options(trust_proxy: str | None) -> dict:
+    """uvicorn's proxy settings: X-Forwarded-For ignored (uvicorn's default trusts it from
+    127.0.0.1) unless --trust-proxy names the proxies it may come from."""
+    if not trust_proxy:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True,
+            "forwarded_allow_ips": [a.strip() for a in trust_proxy.split(",")]}
 
 
 if __name__ == "__main__":

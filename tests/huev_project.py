@@ -37,7 +37,7 @@ def _save_model(path, generator, in_channels, params, kind, dataset, width, heig
                                         "test", commit="test")}, path)
 
 
-def make_project(root, test_images: int = 6) -> SimpleNamespace:
+def make_project(root, test_images: int = 16) -> SimpleNamespace:
     """Write the tiny project under `root`; returns its paths and params."""
     raw = tiny_params()
     raw["datasets"]["cityscapes"].update(synthetic_train=2, synthetic_test=test_images)
@@ -69,7 +69,8 @@ def make_project(root, test_images: int = 6) -> SimpleNamespace:
                 params, "translator", "cityscapes", d.width, d.height, "translator-cityscapes")
     return SimpleNamespace(root=str(root), params_path=params_path, params=params,
                            results=results, data_root=os.path.join(root, "artifacts", "data"),
-                           items=len(items), spec=spec)
+                           items=len(items) - params.evaluate.grid_images,  # served (huev)
+                           spec=spec)
 
 
 def free_port() -> int:

@@ -149,8 +149,9 @@ def copy_model(project, tmp_path, change):
     ("older layout", "older layout"),
     ("instances of another size", "instance map: shape"),
     ("missing map", "no such file"),
-    ("decompression bomb", "larger than the 16777216 pixels (4096x4096) a map may have"),
-    ("too many pixels", "5000x4000 pixels, more than the 16777216 pixels"),
+    ("decompression bomb", "20000x20000 pixels, more than a map may have (at most 4096 a "
+                           "side and 16777216 pixels in all)"),
+    ("too many pixels", "5000x4000 pixels, more than a map may have"),
 ])
 def test_errors_exit_with_one_line_and_write_nothing(project, tmp_path, capsys, case, expected):
     inputs = project["root"] / "inputs"
@@ -264,7 +265,7 @@ def test_read_label_map_formats(editor, project, tmp_path):
     indexed.save(tmp_path / "indexed.png")
     assert np.array_equal(read_label_map(str(tmp_path / "indexed.png"), editor), labels)
     (tmp_path / "text.png").write_text("not an image")
-    with pytest.raises(EditError, match="text.png: not a readable image"):
+    with pytest.raises(EditError, match="text.png: not a PNG file"):
         read_label_map(str(tmp_path / "text.png"), editor)
 
 

@@ -177,7 +177,7 @@ def test_votes_survive_a_restart_and_export_to_csv(tmp_path):
     assert [v["choice"] for v in again.votes()] == list("ABA")
     assert again.progress(token)["done"] == 3
     path = str(tmp_path / "out" / "votes.csv")
-    assert again.export(path) == 3
+    assert again.export(path) == (3, None)  # still open
     votes = huev.read_votes_csv(path)
     assert [v["choice"] for v in votes] == list("ABA")
     assert token not in open(path).read()
