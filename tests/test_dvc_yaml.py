@@ -85,40 +85,46 @@ def test_q_is_top_level_and_drives_the_mex_rows():
     assert isinstance(raw["q"], int)
     driven = [name for name, row in raw["mex_rows"].items() if row["q_from"] == "q"]
     assert {"mexgan-cityscapes", "mexgan-helen", "amexgan-cityscapes"} <= set(driven)
-    mex_stage = load("dvc.yaml")["stages"]["train_mex"]
-    assert {"alpha", "beta"} <= set(mex_stage["params"])
+    expansion = load("dvc.yaml")["stages"]["row_expansion"]
+    assert {"q", "q_overrides", "q_sweep", "alpha", "beta"} <= set(expansion["params"])
     baseline_stage = load("dvc.yaml")["stages"]["train_baseline"]
     assert "q" not in baseline_stage["params"] and "alpha" not in baseline_stage["params"]
 
 
 def test_a_row_stage_depends_on_its_own_q_only():
-    """`dvc exp run -S q=8` retrains only the rows whose q follows q: no training stage tracks
-    the q params themselves; each MEx / TwoSM row depends on its resolved q (stage row_q)."""
+    """`dvc exp run -S q=8` retrains only the rows whose q follows q, `-S alpha=3` only the rows
+    with an expansion loss: no training stage tracks q, q_overrides, q_sweep, alpha or beta
+    itself; each MEx / TwoSM row depends on its resolved settings (stage row_expansion)."""
     stages = load("dvc.yaml")["stages"]
-    assert {"q", "q_overrides", "q_sweep"} <= set(stages["row_q"]["params"])
-    assert "artifacts/row_q" in stages["row_q"]["outs"]
+    assert "artifacts/row_expansion" in stages["row_expansion"]["outs"]
     for name, stage, item in stage_definitions():
         if name.startswith(("train_", "translator")):
-            tracked = {resolve(key, item).split(".")[0] for key in stage.get("params", [])}
-            assert not tracked & {"q", "q_overrides", "q_sweep"}, name
+            tracked = {resolve(key, item) for key in stage.get("params", [])}
+            assert not {key.split(".")[0] for key in tracked} & {
+                "q", "q_overrides", "q_sweep", "alpha", "beta"}, name
+    assert "loss.lambda_mex" not in stages["train_twosm"]["params"]
     for group in ("train_mex", "train_twosm"):
-        assert "artifacts/row_q/${item.row}.json" in stages[group]["deps"], group
+        assert "artifacts/row_expansion/${item.row}.json" in stages[group]["deps"], group
 
 
-def test_the_row_q_stage_writes_each_rows_own_q(tmp_path):
-    out = tmp_path / "row_q"
-    subprocess.run([sys.executable, "-m", "stages.row_q", "--out", str(out)], cwd=REPO,
+def test_the_row_expansion_stage_writes_each_rows_own_settings(tmp_path):
+    out = tmp_path / "row_expansion"
+    subprocess.run([sys.executable, "-m", "stages.row_expansion", "--out", str(out)], cwd=REPO,
                    check=True, capture_output=True)
     params = load_params(os.path.join(REPO, "params.yaml"))
     rows = {**params.mex_rows, **params.twosm_rows}
     written = {name[:-len(".json")]: json.loads((out / name).read_text())
                for name in os.listdir(out)}
-    assert written == {name: {"q": params.row_q(name)} for name in rows}
+    assert set(written) == set(rows)
     raw = load("params.yaml")
     for name, row in rows.items():
         if row.loss in ("mex", "amex"):
-            assert written[name]["q"] == lookup(raw, row.q_from), name
-    assert written["twosm-cityscapes"]["q"] is None and written["mexgan-nyu"]["q"] == 5
+            assert written[name] == {"q": lookup(raw, row.q_from), "alpha": raw["alpha"],
+                                     "beta": raw["beta"],
+                                     "lambda_mex": raw["loss"]["lambda_mex"]}, name
+        else:
+            assert written[name] == {"q": None}, name
+    assert written["twosm-cityscapes"] == {"q": None} and written["mexgan-nyu"]["q"] == 5
 
 
 def test_every_stage_lists_exactly_the_code_it_imports():
