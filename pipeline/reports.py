@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from pipeline.floors import FLOORS, floor_row_name, is_floor_row  # noqa: E402
 from pipeline.intervals import interval, paired_difference  # noqa: E402
+from pipeline.paper_tables import paper_table_markdown  # noqa: E402
 
 # The paper's numbers (Tables 1 and 4). Keys are our row names; FID columns compare only when
 # our run used the real Inception weights.
@@ -72,7 +73,9 @@ def table3_paper(rows: dict, paper: dict = PAPER_TABLE3) -> dict:
 
 def table3_readings(rows: dict) -> str:
     """One sentence naming the reading of every Table 3 row (name -> InpaintingRow)."""
-    parts = [f"`{name}`: {TABLE3_READINGS[(row.loss, row.amex_reading)][2]}"
+    parts = [f"`{name}`: {TABLE3_READINGS[(row.loss, row.amex_reading)][2]}" + (
+                 "; L_rec's hole sum divided by the whole image's pixels (the authors' code)"
+                 if getattr(row, "rec_divisor", "hole") == "image" else "")
              for name, row in rows.items() if (row.loss, row.amex_reading) in TABLE3_READINGS]
     return ("Rows: " + "; ".join(parts) + ".") if parts else ""
 # Which way is better for the inpainting metrics (+1: higher, -1: lower).
@@ -599,8 +602,8 @@ def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | Non
     out += ["## Run conditions", "", "| what | this run | paper |", "|---|---|---|"]
     out += [f"| {what} | {ours} | {paper} |" for what, ours, paper in conditions]
     out.append("")
-    for title, note, frame in tables:
-        out += [f"## {title}", "", note, "", markdown_table(frame)]
+    for title, note, frame in tables:   # the paper's layout (the long form: the CSVs)
+        out += [f"## {title}", "", note, "", paper_table_markdown(frame)]
     if differences:
         note, frame = differences
         out += ["## Paired differences (the paper's comparisons)", "", note, "",
@@ -695,6 +698,14 @@ def _plain_answer(frame, steps, trained, fill) -> str:
     return f"on tIOU, {', '.join(parts)}, and {floor}."
 
 
+def study_paper_values(rows) -> dict:
+    """The paper's tIOU / hamm of a study's trained rows (Tables 1, 2 and 4; A-MExGAN's from
+    Table 4); a row the paper has no value for gets none."""
+    paper = {**PAPER_TABLE4, **PAPER_TABLE1, **PAPER_TABLE2}
+    return {row: {m: v for m, v in paper.get(row, {}).items() if m in ("tiou", "hamm")}
+            for row in rows}
+
+
 class StudyRows(NamedTuple):
     """A study's row set: `steps`, the paper's comparisons as (row a, row b, name of a, name of
     b); `trained`, its trained rows in table order; `table`, the paper table they are from."""
@@ -769,12 +780,19 @@ def _why_below(row: str, means: pd.DataFrame, twosm: bool = False) -> str:
             f"{d['outside_decode_accuracy']:.1%} of {where} the true label")
 
 
+def label_path(params) -> str:
+    """How a study's rows get their labels, as the cross-study table names it."""
+    return ("predicted by its streams (no colour decode)" if params.twosm_rows
+            else "decoded from Ỹ's colours (nearest palette colour)")
+
+
 def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, dataset: str,
-                    label: str) -> list:
+                    label: str, params=None) -> list:
     """Markdown lines setting this study's trained rows beside another study's on the same test
-    boxes (reference: {"name", "folder", "scores": its scores.csv, "params": its params}): each
-    row's tIOU and its paired difference to the fill-box floor, and each of this study's rows −
-    the reference's best row, paired on the boxes and seeds both have."""
+    boxes (reference: {"name", "folder", "scores": its scores.csv, "params": its params, "link":
+    whether to link its summary, default yes}): each row's label path, its tIOU and its paired difference to the fill-box floor, which is the
+    same in both studies. No row of one study is subtracted from a row of the other: the label
+    paths differ and the paper does not compare the two (issue 34); the table says so."""
     fill = floor_row_name("fill-box", dataset)
     theirs = reference["scores"]
     their_rows = study_rows(reference["params"], dataset).trained
@@ -785,22 +803,25 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
     both = pd.concat([scores, theirs[theirs["row"].isin(their_rows)]], ignore_index=True)
     matrices = {metric: score_matrices(both, metric) for metric in ("tiou",)}
     mine = [row for row in rows.trained if row in matrices["tiou"]]
-    best = max(their_rows, key=lambda row: matrices["tiou"][row].mean())
-    pairs = ([(row, fill, dataset) for row in their_rows + mine] +
-             [(row, best, dataset) for row in mine])
-    frame = difference_lines(pairs, matrices, ("tiou",))
-    out = ["", f"Beside the rows of {reference['name']} ([{reference['folder']}/summary.md]"
-           f"({reference['folder']}/summary.md)), on the same {len(boxes(scores, fill))} test "
-           f"boxes and seeds: {label}", "", "| row | tIOU | − fill-box floor | − "
-           f"{best} |", "|---|---|---|---|"]
+    frame = difference_lines([(row, fill, dataset) for row in their_rows + mine], matrices,
+                             ("tiou",))
+    paths = {row: label_path(reference["params"]) for row in their_rows}
+    if params is not None:
+        paths.update({row: label_path(params) for row in mine})
+    link = (f" ([{reference['folder']}/summary.md]({reference['folder']}/summary.md))"
+            if reference.get("link", True) else "")
+    out = ["", f"Beside the rows of {reference['name']}{link}, on the same "
+           f"{len(boxes(scores, fill))} test boxes and seeds: {label}", "",
+           "| row | labels | tIOU | − fill-box floor (not a comparison between the studies: "
+           "the label paths differ, and the paper does not compare them) |",
+           "|---|---|---|---|"]
     for row in their_rows + mine:
-        cells = [f"{matrices['tiou'][row].mean():.4f}"]
-        for other in (fill, best):
-            line = frame[frame["comparison"] == f"{row} − {other}"]
-            cells.append("" if not len(line) else
-                         f"{line.iloc[0]['difference']:+.4f} [{line.iloc[0]['ci_low']:+.4f}, "
-                         f"{line.iloc[0]['ci_high']:+.4f}]")
-        out.append(f"| {row} | " + " | ".join(cells) + " |")
+        line = frame[frame["comparison"] == f"{row} − {fill}"]
+        cell = ("" if not len(line) else
+                f"{line.iloc[0]['difference']:+.4f} [{line.iloc[0]['ci_low']:+.4f}, "
+                f"{line.iloc[0]['ci_high']:+.4f}]")
+        out.append(f"| {row} | {paths.get(row, '')} | {matrices['tiou'][row].mean():.4f} | "
+                   f"{cell} |")
     return out
 
 
@@ -876,6 +897,11 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     for question, a, b in questions:
         out.append(f"| {question} | {_verdict(differences, a, b, 'tiou')} | "
                    f"{_verdict(differences, a, b, 'hamm')} |")
+    if scores is not None and len(scores):
+        table = comparison_table(metrics, study_paper_values(rows.trained), ["tiou", "hamm"],
+                                 scores, [dataset])
+        out += ["", f"{'Table 2' if twosm else 'Table 1'} in the paper's layout (paper: real "
+                "Cityscapes at 256x128, 200 epochs):", "", paper_table_markdown(table).rstrip()]
     out += ["", f"Flat: the seed-mean held-back tIOU gains less than {FLAT_TOLERANCE} over the "
             f"last {FLAT_FRACTION:.0%} of the steps.", "",
             "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
@@ -943,10 +969,11 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
         out += reference_lines(
             scores, reference, rows, dataset,
             "the colour rows read labels back from Ỹ's colours, TwoSM predicts them; both "
-            "are scored on the same boxes. The mean-mask floor differs between the two "
-            "studies (it is the class's mean training mask, and the TwoSM rows' training "
-            "boxes go down to 0.01 of the image); the fill-box floor is the same." if twosm
-            else "")
+            "are scored on the same boxes, each against the fill-box floor, which is the same "
+            "in both studies (the mean-mask floor is not: it is the class's mean training "
+            "mask, and the TwoSM rows' training boxes go down to 0.01 of the image). The "
+            "paper does not compare the two label paths, and neither does this table: no row "
+            "of one study is subtracted from a row of the other." if twosm else "", params)
     out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"
 
@@ -1003,8 +1030,8 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
                    + " | ".join(_verdict(differences, a, b, m, INPAINTING_DIRECTION[m])
                                 for m in ("ssim", "l1")) + " |")
     table = inpainting_table(metrics, scores, table3_paper(params.inpainting_rows), dataset)
-    out += ["", "Table 3 (paper: real CMP Facade at 248x242; ours − paper only where the "
-            "metric is the same quantity):", "", markdown_table(table), "",
+    out += ["", "Table 3 (paper: real CMP Facade at 248x242):", "",
+            paper_table_markdown(table), "",
             f"Flat: the seed-mean held-back SSIM (the first hole of the first "
             f"{params.train.eval_boxes} test images, once per epoch) gains less than "
             f"{FLAT_TOLERANCE} over the last {FLAT_FRACTION:.0%} of the steps.", "",

@@ -26,6 +26,7 @@ from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TA
                               write_table)
 from pipeline.config import seed_dir
 from pipeline.huev import table1_with_huev
+from pipeline.paper_tables import write_paper_table
 from stages.common import run
 
 PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}
@@ -124,11 +125,11 @@ TABLE3_NOTE = (
     "public copy of the GL code it names (GL_Image_Inapinting_pytorch, eval.py) scores the "
     "hole's crop and prints L1 as the mean |difference| on [-1, 1] × 100, i.e. 100/127.5 = "
     "0.78 × our 0–255 value. Every row and floor is scored on the same seed-679 holes (20 per "
-    "test image); ci_low / ci_high: 95 % bootstrap interval over test images (each the mean of "
+    "test image); intervals: 95 % bootstrap over test images (each the mean of "
     "its holes) and training seeds; FID is one number per run (no interval), the completed "
-    "photos against the ground-truth photos of the same holes. vs_floor: the paired "
-    "difference to the better floor (higher SSIM, lower L1) excludes 0 (better / worse than "
-    "floor) or not (not distinguishable). Floors (no training): `floor-mean-fill` leaves the "
+    "photos against the ground-truth photos of the same holes. The verdict: the paired "
+    "difference to the better floor (higher SSIM, lower L1) excludes 0 (better / worse) or "
+    "not (cannot tell). Floors (no training): `floor-mean-fill` leaves the "
     "hole filled with the training-set mean colour (GL's own input), `floor-biharmonic` fills "
     "it with skimage.restoration.inpaint_biharmonic.")
 
@@ -204,11 +205,11 @@ def main():
     note = (f"Ours: data {conditions['data_source']}, {sizes}, {params.train.epochs} epochs, "
             f"ngf {params.model.ngf}, device {conditions['device']}; FID: "
             f"{conditions['fid_source']}; VGG19: {'; '.join(conditions['vgg_sources'])}. "
-            "Paper: real data at full size, 200 epochs, GPU. Differences are only shown where "
-            "the metric is the same quantity. ci_low / ci_high: 95 % bootstrap interval over "
+            "Paper: real data at full size, 200 epochs, GPU. A paper value sits beside ours "
+            "only where the metric is the same quantity. Intervals: 95 % bootstrap over "
             f"test boxes and the {len(params.seeds)} training seed(s) (scipy.stats.bootstrap; "
-            "with one seed it covers box sampling only). vs_floor: the paired difference to the "
-            "stronger floor row excludes 0 (above / below floor) or not (not distinguishable). "
+            "with one seed it covers box sampling only). The verdict: the paired difference to "
+            "the stronger floor row excludes 0 (above / below) or not (cannot tell). "
             + box_convention_note(metrics, conditions.get("box_convention", "whole")) + " "
             + FLOOR_NOTE)
     city = [d for d in datasets if d == "cityscapes"]
@@ -217,7 +218,7 @@ def main():
          table1_with_huev(comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"],
                                            scores, datasets),
                           read_json(os.path.join(reports, "huev.json"), "huev")),
-         "tIOU / hamm / FID on the seed-679 test boxes; difference = ours − paper. HuEv "
+         "tIOU / hamm / FID on the seed-679 test boxes (ours − paper: table1.csv). HuEv "
          "(Cityscapes): share of the human evaluation's two-alternative forced choices won by "
          "the row (reports/huev.md; `python -m stages.serve` runs the study), with a 95 % "
          "Clopper-Pearson interval; votes = votes for the row / all votes."),
@@ -251,10 +252,10 @@ def main():
          "peak, and `make bench` on a GPU measures it at the paper's size "
          "(`reports/bench_gpu.md`: per-step peak of the CUDA allocator, MExGAN vs A-MExGAN)."),
     ]
-    for title, stem, frame, text in tables:
+    for title, stem, frame, text in tables:   # .md in the paper's layout, .csv long form
         reproduced = not (frame["ours"] == NOT_REPRODUCED).all()
-        write_table(frame, os.path.join(reports, stem), title,
-                    f"{text}\n\n{note}" if reproduced and stem != "table3" else text)
+        write_paper_table(frame, os.path.join(reports, stem), title,
+                          f"{text}\n\n{note}" if reproduced and stem != "table3" else text)
     differences = pd.concat([differences_table(scores, datasets),
                              inpainting_differences(inpainting_scores,
                                                     list(params.inpainting_rows),

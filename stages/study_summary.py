@@ -96,6 +96,9 @@ def main():
                         help="the study's params file, as the summary names it")
     parser.add_argument("--reference", help="another study's folder (reports/study) scored on "
                         "the same test boxes, to set the rows beside its rows")
+    parser.add_argument("--reference-name", help="how the summary names --reference when it is "
+                        "not the committed reports/<folder> (e.g. that folder at an older "
+                        "commit); default: reports/<folder>, linked to its summary")
     args = parser.parse_args()
     if bool(args.models) != bool(args.data):
         parser.error("--models and --data go together")
@@ -117,7 +120,8 @@ def main():
     reference = None
     if args.reference:
         folder = os.path.basename(os.path.normpath(args.reference))
-        reference = {"name": f"reports/{folder}", "folder": folder,
+        reference = {"name": args.reference_name or f"reports/{folder}", "folder": folder,
+                     "link": not args.reference_name,
                      "scores": pd.read_csv(os.path.join(args.reference, "scores.csv")),
                      "params": load_params(os.path.join(args.reference, "params.yaml"))}
     diagnostics = None

@@ -263,23 +263,38 @@ def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
     text = (fake_report / "README.md").read_text()
     for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Run conditions", "Fig 10"):
         assert f"## {title}" in text, title
-    # ours, its interval over the 4 boxes (1 seed), seeds, where it stands vs the floor
+    # the paper's layout: a line per row and dataset, a column per metric, each cell ours
+    # [its interval over the 4 boxes (1 seed)] · where it stands vs the floor, the paper beside
     # (metrics.json says 0.75; the interval comes from the per-box scores.csv)
-    assert "| mexgan-cityscapes | tiou | 0.7493 | 0.7500 | 0.7000 | 0.7375 | 1 | below floor |" \
-        in text
-    assert "| amexgan-cityscapes | tiou | 0.7652 | 0.8000 | 0.7250 | 0.8750 | 1 | " \
-        "not distinguishable |" in text
-    assert "| floor-fill-box-cityscapes | tiou | — | 0.8000 | 0.8000 | 0.8000 | — |" in text
-    assert "| floor-mean-mask-cityscapes | hamm | — | 0.6500 |" in text
+    assert ("| dataset | row | seeds | tIOU: ours [95 %] | tIOU: paper | hamm: ours [95 %] | "
+            "hamm: paper | FID: ours [95 %] | FID: paper | "
+            f"`{STANDIN}`: ours [95 %] | HuEv: ours [95 %] | HuEv: paper |") in text
+    assert ("| cityscapes | mexgan-cityscapes | 1 | 0.7500 [0.7000, 0.7375] · below | 0.7493 | "
+            "0.7000 [0.7000, 0.7375] · below | 0.7677 | — | 139.14 | 0.001 | "
+            "0.6667 [0.0943, 0.9916], 2 / 3 votes | 0.5296 |") in text
+    assert "| cityscapes | amexgan-cityscapes | 1 | 0.8000 [0.7250, 0.8750] · cannot tell | " \
+        "0.7652 |" in text
+    # the floors are rows of their dataset, after its trained rows, without a verdict
+    assert "| cityscapes | floor-fill-box-cityscapes | — | 0.8000 [0.8000, 0.8000] | — |" in text
+    assert "| cityscapes | floor-mean-mask-cityscapes | — | 0.6500 [0.6000, 0.7000] | — | " \
+        "0.6500 [0.6000, 0.7000] | — |" in text
     # Table 2's rows are measured rows now (the fake run has none: missing, paper shown)
-    assert "| twosm-cityscapes | tiou | 0.7064 | — |" in text
+    assert "| cityscapes | twosm-cityscapes | — | — | 0.7064 | — | 0.7443 |" in text
     # Table 3: measured rows with per-image intervals; L1 lower is better (vs the floors)
-    assert "| gl-facade | l1 | 21.5900 | 32.0000 | 22.0000 | 42.0000 | 1 | better than floor |" \
-        in text
-    assert "| gl-facade | fid | 63.1400 | — |" in text
-    assert f"| gl-amex-facade | {STANDIN} | — | 0.0020 |" in text
-    assert "| floor-mean-fill-facade | l1 | — | 50.0000 |" in text
+    assert ("| facade | gl-facade | 1 | 0.6800 [0.5800, 0.7800] · better | 0.3827 | "
+            "32.00 [22.00, 42.00] · better | 21.59 | — | 63.14 | 0.002 |") in text
+    assert "| facade | floor-mean-fill-facade | — | 0.5000 [0.4000, 0.6000] | — | " \
+        "50.00 [40.00, 60.00] | — |" in text
+    assert "cannot tell (it includes 0)" in text    # the legend under every table
     assert "| gl-amex-facade − gl-facade | facade | l1 | -3.3333 |" in text
+    # the long form stays in the CSVs: one line per row x metric, with ours − paper
+    long = pd.read_csv(fake_report / "table1.csv")
+    mex = long[(long["row"] == "mexgan-cityscapes") & (long["metric"] == "tiou")].iloc[0]
+    assert (mex["paper"], mex["ours"], mex["vs_floor"]) == (0.7493, 0.75, "below floor")
+    assert mex["difference"] == pytest.approx(0.75 - 0.7493)
+    table3 = pd.read_csv(fake_report / "table3.csv")
+    assert set(table3["metric"]) >= {"ssim", "l1", "fid", STANDIN, "ssim_image", "l1_image"}
+    assert "| facade | gl-facade | 1 |" in (fake_report / "table3.md").read_text()
     assert "48x46, 48 / 3 images, 6 test holes" in text
     assert "figures/grid_facade.png" in text
     assert (fake_report / "figures" / "grid_facade.png").stat().st_size > 0
@@ -290,10 +305,12 @@ def test_readme_has_every_table_the_conditions_and_the_figures(fake_report):
     assert "## Learning curves of tIOU and hamm" in text
     assert (fake_report / "figures" / "metric_curves_cityscapes.png").stat().st_size > 0
     assert "## CPU study" in text and "fake study answer" in text
-    # Table 1's HuEv lines from reports/huev.json (share, Clopper-Pearson interval, votes)
-    assert "| mexgan-cityscapes | huev | 0.5296 | 0.6667 | 0.0943 | 0.9916 | — |  | 0.1371 " \
-        "| 2 / 3 |" in text
-    assert "| pix2pixhd-cityscapes | huev | 0.4704 | 0.3333 |" in text
+    # Table 1's HuEv cells from reports/huev.json (share, Clopper-Pearson interval, votes)
+    assert "| 0.3333 [0.0084, 0.9057], 1 / 3 votes | 0.4704 |" in text
+    huev = long[long["metric"] == "huev"].set_index("row")
+    assert huev.loc["mexgan-cityscapes", "votes"] == "2 / 3"
+    assert huev.loc["mexgan-cityscapes", "difference"] == pytest.approx(0.6667 - 0.5296,
+                                                                        abs=1e-4)
     assert "| data | synthetic" in text and "| device | cpu | GPU |" in text
     assert "64x32, 24 / 12 images, 11 test boxes" in text
     assert "STAND-IN: random-init VGG19" in text and "STAND-IN: random-init InceptionV3" in text
