@@ -159,7 +159,7 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class TwoSMParams:
     """The two-stream model of Table 2 (pipeline.twosm, docs/twosm.md). `build` picks the
-    defaults of the seven switches below it (TWOSM_BUILDS); a switch given in the section wins
+    defaults of the eight switches below it (TWOSM_BUILDS); a switch given in the section wins
     over its build's value. The dataclass defaults are the `simplified` build."""
     crop_size: int = 256          # model size of the local observation (paper: 256 crops)
     batch_size: int = 16          # TwoSM rows' batch (Hong et al.: 16; train.batch_size: others)
@@ -181,20 +181,25 @@ class TwoSMParams:
     norm: str = "instance"        # generator normalisation: instance | batch (Hong et al.)
     background_boxes: float = 0.0  # share of training boxes drawn at random with the last label
                                   # and an empty object target (Hong et al.'s prob_bg: 0.3)
+    crop_jitter: str = "within"   # the local window's training jitter: within (anywhere that
+                                  # still holds the box: up to about ±1/2 of the box's longer
+                                  # side) | quarter (Hong et al.'s crop_box_with_margin: the
+                                  # centred window moved by up to ±1/4 of the longer side)
 
 
 # The `twosm.build` presets: the switch values each build sets (docs/twosm.md).
 TWOSM_BUILDS = {
     "simplified": {"context_loss": "view", "discriminator": "context", "mask_gate": False,
                    "labels": "context_argmax", "encoder_skips": False, "norm": "instance",
-                   "background_boxes": 0.0},
+                   "background_boxes": 0.0, "crop_jitter": "within"},
     "hong": {"context_loss": "enlarged_box", "discriminator": "mask", "mask_gate": True,
              "labels": "painted_mask", "encoder_skips": True, "norm": "batch",
-             "background_boxes": 0.3},
+             "background_boxes": 0.3, "crop_jitter": "quarter"},
 }
 # The values of the string switches.
 TWOSM_CHOICES = {"context_loss": ("view", "enlarged_box"), "discriminator": ("context", "mask"),
-                 "labels": ("context_argmax", "painted_mask"), "norm": ("instance", "batch")}
+                 "labels": ("context_argmax", "painted_mask"), "norm": ("instance", "batch"),
+                 "crop_jitter": ("within", "quarter")}
 
 
 @dataclass(frozen=True)

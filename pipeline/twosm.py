@@ -8,11 +8,13 @@ multiscale LSGAN. Two builds (params `twosm.build`, docs/twosm.md), each differe
 - `hong` (Hong et al.'s code, xcyan/neurips18_hierchical_image_manipulation, at our sizes): NLL
   inside the box enlarged 1.2-1.5x (their MaskReconLoss), the LSGAN on the mask stream gated by
   that box (their use_output_gate, which also gates the BCE), l_t painted where the mask
-  stream > 0.5, U-Net skips from the encoder into the context stream, batch norm, and 30 % of
-  the training boxes drawn at random with the last label and no object (their prob_bg).
+  stream > 0.5, U-Net skips from the encoder into the context stream, batch norm, 30 % of
+  the training boxes drawn at random with the last label and no object (their prob_bg), and
+  the local window jittered by ±1/4 of the box's longer side (their crop_box_with_margin).
 
 Observations: `local` (TwoSM) is a square window around the box (side = min(2 × the box's
-longer side, min(W, H)), never smaller than the box; jittered in training, centred at test),
+longer side, min(W, H)), never smaller than the box; jittered in training (twosm.crop_jitter:
+anywhere that still holds the box, or Hong et al.'s ±1/4 of the longer side), centred at test),
 resized (nearest) to `crop_size`; `full` (TwoSM+Full) is the whole incomplete map. The model
 sees the same conditioning as the pix2pixHD rows (one-hot Su, instance edges, box mask) of its
 observation. Its output is cat(sigmoid(mask logit), softmax(context logits)): probabilities,
@@ -52,11 +54,19 @@ SIMPLIFIED = TWOSM_BUILDS["simplified"]
 # Geometry (pure functions on (x1, y1, x2, y2) half-open boxes)
 
 
-def local_window(box, width: int, height: int, offset=None):
+CROP_JITTERS = ("within", "quarter")   # twosm.crop_jitter (local_window)
+
+
+def local_window(box, width: int, height: int, offset=None, jitter: str = "within"):
     """The local observation window of a box: a square of side min(2 × longer side, min(W, H)),
     widened to the box where the box is larger (then it is not square), inside the image.
-    offset=None centres it on the box (clamped to the image); offset=(u, v) in [0, 1]² places it
-    anywhere that still contains the box (training jitter)."""
+    offset=None centres it on the box (clamped to the image); offset=(u, v) in [0, 1]² is the
+    training jitter: `within` places the window anywhere that still contains the box (up to
+    about ±1/2 of the box's longer side from the centre); `quarter` (Hong et al.'s
+    crop_box_with_margin at margin 2) moves the centred window by (2u − 1, 2v − 1) × 1/4 of
+    min(longer side, min(W, H)), then clamps it as above."""
+    if jitter not in CROP_JITTERS:
+        raise ValueError(f"unknown crop jitter {jitter!r} ({', '.join(CROP_JITTERS)})")
     x1, y1, x2, y2 = box
     side = min(2 * max(x2 - x1, y2 - y1), min(width, height))
     window_w, window_h = max(side, x2 - x1), max(side, y2 - y1)
@@ -66,6 +76,11 @@ def local_window(box, width: int, height: int, offset=None):
     if offset is None:
         left = min(max((x1 + x2 - window_w) // 2, low_x), high_x)
         top = min(max((y1 + y2 - window_h) // 2, low_y), high_y)
+    elif jitter == "quarter":
+        reach = min(max(x2 - x1, y2 - y1), min(width, height)) / 4
+        left = int(round((x1 + x2 - window_w) / 2 + (2 * offset[0] - 1) * reach))
+        top = int(round((y1 + y2 - window_h) / 2 + (2 * offset[1] - 1) * reach))
+        left, top = min(max(left, low_x), high_x), min(max(top, low_y), high_y)
     else:
         left = low_x + int(round(offset[0] * (high_x - low_x)))
         top = low_y + int(round(offset[1] * (high_y - low_y)))
@@ -126,19 +141,23 @@ class Observation:
     """Turns (image, EditBox) into the model's view: the window, the box in it, and the
     conditioning / targets at the model's size. Its training draws (TwoStreamTask):
     `enlarged_boxes` -- an enlarged box per sample (Hong et al.'s loss region / mask gate);
-    `background_boxes` -- the share of random background boxes (Hong et al.'s prob_bg)."""
+    `background_boxes` -- the share of random background boxes (Hong et al.'s prob_bg);
+    `crop_jitter` -- how far a training window moves from the centred one (local_window)."""
 
     def __init__(self, kind: str, crop_size: int, *, enlarged_boxes: bool = False,
-                 background_boxes: float = 0.0):
+                 background_boxes: float = 0.0, crop_jitter: str = "within"):
         if kind not in OBSERVATIONS:
             raise ValueError(f"unknown TwoSM observation {kind!r} ({', '.join(OBSERVATIONS)})")
+        if crop_jitter not in CROP_JITTERS:
+            raise ValueError(f"unknown crop jitter {crop_jitter!r} ({', '.join(CROP_JITTERS)})")
         self.kind, self.crop_size = kind, crop_size
         self.enlarged_boxes, self.background_boxes = enlarged_boxes, background_boxes
+        self.crop_jitter = crop_jitter
 
     def window(self, box, width, height, offset=None):
         if self.kind == "full":
             return (0, 0, width, height)
-        return local_window(box, width, height, offset)
+        return local_window(box, width, height, offset, self.crop_jitter)
 
     def view(self, labels, instances, edit: EditBox, offset=None):
         """(incomplete labels, edited instances, box mask, GT labels, GT object mask, box) of the

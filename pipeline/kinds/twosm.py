@@ -40,7 +40,8 @@ class TwoSMKind(StructureKind):
                                               channels=slice(1, None)))
         generator.observation = Observation(
             row.observation, t.crop_size, background_boxes=t.background_boxes,
-            enlarged_boxes=t.context_loss == "enlarged_box" or t.mask_gate)
+            enlarged_boxes=t.context_loss == "enlarged_box" or t.mask_gate,
+            crop_jitter=t.crop_jitter)
         return generator, plugins
 
     def task(self, params: Params, row: Row, split, boxes: dict, seed: int, generator):
