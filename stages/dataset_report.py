@@ -12,6 +12,7 @@ from pipeline.datasets import AUTHORS_TEST_BOXES
 from stages.common import run
 
 REAL_COUNTS = "reports/real_eligible_boxes.json"  # python -m stages.eligible_boxes --out ...
+WORLD = "reports/world_statistics.json"            # python -m stages.world_statistics
 
 
 def section(stats: dict) -> list:
@@ -60,12 +61,74 @@ def real_counts_section(counts: dict) -> list:
     return lines
 
 
+def _f(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def world_section(world: dict) -> list:
+    """Real and synthetic street maps side by side (stages.world_statistics)."""
+    worlds = [("real video", world["real_video"]), ("real gtFine", world["real_gtfine"]),
+              ("synthetic", world["synthetic"])]
+    lines = [f"## Synthetic and real street maps ({world['size']}, {world['box_rule']} box "
+             f"rule, threshold {world['size_threshold']})", "",
+             "`python -m stages.world_statistics` (pipeline/map_statistics.py). "
+             + "; ".join(f"{name}: {w['source']}, {w['maps']} maps" for name, w in worlds)
+             + ". Floors over every eligible box (pipeline.floors, tIOU).", "",
+             "![synthetic maps](figures/world_synthetic.png)", "",
+             "(The real maps' picture is not committed: render it locally with "
+             "`--real-picture /tmp/world_real.png`.)", "",
+             "| | " + " | ".join(name for name, _ in worlds) + " |",
+             "|---|" + "---|" * len(worlds)]
+    def row(label, get):
+        lines.append(f"| {label} | " + " | ".join(get(w) for _, w in worlds) + " |")
+    row("eligible boxes (floors)", lambda w: str(w["floors"]["boxes"]))
+    row("fill-box floor", lambda w: _f(w["floors"]["fill-box"]))
+    row("mean-mask floor", lambda w: _f(w["floors"]["mean-mask"]))
+    row("car fill-box / mean-mask", lambda w: "/".join(
+        _f(w["floors"]["per_class"].get("car", {}).get(k)) for k in ("fill-box", "mean-mask")))
+    for scope, key in (("eligible", "classes"), ("any size", "all_objects")):
+        for name in ("car", "person", "bicycle", "rider", "motorcycle", "all"):
+            def get(w, name=name, key=key, field=None):
+                return w[key].get(name, {})
+            row(f"{name} ({scope}): boxes per map", lambda w, g=get: _f(
+                g(w).get("boxes_per_map"), 2))
+            row(f"{name} ({scope}): fill / label fill", lambda w, g=get: "/".join(
+                _f(g(w).get(k)) for k in ("fill", "label_fill")))
+            row(f"{name} ({scope}): holds another object / same class / any thing pixel",
+                lambda w, g=get: "/".join(_f(g(w).get(k), 2) for k in (
+                    "holds_other", "holds_same_class", "holds_thing")))
+            row(f"{name} ({scope}): truncated / height / aspect", lambda w, g=get: "/".join(
+                _f(g(w).get(k), 2) for k in ("truncated", "height", "aspect")))
+    lines += ["", "Car boxes by the box bottom's row (y2 / H): count, mean height (of H), "
+              "aspect (w / h), eligible boxes:", "",
+              "| bottom | " + " | ".join(name for name, _ in worlds) + " |",
+              "|---|" + "---|" * len(worlds)]
+    bins = world["synthetic"]["classes"].get("car", {}).get("by_position", [])
+    for index, b in enumerate(bins):
+        cells = []
+        for _, w in worlds:
+            p = w["classes"].get("car", {}).get("by_position", [{}] * len(bins))[index]
+            cells.append(f"{p.get('boxes', 0)}, {_f(p.get('height'), 2)}, "
+                         f"{_f(p.get('aspect'), 2)}")
+        lines.append(f"| {b['bottom_from']:.1f}-{b['bottom_to']:.1f} | " + " | ".join(cells)
+                     + " |")
+    lines += ["", "Stuff layout: share of each band of rows (8 bands, top first):", "",
+              "| class | " + " | ".join(name for name, _ in worlds) + " |",
+              "|---|" + "---|" * len(worlds)]
+    for name in world["synthetic"]["stuff"]:
+        lines.append(f"| {name} | " + " | ".join(
+            " ".join(f"{v:.2f}" for v in w["stuff"][name]["bands"]) for _, w in worlds) + " |")
+    return lines + [""]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", help="default: every dataset of params.yaml")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data-root", default="artifacts/data")
     parser.add_argument("--out", default="reports/datasets.md")
+    parser.add_argument("--world", default=WORLD,
+                        help="stages.world_statistics output to show (skipped when absent)")
     parser.add_argument("--real-counts", default=REAL_COUNTS,
                         help="stages.eligible_boxes output to show (skipped when absent)")
     args = parser.parse_args()
@@ -82,6 +145,9 @@ def main():
     if os.path.exists(args.real_counts):
         with open(args.real_counts) as f:
             lines += real_counts_section(json.load(f))
+    if os.path.exists(args.world):
+        with open(args.world) as f:
+            lines += world_section(json.load(f))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     write_text_atomic(args.out, "\n".join(lines))
 
