@@ -129,6 +129,7 @@ def secret_path(database: str) -> str:
 def study_secret(path: str) -> bytes:
     """The study secret at `path`, made (random, mode 0600) when there is none. ValueError
     naming the file when it is not one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
