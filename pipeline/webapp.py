@@ -15,19 +15,22 @@ B never leave the server):
   GET  /api/study/next                    {done, total, finished, trial | null}
   GET  /api/study/images/{trial}/{kind}   kind: complete | incomplete | A | B (PNG)
   POST /api/study/vote {trial, choice, response_ms?}
-       201 stored -> progress; 401 no / unknown participant; 404 trial not theirs (forged);
-       409 item already voted (replayed); 410 item no longer in the study; 422 malformed.
+       201 stored -> progress; 401 no / unknown participant; 403 the study is closed; 404 trial
+       not theirs (forged); 409 item already voted (replayed); 410 item no longer in the study;
+       422 malformed.
 Editor mode:
   GET  /api/editor/info                   model, dataset, labels (id, name, colour), test maps
   GET  /api/editor/maps/{index}           a test map's colour PNG
   POST /api/editor/preview {upload}       an uploaded label PNG (base64) -> its colour map
   POST /api/editor/edit {map | upload, box, label} -> incomplete, edited map and G_I photo
-       400 a bad box, label or file (the editing API's one line); 503 busy (one at a time).
+       400 a bad box, label or file (the editing API's one line); 503 busy (one at a time, or
+       EDITOR_BODIES bodies being read). The body is read before the request queues.
 Both: every error is {"error": one line}; 413 a body over the mode's limit (from its
-Content-Length, or counted while it streams in); 415 a body that is not application/json;
-422 a malformed body (not UTF-8, not JSON, nested too deeply, wrong fields); 429 join or vote
-too often from one address (Retry-After says when to try again). Nothing is stored when a
-request is refused.
+Content-Length, or counted while it streams in); 408 a body not in within BODY_TIMEOUT_S; 415
+a body that is not application/json; 422 a malformed body (not UTF-8, not strict JSON: duplicate
+keys, NaN, integers over 18 digits, lone surrogates; nested too deeply, wrong fields); 429 join
+or vote too often from one address, the connection's peer (Retry-After says when to try
+again). Nothing is stored when a request is refused.
 """
 from __future__ import annotations
 
