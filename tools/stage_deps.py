@@ -197,9 +197,12 @@ def drift(root: str = ROOT) -> dict:
 
 def main(argv) -> int:
     if argv:
+        shown = set()
         for name, cmd, _ in stages(ROOT):
-            if name in argv or name.split("@")[0] in argv:
-                print(f"{name}:")
+            label = name if name in argv else name.split("@")[0]  # a group: its first stage
+            if label in argv and label not in shown:
+                shown.add(label)
+                print(f"{label}:")
                 for path in stage_code(cmd, ROOT):
                     print(f"    - {path}")
         return 0
