@@ -1,0 +1,55 @@
+"""TwoSM at a batch its batch norm can use (twosm.batch_size, issue 34): a hong-build row trains
+end to end at batch 4 (the last batch of an epoch may be smaller), its batch
+norm learns running statistics from the batches, the saved generator reloads as the hong build
+and predicts labels in eval mode (running statistics)."""
+import os
+
+import numpy as np
+import torch
+
+from pipeline.config import parse_params
+from pipeline.kinds import load_generator, train_row
+from pipeline.model_files import GENERATOR_FILE
+from pipeline.twosm import predict_labels
+from tests.test_resume import prepare
+from tests.tiny_project import tiny_params
+
+ROW = "twosm-full-cityscapes"
+
+
+def _raw(batch_size: int) -> dict:
+    raw = tiny_params(data={"box_rule": "tight"},  # every one of the 6 maps has a box
+                       baselines={}, mex_rows={}, q_sweep={},
+                       twosm={"crop_size": 16, "build": "hong", "batch_size": batch_size},
+                       twosm_rows={ROW: {"dataset": "cityscapes", "loss": "twosm",
+                                         "observation": "full", "size_threshold": 0.01}})
+    raw["datasets"]["cityscapes"].update(synthetic_train=12,  # several batches of 4
+                                         synthetic_test=12)   # held-back curves: 2 test boxes
+    return raw
+
+
+def test_a_hong_twosm_row_trains_and_predicts_at_batch_4(tmp_path):
+    raw = _raw(4)
+    prepare(tmp_path, raw)
+    params = parse_params(raw)
+    data = str(tmp_path / "artifacts" / "data" / "cityscapes")
+    summary = train_row(params, ROW, data, str(tmp_path / "model"), str(tmp_path / "live"),
+                        progress=False)
+    steps = summary["steps"]
+    assert steps >= 2                                # the usable maps in batches of 4
+    saved = torch.load(os.path.join(tmp_path, "model", GENERATOR_FILE), weights_only=False)
+    tracked = [v for k, v in saved["generator"].items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(v) == steps for v in tracked)   # batch norm saw every batch
+    means = [v for k, v in saved["generator"].items() if k.endswith("running_mean")]
+    assert any(v.abs().sum() > 0 for v in means)
+    generator = load_generator(str(tmp_path / "model"), torch.device("cpu"),
+                               dataset="cityscapes")
+    assert not generator.training
+    from pipeline.datasets import get_spec, read_split
+    from pipeline.inputs import EditBox
+    spec, split = get_spec("cityscapes"), read_split(os.path.join(data, "train.h5"))
+    edit = EditBox(split.names[0], 26, (4, 4, 14, 10))     # a car box on the first map
+    labels = predict_labels(generator, generator.observation, split.labels[0],
+                            split.instances[0], edit, spec, torch.device("cpu"))
+    assert labels.shape == split.labels[0].shape
+    assert np.isin(labels, np.arange(spec.num_labels)).all()
