@@ -1,0 +1,192 @@
+"""Score trained rows on real Cityscapes label maps, as `stages.edit` edits (issue 31).
+
+    python -m stages.real_maps --raw ../shared/data/cityscapes_video \
+        --val-sequences aachen_000004 aachen_000005 --gtfine ../shared/data/cityscapes \
+        --model twosm-full=artifacts/models/twosm-full-cityscapes/seed0 \
+        --model released=models/twosm-full-cityscapes --out reports/real_maps
+
+Every eligible box (tight rule, >= 0.02 of the image) of the held-out frames at 256x128, each
+model beside the fill-box and mean-mask floors (mean masks from the other sequences), paired
+differences with 95 % intervals resampled by sequence (and by box), per class, the share of
+blocky boxes. Writes <out>.json and <out>.md (numbers only) and a picture grid into --figures
+(default artifacts/real_maps: pictures of Cityscapes maps stay out of the repository).
+With --params, a project whose data.sources says cityscapes is real gives --raw and
+--val-sequences from data.raw_dir and data.val_sequences. Opt-in: nothing in `dvc repro` needs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from pipeline.atomic import atomic_open
+from pipeline.datasets import get_spec
+from pipeline.real_maps import (blocky_share, box_scores, class_mean_masks, cluster_difference,
+                                compare, edited_maps, eligible_boxes, floor_maps, gtfine_frames,
+                                per_class, video_frames)
+from stages.common import ArgumentParser, run
+
+FLOOR_ROWS = ("fill-box", "mean-mask")
+
+
+def parse_models(items) -> dict:
+    models = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--model {item!r}: expected NAME=PATH (a model file or folder)")
+        if name in models or name in FLOOR_ROWS:
+            raise ValueError(f"--model {item!r}: the name {name!r} is taken")
+        models[name] = path
+    return models
+
+
+def score_set(frames, train, editors: dict, threshold: float, rule: str, figures: str | None,
+              progress: bool) -> dict:
+    """Every row and floor on the eligible boxes of `frames`: scores, comparisons, classes."""
+    boxes = eligible_boxes(frames, threshold, rule)
+    if not boxes:
+        return {"frames": len(frames.names), "boxes": 0}
+    maps = floor_maps(frames, boxes, class_mean_masks(train, threshold, rule))
+    for name, editor in editors.items():
+        maps[name] = edited_maps(editor, frames, boxes, progress)
+    scores = {row: box_scores(frames, boxes, predicted) for row, predicted in maps.items()}
+    clusters = [b.sequence for b in boxes]
+    zeros = np.zeros(len(boxes))
+    result = {"frames": len(frames.names), "boxes": len(boxes),
+              "sequences": sorted(set(clusters)), "rows": {}}
+    against = {floor: compare(scores, boxes, floor) for floor in FLOOR_ROWS}
+    for row, values in scores.items():
+        entry = {"tiou": _estimate(cluster_difference(values, zeros, clusters)),
+                 "blocky_share": blocky_share(boxes, maps[row])}
+        for floor in FLOOR_ROWS:
+            if row != floor:
+                entry[f"minus_{floor}"] = {k: _estimate(v) if v is not None else None
+                                           for k, v in against[floor][row].items()}
+        result["rows"][row] = entry
+    result["per_class"] = [{"class": name, "boxes": count, "tiou": means}
+                           for name, count, means in per_class(scores, boxes,
+                                                               get_spec("cityscapes").label_names)]
+    if figures:
+        from pipeline.real_maps_figures import grid
+        grid(frames, boxes, maps, figures)
+    return result
+
+
+def _estimate(estimate) -> dict:
+    return {"mean": round(estimate.mean, 4), "low": round(estimate.low, 4),
+            "high": round(estimate.high, 4)}
+
+
+def _cell(entry: dict | None) -> str:
+    if entry is None:
+        return "—"
+    return f"{entry['mean']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
+
+
+def markdown(results: dict, setup: dict) -> str:
+    lines = ["# Real maps: trained rows on real Cityscapes label maps", "",
+             f"Frames: {setup['raw']} held-out sequences {', '.join(setup['val_sequences'])}"
+             f" (training frames: the other sequences); box rule {setup['rule']}, threshold "
+             f"{setup['threshold']}, 256x128, every eligible box. tIOU inside the box. "
+             "Intervals: 95 %, resampling whole sequences and the boxes within them (by box: "
+             "boxes only, which understates the uncertainty of near-duplicate frames). "
+             "Blocky: the object mask is constant on every 4x4 tile of the box.", ""]
+    for set_name, result in results.items():
+        lines += [f"## {set_name}: {result['boxes']} boxes of {result['frames']} frames", ""]
+        if not result["boxes"]:
+            lines += ["No eligible box.", ""]
+            continue
+        lines += ["| row | tIOU | − fill-box (by sequence) | − fill-box (by box) | "
+                  "− mean-mask (by sequence) | blocky |", "|---|---|---|---|---|---|"]
+        for row, entry in result["rows"].items():
+            tiou = entry["tiou"]
+            fill = entry.get("minus_fill-box")
+            mean = entry.get("minus_mean-mask")
+            lines.append(
+                f"| {row} | {tiou['mean']:.3f} [{tiou['low']:.3f}, {tiou['high']:.3f}] | "
+                f"{_cell(fill['by_sequence']) if fill else '—'} | "
+                f"{_cell(fill['by_box']) if fill else '—'} | "
+                f"{_cell(mean['by_sequence']) if mean else '—'} | "
+                f"{entry['blocky_share'] * 100:.0f} % |")
+        rows = list(result["rows"])
+        lines += ["", "Per class (mean tIOU):", "",
+                  "| class | boxes | " + " | ".join(rows) + " |",
+                  "|---|---|" + "---|" * len(rows)]
+        for entry in result["per_class"]:
+            lines.append(f"| {entry['class']} | {entry['boxes']} | "
+                         + " | ".join(f"{entry['tiou'][r]:.3f}" for r in rows) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", help="Cityscapes folder with a train split only (the video "
+                        "frames), split by --val-sequences")
+    parser.add_argument("--val-sequences", nargs="+", default=None,
+                        help="held-out sequences <city>_<sequence> (scored; never trained on)")
+    parser.add_argument("--gtfine", help="pix2pixHD-layout folder of human-labelled frames: "
+                        "those of the held-out sequences are scored as a second set")
+    parser.add_argument("--params", help="a project's params file: data.raw_dir and "
+                        "data.val_sequences where data.sources says cityscapes is real")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="a model file or folder to score (repeatable)")
+    parser.add_argument("--threshold", type=float, default=0.02)
+    parser.add_argument("--rule", default="tight", choices=("tight", "authors"))
+    parser.add_argument("--out", default="reports/real_maps", help="writes OUT.json, OUT.md")
+    parser.add_argument("--figures", default="artifacts/real_maps",
+                        help="picture grid folder ('' for none); keep it out of git")
+    args = parser.parse_args()
+    raw, sequences = args.raw, args.val_sequences
+    if args.params:
+        from pipeline.config import load_params
+        params = load_params(args.params)
+        if params.data.source_of("cityscapes") != "real":
+            raise ValueError(f"{args.params}: data.sources says cityscapes is synthetic; "
+                             f"real maps need data.sources: {{cityscapes: real}}")
+        raw = raw or params.data.raw_dir
+        sequences = sequences or params.data.val_sequences
+    if not raw or not sequences:
+        raise ValueError("name the real maps: --raw DIR --val-sequences SEQ ... (or --params "
+                         "of a project on real Cityscapes)")
+    models = parse_models(args.model)
+    if not models:
+        raise ValueError("no --model NAME=PATH to score")
+    from pipeline.editing import load_editor
+    editors = {name: load_editor(path, translator="none") for name, path in models.items()}
+    for name, editor in editors.items():
+        if editor.dataset != "cityscapes":
+            raise ValueError(f"--model {name}: a {editor.dataset} model, not cityscapes")
+    train, held_out = video_frames(raw, sequences)
+    sets = {"held-out video frames (pseudo-labels)": held_out}
+    if args.gtfine:
+        human = gtfine_frames(args.gtfine, sequences)
+        if human is not None:
+            sets["their gtFine frames (human labels)"] = human
+    results = {}
+    for set_name, frames in sets.items():
+        figures = (os.path.join(args.figures, "gtfine" if "gtFine" in set_name else "video")
+                   if args.figures else None)
+        results[set_name] = score_set(frames, train, editors, args.threshold, args.rule,
+                                      figures, progress=True)
+    setup = {"raw": raw, "val_sequences": list(sequences), "rule": args.rule,
+             "threshold": args.threshold, "models": models}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with atomic_open(args.out + ".json", "w") as f:
+        json.dump({"setup": setup, "sets": results}, f, indent=1)
+    with atomic_open(args.out + ".md", "w") as f:
+        f.write(markdown(results, setup))
+    for set_name, result in results.items():
+        print(f"{set_name}: {result['boxes']} boxes")
+        for row, entry in result.get("rows", {}).items():
+            fill = entry.get("minus_fill-box")
+            print(f"  {row:24s} tIOU {entry['tiou']['mean']:.3f}"
+                  + (f"  - fill-box {_cell(fill['by_sequence'])} (by sequence)" if fill else "")
+                  + f"  blocky {entry['blocky_share'] * 100:.0f} %")
+    print(f"-> {args.out}.md, {args.out}.json")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,116 @@
+"""Real label maps (issue 31): the video-folder reader split by sequence, the bilinear
+resampling of TwoSM's streams onto the map's own pixels, the blocky-box test and the
+sequence-level bootstrap of stages.real_maps."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.raw_datasets import (cityscapes_train_only, load_raw, sequence_of,
+                                   split_by_sequence)
+from pipeline.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
+                                eligible_boxes, gtfine_frames, video_frames)
+from pipeline.twosm import bilinear_matrix, upsampled_labels
+from tests.shared_data import shared_path
+
+VIDEO = shared_path("cityscapes_video")
+GTFINE = shared_path("cityscapes")
+
+
+def test_sequence_of_and_split_by_sequence():
+    names = ["aachen_000000_000001", "aachen_000000_000002", "aachen_000004_000000",
+             "bonn_000004_000003"]
+    assert sequence_of(names[0]) == "aachen_000000"
+    train, test = split_by_sequence(names, ["aachen_000004"])
+    assert (train, test) == ([0, 1, 3], [2])  # bonn_000004 is another sequence
+    with pytest.raises(ValueError, match="aachen_000009 not in"):
+        split_by_sequence(names, ["aachen_000009"])
+    with pytest.raises(ValueError, match="empty train split"):
+        split_by_sequence(names[:2], ["aachen_000000"])
+
+
+def test_video_folder_reads_as_train_only_and_splits_whole_sequences():
+    assert cityscapes_train_only(VIDEO)
+    with pytest.raises(ValueError, match="data.val_sequences"):
+        load_raw("cityscapes", VIDEO, progress=False)
+    train, test = video_frames(VIDEO, ["aachen_000005"])
+    assert len(test.names) == 30 and len(train.names) == 150
+    assert set(test.sequences) == {"aachen_000005"}
+    assert "aachen_000005" not in set(train.sequences)
+    assert test.labels.shape == (30, 128, 256)
+    # JPEG photos of the video folder are read too (the reader returns them beside the maps)
+    splits = load_raw("cityscapes", VIDEO, val_sequences=["aachen_000005"], progress=False)
+    assert splits["test"].photos.shape == (30, 128, 256, 3) and splits["test"].photos.std() > 10
+
+
+def test_gtfine_frames_of_held_out_sequences_only():
+    frames = gtfine_frames(GTFINE, ["aachen_000004", "aachen_000005"])
+    assert frames.names == ["aachen_000004_000019", "aachen_000005_000019"]
+    assert gtfine_frames(GTFINE, ["aachen_000099"]) is None
+
+
+@pytest.mark.parametrize("out_size,in_size", [(10, 4), (7, 7), (3, 8), (1, 5)])
+def test_bilinear_matrix_matches_f_interpolate(out_size, in_size):
+    signal = torch.randn(1, 1, in_size, 1, dtype=torch.float64)
+    expected = F.interpolate(signal, size=(out_size, 1), mode="bilinear",
+                             align_corners=False)[0, 0, :, 0]
+    assert torch.allclose(bilinear_matrix(out_size, in_size) @ signal[0, 0, :, 0], expected)
+
+
+def test_upsampled_labels_banded_equals_whole_interpolation():
+    torch.manual_seed(3)
+    context, mask = torch.randn(5, 6, 9), torch.randn(6, 9)
+    size = (37, 50)
+    whole = F.interpolate(torch.cat([context, mask[None]])[None].double(), size=size,
+                          mode="bilinear", align_corners=False)[0]
+    rows, cols = (5, 30), (11, 47)
+    labels, painted = upsampled_labels(context, mask, size, rows, cols, chunk_pixels=40)
+    assert np.array_equal(labels, whole[:-1, 5:30, 11:47].argmax(0).numpy())
+    assert np.array_equal(painted, whole[-1, 5:30, 11:47].numpy() > 0.5)
+    # at the logits' own size nothing is resampled
+    same, _ = upsampled_labels(context, mask, (6, 9), (1, 4), (2, 8))
+    assert np.array_equal(same, context[:, 1:4, 2:8].argmax(0).numpy())
+
+
+def test_blocky_mask():
+    mask = np.zeros((16, 24), bool)
+    mask[4:12, 8:16] = True                  # drawn in 4-px blocks
+    assert blocky_mask(mask, (2, 2, 22, 14))
+    mask[5, 9] = False                       # one pixel off a block
+    assert not blocky_mask(mask, (2, 2, 22, 14))
+    assert not blocky_mask(mask, (20, 0, 23, 3))   # no whole tile inside: not blocky
+    smooth = np.fromfunction(lambda y, x: (x - 12) ** 2 + (y - 8) ** 2 < 30, (16, 24))
+    assert not blocky_mask(smooth, (0, 0, 24, 16))
+
+
+def test_cluster_difference_resamples_sequences():
+    # two sequences, each with a constant difference: the interval spans the two means
+    a = np.array([0.9, 0.9, 0.9, 0.5, 0.5])
+    b = np.zeros(5)
+    estimate = cluster_difference(a, b, ["s1", "s1", "s1", "s2", "s2"], resamples=999)
+    assert estimate.mean == pytest.approx(0.74)
+    assert estimate.low == pytest.approx(0.5) and estimate.high == pytest.approx(0.9)
+    # paired: a constant offset has a zero-width interval
+    offset = cluster_difference(a + 0.25, a, ["s1", "s1", "s1", "s2", "s2"], resamples=99)
+    assert (offset.low, offset.mean, offset.high) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_box_scores_by_hand():
+    labels = np.zeros((1, 8, 8), np.int64)
+    labels[0, 2:6, 2:6] = 26
+    frames = type("F", (), {"labels": labels})()
+    box = RealBox(0, "s", (2, 2, 6, 6), 26)
+    predicted = labels[0].copy()
+    predicted[2:4, 2:6] = 7                     # half the car painted road
+    assert box_scores(frames, [box], [predicted]).tolist() == [0.5]
+
+
+def test_eligible_boxes_use_the_tight_rule():
+    _, test = video_frames(VIDEO, ["aachen_000005"])
+    tight = eligible_boxes(test, 0.02, "tight")
+    authors = eligible_boxes(test, 0.02, "authors")
+    assert tight and all(test.instances[b.frame][b.box[1]:b.box[3], b.box[0]:b.box[2]].max()
+                         >= 1000 for b in tight)
+    assert len(authors) >= len(tight)
