@@ -114,3 +114,48 @@ def test_eligible_boxes_use_the_tight_rule():
     assert tight and all(test.instances[b.frame][b.box[1]:b.box[3], b.box[0]:b.box[2]].max()
                          >= 1000 for b in tight)
     assert len(authors) >= len(tight)
+
+
+class Disk(torch.nn.Module):
+    """A TwoSM generator by hand: the mask stream is a smooth bump centred in the box mask
+    channel (the last input channel), > 0.5 on a disk; the context stream says road (7)."""
+    label_rule = "painted_mask"
+
+    def forward(self, x):
+        from pipeline.datasets import get_spec
+        box = x[:, -1:]
+        height, width = x.shape[-2:]
+        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
+                                torch.arange(width, dtype=torch.float32), indexing="ij")
+        weight = box[0, 0]
+        cy, cx = (ys * weight).sum() / weight.sum(), (xs * weight).sum() / weight.sum()
+        radius = 0.5 * min(weight.sum(0).max(), weight.sum(1).max())
+        bump = 1 - ((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * radius ** 2)
+        out = torch.zeros(x.shape[0], 1 + get_spec("cityscapes").num_labels, height, width)
+        out[:, 0] = bump
+        out[:, 1 + 7] = 1.0
+        return out
+
+
+@pytest.mark.parametrize("observation", ["full", "local"])
+def test_twosm_editor_draws_the_box_at_the_maps_own_resolution(observation):
+    """A model of 32x16 edits a 256x128 map: the object it draws has round edges at the map's
+    pixels, not 8x8 blocks of the model's pixels (the editor used to resize the whole map to
+    the model's size and back)."""
+    from pipeline.editing import Edit, Editor
+    from pipeline.model_files import model_metadata
+    from pipeline.twosm import Observation
+    generator = Disk()
+    generator.meta = model_metadata("twosm", "cityscapes", 32, 16, "hand", 37, "-", "-")
+    generator.observation = Observation(observation, 16)
+    generator.parameters = lambda: iter([torch.zeros(1)])
+    editor = Editor(generator)
+    labels = np.full((128, 256), 7, dtype=np.int64)
+    box = (64, 32, 160, 96)
+    edited = editor.apply(labels, [Edit(box, "car")]).labels
+    car = edited == 26
+    assert car.any() and not car[:32].any() and not car[:, :64].any()
+    assert not blocky_mask(car, box, block=8)
+    # the disk's edge crosses rows at many columns: a round shape, not a few coarse steps
+    widths = car[32:96, 64:160].sum(1)
+    assert len(set(widths[widths > 0].tolist())) > 12
