@@ -7,7 +7,14 @@ from (the study run, its test scores with their interval, the code), into models
 
 writes OUT/<row>/seed<k>/generator.pt and OUT/translator-<dataset>/generator.pt (the layout
 `stages.edit` finds the translator in) and OUT/<row>.json (the provenance, also inside the
-model file as `release`). The released model loads like any pipeline model:
+model file as `release`).
+
+A model trained on real label maps is released with its real-map scores instead of (or beside)
+a study's table, and without a translator (no photo):
+
+  .venv/bin/python tools/release_model.py --run STUDY/artifacts/models/twosm-full-cityscapes/seed0 \
+      --real-maps reports/real_maps.json --real-maps-name released \
+      --training-data "pseudo-labelled Cityscapes video frames ..." --out models The released model loads like any pipeline model:
 `python -m stages.edit models/mexgan-cityscapes/seed0 MAP --edit X1,Y1,X2,Y2 car`.
 Errors: one line, exit status 1; nothing written.
 """
@@ -55,7 +62,28 @@ def study_scores(study: str, row: str) -> dict:
     return found
 
 
-def release(run: str, translator: str, study: str, out: str, trained_code: str = "") -> dict:
+def real_map_scores(path: str, name: str) -> dict:
+    """The model's tIOU and its differences to the floors on each real frame set of a
+    stages.real_maps JSON (under the name it was scored as)."""
+    with open(path) as f:
+        report = json.load(f)
+    found = {}
+    for set_name, result in report["sets"].items():
+        if name in result.get("rows", {}):
+            found[set_name] = {"boxes": result["boxes"], "sequences": result["sequences"],
+                               **result["rows"][name]}
+    if not found:
+        raise ValueError(f"{path}: no row {name!r} (scored: "
+                         f"{', '.join(sorted({r for s in report['sets'].values() for r in s.get('rows', {})}))})")
+    return {"setup": report["setup"], "scores": found}
+
+
+def release(run: str, translator: str | None, study: str | None, out: str,
+            trained_code: str = "", real_maps: str | None = None, real_maps_name: str = "",
+            training_data: str = "") -> dict:
+    if not study and not real_maps:
+        raise ValueError("give --study (its table1.csv) or --real-maps (stages.real_maps JSON): "
+                         "a release says how well the model scores")
     summary_path = os.path.join(run, "train_summary.json")
     with open(summary_path) as f:
         summary = json.load(f)
@@ -69,16 +97,24 @@ def release(run: str, translator: str, study: str, out: str, trained_code: str =
         "steps": summary["steps"], "epochs": summary["epochs"],
         "profile": summary["profile"], "perceptual_loss": summary["vgg_source"],
         "trained_at_commit": trained_code or meta["commit"], "params_hash": meta["params_hash"],
-        "released_at_commit": commit, "study": os.path.relpath(study, ROOT),
-        "study_test_scores_all_seeds": study_scores(study, row),
+        "released_at_commit": commit,
         "weights": "fp16 (the network runs in fp32; the weights are rounded once)"}
+    if training_data:
+        provenance["training_data"] = training_data
+    if study:
+        provenance["study"] = os.path.relpath(study, ROOT)
+        provenance["study_test_scores_all_seeds"] = study_scores(study, row)
+    if real_maps:
+        provenance["real_maps"] = real_map_scores(real_maps, real_maps_name or row)
     files = {os.path.join(out, row, f"seed{seed}", "generator.pt"):
              {**half_weights(state), "release": provenance}}
-    translator_state = load_model_file(os.path.join(translator, "generator.pt"),
-                                       ("generator", "meta"))
-    files[os.path.join(out, f"translator-{dataset}", "generator.pt")] = \
-        {**half_weights(translator_state), "release": {"row": f"translator-{dataset}",
-                                                       "for": row, "study": provenance["study"]}}
+    if translator:
+        translator_state = load_model_file(os.path.join(translator, "generator.pt"),
+                                           ("generator", "meta"))
+        files[os.path.join(out, f"translator-{dataset}", "generator.pt")] = \
+            {**half_weights(translator_state),
+             "release": {"row": f"translator-{dataset}", "for": row,
+                         "study": provenance.get("study", "")}}
     payloads = {}
     for path, content in files.items():   # every size is checked before anything is written
         buffer = io.BytesIO()
@@ -98,8 +134,13 @@ def release(run: str, translator: str, study: str, out: str, trained_code: str =
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a training run's model folder")
-    parser.add_argument("--translator", required=True, help="the dataset's G_I model folder")
-    parser.add_argument("--study", required=True, help="the study folder with its table1.csv")
+    parser.add_argument("--translator", help="the dataset's G_I model folder (none: no photo)")
+    parser.add_argument("--study", help="the study folder with its table1.csv")
+    parser.add_argument("--real-maps", help="a stages.real_maps JSON that scored this model")
+    parser.add_argument("--real-maps-name", default="",
+                        help="the name the model was scored under there (default: its row)")
+    parser.add_argument("--training-data", default="",
+                        help="what the model was trained on, and the terms that apply")
     parser.add_argument("--out", default=os.path.join(ROOT, "models"))
     parser.add_argument("--trained-code", default="",
                         help="the code that trained the run, when its model file's commit is "
@@ -107,7 +148,8 @@ def main():
     args = parser.parse_args()
     try:
         print(json.dumps(release(args.run, args.translator, args.study, args.out,
-                                 args.trained_code), indent=1))
+                                 args.trained_code, args.real_maps, args.real_maps_name,
+                                 args.training_data), indent=1))
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(1)
