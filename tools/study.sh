@@ -125,10 +125,13 @@ fi
 mkdir -p "$WORK/repo"
 # params name real data as ../shared/...: the copy sees the checkout's ../shared there
 [ -e "$ROOT/../shared" ] && [ ! -e "$WORK/shared" ] && ln -s "$(cd "$ROOT/../shared" && pwd)" "$WORK/shared"
-# the tree without its reports, except the one a stage reads (the real data's eligible boxes)
+# the tree without its reports, except those a stage reads (real data's eligible boxes and
+# map statistics)
 git ls-files -co --exclude-standard -z | grep -zv '^reports/' | \
   (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/repo")
-[ -f reports/real_eligible_boxes.json ] && cp --parents reports/real_eligible_boxes.json "$WORK/repo"
+for input in reports/real_eligible_boxes.json reports/world_statistics.json; do
+  [ -f "$input" ] && cp --parents "$input" "$WORK/repo"
+done
 sed -E "s/^profile: [A-Za-z0-9_-]+/profile: $TRAINING/" "$PARAMS" > "$WORK/repo/params.yaml"
 python -c "import sys; from pipeline.config import load_params
 assert load_params(sys.argv[1]).profile == sys.argv[2], 'profile not set'" \
