@@ -147,7 +147,6 @@ def editor_runs(code, files, cases) -> dict:
                                         else "edited"),
                              "peak_over_idle_mb": round(hwm_mb(process.pid) - idle, 1)}
                 idle = max(idle, hwm_mb(process.pid))  # later cases: growth past this peak
-            out["idle_mb"] = round(hwm_mb(process.pid), 1) if False else None
     finally:
         process.terminate()
         process.wait(30)
@@ -179,9 +178,8 @@ def main():
             side = os.path.join(folder, "out", "side_by_side.png")
             size = None
             if status == 0 and os.path.exists(side):
-                from PIL import Image
-                with Image.open(side) as image:
-                    size = list(image.size)
+                with open(side, "rb") as f:  # the IHDR: it may be too large for PIL to open
+                    size = list(struct.unpack(">II", f.read(24)[16:24]))
             cli[name] = {"exit": status, "answer": line, "side_by_side": size,
                          "peak_over_idle_mb": None if peak is None else round(peak - idle, 1)}
             print(args.label, "cli", name, cli[name], flush=True)
