@@ -252,31 +252,55 @@ class Editor:
 
     @torch.no_grad()
     def _edit_box(self, labels, instances, box, target) -> np.ndarray:
-        """The generator's labels inside `box` (input pixels) for target `target`: the map
-        resized to the model's size, the box scaled to cover the same region, the model's labels
-        resized back (nearest) into the box."""
+        """The generator's labels inside `box` (input pixels) for target `target`.
+        A TwoSM model draws at the map's own resolution: a local-observation model crops its
+        box-centred window from the map as it is; a whole-map model sees the map at its
+        training size; either way its streams are resampled bilinearly onto the box's own
+        pixels (no blocks of the model's pixel size). A colour row sees the map resized to its
+        size and its labels are resized back (nearest)."""
+        if self.meta["kind"] == "twosm":
+            return self._twosm_box(labels, instances, box, target)
         height, width = labels.shape
         small_labels = resize_nearest(labels, self.width, self.height)
         small_instances = resize_nearest(instances, self.width, self.height)
         small_box = scale_box(box, (width, height), (self.width, self.height))
         edit = EditBox("edit", target, small_box)
-        if self.meta["kind"] == "twosm":
-            from pipeline.datasets import get_spec
-            from pipeline.twosm import predict_labels
-            small = predict_labels(self.generator, self.generator.observation, small_labels,
-                                   small_instances, edit, get_spec(self.dataset), self.device)
-        else:
-            incomplete, edited_instances, mask = edit_inputs(small_labels, small_instances, edit)
-            condition = condition_tensor(
-                torch.from_numpy(incomplete[None]).long().to(self.device),
-                torch.from_numpy(instance_edges(edited_instances)[None]).to(self.device),
-                torch.from_numpy(mask[None]).to(self.device), self.num_labels)
-            generated = from_unit_range(self.generator(condition))[0]
-            small = colour_to_labels(generated, self.palette)  # Eq 5: only the box is used
+        incomplete, edited_instances, mask = edit_inputs(small_labels, small_instances, edit)
+        condition = condition_tensor(
+            torch.from_numpy(incomplete[None]).long().to(self.device),
+            torch.from_numpy(instance_edges(edited_instances)[None]).to(self.device),
+            torch.from_numpy(mask[None]).to(self.device), self.num_labels)
+        generated = from_unit_range(self.generator(condition))[0]
+        small = colour_to_labels(generated, self.palette)  # Eq 5: only the box is used
         x1, y1, x2, y2 = box
         rows = nearest_index(height, self.height)[y1:y2]
         cols = nearest_index(width, self.width)[x1:x2]
         return small[rows[:, None], cols[None, :]]
+
+    def _twosm_box(self, labels, instances, box, target) -> np.ndarray:
+        from pipeline.datasets import get_spec
+        from pipeline.twosm import (by_label_rule, painted_labels, upsampled_labels,
+                                    window_logits)
+        spec, observation = get_spec(self.dataset), self.generator.observation
+        height, width = labels.shape
+        x1, y1, x2, y2 = box
+        if observation.kind == "local" or (width, height) == (self.width, self.height):
+            view_labels, view_instances, view_box = labels, instances, box
+        else:
+            view_labels = resize_nearest(labels, self.width, self.height)
+            view_instances = resize_nearest(instances, self.width, self.height)
+            view_box = scale_box(box, (width, height), (self.width, self.height))
+        window, context, mask = window_logits(self.generator, observation, view_labels,
+                                              view_instances, EditBox("edit", target, view_box),
+                                              spec, self.device)
+        wx1, wy1, wx2, wy2 = window
+        if view_labels is labels:  # the window is in map pixels
+            size, rows, cols = (wy2 - wy1, wx2 - wx1), (y1 - wy1, y2 - wy1), (x1 - wx1, x2 - wx1)
+        else:  # the whole small map: resample it onto the map's grid, read the box
+            size, rows, cols = (height, width), (y1, y2), (x1, x2)
+        context_labels, mask_on = upsampled_labels(context, mask, size, rows, cols)
+        return by_label_rule(self.generator, painted_labels(context_labels, mask_on, target, spec),
+                             context_labels)
 
     @torch.no_grad()
     def translate(self, colour: np.ndarray) -> np.ndarray | None:
