@@ -60,6 +60,24 @@ def test_study_dry_run_lists_the_stages_it_would_run(profile, dry_run):
     assert {"evaluate", "report"} <= set(stages)
 
 
+def test_real_study_profile_trains_on_real_maps_at_256x128(dry_run):
+    """`make study PROFILE=real`: its params file names the shared video frames (seen from the
+    scratch copy through its ../shared link), holds whole sequences out, and its dry run lists
+    every TwoSM run of its seeds."""
+    params = load_params(os.path.join(REPO, "params_study_real.yaml"))
+    assert params.data.source_of("cityscapes") == "real" and params.data.box_rule == "tight"
+    assert params.data.val_sequences and params.data.raw_dir.startswith("../shared/")
+    size = params.datasets["cityscapes"]
+    assert (size.width, size.height) == (256, 128)
+    result = dry_run("real")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [line.split()[-1] for line in result.stdout.splitlines()
+              if line.startswith("would run")]
+    for row in params.twosm_rows:
+        for seed in params.seeds:
+            assert f"train_twosm@{row}-{seed}" in stages
+
+
 def test_make_study_target_runs_the_study_script():
     result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
                             text=True, env={k: v for k, v in os.environ.items()
@@ -70,7 +88,7 @@ def test_make_study_target_runs_the_study_script():
 def test_study_refuses_an_unknown_profile():
     result = subprocess.run(["bash", "tools/study.sh", "nvidia"], cwd=REPO, capture_output=True,
                             text=True, env=dict(os.environ, DRY="1"), timeout=60)
-    assert result.returncode != 0 and "paper, authors, twosm, gl or all" in result.stderr
+    assert result.returncode != 0 and "paper, authors, twosm, gl, real or all" in result.stderr
 
 
 def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(dry_run):
