@@ -126,13 +126,21 @@ def test_street_silhouettes_fill_their_boxes_like_real_ones(street_sample):
 
 
 def test_street_eligible_boxes_like_real_ones(street_sample):
-    # real video frames: 0.58 eligible car boxes per map (tight, 0.02), 17 % truncated
+    # real video frames (tight, 0.02): 0.58 eligible car boxes per map, car fill 0.725, 80 %
+    # holding another object, 17 % truncated, and no eligible box of a thin class; the issue's
+    # targets: fill within 0.05, boxes per map within 30 %, holding within 10 points
     split, _ = street_sample
     table = ms.box_table(split.labels, split.instances, EDIT, 0.02, "tight")
-    car = ms.class_summary(table, 40, 128, 256)["car"]
-    assert 0.3 <= car["boxes_per_map"] <= 1.0
+    summary = ms.class_summary(table, 40, 128, 256)
+    car = summary["car"]
+    assert 0.58 * 0.7 <= car["boxes_per_map"] <= 0.58 * 1.3
+    assert abs(car["fill"] - 0.725) <= 0.05
+    assert abs(car["holds_other"] - 0.80) <= 0.10
     assert car["truncated"] > 0.0
-    assert 0.6 <= car["holds_other"]
+    # persons, riders and two-wheelers (fill 0.2-0.5) stand farther than 14 m: at 0.02 they
+    # rarely pass, as in the real maps (else they pull the fill-box floor down)
+    thin = np.isin(ms.column(table, "label"), (24, 25, 32, 33))
+    assert thin.mean() <= 0.02
 
 
 def test_street_silhouettes_vary(street_sample):
@@ -143,3 +151,48 @@ def test_street_silhouettes_vary(street_sample):
     big = cars & (m["height"] >= 6)
     assert np.std(m["aspect"][big]) > 0.3
     assert np.std(m["fill"][big]) > 0.08
+
+
+def _shape_spread(split, table, rows, grid=12):
+    """Mean absolute deviation of the boxes' own-object masks (resized to grid x grid) from
+    their mean: 0 for one stereotyped silhouette."""
+    from skimage.transform import resize
+    masks = np.array([resize((split.instances[r[0], r[4]:r[6], r[3]:r[5]] == r[1]).astype(float),
+                             (grid, grid), order=1, mode="edge") for r in table[rows]])
+    return float(np.mean(np.abs(masks - masks.mean(axis=0))))
+
+
+def test_street_persons_take_several_poses(street_sample):
+    # unoccluded, uncut persons >= 8 rows: spread 0.29 with the poses (stand, walking front /
+    # side, arms, coats, bags); one pose per class gives 0.22
+    split, table = street_sample
+    m = ms.box_measures(table)
+    persons = ((ms.column(table, "label") == 24) & (m["height"] >= 8) & ~m["truncated"]
+               & ~m["holds_other"])
+    assert persons.sum() >= 30
+    assert _shape_spread(split, table, persons) > 0.25
+
+
+def test_street_cars_have_several_silhouettes():
+    # the three body kinds and the views (rear, turned, side) draw different cars at the same
+    # place: no one silhouette per class (at 256x128 occlusion and perspective alone spread
+    # the car boxes' shapes about as much, so this is checked on isolated cars)
+    from pipeline import synthetic
+
+    def car(kind, heading):
+        rng = np.random.default_rng(0)
+        canvas = synthetic._Canvas(128, 256, rng)
+        street = synthetic._Street(canvas, rng)
+        size = {"sedan": (4.6, 1.8, 1.45), "hatch": (4.0, 1.75, 1.5), "van": (4.9, 1.9, 1.85)}
+        street.vehicle(26, 2.0, 8.0, heading, kind, *size[kind])
+        return canvas.instances >= 26000
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    shapes = [car(kind, heading) for kind in ("sedan", "hatch", "van")
+              for heading in (0.0, 0.6, "across")]
+    assert all(s.sum() > 200 for s in shapes)
+    for i in range(len(shapes)):
+        for j in range(i):
+            assert iou(shapes[i], shapes[j]) < 0.9, (i, j)
