@@ -504,8 +504,8 @@ def street_scene(height, width, rng):
             continue
         x = kerb - side * rng.uniform(0.95, 1.25)
         # from beside the camera on: the nearest cars of a row are cut by the image border and
-XX
-        # pixels fill ~12 % of the box, real and synthetic)
+        # overlap the next ones' boxes, as in the real maps (other cars' pixels fill 12 % of
+        # a real eligible car box, 9 % here, 7 % when rows began at 12 m)
         z = rng.uniform(6.0, 60.0)
         angled = rng.uniform(0.4, 1.0) if rng.random() < 0.12 else 0.0   # angle parking
         while z < min(far - 5, 90.0):
