@@ -86,7 +86,7 @@ def _cell(entry: dict | None) -> str:
 
 
 def markdown(results: dict, setup: dict) -> str:
-    lines = ["# Real maps: trained rows on real Cityscapes label maps", "",
+    lines = ["## Real maps: trained rows on real Cityscapes label maps", "",
              f"Frames: {setup['raw']} held-out sequences {', '.join(setup['val_sequences'])}"
              f" (training frames: the other sequences); box rule {setup['rule']}, threshold "
              f"{setup['threshold']}, 256x128, every eligible box. tIOU inside the box. "
@@ -94,7 +94,7 @@ def markdown(results: dict, setup: dict) -> str:
              "boxes only, which understates the uncertainty of near-duplicate frames). "
              "Blocky: the object mask is constant on every 4x4 tile of the box.", ""]
     for set_name, result in results.items():
-        lines += [f"## {set_name}: {result['boxes']} boxes of {result['frames']} frames", ""]
+        lines += [f"### {set_name}: {result['boxes']} boxes of {result['frames']} frames", ""]
         if not result["boxes"]:
             lines += ["No eligible box.", ""]
             continue

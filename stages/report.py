@@ -161,17 +161,21 @@ STUDY_SUMMARY = "study/summary.md"
 STUDY_SUMMARY_AUTHORS = "study_authors/summary.md"  # the same study under the authors' profile
 STUDY_SUMMARY_TWOSM = "study_twosm/summary.md"      # Table 2's study (profile twosm)
 STUDY_SUMMARY_GL = "study_gl/summary.md"            # Table 3's study (profile gl)
+STUDY_SUMMARY_REAL = "study_real/summary.md"        # Table 2's rows on real maps (profile real)
+REAL_MAPS = "real_maps.md"                          # stages.real_maps: rows on real Cityscapes
 
 
 def study_section(reports: str) -> str:
     """The CPU study's summaries (written by `make study`): the paper profile's, then the
-    authors' profile's, Table 2's (twosm) and Table 3's (gl) when those were run."""
+    authors' profile's, Table 2's (twosm), Table 3's (gl) and the real-maps profile's when
+    those were run, and the real-map scores (stages.real_maps) when committed."""
     path = os.path.join(reports, STUDY_SUMMARY)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist (`make study` writes it; a checkout "
                                 "without a study keeps the committed one)")
     parts = []
-    for name in (STUDY_SUMMARY, STUDY_SUMMARY_AUTHORS, STUDY_SUMMARY_TWOSM, STUDY_SUMMARY_GL):
+    for name in (STUDY_SUMMARY, STUDY_SUMMARY_AUTHORS, STUDY_SUMMARY_TWOSM, STUDY_SUMMARY_GL,
+                 STUDY_SUMMARY_REAL, REAL_MAPS):
         if os.path.exists(os.path.join(reports, name)):
             with open(os.path.join(reports, name)) as f:
                 parts.append(f.read().rstrip())
