@@ -431,6 +431,15 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
                             f"it with `dvc repro translator@{dataset}`)")
     translator_model = (None if translator_path is None else
                         _load(translator_path, device, dataset=dataset, kinds=("translator",)))
+    size = (generator.meta["width"], generator.meta["height"])
+    if translator is None and translator_model is not None and \
+            (translator_model.meta["width"], translator_model.meta["height"]) != size:
+        # the G_I found beside the model was trained with another model (another size): its
+        # photo would not be this model's; a user can still name it with --translator
+        note = (f"{translator_path} runs at {translator_model.meta['width']}x"
+                f"{translator_model.meta['height']}, not at the model's {size[0]}x{size[1]} "
+                f"(give --translator to use it anyway)")
+        translator_model, translator_path = None, None
     return Editor(generator, translator_model, device=device, model_path=path,
                   translator_path=translator_path, translator_note=note)
 

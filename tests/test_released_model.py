@@ -1,7 +1,8 @@
-"""The model users get (models/, released from the convergence study by
-tools/release_model.py): it loads, it edits the README's first `stages.edit` example drawing an
-object of the target label in each box (40-98 % of the box, one 8-connected blob), it changes
-nothing outside the boxes, and it says where it came from."""
+"""The model users get (models/, released by tools/release_model.py: TwoSM+Full trained on real
+Cityscapes label maps in the real-maps study): it loads, it edits the README's first
+`stages.edit` example drawing an object of the target label in each box (40-98 % of the box, one
+8-connected blob, not in blocks of its own pixels), it changes nothing outside the boxes, and it
+says where it came from, what it was trained on and how it scores on real maps."""
 import os
 import re
 import shlex
@@ -12,9 +13,10 @@ import torch
 
 from pipeline.diagnostics import largest_blob_share
 from pipeline.editing import Edit, load_editor, read_label_map
+from pipeline.real_maps import blocky_mask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = os.path.join(REPO, "models", "mexgan-cityscapes", "seed0")
+MODEL = os.path.join(REPO, "models", "twosm-full-cityscapes", "seed0")
 
 
 def readme_first_edit_example():
@@ -62,14 +64,30 @@ def test_released_model_draws_one_object_of_the_target_label_per_box(example):
         assert largest_blob_share(result.labels, box, label) == 1.0, (name, box)
 
 
+def test_released_model_draws_at_the_maps_resolution(example):
+    """The README's map is 2x the model's 256x128: the object's outline is not made of 2x2
+    blocks of the model's pixels (let alone 4x4 blocks of a 64x32 model)."""
+    editor, labels, edits, result = example
+    assert labels.shape[1] > editor.width
+    for box, name in edits:
+        mask = result.labels == editor.label_names.index(name)
+        assert not blocky_mask(mask, box, block=2), (name, box)
+
+
 def test_released_model_is_small_fp16_and_says_where_it_came_from():
     path = os.path.join(MODEL, "generator.pt")
     assert os.path.getsize(path) <= 10 * 1024 * 1024
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     assert {v.dtype for v in state["generator"].values() if v.is_floating_point()} == \
         {torch.float16}
     release = state["release"]
-    assert release["row"] == "mexgan-cityscapes" and release["steps"] > 5000
-    assert os.path.isfile(os.path.join(REPO, release["study"], "summary.md"))
-    scores = release["study_test_scores_all_seeds"]["tiou"]
-    assert scores["ci_low"] <= scores["mean"] <= scores["ci_high"]
+    assert release["row"] == "twosm-full-cityscapes" and release["steps"] >= 2000
+    assert release["size"] == [256, 128]
+    assert "pseudo-labelled Cityscapes" in release["training_data"]
+    assert "Cityscapes" in release["training_data"] and "terms" in release["training_data"]
+    scores = release["real_maps"]["scores"]
+    video = next(v for k, v in scores.items() if "video" in k)
+    fill = video["minus_fill-box"]["by_sequence"]
+    assert fill["low"] <= fill["mean"] <= fill["high"]
+    assert set(release["real_maps"]["setup"]["val_sequences"]).isdisjoint(
+        release["trained_on_sequences"])

@@ -80,7 +80,7 @@ def real_map_scores(path: str, name: str) -> dict:
 
 def release(run: str, translator: str | None, study: str | None, out: str,
             trained_code: str = "", real_maps: str | None = None, real_maps_name: str = "",
-            training_data: str = "") -> dict:
+            training_data: str = "", data_dir: str | None = None) -> dict:
     if not study and not real_maps:
         raise ValueError("give --study (its table1.csv) or --real-maps (stages.real_maps JSON): "
                          "a release says how well the model scores")
@@ -104,8 +104,17 @@ def release(run: str, translator: str | None, study: str | None, out: str,
     if study:
         provenance["study"] = os.path.relpath(study, ROOT)
         provenance["study_test_scores_all_seeds"] = study_scores(study, row)
+    if data_dir:  # which sequences trained it: a real-map score is only fair on the others
+        from pipeline.datasets import read_split
+        from pipeline.raw_datasets import sequence_of
+        names = read_split(os.path.join(data_dir, "train.h5")).names
+        provenance["trained_on_sequences"] = sorted({sequence_of(name) for name in names})
     if real_maps:
         provenance["real_maps"] = real_map_scores(real_maps, real_maps_name or row)
+        held_out = set(provenance["real_maps"]["setup"]["val_sequences"])
+        if held_out & set(provenance.get("trained_on_sequences", ())):
+            raise ValueError(f"{real_maps}: scored on sequences the model trained on: "
+                             f"{', '.join(sorted(held_out & set(provenance['trained_on_sequences'])))}")
     files = {os.path.join(out, row, f"seed{seed}", "generator.pt"):
              {**half_weights(state), "release": provenance}}
     if translator:
@@ -139,6 +148,8 @@ def main():
     parser.add_argument("--real-maps", help="a stages.real_maps JSON that scored this model")
     parser.add_argument("--real-maps-name", default="",
                         help="the name the model was scored under there (default: its row)")
+    parser.add_argument("--data", help="the prepared dataset folder the run trained on "
+                        "(records its training sequences)")
     parser.add_argument("--training-data", default="",
                         help="what the model was trained on, and the terms that apply")
     parser.add_argument("--out", default=os.path.join(ROOT, "models"))
@@ -149,7 +160,7 @@ def main():
     try:
         print(json.dumps(release(args.run, args.translator, args.study, args.out,
                                  args.trained_code, args.real_maps, args.real_maps_name,
-                                 args.training_data), indent=1))
+                                 args.training_data, args.data), indent=1))
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         sys.exit(1)
