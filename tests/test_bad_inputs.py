@@ -319,7 +319,8 @@ def bases(tmp_path_factory, vgg_weights):
     shutil.copytree(bare, full)
     settings = params["datasets"]["cityscapes"]
     splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
-                                    settings["height"], settings["width"], 0)
+                                    settings["height"], settings["width"],
+                                    params["data"]["seed"])
               for split in ("train", "test")}
     prepare_dataset("cityscapes", splits, str(full / DATA), width=settings["width"],
                     height=settings["height"], threshold=settings["size_threshold"],

@@ -39,7 +39,8 @@ def _project(root, name, vgg, **train):
                          mex_rows={ROW: {"dataset": "cityscapes", "loss": "mex", "q_from": "q"}})
     settings = params["datasets"]["cityscapes"]
     splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
-                                    settings["height"], settings["width"], 0)
+                                    settings["height"], settings["width"],
+                                    params["data"]["seed"])
               for split in ("train", "test")}
     prepare_dataset("cityscapes", splits, str(project / "artifacts" / "data" / "cityscapes"),
                     width=settings["width"], height=settings["height"],

@@ -25,7 +25,8 @@ def data_dir(tmp_path_factory):
     params = tiny_params()
     settings = params["datasets"]["cityscapes"]
     splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
-                                    settings["height"], settings["width"], 0)
+                                    settings["height"], settings["width"],
+                                    params["data"]["seed"])
               for split in ("train", "test")}
     out = tmp_path_factory.mktemp("rows") / "cityscapes"
     prepare_dataset("cityscapes", splits, str(out), width=settings["width"],

@@ -6,17 +6,25 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# data.seed of the tiny projects. The street world of issue 35 has few eligible boxes, and at
+# 32x16 most maps have none (seed 0: 1 of the 6 training maps and 1 of the 4 test maps under the
+# authors' rule). Seed 599 gives the tiny world the boxes the tests need: under the tight rule
+# all 6 training maps have a box (10 boxes) and 3 of the 4 test maps; under the authors' rule
+# 5 of 6 and 3 of 4 (so >= 2 test boxes; 16 test maps: 7 with a box).
+DATA_SEED = 599
+
 
 def tiny_params(**sections) -> dict:
-    """params.yaml with tiny sizes: 32x16 Cityscapes (6 train / 4 test synthetic images), a
-    4-channel generator with 2 downsamplings, 1 epoch, one CPU thread; 24x22 facades (4 train /
-    2 test, 3 holes each) for the inpainting rows, 3 epochs = one per GL phase. `sections` updates
-    top-level sections (dicts are merged one level deep)."""
+    """params.yaml with tiny sizes: 32x16 Cityscapes (6 train / 4 test synthetic images, data.seed
+    DATA_SEED), a 4-channel generator with 2 downsamplings, 1 epoch, one CPU thread; 24x22 facades
+    (4 train / 2 test, 3 holes each) for the inpainting rows, 3 epochs = one per GL phase.
+    `sections` updates top-level sections (dicts are merged one level deep)."""
     with open(os.path.join(REPO, "params.yaml")) as f:
         params = yaml.safe_load(f)
     for dataset in params["datasets"].values():
         dataset.update(synthetic_train=6, synthetic_test=4)
     params["datasets"]["cityscapes"].update(width=32, height=16)
+    params["data"]["seed"] = DATA_SEED
     params["datasets"]["nyu"].update(width=32, height=24)
     params["datasets"]["helen"].update(width=24, height=24)
     params["model"].update(ngf=4, ndf=4, n_blocks=1, n_layers_d=2, num_d=1, n_downsampling=2)
@@ -63,7 +71,7 @@ def prepare_tiny_cityscapes(params: dict, data_dir: str) -> str:
     from pipeline.synthetic import generate_split
     size = params["datasets"]["cityscapes"]
     splits = {split: generate_split("cityscapes", split, size[f"synthetic_{split}"],
-                                    size["height"], size["width"], 0)
+                                    size["height"], size["width"], params["data"]["seed"])
               for split in ("train", "test")}
     prepare_dataset("cityscapes", splits, data_dir, width=size["width"], height=size["height"],
                     threshold=size["size_threshold"], box_rule=params["data"]["box_rule"],
