@@ -14,7 +14,9 @@ def test_lookup_by_blocks_of_rows_gives_the_ids(monkeypatch, rows):
     monkeypatch.setattr(editing, "CODE_ROWS", rows)
     ids = np.random.default_rng(5).integers(0, len(PALETTE), size=(10, 7))
     found = editing.colour_map_to_ids(PALETTE[ids], PALETTE, "map.png", "cityscapes")
-    assert found.dtype == np.int64 and np.array_equal(found, ids)
+    # the smallest id type that also holds the instance ids an edit writes (issue 32: memory)
+    assert found.dtype == editing.id_dtype(len(PALETTE)) == np.uint16
+    assert np.array_equal(found, ids)
 
 
 @pytest.mark.parametrize("rows", [3, 256])
