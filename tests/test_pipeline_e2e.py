@@ -62,8 +62,8 @@ def _project(tmp_path, params, vgg_weights):
     (tmp_path / "huev").mkdir()
     shutil.copy(os.path.join(REPO, "huev", "votes.csv"), tmp_path / "huev" / "votes.csv")
     (tmp_path / "reports" / "study").mkdir(parents=True)
-    shutil.copy(os.path.join(REPO, "reports", "real_eligible_boxes.json"),  # a dataset_report dep
-                tmp_path / "reports" / "real_eligible_boxes.json")
+    for name in ("real_eligible_boxes.json", "world_statistics.json"):  # dataset_report deps
+        shutil.copy(os.path.join(REPO, "reports", name), tmp_path / "reports" / name)
     for study in ("study", "study_authors", "study_twosm", "study_gl"):  # from `make study`
         (tmp_path / "reports" / study).mkdir(parents=True, exist_ok=True)
         (tmp_path / "reports" / study / "summary.md").write_text("## CPU study\n\nnot run\n")
