@@ -90,8 +90,10 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   else
     cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
       reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
-    [ "$PROFILE" = twosm ] && cp reports/table2.md reports/table2.csv "$OUT.tmp/"
-    cp reports/figures/metric_curves_*.png reports/figures/grid_*.png "$OUT.tmp/figures/"
+    case "$PROFILE" in twosm|real) cp reports/table2.md reports/table2.csv "$OUT.tmp/" ;; esac
+    cp reports/figures/metric_curves_*.png "$OUT.tmp/figures/"
+    # picture grids of real maps stay out of the repository (Cityscapes' terms)
+    [ "$PROFILE" = real ] || cp reports/figures/grid_*.png "$OUT.tmp/figures/"
   fi
   # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
