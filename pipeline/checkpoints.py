@@ -113,9 +113,13 @@ def load_model_file(path: str, required_keys=()):
     """Like load_checkpoint, but a missing or unreadable final model file is an error."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist (run its training stage)")
-    safe_torch_load(path)  # UnsafeModelFile, naming the file, for a pickle that could run code
-    state = load_checkpoint(path, required_keys)
-    if state is None:
+    try:
+        state = safe_torch_load(path)  # UnsafeModelFile for a pickle that could run code
+    except UnsafeModelFile:
+        raise
+    except Exception:  # torch raises several types for a damaged zip / pickle
+        state = None
+    if not isinstance(state, dict) or any(k not in state for k in required_keys):
         raise ValueError(f"model file {path} is unreadable or incomplete (truncated or not a "
                          f"model file): rerun its training stage")
     return state

@@ -320,12 +320,6 @@ class Params:
         row = self.row(name)
         return row.size_threshold or self.datasets[row.dataset].size_threshold
 
-    def inpainting_row(self, name: str) -> InpaintingRow:
-        if name not in self.inpainting_rows:
-            raise ParamsError(f"unknown inpainting row {name!r}; params.yaml inpainting_rows: "
-                              f"{', '.join(self.inpainting_rows) or 'none'}")
-        return self.inpainting_rows[name]
-
     def row(self, name: str) -> Row:
         if name not in self.rows:
             raise ParamsError(f"unknown row {name!r}; params.yaml rows: {', '.join(self.rows)}")

@@ -639,10 +639,6 @@ def render_readme(*, conditions: list, tables: list, q_sweep: pd.DataFrame | Non
     return "\n".join(out).rstrip() + "\n"
 
 
-def ensure_dir(path: str) -> None:
-    os.makedirs(path, exist_ok=True)
-
-
 #---------------------------------------------------------------------------------------------
 # The CPU study's answer
 
@@ -876,11 +872,17 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     twosm = bool(params.twosm_rows)
     title = (f"## CPU study of Table 2, twosm build `{params.twosm.build}`" if twosm
              else f"## CPU study, `{params.profile}` profile")
+    if params.data.source_of(dataset) == "real":
+        held_out = (f", sequences {', '.join(params.data.val_sequences)} held out whole as the "
+                    f"test split" if params.data.val_sequences else "")
+        data = (f"real {dataset} ({params.data.raw_dir}{held_out}, box rule "
+                f"{params.data.box_rule}) at {size.width}x{size.height} ")
+    else:
+        data = (f"synthetic {dataset} at {size.width}x{size.height}, {size.synthetic_train} train "
+                f"/ {size.synthetic_test} test images ")
     out = [title, "",
            f"`make study` (`{params_file}`, profile `{params.profile}`: "
-           f"{_study_settings(params, dataset, vgg)}): synthetic {dataset} at "
-           f"{size.width}x{size.height}, "
-           f"{size.synthetic_train} train / {size.synthetic_test} test images "
+           f"{_study_settings(params, dataset, vgg)}): {data}"
            f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
            f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {_epochs(params)}, "
            f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "

@@ -74,7 +74,7 @@ def world_section(world: dict) -> list:
              "`python -m stages.world_statistics` (pipeline/map_statistics.py). "
              + "; ".join(f"{name}: {w['source']}, {w['maps']} maps" for name, w in worlds)
              + ". Floors over every eligible box (pipeline.floors, tIOU).", "",
-             "![synthetic maps](figures/world_synthetic.png)", "",
+             "![synthetic maps](world/synthetic.png)", "",
              "(The real maps' picture is not committed: render it locally with "
              "`--real-picture /tmp/world_real.png`.)", "",
              "| | " + " | ".join(name for name, _ in worlds) + " |",

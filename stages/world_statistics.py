@@ -1,6 +1,6 @@
 """Measure the real Cityscapes maps at hand and the synthetic street world the same way
 (pipeline.map_statistics, tight box rule, 256x128) -> reports/world_statistics.json, the
-synthetic picture reports/figures/world_synthetic.png and the generator's timing
+synthetic picture reports/world/synthetic.png and the generator's timing
 reports/synthetic_bench.json; `python -m stages.dataset_report` shows them side by side in
 reports/datasets.md.
 
@@ -77,7 +77,7 @@ def main():
     parser.add_argument("--test", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="reports/world_statistics.json")
-    parser.add_argument("--picture", default="reports/figures/world_synthetic.png")
+    parser.add_argument("--picture", default="reports/world/synthetic.png")
     parser.add_argument("--bench", default="reports/synthetic_bench.json")
     parser.add_argument("--real-picture", help="where to render real maps (never the repo)")
     args = parser.parse_args()
