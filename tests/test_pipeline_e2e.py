@@ -62,9 +62,10 @@ def _project(tmp_path, params, vgg_weights):
     (tmp_path / "huev").mkdir()
     shutil.copy(os.path.join(REPO, "huev", "votes.csv"), tmp_path / "huev" / "votes.csv")
     (tmp_path / "reports" / "study").mkdir(parents=True)
-    for name in ("real_eligible_boxes.json", "world_statistics.json"):  # dataset_report deps
+    # dataset_report's inputs and the committed real-map scores (stages.real_maps) report reads
+    for name in ("real_eligible_boxes.json", "world_statistics.json", "real_maps.md"):
         shutil.copy(os.path.join(REPO, "reports", name), tmp_path / "reports" / name)
-    for study in ("study", "study_authors", "study_twosm", "study_gl"):  # from `make study`
+    for study in ("study", "study_authors", "study_twosm", "study_gl", "study_real"):
         (tmp_path / "reports" / study).mkdir(parents=True, exist_ok=True)
         (tmp_path / "reports" / study / "summary.md").write_text("## CPU study\n\nnot run\n")
     # a VGG19 weights file: each training stage loads it in 0.2 s instead of building the

@@ -127,11 +127,12 @@ fi
 mkdir -p "$WORK/repo"
 # params name real data as ../shared/...: the copy sees the checkout's ../shared there
 [ -e "$ROOT/../shared" ] && [ ! -e "$WORK/shared" ] && ln -s "$(cd "$ROOT/../shared" && pwd)" "$WORK/shared"
-# the tree without its reports, except those a stage reads (real data's eligible boxes and
-# map statistics)
+# the tree without its reports, except those a stage reads (real data's eligible boxes, map
+# statistics, the committed real-map scores)
 git ls-files -co --exclude-standard -z | grep -zv '^reports/' | \
   (cd "$ROOT" && xargs -0 cp --parents -t "$WORK/repo")
-for input in reports/real_eligible_boxes.json reports/world_statistics.json; do
+for input in reports/real_eligible_boxes.json reports/world_statistics.json \
+    reports/real_maps.md; do
   [ -f "$input" ] && cp --parents "$input" "$WORK/repo"
 done
 sed -E "s/^profile: [A-Za-z0-9_-]+/profile: $TRAINING/" "$PARAMS" > "$WORK/repo/params.yaml"
