@@ -17,6 +17,7 @@ from tests.shared_data import shared_path
 
 VIDEO = shared_path("cityscapes_video")
 GTFINE = shared_path("cityscapes")
+HELD_OUT = video_frames(VIDEO, ["aachen_000005"])  # read once: 180 frames at 2048x1024
 
 
 def test_sequence_of_and_split_by_sequence():
@@ -35,7 +36,7 @@ def test_video_folder_reads_as_train_only_and_splits_whole_sequences():
     assert cityscapes_train_only(VIDEO)
     with pytest.raises(ValueError, match="data.val_sequences"):
         load_raw("cityscapes", VIDEO, progress=False)
-    train, test = video_frames(VIDEO, ["aachen_000005"])
+    train, test = HELD_OUT
     assert len(test.names) == 30 and len(train.names) == 150
     assert set(test.sequences) == {"aachen_000005"}
     assert "aachen_000005" not in set(train.sequences)
@@ -43,6 +44,7 @@ def test_video_folder_reads_as_train_only_and_splits_whole_sequences():
     # JPEG photos of the video folder are read too (the reader returns them beside the maps)
     splits = load_raw("cityscapes", VIDEO, val_sequences=["aachen_000005"], progress=False)
     assert splits["test"].photos.shape == (30, 128, 256, 3) and splits["test"].photos.std() > 10
+    assert np.array_equal(splits["test"].labels, test.labels)
 
 
 def test_gtfine_frames_of_held_out_sequences_only():
@@ -108,7 +110,7 @@ def test_box_scores_by_hand():
 
 
 def test_eligible_boxes_use_the_tight_rule():
-    _, test = video_frames(VIDEO, ["aachen_000005"])
+    _, test = HELD_OUT
     tight = eligible_boxes(test, 0.02, "tight")
     authors = eligible_boxes(test, 0.02, "authors")
     assert tight and all(test.instances[b.frame][b.box[1]:b.box[3], b.box[0]:b.box[2]].max()
