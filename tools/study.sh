@@ -8,7 +8,8 @@
 #   make study              paper and authors side by side (about 110 min on 2 CPU cores), then
 #                           twosm (Table 2, params_study_twosm.yaml) and gl (Table 3,
 #                           params_study_gl.yaml), two runs at a time
-#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl | real); JOBS=N runs
+#   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl | real |
+#                           real_mex: the real study's +MEx/+A-MEx rows); JOBS=N runs
 #                           N of its training runs at a time (default: 2 for twosm and gl, else 1)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
@@ -68,7 +69,12 @@ case "$PROFILE" in
   real) OUT="$ROOT/reports/study_real"; TRAINING=paper; JOBS=${JOBS:-2}
     # Table 2's rows on real Cityscapes label maps (the video frames of ../shared/data)
     PARAMS=${STUDY_REAL_PARAMS:-params_study_real.yaml} ;;
-  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl, real or all" >&2; exit 1 ;;
+  real_mex) OUT="$ROOT/reports/study_real_mex"; TRAINING=paper; JOBS=${JOBS:-2}
+    # the real study's +MEx / +A-MEx rows, beside the first sitting's rows on the same boxes
+    PARAMS=${STUDY_REAL_MEX_PARAMS:-params_study_real_mex.yaml}
+    [ -f "$ROOT/reports/study_real/scores.csv" ] && REFERENCE="$ROOT/reports/study_real" ;;
+  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl, real, real_mex or all" >&2
+    exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 python -c "import sys; from pipeline.config import load_params; load_params(sys.argv[1])" \
@@ -90,10 +96,10 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   else
     cp reports/metrics.json reports/scores.csv reports/run_conditions.json reports/table1.md \
       reports/table1.csv reports/differences.md reports/differences.csv "$OUT.tmp/"
-    case "$PROFILE" in twosm|real) cp reports/table2.md reports/table2.csv "$OUT.tmp/" ;; esac
+    case "$PROFILE" in twosm|real|real_mex) cp reports/table2.md reports/table2.csv "$OUT.tmp/" ;; esac
     cp reports/figures/metric_curves_*.png "$OUT.tmp/figures/"
     # picture grids of real maps stay out of the repository (Cityscapes' terms)
-    [ "$PROFILE" = real ] || cp reports/figures/grid_*.png "$OUT.tmp/figures/"
+    case "$PROFILE" in real|real_mex) ;; *) cp reports/figures/grid_*.png "$OUT.tmp/figures/" ;; esac
   fi
   # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
@@ -144,7 +150,7 @@ if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
 mkdir -p reports/study reports/study_authors reports/study_twosm reports/study_gl \
-  reports/study_real
+  reports/study_real reports/study_real_mex
 for summary in reports/study/summary.md reports/study_authors/summary.md \
     reports/study_twosm/summary.md reports/study_gl/summary.md reports/study_real/summary.md; do
   printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
