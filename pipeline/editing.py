@@ -133,6 +133,9 @@ def check_box(box, width: int, height: int) -> tuple:
 # The editor
 
 
+PHOTO_BAND_PIXELS = 1 << 20  # output pixels G_I's photo is enlarged at a time (Editor.translate)
+
+
 class Editor:
     """A trained structure generator (and its dataset's G_I) with what it needs to edit any map
     of its dataset: label names, palette, the size it runs at. Made by load_editor."""
@@ -234,20 +237,25 @@ class Editor:
         labels = self.check_label_map(label_map)
         height, width = labels.shape
         checked = self.check_edits(edits, width, height)
+        # one copy each of the map, its instances and the incomplete map, edited in place: the
+        # caller's arrays never change, and a 4096x4096 map costs 3 x 32 MB here
         instances = (labels.copy() if instance_map is None
-                     else self.check_instance_map(instance_map, labels.shape))
+                     else np.array(self.check_instance_map(instance_map, labels.shape)))
         incomplete = labels.copy()
+        labels = labels.copy()
         for k, (box, target) in enumerate(checked):
             x1, y1, x2, y2 = box
             incomplete[y1:y2, x1:x2] = target
-            predicted = self._edit_box(labels, instances, box, target)
-            labels = labels.copy()
+            predicted = self._edit_box(labels, instances, box, target).astype(labels.dtype,
+                                                                               copy=False)
             labels[y1:y2, x1:x2] = predicted
-            instances = instances.copy()
-            instances[y1:y2, x1:x2] = np.where(predicted == target, target * 1000 + 999 - k,
-                                               predicted)
+            inside = instances[y1:y2, x1:x2]
+            inside[...] = predicted
+            inside[predicted == target] = target * 1000 + 999 - k
+            del predicted, inside
+        incomplete = self.palette[incomplete]
         colour = self.palette[labels]
-        return EditResult(labels=labels, colour=colour, incomplete=self.palette[incomplete],
+        return EditResult(labels=labels, colour=colour, incomplete=incomplete,
                           photo=self.translate(colour))
 
     @torch.no_grad()
@@ -271,8 +279,8 @@ class Editor:
             torch.from_numpy(instance_edges(edited_instances)[None]).to(self.device),
             torch.from_numpy(mask[None]).to(self.device), self.num_labels)
         generated = from_unit_range(self.generator(condition))[0]
-        small = colour_to_labels(generated, self.palette)  # Eq 5: only the box is used
-        x1, y1, x2, y2 = box
+        small = colour_to_labels(generated, self.palette).astype(labels.dtype)  # Eq 5: only
+        x1, y1, x2, y2 = box                                                   # the box is used
         rows = nearest_index(height, self.height)[y1:y2]
         cols = nearest_index(width, self.width)[x1:x2]
         return small[rows[:, None], cols[None, :]]
@@ -298,7 +306,8 @@ class Editor:
             size, rows, cols = (wy2 - wy1, wx2 - wx1), (y1 - wy1, y2 - wy1), (x1 - wx1, x2 - wx1)
         else:  # the whole small map: resample it onto the map's grid, read the box
             size, rows, cols = (height, width), (y1, y2), (x1, x2)
-        context_labels, mask_on = upsampled_labels(context, mask, size, rows, cols)
+        context_labels, mask_on = upsampled_labels(context, mask, size, rows, cols,
+                                                   dtype=labels.dtype)
         return by_label_rule(self.generator, painted_labels(context_labels, mask_on, target, spec),
                              context_labels)
 
@@ -314,9 +323,23 @@ class Editor:
         small = resize_nearest(colour, meta["width"], meta["height"])
         photo = from_unit_range(self.translator(to_unit_range(small[None]).to(self.device)))[0]
         height, width = colour.shape[:2]
-        if photo.shape[:2] != (height, width):
-            photo = np.asarray(Image.fromarray(photo).resize((width, height), Image.BILINEAR))
-        return photo
+        if photo.shape[:2] == (height, width):
+            return photo
+        image, small_h = Image.fromarray(photo), photo.shape[0]
+        if height * width <= 4 * PHOTO_BAND_PIXELS:  # up to 2048x2048: one resize
+            return np.asarray(image.resize((width, height), Image.BILINEAR))
+        # larger: bilinear band by band into the output, without a second full-size picture in
+        # PIL's own memory. PIL places each output pixel's centre in the whole source (a band's
+        # box only offsets the centres), so a band's rows are the whole resize's up to float
+        # rounding of the centres: values differ by at most 1 (of 255)
+        out = np.empty((height, width, 3), np.uint8)
+        band = max(1, PHOTO_BAND_PIXELS // width)
+        for top in range(0, height, band):
+            bottom = min(height, top + band)
+            out[top:bottom] = np.asarray(image.resize(
+                (width, bottom - top), Image.BILINEAR,
+                box=(0, top * small_h / height, photo.shape[1], bottom * small_h / height)))
+        return out
 
     def describe(self) -> str:
         """Some lines about the model (for --info)."""
@@ -586,6 +609,11 @@ def side_by_side(input_colour: np.ndarray, result: EditResult, boxes,
     canvas = Image.new("RGB", (4 * panel_w + 3 * gap, panel_h + caption), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for i, (title, array, is_map) in enumerate(panels):
+        if shrink < 1:  # reduce in numpy first (nearest; the photo to twice the panel, then
+            #             bilinear): no full-size copy of a large map in PIL's memory
+            factor = 1 if is_map else 2
+            array = array[nearest_index(min(height, panel_h * factor), height)[:, None],
+                          nearest_index(min(width, panel_w * factor), width)[None, :]]
         image = Image.fromarray(np.ascontiguousarray(array))
         image = image.resize((panel_w, panel_h), Image.NEAREST if is_map else Image.BILINEAR)
         left = i * (panel_w + gap)

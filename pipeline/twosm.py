@@ -518,22 +518,24 @@ def bilinear_matrix(out_size: int, in_size: int) -> torch.Tensor:
 
 
 def upsampled_labels(context: torch.Tensor, mask: torch.Tensor, size, rows=None, cols=None,
-                     chunk_pixels: int = 1 << 18) -> tuple:
+                     chunk_pixels: int = 1 << 18, dtype=np.int64) -> tuple:
     """(context argmax, mask > 0.5) of the (C, h, w) context logits and (h, w) mask stream,
     resampled bilinearly to `size` = (H, W), over rows[0]:rows[1] and cols[0]:cols[1] of that
     grid only (default: all of it). The resampling goes band by band (about chunk_pixels output
     pixels × C at a time), so a large map never holds all its C-channel logits at once; at the
-    logits' own size nothing is resampled."""
+    logits' own size nothing is resampled. The argmax is held as `dtype` (the editor: its map's
+    id type, not 8 bytes a pixel)."""
     out_h, out_w = size
     rows, cols = rows or (0, out_h), cols or (0, out_w)
     if (out_h, out_w) == tuple(context.shape[-2:]):
-        return (context[:, rows[0]:rows[1], cols[0]:cols[1]].argmax(0).cpu().numpy(),
+        return (context[:, rows[0]:rows[1], cols[0]:cols[1]].argmax(0).cpu().numpy()
+                .astype(dtype, copy=False),
                 mask[rows[0]:rows[1], cols[0]:cols[1]].cpu().numpy() > 0.5)
     stacked = torch.cat([context, mask[None]]).double()
     row_weights = bilinear_matrix(out_h, stacked.shape[1])[rows[0]:rows[1]]
     col_weights = bilinear_matrix(out_w, stacked.shape[2])[cols[0]:cols[1]].T
     height, width = rows[1] - rows[0], cols[1] - cols[0]
-    labels, painted = np.zeros((height, width), np.int64), np.zeros((height, width), bool)
+    labels, painted = np.zeros((height, width), dtype), np.zeros((height, width), bool)
     band = max(1, chunk_pixels // max(width, 1))
     for top in range(0, height, band):
         resampled = torch.matmul(torch.matmul(row_weights[top:top + band], stacked),

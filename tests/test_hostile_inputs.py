@@ -163,6 +163,59 @@ def test_side_by_side_is_bounded_whatever_the_maps_shape(shape):
     assert height <= 1024 + 14 and width <= 4 * 1024 + 12, (height, width)
 
 
+def test_an_edit_holds_the_map_in_its_id_type_and_leaves_the_callers_arrays(editor_page,
+                                                                           monkeypatch):
+    """The box the generator fills comes back in the map's id type (a full-map box of a
+    4096x4096 map: 32 MB, not 128 MB of int64), and the caller's maps are not changed."""
+    from pipeline.editing import Edit
+    editor = editor_page.editor
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, editor.num_labels, (90, 150)).astype(np.uint16)
+    instances = labels.astype(np.int32) * 1000 + 5
+    kept = labels.copy(), instances.copy()
+    returned = []
+    original = editor._edit_box
+
+    def recording(*args):
+        returned.append(original(*args))
+        return returned[-1]
+    monkeypatch.setattr(editor, "_edit_box", recording)
+    edits = [Edit((0, 0, 150, 90), "car"), Edit((10, 20, 60, 50), "person")]
+    result = editor.apply(labels, edits, instances)
+    assert [p.dtype for p in returned] == [np.uint16, np.uint16]
+    assert result.labels.dtype == np.uint16
+    assert np.array_equal(labels, kept[0]) and np.array_equal(instances, kept[1])
+    assert np.array_equal(result.labels[20:50, 10:60], returned[1])
+    again = editor.apply(labels, edits, instances)  # the same answer from the same inputs
+    assert np.array_equal(again.labels, result.labels)
+
+
+def test_twosm_upsampled_labels_come_in_the_asked_type():
+    from pipeline.twosm import upsampled_labels
+    context, mask = torch.randn(35, 8, 16), torch.randn(8, 16)
+    wide, painted = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66), chunk_pixels=50)
+    small, painted_small = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66),
+                                            chunk_pixels=50, dtype=np.uint8)
+    assert wide.dtype == np.int64 and small.dtype == np.uint8
+    assert np.array_equal(wide, small) and np.array_equal(painted, painted_small)
+
+
+def test_a_large_photo_is_enlarged_band_by_band_as_one_resize(editor_page, monkeypatch):
+    """G_I's photo of a map over 4 bands is enlarged band by band (no second full-size picture
+    in PIL); each band is the whole resize's rows up to rounding: no value more than 1 of 255
+    off."""
+    from pipeline import editing
+    editor = editor_page.editor
+    assert editor.translator is not None
+    colour = editor.palette[np.random.default_rng(2).integers(0, 20, (300, 410))]
+    whole = editor.translate(colour)
+    monkeypatch.setattr(editing, "PHOTO_BAND_PIXELS", 4096)  # 300x410 > 4 bands: banded
+    banded = editor.translate(colour)
+    assert banded.shape == whole.shape == (300, 410, 3) and banded.dtype == np.uint8
+    assert np.abs(banded.astype(int) - whole.astype(int)).max() <= 1
+    assert np.array_equal(banded[:9], whole[:9])  # the first band starts where the whole does
+
+
 # -- 3: a slow body never holds the editor's lock -------------------------------------------
 
 
