@@ -1,6 +1,7 @@
 """Serve the HuEv study or the editor page, make invitation codes, or export the votes.
 
   python -m stages.serve [--host 127.0.0.1] [--port 8000]   the study: http://HOST:PORT/study
+  python -m stages.serve --unblinded-ok                      the study on public-seed rows (demo)
   python -m stages.serve --invite N                          N invitation codes, one per line
   python -m stages.serve --editor [--editor-row ROW]         the editor: http://HOST:PORT/editor
   python -m stages.serve --export [PATH] [--close]           votes -> CSV (default: huev.votes)
@@ -16,7 +17,9 @@ huev.editor_row through pipeline.editing (the `edit` command's code) on the test
 dataset (artifacts/data/<dataset>/test.h5) or an uploaded PNG. Binds to localhost unless
 --host says otherwise; X-Forwarded-For is ignored unless --trust-proxy names the proxy.
 The study secret (study.secret beside the database, made on first use, never in git) chooses
-the items and the training seed (docs/huev.md, "Threat model").
+the items and the training seed (docs/huev.md, "Threat model"). A study whose rows were not
+trained with that seed (params `seeds`) is refused in one line unless --unblinded-ok says that
+it may be unblinded (a demo, a pilot).
 """
 import ipaddress
 import logging
@@ -56,11 +59,18 @@ def parse_args(argv=None):
                                          "database; made when missing)")
     parser.add_argument("--editor-row", help="model of the editor (default: params "
                                              "huev.editor_row); with --editor")
+    parser.add_argument("--unblinded-ok", action="store_true",
+                        help="serve the study although its rows were not trained with the "
+                             "study's secret training seed (a demo, a pilot): anyone who "
+                             "rebuilds the public models can tell A from B")
     parser.add_argument("--trust-proxy", metavar="IP[,IP]",
                         help="addresses of reverse proxies whose X-Forwarded-For header gives "
                              "the client's address (default: none, every header ignored and "
                              "rate limits keyed on the connection's address)")
     args = parser.parse_args(argv)
+    if args.unblinded_ok and (args.editor or args.invite is not None or args.training_seed
+                              or args.export is not None or args.close):
+        parser.error("--unblinded-ok goes with serving the study")
     if args.editor_row and not args.editor:
         parser.error("--editor-row needs --editor")
     if args.close and (args.editor or args.invite is not None or args.training_seed):
@@ -89,12 +99,17 @@ def make_app(args, params):
     from pipeline.huev import training_seed
     database = args.database or params.huev.database
     study = build_study(params, database, args.results, args.secret)
-    seed = training_seed(study.secret)
-    if list(params.seeds)[:1] != [seed]:
-        log.warning("the study's rows were trained with the public seed %s: a participant "
-                    "who rebuilds them from the repository can tell A from B; for a blinded "
-                    "study train them with seed %d (docs/huev.md, \"Threat model\")",
-                    list(params.seeds)[:1], seed)
+    seed, first = training_seed(study.secret), list(params.seeds)[:1]
+    if first != [seed]:
+        if not args.unblinded_ok:
+            raise UnblindedError(
+                f"the study's rows were trained with seed {first[0] if first else None}, not "
+                f"the study's secret training seed: anyone who rebuilds them from the "
+                f"repository can tell A from B; train them with `seeds: [{seed}]` (docs/huev.md,"
+                f" \"Threat model\") or pass --unblinded-ok to serve it anyway (a demo, a pilot)")
+        log.warning("UNBLINDED (--unblinded-ok): the study's rows were trained with seed %s, "
+                    "not the secret one: anyone who rebuilds them from the repository can "
+                    "tell A from B", first[0] if first else None)
     closed = study.store.closed_at()
     if closed:
         log.warning("the study closed at %s: joins and votes are refused", closed)
@@ -103,6 +118,11 @@ def make_app(args, params):
              len(study.items), *study.rows, database, unused, used,
              "" if unused else " (python -m stages.serve --invite N makes some)")
     return create_app(study)
+
+
+class UnblindedError(ValueError):
+    """A study whose rows anyone with the repository can rebuild, served without
+    --unblinded-ok."""
 
 
 def _loopback(host: str) -> bool:

@@ -377,6 +377,62 @@ def test_the_served_items_depend_on_a_secret_and_avoid_the_figures(project, tmp_
     assert ignored.returncode == 0, "huev/study.secret must be git-ignored"
 
 
+def test_no_served_item_is_one_the_figures_label_by_row(project, tmp_path):
+    """The grids (reports/figures/grid_*.png) draw the samples that the evaluation's own
+    BoxTestSet.save writes (test box, truth, each row's result under the row's name): whatever
+    the secret, the study serves none of them. Fails if the figures' choice of examples and
+    the study's exclusion drift apart."""
+    from types import SimpleNamespace
+    from pipeline.evaluation import BoxTestSet, test_items
+    spec, split, items = test_items("cityscapes", os.path.join(project.data_root, "cityscapes"))
+    with np.load(os.path.join(project.results, f"{ROWS[0]}.npz")) as data:
+        fused = data["fused"]
+    grid = project.params.evaluate.grid_images
+    BoxTestSet.save(SimpleNamespace(spec=spec, split=split, items=items), str(tmp_path),
+                    ROWS[0], (fused, np.zeros_like(fused)), grid)
+    with np.load(tmp_path / f"{ROWS[0]}.npz") as shown:
+        figures = [(t.tobytes(), tuple(int(v) for v in b), int(l))
+                   for t, b, l in zip(shown["truth"], shown["boxes"], shown["labels"])]
+    assert len(figures) == grid
+    served = set()
+    for k in range(8):  # 8 secrets, each drawing every item it may serve
+        study = build_study(project.params, str(tmp_path / f"s{k}" / "votes.sqlite"),
+                            project.results)
+        served |= {(i.complete.tobytes(), tuple(i.box), i.label) for i in study.items}
+    assert len(served) == project.items  # every test box but the figures' is served by some
+    assert not served & set(figures)
+
+
+def test_a_study_on_public_seed_rows_is_refused_unless_unblinded_ok(project, tmp_path,
+                                                                   monkeypatch, capsys):
+    """Rows trained with the public seed (params seeds: [0]): serving the study is refused in
+    one line naming the secret seed and --unblinded-ok; with the flag it starts (a warning);
+    with the secret seed in params it starts without the flag."""
+    from pipeline.huev import secret_path, study_secret, training_seed
+    from stages.common import run
+    from stages.serve import UnblindedError, main, make_app, parse_args
+    database = str(tmp_path / "votes.sqlite")
+    common = ["--params", project.params_path, "--database", database, "--results",
+              project.results]
+    monkeypatch.setattr(sys, "argv", ["stages.serve", *common])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        run(main)
+    error = capsys.readouterr().err
+    seed = training_seed(study_secret(secret_path(database)))
+    assert stop.value.code == 1 and error.count("\n") == 1, error
+    assert error.startswith("error: the study's rows were trained with seed 0")
+    assert f"seeds: [{seed}]" in error and "--unblinded-ok" in error, error
+    assert make_app(parse_args([*common, "--unblinded-ok"]), project.params) is not None
+    with pytest.raises(UnblindedError):
+        make_app(parse_args(common), project.params)
+    secret_params = dataclasses.replace(project.params, seeds=[seed])
+    assert make_app(parse_args(common), secret_params) is not None
+    for extra in (["--editor"], ["--invite", "1"], ["--export"], ["--training-seed"]):
+        with pytest.raises(Exception, match="--unblinded-ok goes with serving the study"):
+            parse_args([*common, *extra, "--unblinded-ok"])
+
+
 # -- 7: study lifecycle -------------------------------------------------------------------------
 
 

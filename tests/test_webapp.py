@@ -508,7 +508,7 @@ def test_the_study_imports_no_torch(project, tmp_path):
     script = ("import sys\n"
               "from pipeline.config import load_params\n"
               "from stages.serve import make_app, parse_args\n"
-              "for extra in ([], ['--editor']):\n"
+              "for extra in (['--unblinded-ok'], ['--editor']):\n"
               "    args = parse_args(sys.argv[1:] + extra)\n"
               "    make_app(args, load_params(args.params))\n"
               "    print(extra, 'torch' in sys.modules)\n")
@@ -518,7 +518,8 @@ def test_the_study_imports_no_torch(project, tmp_path):
     done = subprocess.run([sys.executable, "-c", script, *common], cwd=REPO, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-2:] == ["[] False", "['--editor'] True"], done.stdout
+    assert done.stdout.splitlines()[-2:] == ["['--unblinded-ok'] False", "['--editor'] True"], \
+        done.stdout
 
 
 def bomb_png(width: int, height: int, channels: int) -> bytes:
