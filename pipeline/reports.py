@@ -798,7 +798,7 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
         return ["", f"{reference['name']}: not comparable (other test boxes)."]
     both = pd.concat([scores, theirs[theirs["row"].isin(their_rows)]], ignore_index=True)
     matrices = {metric: score_matrices(both, metric) for metric in ("tiou",)}
-    mine = [row for row in rows.trained if row in matrices["tiou"]]
+    mine = [row for row in rows.trained if row in set(scores["row"]) and row not in their_rows]
     frame = difference_lines([(row, fill, dataset) for row in their_rows + mine], matrices,
                              ("tiou",))
     paths = {row: label_path(reference["params"]) for row in their_rows}
@@ -818,6 +818,34 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
                 f"{line.iloc[0]['ci_high']:+.4f}]")
         out.append(f"| {row} | {paths.get(row, '')} | {matrices['tiou'][row].mean():.4f} | "
                    f"{cell} |")
+    if params is not None and label_path(params) == label_path(reference["params"]):
+        out += sitting_lines(scores, theirs, rows, mine, their_rows)
+    return out
+
+
+def sitting_lines(scores: pd.DataFrame, theirs: pd.DataFrame, rows: StudyRows, mine: list,
+                  their_rows: list) -> list:
+    """Markdown lines answering the study's questions (rows.steps) whose two rows were trained
+    in different sittings of one study: same label path, same test boxes, same params but the
+    rows and seeds. Each pair is scored on the seeds both rows have (tIOU and hamm, paired
+    over boxes and those seeds, 95 % intervals)."""
+    pairs = [(a, b, name_a, name_b) for a, b, name_a, name_b in rows.steps
+             if (a in mine and b in their_rows) or (a in their_rows and b in mine)]
+    if not pairs:
+        return []
+    both = pd.concat([scores, theirs], ignore_index=True)
+    out = ["", "The study's questions whose rows were trained in different sittings (same "
+           "params, test boxes and code; paired over the test boxes and the seeds both rows "
+           "have):", "", "| question | seeds | answer (tIOU) | answer (hamm) |",
+           "|---|---|---|---|"]
+    for a, b, name_a, name_b in pairs:
+        seeds = sorted(set(both.loc[both["row"] == a, "seed"])
+                       & set(both.loc[both["row"] == b, "seed"]))
+        pair = both[both["row"].isin((a, b)) & both["seed"].isin(seeds)]
+        matrices = {metric: score_matrices(pair, metric) for metric in ("tiou", "hamm")}
+        frame = difference_lines([(a, b, "")], matrices, ("tiou", "hamm"))
+        out.append(f"| Does {name_a} beat {name_b}? | {', '.join(map(str, seeds))} | "
+                   f"{_verdict(frame, a, b, 'tiou')} | {_verdict(frame, a, b, 'hamm')} |")
     return out
 
 
@@ -968,8 +996,12 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
         out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained)
                                         if r in set(scores["row"])], label_names)
     if reference is not None and scores is not None:
+        same_path = label_path(reference["params"]) == label_path(params)
         out += reference_lines(
             scores, reference, rows, dataset,
+            "another sitting of this study (the same params and code; its rows and seeds "
+            "differ): its rows and this one's are subtracted below where the study asks." if
+            same_path else
             "the colour rows read labels back from Ỹ's colours, TwoSM predicts them; both "
             "are scored on the same boxes, each against the fill-box floor, which is the same "
             "in both studies (the mean-mask floor is not: it is the class's mean training "

@@ -182,6 +182,33 @@ def test_reference_lines_pair_the_twosm_rows_with_the_colour_rows_on_the_same_bo
         study_rows(params, "cityscapes"), "cityscapes", ""))
 
 
+def test_reference_lines_answer_the_questions_across_two_sittings_on_common_seeds():
+    """The real study's second sitting (+MEx, +A-MEx, seed 0) beside its first (TwoSM, +Full,
+    seeds 0 and 1): MEx − Full is paired on seed 0 only."""
+    fill = "floor-fill-box-cityscapes"
+    floor = ([0.7, 0.8, 0.9], False)
+    first = load_params(os.path.join(REPO, "params_study_real.yaml"))
+    second = load_params(os.path.join(REPO, "params_study_real_mex.yaml"))
+    mine = _scores({fill: floor, "twosm-full-mex-cityscapes": ([0.9, 0.9, 0.9], True),
+                    "twosm-full-amex-cityscapes": ([0.6, 0.6, 0.6], True)}, seeds=(0,))
+    theirs = _scores({fill: floor, "twosm-cityscapes": ([0.5, 0.5, 0.5], True),
+                      "twosm-full-cityscapes": ([0.7, 0.75, 0.8], True)})
+    text = "\n".join(reference_lines(
+        mine, {"name": "reports/study_real", "folder": "study_real", "scores": theirs,
+               "params": first}, study_rows(second, "cityscapes"), "cityscapes", "", second))
+    # seed 0 of +Full (0.7, 0.75, 0.8), not its seed-1 scores (+0.01): 0.9 − 0.75 = +0.15
+    assert "| Does TwoSM+Full+MEx beat TwoSM+Full? | 0 | **yes**: tiou " \
+           "twosm-full-mex-cityscapes − twosm-full-cityscapes = +0.1500 [" in text
+    assert "| Does TwoSM+Full+A-MEx beat TwoSM+Full? | 0 | **no, it is worse**: tiou" in text
+    # TwoSM+Full − TwoSM: both in the first sitting, answered there, not here
+    assert "Does TwoSM+Full beat TwoSM?" not in text
+    # colour rows as the reference: no question is answered across the label paths
+    colour = load_params(os.path.join(REPO, "params_study.yaml"))
+    assert "Does" not in "\n".join(reference_lines(
+        mine, {"name": "reports/study", "folder": "study", "scores": theirs, "params": colour},
+        study_rows(second, "cityscapes"), "cityscapes", "", second))
+
+
 #---------------------------------------------------------------------------------------------
 # tools/repro_parallel.py
 
