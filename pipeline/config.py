@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from pipeline.boxes import BOX_CONVENTIONS, BOX_RULES, DEFAULT_BOX_RULE
-from pipeline.datasets import SPECS
+from pipeline.data.boxes import BOX_CONVENTIONS, BOX_RULES, DEFAULT_BOX_RULE
+from pipeline.data.datasets import SPECS
 
 
 class ParamsError(ValueError):
@@ -46,7 +46,7 @@ class DataParams:
                                   # inpainting.dataset -> synthetic | real
     raw_dir: str = "data/raw"     # where the real archives go (tracked by data.dvc)
     seed: int = 0                 # synthetic generator seed
-    box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.boxes): authors (their code:
+    box_rule: str = DEFAULT_BOX_RULE  # eligible boxes (pipeline.data.boxes): authors (their code:
                                   # plain ids of edit classes too, Helen one instance per class,
                                   # (h-1)(w-1) > thr*H*W) | tight (object ids / 8-connected
                                   # components only, h*w >= thr*H*W)
@@ -131,7 +131,7 @@ class TrainParams:
     portable: bool = True         # CPU results bit-identical across x86-64 CPUs (docs/portability.md)
     eval_every: int = 0           # steps between tIOU/hamm learning-curve points (0: end only)
     eval_boxes: int = 8           # held-back slice: the first N test boxes, scored during training
-    # How the step runs (pipeline.trainer.Acceleration); the GPU settings are in params_paper.yaml
+    # How the step runs (pipeline.training.trainer.Acceleration); the GPU settings are in params_paper.yaml
     precision: str = "fp32"       # fp32 | bf16 (autocast)
     channels_last: bool = False   # NHWC layout of networks and inputs
     fused_adam: bool = True       # torch's fused Adam kernel
@@ -140,7 +140,7 @@ class TrainParams:
     data_workers: int = 0         # DataLoader processes building the batches (0: in the trainer)
     mex_crop_canvas: int = 0      # 0: each MEx D_j on its crops, one call per crop size | N: the
                                   # q+1 D_j as one grouped network on crops zero-padded to a
-                                  # canvas rounded up to multiples of N px (pipeline.losses.MExLoss)
+                                  # canvas rounded up to multiples of N px (pipeline.models.losses.MExLoss)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class TwoSMParams:
-    """The two-stream model of Table 2 (pipeline.twosm, docs/twosm.md). `build` picks the
+    """The two-stream model of Table 2 (pipeline.models.twosm, docs/twosm.md). `build` picks the
     defaults of the eight switches below it (TWOSM_BUILDS); a switch given in the section wins
     over its build's value. The dataclass defaults are the `simplified` build."""
     crop_size: int = 256          # model size of the local observation (paper: 256 crops)
@@ -204,7 +204,7 @@ TWOSM_CHOICES = {"context_loss": ("view", "enlarged_box"), "discriminator": ("co
 
 @dataclass(frozen=True)
 class InpaintingParams:
-    """Table 3: GL and GL+A-MEx inpainting on CMP Facade (pipeline.inpainting). Its own data
+    """Table 3: GL and GL+A-MEx inpainting on CMP Facade (pipeline.models.inpainting). Its own data
     size, networks, phases and optimiser: the segmentation sections do not apply."""
     dataset: str = "facade"       # the inpainting dataset (CMP Facade; no edit classes)
     width: int = 248              # prepared photo size (paper 248x242: any size, the completion
@@ -242,7 +242,7 @@ class InpaintingParams:
 
 @dataclass(frozen=True)
 class HuevParams:
-    """Table 1's human evaluation (pipeline.huev, the web app of stages.serve)."""
+    """Table 1's human evaluation (pipeline.apps.huev, the web app of stages.serve)."""
     rows: tuple = ("pix2pixhd-cityscapes", "mexgan-cityscapes")  # the two rows compared
     items: int = 0                # study items per participant: the first N test boxes (0: all)
     database: str = "huev/votes.sqlite"  # the live votes database (git-ignored)
@@ -257,7 +257,7 @@ class InpaintingRow:
     amex_reading: str = "ours"    # gl_amex: how GL and A-MEx combine. ours: GL's context D +
                                   # a separate A-MEx PatchGAN (Eq 9); authors: their facade
                                   # code's D, GL's local trunk shared over the expanded-mask
-                                  # images into the one logit (pipeline.inpainting)
+                                  # images into the one logit (pipeline.models.inpainting)
     rec_divisor: str = "hole"     # GL's L_rec, the error summed over the hole, divided by: hole
                                   # (its pixels x channels; ours) | image (every pixel and
                                   # channel of the batch: the authors' code, the GLCIC port)
@@ -327,7 +327,7 @@ class Params:
 
     @property
     def box_convention(self) -> str:
-        """The part of each test box tIOU and hamm score (pipeline.boxes.scored_box): the
+        """The part of each test box tIOU and hamm score (pipeline.data.boxes.scored_box): the
         top-level profile's, for every row and floor of an evaluation (rows stay comparable)."""
         return self.profiles[self.profile].box_convention
 

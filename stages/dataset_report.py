@@ -8,7 +8,7 @@ import json
 import os
 
 from pipeline.atomic import write_text_atomic
-from pipeline.datasets import AUTHORS_TEST_BOXES
+from pipeline.data.datasets import AUTHORS_TEST_BOXES
 from stages.common import run
 
 REAL_COUNTS = "reports/real_eligible_boxes.json"  # python -m stages.eligible_boxes --out ...

@@ -39,9 +39,9 @@ def main():
     parser.add_argument("--rows", nargs="*", help="rows to evaluate (default: all of the table)")
     args = parser.parse_args()
     params = load_params(args.params)
-    from pipeline.evaluation import collect_resources
+    from pipeline.evaluation.evaluation import collect_resources
     from pipeline.kinds import evaluate_table, table_rows
-    from pipeline.platform import describe
+    from pipeline.training.platform import describe
     prefix, samples_dir = OUTPUTS[args.table]
     rows = table_rows(params, args.table) if args.rows is None else args.rows
     result = evaluate_table(params, args.table, rows, samples_dir=samples_dir)

@@ -9,7 +9,7 @@ import os
 
 from pipeline.atomic import write_json_atomic
 from pipeline.config import check_huev_rows, load_params
-from pipeline.huev import markdown, read_votes_csv, summary
+from pipeline.apps.huev import markdown, read_votes_csv, summary
 from stages.common import ArgumentParser, run
 
 

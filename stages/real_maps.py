@@ -21,8 +21,8 @@ import os
 import numpy as np
 
 from pipeline.atomic import atomic_open
-from pipeline.datasets import get_spec
-from pipeline.real_maps import (blocky_share, box_scores, class_mean_masks, cluster_difference,
+from pipeline.data.datasets import get_spec
+from pipeline.apps.real_maps import (blocky_share, box_scores, class_mean_masks, cluster_difference,
                                 compare, edited_maps, eligible_boxes, floor_maps, gtfine_frames,
                                 per_class, video_frames)
 from stages.common import ArgumentParser, run
@@ -69,7 +69,7 @@ def score_set(frames, train, editors: dict, threshold: float, rule: str, figures
                            for name, count, means in per_class(scores, boxes,
                                                                get_spec("cityscapes").label_names)]
     if figures:
-        from pipeline.real_maps_figures import grid
+        from pipeline.apps.real_maps_figures import grid
         grid(frames, boxes, maps, figures)
     return result
 
@@ -154,7 +154,7 @@ def main():
     models = parse_models(args.model)
     if not models:
         raise ValueError("no --model NAME=PATH to score")
-    from pipeline.editing import load_editor
+    from pipeline.apps.editing import load_editor
     editors = {name: load_editor(path, translator="none") for name, path in models.items()}
     for name, editor in editors.items():
         if editor.dataset != "cityscapes":

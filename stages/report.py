@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import load_params
-from pipeline.datasets import get_spec
-from pipeline.floors import floor_row_name
-from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
+from pipeline.data.datasets import get_spec
+from pipeline.evaluation.floors import floor_row_name
+from pipeline.evaluation.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2,
                               PAPER_TABLE3, PAPER_TABLE4, TABLE3_READINGS, comparison_table,
                               differences_table,
                               box_convention_note, floor_rows, held_back_floors,
@@ -25,8 +25,8 @@ from pipeline.reports import (FLOOR_NOTE, NOT_REPRODUCED, PAPER_TABLE1, PAPER_TA
                               read_eval_curves, render_readme, table3_paper, table3_readings,
                               write_table)
 from pipeline.config import seed_dir
-from pipeline.huev import table1_with_huev
-from pipeline.paper_tables import write_paper_table
+from pipeline.apps.huev import table1_with_huev
+from pipeline.evaluation.paper_tables import write_paper_table
 from stages.common import run
 
 PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}

@@ -1,11 +1,11 @@
-"""pipeline.benchmark (`make bench`): rounds merged and interleaved, FLOPs counted, the report's
+"""pipeline.apps.benchmark (`make bench`): rounds merged and interleaved, FLOPs counted, the report's
 verdicts; the real rows timed in this process at a tiny size (no timing is asserted)."""
 import dataclasses
 
 import pytest
 import torch
 
-from pipeline import benchmark as bench
+from pipeline.apps import benchmark as bench
 from pipeline.config import load_params
 from tests.tiny_project import DATA_SEED
 

@@ -1,5 +1,5 @@
 """pipeline.config: params.yaml loads, and bad keys / types / values are rejected with a
-ParamsError naming the key. Also the lr schedule of pipeline.trainer (train.epochs)."""
+ParamsError naming the key. Also the lr schedule of pipeline.training.trainer (train.epochs)."""
 import copy
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.trainer import learning_rate
+from pipeline.training.trainer import learning_rate
 
 PARAMS_YAML = Path(__file__).resolve().parent.parent / "params.yaml"
 
@@ -206,7 +206,7 @@ def test_row_names_unique_across_groups(raw):
 
 
 # ---------------------------------------------------------------------------------------------
-# Learning-rate schedule (pipeline.trainer): constant for E//2 epochs, then linear to 0 at E
+# Learning-rate schedule (pipeline.training.trainer): constant for E//2 epochs, then linear to 0 at E
 
 
 def test_learning_rate_four_epochs():

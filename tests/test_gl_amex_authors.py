@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pipeline import checkpoints, trainer
+from pipeline.training import checkpoints, trainer
 from pipeline.config import ParamsError, parse_params
-from pipeline.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
+from pipeline.models.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
                                  ExpandedContextLoss, GlobalLocalLoss, _Trunk, gl_phases,
                                  inpainting_batch)
-from pipeline.losses import AMExLoss, PatchDiscriminator
+from pipeline.models.losses import AMExLoss, PatchDiscriminator
 from pipeline.kinds import train_row
 from pipeline.kinds.inpainting import build_gl
 from tiny_project import prepare_tiny_facades, tiny_params
@@ -249,7 +249,7 @@ def test_a_run_records_the_resolved_reading(tmp_path):
 def test_table3_names_the_reading_of_each_row_and_pairs_the_readings():
     import pandas as pd
 
-    from pipeline.reports import (PAPER_TABLE3, inpainting_differences, table3_paper,
+    from pipeline.evaluation.reports import (PAPER_TABLE3, inpainting_differences, table3_paper,
                                   table3_readings)
     rows = params().inpainting_rows
     text = table3_readings(rows)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.inpainting import ReconstructionLoss
+from pipeline.models.inpainting import ReconstructionLoss
 from pipeline.kinds.inpainting import InpaintingKind
-from pipeline.losses import GanBatch
+from pipeline.models.losses import GanBatch
 from tiny_project import tiny_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

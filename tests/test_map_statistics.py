@@ -1,10 +1,10 @@
-"""pipeline.map_statistics on hand-checked maps, and the synthetic street world against the
+"""pipeline.evaluation.map_statistics on hand-checked maps, and the synthetic street world against the
 real maps' statistics (issue 35) on a small sample."""
 import numpy as np
 import pytest
 
-from pipeline import map_statistics as ms
-from pipeline.synthetic import generate_split
+from pipeline.evaluation import map_statistics as ms
+from pipeline.data.synthetic import generate_split
 
 EDIT = (24, 25, 26, 27, 28, 31, 32, 33)
 
@@ -177,7 +177,7 @@ def test_street_cars_have_several_silhouettes():
     # the three body kinds and the views (rear, turned, side) draw different cars at the same
     # place: no one silhouette per class (at 256x128 occlusion and perspective alone spread
     # the car boxes' shapes about as much, so this is checked on isolated cars)
-    from pipeline import synthetic
+    from pipeline.data import synthetic
 
     def car(kind, heading):
         rng = np.random.default_rng(0)

@@ -6,10 +6,10 @@ import torch
 import yaml
 
 from pipeline.config import ParamsError, load_params
-from pipeline.losses import GanBatch, Pix2PixHDLoss
-from pipeline.networks import VGG19Features
+from pipeline.models.losses import GanBatch, Pix2PixHDLoss
+from pipeline.models.networks import VGG19Features
 from pipeline.kinds.parts import build_vgg
-from pipeline.runs import PERCEPTUAL_DROPPED
+from pipeline.training.runs import PERCEPTUAL_DROPPED
 from tiny_project import REPO
 
 C, H, W = 4, 16, 32

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from pipeline.config import ParamsError, data_sources, load_params, parse_params
-from pipeline.raw_datasets import MissingRawData, load_raw
+from pipeline.data.raw_datasets import MissingRawData, load_raw
 from shared_data import shared_path
 from tiny_project import REPO, tiny_params, write_params
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from pipeline.config import load_params
-from pipeline.huev import summary as huev_summary
-from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+from pipeline.apps.huev import summary as huev_summary
+from pipeline.evaluation.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                               PAPER_TABLE4, comparison_table, markdown_table,
                               not_reproduced_table, q_sensitivity, q_sweep_rows, read_curves)
 from stages import check_metrics, report
@@ -64,7 +64,7 @@ def test_floor_rows_follow_the_paper_rows_and_trained_rows_are_placed_against_th
 
 
 def test_differences_table_lists_the_papers_comparisons_with_paired_intervals():
-    from pipeline.reports import differences_table
+    from pipeline.evaluation.reports import differences_table
     frame = differences_table(fake_scores(), ["cityscapes"], ["tiou"])
     comparisons = list(frame["comparison"])
     assert comparisons[:2] == ["mexgan-cityscapes − pix2pixhd-cityscapes",

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_params
-from pipeline.reports import first_step_above, study_summary
+from pipeline.evaluation.reports import first_step_above, study_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,7 +153,7 @@ def test_study_summary_answers_plainly_including_no():
 
 
 def test_late_gain_over_the_last_fifth_of_the_seed_mean_curve():
-    from pipeline.reports import late_gain
+    from pipeline.evaluation.reports import late_gain
     steps = [100, 200, 300, 400, 500]
     curves = {0: (steps, [0.1, 0.3, 0.5, 0.6, 0.7]), 1: (steps, [0.1, 0.3, 0.5, 0.64, 0.66])}
     # seed mean at 400 (the first step >= 0.8 * 500) is 0.62, at 500 it is 0.68

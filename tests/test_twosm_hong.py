@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from pipeline.config import ParamsError, TWOSM_BUILDS, parse_params
-from pipeline.datasets import get_spec
-from pipeline.inputs import EditBox
-from pipeline.twosm import (Observation, TwoStreamBatch, TwoStreamGenerator, TwoStreamLoss,
+from pipeline.data.datasets import get_spec
+from pipeline.data.inputs import EditBox
+from pipeline.models.twosm import (Observation, TwoStreamBatch, TwoStreamGenerator, TwoStreamLoss,
                             TwoStreamTask, enlarged_box, predict_label_maps, predict_labels,
                             twosm_batch)
 from tests.tiny_project import tiny_params

@@ -160,7 +160,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "reports", "hostile_inputs.json"))
     args = parser.parse_args()
     sys.path.insert(0, HERE)
-    from pipeline.datasets import get_spec
+    from pipeline.data.datasets import get_spec
     palette = get_spec("cityscapes").palette
     cases = [("ico_13000x13000.ico.png", "0,0,256,256"),
              ("ids_1x16777216.png", "0,0,1,16777216"),
