@@ -17,11 +17,11 @@ import yaml
 from pipeline.training import checkpoints, trainer
 from pipeline.config import ParamsError, parse_params
 from pipeline.models.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
-                                 ExpandedContextLoss, GlobalLocalLoss, _Trunk, gl_phases,
+                                 ExpandedContextLoss, GlobalLocalLoss, _Trunk,
                                  inpainting_batch)
 from pipeline.models.losses import AMExLoss, PatchDiscriminator
 from pipeline.kinds import train_row
-from pipeline.kinds.inpainting import build_gl
+from pipeline.kinds.inpainting import build_gl, gl_phases
 from tiny_project import prepare_tiny_facades, tiny_params
 
 HEIGHT, WIDTH = 22, 24

@@ -13,17 +13,35 @@ from pipeline.config import Params, to_dict
 from pipeline.training.distributed import Context
 from pipeline.evaluation.evaluation import HeldBackHoles, InpaintingTestSet
 from pipeline.data.datasets import read_split
-from pipeline.models.inpainting import (CompletionNetwork, ExpandedContextLoss, GlobalLocalLoss,
-                                 InpaintingTask, ReconstructionLoss, gl_phases, local_patch_size,
-                                 mean_colour)
+from pipeline.models.inpainting import (ADVERSARIAL_PLUGINS, CompletionNetwork,
+                                        ExpandedContextLoss, GlobalLocalLoss, InpaintingTask,
+                                        ReconstructionLoss, local_patch_size, mean_colour)
 from pipeline.kinds.base import RowKind
 from pipeline.models.losses import AMExLoss
 from pipeline.training.runs import Run, files_md5
+from pipeline.training.trainer import Phase, plugin_name
 
 # The train keys that shape an inpainting run (the rest of `train` is the segmentation rows').
 TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_every", "eval_every",
               "eval_boxes")
 DATA_FILES = ("train.h5", "test.h5", "test_masks.csv")
+
+
+def gl_phases(completion_steps: int, discriminator_steps: int, plugins) -> tuple:
+    """GL's three training phases over the plug-ins present (by name): the completion network
+    with L_rec alone, then every discriminator alone, then all jointly. A phase of 0 steps is
+    left out."""
+    names = [plugin_name(p) for p in plugins]
+    adversarial = tuple(n for n in names if n in ADVERSARIAL_PLUGINS)
+    phases = []
+    if completion_steps:
+        phases.append(Phase("completion", completion_steps, generator=("reconstruction",),
+                            discriminator=()))
+    if discriminator_steps:
+        phases.append(Phase("discriminator", discriminator_steps, generator=(),
+                            discriminator=adversarial))
+    phases.append(Phase("joint"))
+    return tuple(phases)
 
 
 def build_gl(loss: str, params: Params, height: int, width: int, reading: str = "ours",

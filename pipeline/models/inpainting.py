@@ -17,7 +17,8 @@ paper's description (no code copied):
   key `rec_divisor: image`, the authors' code and the GLCIC port) the same hole sum divided by
   the whole image's pixels, which weakens L_rec against α·adv by the image / hole area ratio.
 - Training phases (GL §3.4): T_C steps completion network alone (L_rec), T_D steps the
-  discriminators alone (C fixed), then joint; a trainer feature (`pipeline.training.trainer.Phase`).
+  discriminators alone (C fixed), then joint; a trainer feature (`pipeline.training.trainer.Phase`)
+  that the inpainting kind schedules (`pipeline.kinds.inpainting.gl_phases`).
 - GL+A-MEx, two readings of "combine GL and A-MEx" (row key `amex_reading`):
   ours (default): GL as above plus α·λ4·L_A-MEx (paper Eq 9) through `pipeline.models.losses.AMExLoss`,
   a separate LSGAN PatchGAN on the 4-channel input and the RGB image multiplied by the expanded
@@ -42,7 +43,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.models.losses import GanBatch, expanded_masks, frozen
-from pipeline.training.trainer import Phase, plugin_name
 
 RECONSTRUCTIONS = ("mse", "l1")
 REC_DIVISORS = ("hole", "image")   # ReconstructionLoss: what L_rec's hole sum is divided by
@@ -418,23 +418,6 @@ class ExpandedContextLoss(_ContextAdversarialLoss):
 
     def _logits(self, batch, image):
         return self.discriminator(image, batch.boxes)
-
-
-def gl_phases(completion_steps: int, discriminator_steps: int, plugins) -> tuple:
-    """GL's three training phases over the plug-ins present (by name): the completion network
-    with L_rec alone, then every discriminator alone, then all jointly. A phase of 0 steps is
-    left out."""
-    names = [plugin_name(p) for p in plugins]
-    adversarial = tuple(n for n in names if n in ADVERSARIAL_PLUGINS)
-    phases = []
-    if completion_steps:
-        phases.append(Phase("completion", completion_steps, generator=("reconstruction",),
-                            discriminator=()))
-    if discriminator_steps:
-        phases.append(Phase("discriminator", discriminator_steps, generator=(),
-                            discriminator=adversarial))
-    phases.append(Phase("joint"))
-    return tuple(phases)
 
 
 #---------------------------------------------------------------------------------------------
