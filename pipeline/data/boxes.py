@@ -177,3 +177,15 @@ def fill_box(labels: np.ndarray, box, target_label: int) -> np.ndarray:
     incomplete = labels.copy()
     incomplete[..., y1:y2, x1:x2] = target_label
     return incomplete
+
+
+def object_mask(labels: np.ndarray, instances: np.ndarray, box, label: int) -> np.ndarray:
+    """The box's object as a boolean (h, w) mask: the pixels of the largest instance of `label`
+    inside the box (the instance the box was drawn around); the label's pixels when none."""
+    x1, y1, x2, y2 = box
+    inside_labels, inside_instances = labels[y1:y2, x1:x2], instances[y1:y2, x1:x2]
+    of_label = inside_labels == label
+    ids, counts = np.unique(inside_instances[of_label], return_counts=True)
+    if len(ids) == 0:
+        return of_label
+    return inside_instances == ids[np.argmax(counts)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import resize
 
-from pipeline.data.boxes import fill_box
+from pipeline.data.boxes import fill_box, object_mask
 
 FLOORS = ("fill-box", "mean-mask")
 INPAINTING_FLOORS = ("mean-fill", "biharmonic")
@@ -42,18 +42,6 @@ def is_floor_row(row: str, dataset: str | None = None) -> bool:
                    for floor in FLOORS + INPAINTING_FLOORS)
     prefixes = [floor_row_name(floor, "") for floor in FLOORS + INPAINTING_FLOORS]
     return any(row.startswith(prefix) and len(row) > len(prefix) for prefix in prefixes)
-
-
-def object_mask(labels: np.ndarray, instances: np.ndarray, box, label: int) -> np.ndarray:
-    """The box's object as a boolean (h, w) mask: the pixels of the largest instance of `label`
-    inside the box (the instance the box was drawn around); the label's pixels when none."""
-    x1, y1, x2, y2 = box
-    inside_labels, inside_instances = labels[y1:y2, x1:x2], instances[y1:y2, x1:x2]
-    of_label = inside_labels == label
-    ids, counts = np.unique(inside_instances[of_label], return_counts=True)
-    if len(ids) == 0:
-        return of_label
-    return inside_instances == ids[np.argmax(counts)]
 
 
 def mean_masks(labels: np.ndarray, instances: np.ndarray, names, boxes: dict) -> dict:

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.config import TWOSM_BUILDS, TWOSM_CHOICES
-from pipeline.evaluation.floors import object_mask
+from pipeline.data.boxes import object_mask
 from pipeline.data.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
 from pipeline.models.losses import (GanBatch, fake_and_real_scales, frozen, lsgan,
                              multiscale_discriminator_terms)
