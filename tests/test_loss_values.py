@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline.models.losses import AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss
+from pipeline.data.inputs import GanBatch
+from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 
 C, H, W = 2, 8, 12                       # condition channels, map size
 BOXES = ((3, 2, 6, 5), (8, 4, 12, 8))    # half-open (x1, y1, x2, y2); sample 1 on the corner

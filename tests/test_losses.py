@@ -4,8 +4,9 @@ Tiny networks on 16x32 maps, CPU; the VGG19 is the random-init stand-in (no weig
 import pytest
 import torch
 
-from pipeline.models.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, at_least_2x2,
-                             crop_canvas, expanded_crops, expanded_masks, lsgan)
+from pipeline.data.inputs import GanBatch
+from pipeline.models.losses import (AMExLoss, MExLoss, Pix2PixHDLoss, at_least_2x2, crop_canvas,
+                                    expanded_crops, expanded_masks, lsgan)
 from pipeline.models.networks import (CanvasDiscriminators, GlobalGenerator, PatchDiscriminator,
                                VGG19Features, masked_instance_norm)
 

@@ -150,7 +150,8 @@ def test_the_expansion_plugin_on_the_context_stream_gets_the_rows_q_and_the_labe
 
 
 def test_channel_selection_is_the_same_mex_loss_on_the_selected_channels():
-    from pipeline.models.losses import GanBatch, MExLoss
+    from pipeline.data.inputs import GanBatch
+    from pipeline.models.losses import MExLoss
     torch.manual_seed(0)
     condition, target = torch.rand(2, 5, 16, 16), torch.rand(2, 4, 16, 16)
     batch = GanBatch(condition=condition, target=target, mask=torch.ones(2, 1, 16, 16),

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from pipeline.data.datasets import DatasetSpec, SplitArrays
-from pipeline.models.losses import GanBatch
 from pipeline.atomic import atomic_open
 
 BOX_COLUMNS = ["split", "image", "label", "x1", "y1", "x2", "y2", "area_fraction"]
@@ -116,6 +115,42 @@ def from_unit_range(images: torch.Tensor) -> np.ndarray:
 def flip_box(box, width):
     x1, y1, x2, y2 = box
     return (width - x2, y1, width - x1, y2)
+
+
+@dataclass
+class GanBatch:
+    """One training batch on the training device.
+
+    condition: (N, C, H, W) generator input (one-hot Su + instance edges + box mask, or the
+               colour map for the translator).
+    target:    (N, 3, H, W) in [-1, 1] the ground truth (Yc, or the photo for the translator).
+    mask:      (N, 1, H, W) M of Eq 5 (1 in the box), or None when nothing is fused.
+    boxes:     per sample (x1, y1, x2, y2), half-open; empty for the translator.
+    """
+    condition: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor | None = None
+    boxes: tuple = ()
+
+    def map_tensors(self, function) -> "GanBatch":
+        """A batch of function(tensor) for condition, target and mask (a None mask stays)."""
+        return GanBatch(condition=function(self.condition), target=function(self.target),
+                        mask=None if self.mask is None else function(self.mask),
+                        boxes=self.boxes)
+
+    def to(self, device, non_blocking: bool = False) -> "GanBatch":
+        """The batch on `device` (non_blocking: asynchronous from pinned memory)."""
+        return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "GanBatch":
+        """A copy in page-locked memory (DataLoader's pin_memory calls it)."""
+        return self.map_tensors(lambda t: t.pin_memory())
+
+    def fuse(self, generated: torch.Tensor) -> torch.Tensor:
+        """Eq 5: Ŷ = Ỹ·M + Yu·(1 − M). Yu equals Yc outside the box, so the target serves as Yu."""
+        if self.mask is None:
+            return generated
+        return generated * self.mask + self.target * (1 - self.mask)
 
 
 def edit_batch(split: SplitArrays, spec: DatasetSpec, indices, edits, flips, device) -> GanBatch:

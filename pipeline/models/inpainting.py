@@ -42,7 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.models.losses import GanBatch, expanded_masks, frozen
+from pipeline.data.inputs import GanBatch
+from pipeline.models.losses import expanded_masks, frozen
 
 RECONSTRUCTIONS = ("mse", "l1")
 REC_DIVISORS = ("hole", "image")   # ReconstructionLoss: what L_rec's hole sum is divided by

@@ -36,9 +36,10 @@ import torch.nn.functional as F
 
 from pipeline.config import TWOSM_BUILDS, TWOSM_CHOICES
 from pipeline.data.boxes import object_mask
-from pipeline.data.inputs import EditBox, EditTask, condition_tensor, edit_inputs, instance_edges
-from pipeline.models.losses import (GanBatch, fake_and_real_scales, frozen, lsgan,
-                             multiscale_discriminator_terms)
+from pipeline.data.inputs import (EditBox, EditTask, GanBatch, condition_tensor, edit_inputs,
+                                 instance_edges)
+from pipeline.models.losses import (fake_and_real_scales, frozen, lsgan,
+                                    multiscale_discriminator_terms)
 from pipeline.models.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers
 
 OBSERVATIONS = ("local", "full")
