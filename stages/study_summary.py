@@ -19,9 +19,10 @@ from pipeline.config import load_params, seed_dir
 from pipeline.data.datasets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import test_items
-from pipeline.evaluation.reports import (held_back_floors, held_back_inpainting_floors,
-                              inpainting_study_summary, plot_metric_curves, read_eval_curves,
-                              study_summary)
+from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
+                                                read_eval_curves)
+from pipeline.evaluation.reports.figures import plot_metric_curves
+from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
 from pipeline.kinds import load_generator
 from stages.common import ArgumentParser, run
 

@@ -249,8 +249,9 @@ def test_a_run_records_the_resolved_reading(tmp_path):
 def test_table3_names_the_reading_of_each_row_and_pairs_the_readings():
     import pandas as pd
 
-    from pipeline.evaluation.reports import (PAPER_TABLE3, inpainting_differences, table3_paper,
-                                  table3_readings)
+    from pipeline.evaluation.reports.inpainting_tables import inpainting_differences
+    from pipeline.evaluation.reports.paper_values import (PAPER_TABLE3, table3_paper,
+                                                          table3_readings)
     rows = params().inpainting_rows
     text = table3_readings(rows)
     assert "`gl-amex-facade`: GL+A-MEx, our reading" in text

@@ -17,7 +17,7 @@ from pipeline.apps import huev
 from pipeline.config import ParamsError, check_huev_rows, load_params, parse_params
 from pipeline.evaluation.evaluation import save_results
 from pipeline.data.inputs import EditBox
-from pipeline.evaluation.reports import TABLE_COLUMNS
+from pipeline.evaluation.reports.tables import TABLE_COLUMNS
 from tests.tiny_project import REPO, tiny_params, write_params
 
 ROWS = ("pix2pixhd-cityscapes", "mexgan-cityscapes")

@@ -4,7 +4,7 @@ rendered from the long form, which stays in the CSVs."""
 import pandas as pd
 
 from pipeline.evaluation.paper_tables import paper_table_markdown, rerender, wide_frame, write_paper_table
-from pipeline.evaluation.reports import TABLE_COLUMNS
+from pipeline.evaluation.reports.tables import TABLE_COLUMNS
 
 
 def long_form():

@@ -15,7 +15,9 @@ from pipeline.data.datasets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import edited_maps
 from pipeline.data.inputs import EditBox
-from pipeline.evaluation.reports import reference_lines, study_rows, study_summary
+from pipeline.evaluation.reports.study_questions import study_rows
+from pipeline.evaluation.reports.study_references import reference_lines
+from pipeline.evaluation.reports.study_summary import study_summary
 from pipeline.models.twosm import Observation, TwoStreamGenerator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

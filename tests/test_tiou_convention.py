@@ -11,7 +11,7 @@ from pipeline.config import ParamsError, load_params, parse_params
 from pipeline.evaluation.evaluation import BoxTestSet
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.metrics import hamm, tiou
-from pipeline.evaluation.reports import box_convention_note
+from pipeline.evaluation.reports.tables import box_convention_note
 
 
 def test_scored_box_drops_the_last_row_and_column_under_the_authors_convention():

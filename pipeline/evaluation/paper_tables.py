@@ -1,7 +1,8 @@
 """The paper's tables in the paper's layout: one line per row and dataset, one column per
 metric, each cell ours with its 95 % interval and the paired verdict against the floor, beside
-the paper's value. Rendered from the long form (pipeline.evaluation.reports.comparison_table /
-inpainting_table: one line per row x metric), which stays in reports/table<N>.csv."""
+the paper's value. Rendered from the long form (pipeline.evaluation.reports.tables'
+comparison_table, inpainting_tables' inpainting_table: one line per row x metric), which stays
+in reports/table<N>.csv."""
 from __future__ import annotations
 
 import numpy as np
