@@ -12,7 +12,7 @@ from pipeline.data.inputs import EditBox, EditTask, TranslationTask
 from pipeline.models.networks import GlobalGenerator
 from pipeline.data.preparation import box_rows
 from pipeline.data.synthetic import generate_split
-from pipeline.models.twosm import Observation, TwoStreamTask
+from pipeline.models.twosm_views import Observation, TwoStreamTask
 
 CPU = torch.device("cpu")
 

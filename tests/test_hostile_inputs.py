@@ -191,7 +191,7 @@ def test_an_edit_holds_the_map_in_its_id_type_and_leaves_the_callers_arrays(edit
 
 
 def test_twosm_upsampled_labels_come_in_the_asked_type():
-    from pipeline.models.twosm import upsampled_labels
+    from pipeline.models.twosm_prediction import upsampled_labels
     context, mask = torch.randn(35, 8, 16), torch.randn(8, 16)
     wide, painted = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66), chunk_pixels=50)
     small, painted_small = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66),

@@ -12,7 +12,7 @@ from pipeline.data.raw_datasets import (cityscapes_train_only, load_raw, sequenc
                                    split_by_sequence)
 from pipeline.apps.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
                                 eligible_boxes, gtfine_frames, video_frames)
-from pipeline.models.twosm import bilinear_matrix, upsampled_labels
+from pipeline.models.twosm_prediction import bilinear_matrix, upsampled_labels
 from tests.shared_data import shared_path
 
 VIDEO = shared_path("cityscapes_video")
@@ -146,7 +146,7 @@ def test_twosm_editor_draws_the_box_at_the_maps_own_resolution(observation):
     the model's size and back)."""
     from pipeline.apps.editing import Edit, Editor
     from pipeline.models.model_files import model_metadata
-    from pipeline.models.twosm import Observation
+    from pipeline.models.twosm_views import Observation
     generator = Disk()
     generator.meta = model_metadata("twosm", "cityscapes", 32, 16, "hand", 37, "-", "-")
     generator.observation = Observation(observation, 16)

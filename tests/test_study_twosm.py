@@ -18,7 +18,8 @@ from pipeline.data.inputs import EditBox
 from pipeline.evaluation.reports.study_questions import study_rows
 from pipeline.evaluation.reports.study_references import reference_lines
 from pipeline.evaluation.reports.study_summary import study_summary
-from pipeline.models.twosm import Observation, TwoStreamGenerator
+from pipeline.models.twosm import TwoStreamGenerator
+from pipeline.models.twosm_views import Observation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from pipeline.data.inputs import EditBox
-from pipeline.models.twosm import (Observation, TwoStreamGenerator, TwoStreamLoss, box_in_window,
-                            local_window, predict_labels, resize_nearest, twosm_batch)
+from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
+from pipeline.models.twosm_prediction import predict_labels
+from pipeline.models.twosm_views import (Observation, box_in_window, local_window, resize_nearest,
+                                         twosm_batch)
 from pipeline.data.datasets import get_spec
 
 
@@ -181,7 +183,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     (seed, epoch); batch norm's running statistics are in the checkpoint)."""
     import os
     import shutil
-    from pipeline.models import twosm
+    from pipeline.models import twosm_views
     from pipeline.config import parse_params
     from pipeline.models.model_files import GENERATOR_FILE
     from pipeline.kinds import train_row
@@ -203,7 +205,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
                          str(tmp_path / f"{name}-live"), progress=False)
 
     run("reference")
-    original = twosm.TwoStreamTask.epoch
+    original = twosm_views.TwoStreamTask.epoch
 
     def dies_in_the_second_epoch(self, epoch, device):
         for index, batch in enumerate(original(self, epoch, device)):
@@ -211,12 +213,12 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
                 raise KeyboardInterrupt
             yield batch
 
-    twosm.TwoStreamTask.epoch = dies_in_the_second_epoch
+    twosm_views.TwoStreamTask.epoch = dies_in_the_second_epoch
     try:
         with pytest.raises(KeyboardInterrupt):
             run("crashed")
     finally:
-        twosm.TwoStreamTask.epoch = original
+        twosm_views.TwoStreamTask.epoch = original
     summary = run("crashed")
     assert summary["resumes"] == 1
     final = torch.load(os.path.join(tmp_path, "crashed", GENERATOR_FILE), weights_only=False)

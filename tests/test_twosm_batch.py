@@ -10,7 +10,7 @@ import torch
 from pipeline.config import parse_params
 from pipeline.kinds import load_generator, train_row
 from pipeline.models.model_files import GENERATOR_FILE
-from pipeline.models.twosm import predict_labels
+from pipeline.models.twosm_prediction import predict_labels
 from tests.test_resume import prepare
 from tests.tiny_project import tiny_params
 

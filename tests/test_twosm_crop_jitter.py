@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import ParamsError, parse_params
 from pipeline.kinds import TWOSM
-from pipeline.models.twosm import Observation, local_window
+from pipeline.models.twosm_views import Observation, local_window
 from tiny_project import tiny_params
 
 # box 4 wide, 8 high: longer side 8, window 16x16; centred window left (20+24-16)/2 = 14,

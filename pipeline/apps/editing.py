@@ -287,8 +287,8 @@ class Editor:
 
     def _twosm_box(self, labels, instances, box, target) -> np.ndarray:
         from pipeline.data.datasets import get_spec
-        from pipeline.models.twosm import (by_label_rule, painted_labels, upsampled_labels,
-                                    window_logits)
+        from pipeline.models.twosm_prediction import (by_label_rule, painted_labels,
+                                                      upsampled_labels, window_logits)
         spec, observation = get_spec(self.dataset), self.generator.observation
         height, width = labels.shape
         x1, y1, x2, y2 = box

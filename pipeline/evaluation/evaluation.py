@@ -26,7 +26,8 @@ from pipeline.models.inpainting import complete, read_test_holes
 from pipeline.evaluation.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config import seed_dir
 from pipeline.models.model_files import RESOURCES_FILE, SUMMARY_FILE
-from pipeline.models.twosm import TwoStreamGenerator, by_label_rule, edited_map, predict_window
+from pipeline.models.twosm import TwoStreamGenerator
+from pipeline.models.twosm_prediction import by_label_rule, edited_map, predict_window
 from pipeline.atomic import replace_dir
 
 log = logging.getLogger(__name__)

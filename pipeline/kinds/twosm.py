@@ -11,7 +11,8 @@ from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import condition_channels
 from pipeline.kinds.parts import EXPANSION_LOSSES, expansion_loss, highest_expansion
 from pipeline.kinds.structure import StructureKind
-from pipeline.models.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
+from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
+from pipeline.models.twosm_views import Observation, TwoStreamTask
 
 
 class TwoSMKind(StructureKind):
