@@ -11,7 +11,8 @@
 #   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
 #                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
 #   make edit ARGS="mexgan-cityscapes map.png --edit 4,20,24,30 car"   python -m stages.edit
-#   make serve ARGS="--port 8000"  the HuEv study (--invite N: codes; --editor: the editor instead)
+#   make serve ARGS="--port 8000"  the HuEv study (--invite N: codes; --editor: the editor instead;
+#                               the demo's public-seed rows: ARGS=--unblinded-ok, docs/huev.md)
 #   make huev-export            the study's votes -> huev/votes.csv (then: make dvc ARGS=repro)
 #   make shell                  a shell with .venv activated (`exit` to leave); the same as
 #                               `. .venv/bin/activate` in the current shell

@@ -43,8 +43,9 @@ def parse_models(items) -> dict:
 
 
 def score_set(frames, train, editors: dict, threshold: float, rule: str, figures: str | None,
-              progress: bool) -> dict:
-    """Every row and floor on the eligible boxes of `frames`: scores, comparisons, classes."""
+              progress: bool, versus=()) -> dict:
+    """Every row and floor on the eligible boxes of `frames`: scores, comparisons to both floors
+    and to the model rows named in `versus`, classes."""
     boxes = eligible_boxes(frames, threshold, rule)
     if not boxes:
         return {"frames": len(frames.names), "boxes": 0}
@@ -56,14 +57,14 @@ def score_set(frames, train, editors: dict, threshold: float, rule: str, figures
     zeros = np.zeros(len(boxes))
     result = {"frames": len(frames.names), "boxes": len(boxes),
               "sequences": sorted(set(clusters)), "rows": {}}
-    against = {floor: compare(scores, boxes, floor) for floor in FLOOR_ROWS}
+    against = {base: compare(scores, boxes, base) for base in (*FLOOR_ROWS, *versus)}
     for row, values in scores.items():
         entry = {"tiou": _estimate(cluster_difference(values, zeros, clusters)),
                  "blocky_share": blocky_share(boxes, maps[row])}
-        for floor in FLOOR_ROWS:
-            if row != floor:
-                entry[f"minus_{floor}"] = {k: _estimate(v) if v is not None else None
-                                           for k, v in against[floor][row].items()}
+        for base in against:
+            if row != base:
+                entry[f"minus_{base}"] = {k: _estimate(v) if v is not None else None
+                                          for k, v in against[base][row].items()}
         result["rows"][row] = entry
     result["per_class"] = [{"class": name, "boxes": count, "tiou": means}
                            for name, count, means in per_class(scores, boxes,
@@ -85,6 +86,12 @@ def _cell(entry: dict | None) -> str:
     return f"{entry['mean']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
 
 
+def _versus_cells(entry: dict | None) -> str:
+    if entry is None:
+        return "— | — | "
+    return f"{_cell(entry['by_sequence'])} | {_cell(entry['by_box'])} | "
+
+
 def markdown(results: dict, setup: dict) -> str:
     lines = ["## Real maps: trained rows on real Cityscapes label maps", "",
              f"Frames: {setup['raw']} held-out sequences {', '.join(setup['val_sequences'])}"
@@ -98,8 +105,11 @@ def markdown(results: dict, setup: dict) -> str:
         if not result["boxes"]:
             lines += ["No eligible box.", ""]
             continue
+        versus = setup.get("versus", [])
         lines += ["| row | tIOU | − fill-box (by sequence) | − fill-box (by box) | "
-                  "− mean-mask (by sequence) | blocky |", "|---|---|---|---|---|---|"]
+                  "− mean-mask (by sequence) | "
+                  + "".join(f"− {name} (by sequence) | − {name} (by box) | " for name in versus)
+                  + "blocky |", "|---|---|---|---|---|" + "---|---|" * len(versus) + "---|"]
         for row, entry in result["rows"].items():
             tiou = entry["tiou"]
             fill = entry.get("minus_fill-box")
@@ -109,7 +119,8 @@ def markdown(results: dict, setup: dict) -> str:
                 f"{_cell(fill['by_sequence']) if fill else '—'} | "
                 f"{_cell(fill['by_box']) if fill else '—'} | "
                 f"{_cell(mean['by_sequence']) if mean else '—'} | "
-                f"{entry['blocky_share'] * 100:.0f} % |")
+                + "".join(_versus_cells(entry.get(f"minus_{name}")) for name in versus)
+                + f"{entry['blocky_share'] * 100:.0f} % |")
         rows = list(result["rows"])
         lines += ["", "Per class (mean tIOU):", "",
                   "| class | boxes | " + " | ".join(rows) + " |",
@@ -133,6 +144,8 @@ def main():
                         "data.val_sequences where data.sources says cityscapes is real")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a model file or folder to score (repeatable)")
+    parser.add_argument("--versus", action="append", default=[], metavar="NAME",
+                        help="a --model NAME every other row is also paired with (repeatable)")
     parser.add_argument("--threshold", type=float, default=0.02)
     parser.add_argument("--rule", default="tight", choices=("tight", "authors"))
     parser.add_argument("--out", default="reports/real_maps", help="writes OUT.json, OUT.md")
@@ -154,6 +167,9 @@ def main():
     models = parse_models(args.model)
     if not models:
         raise ValueError("no --model NAME=PATH to score")
+    for name in args.versus:
+        if name not in models:
+            raise ValueError(f"--versus {name}: not a --model name ({', '.join(models)})")
     from pipeline.apps.editing import load_editor
     editors = {name: load_editor(path, translator="none") for name, path in models.items()}
     for name, editor in editors.items():
@@ -170,9 +186,9 @@ def main():
         figures = (os.path.join(args.figures, "gtfine" if "gtFine" in set_name else "video")
                    if args.figures else None)
         results[set_name] = score_set(frames, train, editors, args.threshold, args.rule,
-                                      figures, progress=True)
+                                      figures, progress=True, versus=args.versus)
     setup = {"raw": raw, "val_sequences": list(sequences), "rule": args.rule,
-             "threshold": args.threshold, "models": models}
+             "threshold": args.threshold, "models": models, "versus": args.versus}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with atomic_open(args.out + ".json", "w") as f:
         json.dump({"setup": setup, "sets": results}, f, indent=1)

@@ -279,7 +279,7 @@ def test_environment_of_each_mode():
 
 
 def test_configure_after_numpy_is_refused(tmp_path):
-    code = ("import numpy\nfrom pipeline import platform\nplatform.configure(True, 1)\n")
+    code = ("import numpy\nfrom pipeline.training import platform\nplatform.configure(True, 1)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_scrubbed_env({}),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0

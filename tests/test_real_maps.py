@@ -161,3 +161,40 @@ def test_twosm_editor_draws_the_box_at_the_maps_own_resolution(observation):
     # the disk's edge crosses rows at many columns: a round shape, not a few coarse steps
     widths = car[32:96, 64:160].sum(1)
     assert len(set(widths[widths > 0].tolist())) > 12
+
+
+class _StubEditor:
+    """Editor.apply's contract: 'truth' returns the map as it is (tIOU 1), 'fill' paints the
+    whole box with the label (what the fill-box floor draws)."""
+    def __init__(self, row):
+        self.row = row
+
+    def apply(self, labels, edits, instances):
+        from types import SimpleNamespace
+        out = labels.copy()
+        if self.row == "fill":
+            x0, y0, x1, y1 = edits[0].box
+            out[y0:y1, x0:x1] = edits[0].label
+        return SimpleNamespace(labels=out)
+
+
+def test_score_set_pairs_every_row_with_a_versus_model_and_renders_its_columns():
+    from stages.real_maps import markdown, score_set
+    train, test = HELD_OUT
+    result = score_set(test, train, {"truth": _StubEditor("truth"), "fill": _StubEditor("fill")},
+                       0.02, "tight", None, progress=False, versus=("fill",))
+    rows = result["rows"]
+    # the stub that paints the box is the fill-box floor, box for box
+    assert rows["fill"]["minus_fill-box"]["by_box"]["mean"] == 0
+    assert rows["fill"]["tiou"]["mean"] == rows["fill-box"]["tiou"]["mean"]
+    # truth − fill = 1 − the fill-box floor's mean, paired by box and by sequence
+    gap = round(1 - rows["fill-box"]["tiou"]["mean"], 4)
+    assert rows["truth"]["minus_fill"]["by_box"]["mean"] == pytest.approx(gap, abs=1e-4)
+    assert rows["truth"]["minus_fill"]["by_sequence"]["mean"] == pytest.approx(gap, abs=1e-4)
+    assert "minus_fill" not in rows["fill"]
+    text = markdown({"held-out": result}, {"raw": "video", "val_sequences": ["aachen_000005"],
+                                            "rule": "tight", "threshold": 0.02,
+                                            "versus": ["fill"]})
+    assert "| − fill (by sequence) | − fill (by box) | blocky |" in text
+    line = next(line for line in text.splitlines() if line.startswith("| truth |"))
+    assert f"+{gap:.3f} [" in line.split(" | ")[5]

@@ -2,11 +2,13 @@
 
     .venv/bin/python tools/hostile_inputs_bench.py [--code DIR --label NAME] [--out JSON]
 
-For each input, `python -m stages.edit` (a fresh process: its peak RSS, ru_maxrss, minus the
-same command's on an 8x8 map) and the editor server (`stages.serve --editor`, uploads only: its
-VmHWM after the request minus after a warm-up edit) with the released model
-models/mexgan-cityscapes/seed0 and a full-map box. --code runs another checkout (e.g. the code
-before issue 32, `git archive 63c4453`); results are merged into --out under --label."""
+For each input and each released model (models/mexgan-cityscapes/seed0, the colour editor at
+64x32, and models/twosm-full-cityscapes/seed0, which draws at the map's own resolution),
+`python -m stages.edit` and the editor server (`stages.serve --editor`, uploads only), each
+in a fresh process, with a full-map box: the peak resident memory over the idle process with
+its model loaded (see WHAT, copied into the JSON). --code runs another checkout (e.g. the code
+before issue 32, `git archive 63c4453`); results are merged into --out under --label, other
+labels' sections are kept. Linux only (/proc/PID/status, clear_refs)."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +28,7 @@ import zlib
 import numpy as np
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODEL = "models/mexgan-cityscapes/seed0"
+MODELS = ["models/mexgan-cityscapes/seed0", "models/twosm-full-cityscapes/seed0"]
 
 
 def chunk(kind, data):
@@ -85,23 +87,61 @@ def inputs(folder: str, palette) -> dict:
     return files
 
 
-def cli_peak_mb(code, path, box, out) -> tuple:
+CLI_WRAPPER = """\
+import gc, runpy, sys
+import stages  # the CPU settings (portable mode) before torch, as `python -m stages.edit`
+import pipeline.apps.editing as editing
+
+def status(key):
+    with open('/proc/self/status') as f:
+        return int(next(l for l in f if l.startswith(key + ':')).split()[1]) / 1024
+
+original = editing.load_editor
+
+def load_editor(*args, **kwargs):  # the idle process: the model loaded, no map read yet
+    editor = original(*args, **kwargs)
+    gc.collect()
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # VmHWM := VmRSS: the peak from here on is this run's own
+    print('IDLE', status('VmRSS'), file=sys.stderr, flush=True)
+    return editor
+
+editing.load_editor = load_editor
+sys.argv = ['stages.edit'] + sys.argv[1:]
+try:
+    runpy.run_module('stages.edit', run_name='__main__')
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+print('PEAK', status('VmHWM'), file=sys.stderr, flush=True)
+sys.exit(code)
+"""
+
+
+def cli_run(code, model, path, box, out) -> dict:
+    """`python -m stages.edit MODEL PATH --edit BOX car` in a fresh process: its VmRSS right
+    after the model is loaded (before the map is read), its peak (VmHWM, reset at that point)
+    and the peak's excess over that idle RSS."""
     env = dict(os.environ, PYTHONPATH=code, OMP_NUM_THREADS="1")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-c",
-                           "import resource, runpy, sys\n"
-                           "sys.argv = ['stages.edit'] + sys.argv[1:]\n"
-                           "try:\n    runpy.run_module('stages.edit', run_name='__main__')\n"
-                           "except SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
-                           "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-                           "file=sys.stderr)\nsys.exit(code)\n",
-                           os.path.join(code, MODEL), path, "--edit", box, "car", "--out", out],
+    done = subprocess.run([sys.executable, "-c", CLI_WRAPPER, os.path.join(code, model), path,
+                           "--edit", box, "car", "--out", out],
                           cwd=code, env=env, capture_output=True, text=True)
-    del before
-    peak = [line for line in done.stderr.splitlines() if line.startswith("PEAK")]
-    last = [line for line in done.stderr.splitlines() if not line.startswith("PEAK")]
-    return (int(peak[-1].split()[1]) / 1024 if peak else None, done.returncode,
-            (last[-1] if last else done.stdout.strip().splitlines()[-1])[:200])
+    lines = done.stderr.splitlines()
+    value = {k: float(l.split()[1]) for l in lines for k in ("IDLE", "PEAK")
+             if l.startswith(k + " ")}
+    last = [l for l in lines if not l.startswith(("IDLE ", "PEAK "))]
+    answer = (last[-1] if last else (done.stdout.strip().splitlines() or [""])[-1])[:200]
+    side = os.path.join(out, "side_by_side.png")
+    size = None
+    if done.returncode == 0 and os.path.exists(side):
+        with open(side, "rb") as f:  # the IHDR: it may be too large for PIL to open
+            size = list(struct.unpack(">II", f.read(24)[16:24]))
+    idle, peak = value.get("IDLE"), value.get("PEAK")
+    return {"exit": done.returncode, "answer": answer, "side_by_side": size,
+            "idle_rss_mb": None if idle is None else round(idle, 1),
+            "peak_mb": None if peak is None else round(peak, 1),
+            "peak_over_idle_mb": None if None in (idle, peak) else round(peak - idle, 1)}
 
 
 def free_port():
@@ -110,21 +150,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def hwm_mb(pid) -> float:
+def status_mb(pid, key) -> float:
     with open(f"/proc/{pid}/status") as f:
-        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1]) / 1024
+        return int(next(l for l in f if l.startswith(key + ":")).split()[1]) / 1024
 
 
-def editor_runs(code, files, cases) -> dict:
+def editor_run(code, model, files, name, box) -> dict:
+    """One upload to a fresh editor server (`stages.serve --editor --editor-row MODEL`): after
+    a warm-up edit of an 8x8 map its VmHWM is reset to its VmRSS (the idle server); the
+    request's cost is the peak after it minus that idle RSS."""
     import httpx
     port = free_port()
     env = dict(os.environ, PYTHONPATH=code, OMP_NUM_THREADS="1")
     process = subprocess.Popen([sys.executable, "-m", "stages.serve", "--editor", "--editor-row",
-                                MODEL, "--data", "/nonexistent", "--port", str(port)], cwd=code,
+                                model, "--data", "/nonexistent", "--port", str(port)], cwd=code,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out = {}
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -133,68 +175,89 @@ def editor_runs(code, files, cases) -> dict:
                 assert time.monotonic() < deadline and process.poll() is None, "no server"
                 time.sleep(0.2)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as c:
-            def post(name, box):
-                with open(files[name], "rb") as f:
+            def post(file, box):
+                with open(files[file], "rb") as f:
                     upload = base64.b64encode(f.read()).decode()
                 return c.post("/api/editor/edit", json={"upload": upload, "box": box,
                                                         "label": "car"})
-            post("tiny_8x8.png", [0, 0, 8, 8])
-            idle = hwm_mb(process.pid)
-            for name, box in cases:  # in increasing cost: VmHWM only grows
-                answer = post(name, box)
-                out[name] = {"status": answer.status_code,
-                             "answer": (answer.json().get("error") if answer.status_code >= 400
-                                        else "edited"),
-                             "peak_over_idle_mb": round(hwm_mb(process.pid) - idle, 1)}
-                idle = max(idle, hwm_mb(process.pid))  # later cases: growth past this peak
+            assert post("tiny_8x8.png", [0, 0, 8, 8]).status_code == 200, "warm-up edit"
+            with open(f"/proc/{process.pid}/clear_refs", "w") as f:
+                f.write("5")
+            idle = status_mb(process.pid, "VmRSS")
+            answer = post(name, box)
+            peak = status_mb(process.pid, "VmHWM")
+        return {"status": answer.status_code,
+                "answer": answer.json().get("error") if answer.status_code >= 400 else "edited",
+                "idle_rss_mb": round(idle, 1), "peak_mb": round(peak, 1),
+                "peak_over_idle_mb": round(peak - idle, 1)}
     finally:
         process.terminate()
         process.wait(30)
-    return out
+
+
+REAL_MAP = os.path.join(os.path.dirname(HERE), "shared", "data", "cityscapes", "train_label",
+                        "aachen_000000_000019_gtFine_labelIds.png")
+WHAT = ("issue 32's worst inputs against python -m stages.edit and the editor server "
+        "(stages.serve --editor), a full-map box, label car, per model. Every case runs in a "
+        "fresh process. idle_rss_mb: the process's resident memory (VmRSS, MB) when it is idle "
+        "with the model loaded -- stages.edit: right after load_editor returns, before the map "
+        "is read; the editor server: after a warm-up edit of an 8x8 map -- at which point its "
+        "peak (VmHWM) is reset to it (/proc/PID/clear_refs 5). peak_mb: VmHWM at the end (the "
+        "command's exit; the server after the response). peak_over_idle_mb = peak_mb - "
+        "idle_rss_mb: what the input costs over the idle process (issue 32: <= 500 for legal "
+        "input; tiny_8x8, the smallest map, is what any edit costs: the generator's forward "
+        "at its own size). cityscapes_real_2048x1024 is a real gtFine labelIds map of "
+        "../shared (not "
+        "committed). tools/hostile_inputs_bench.py. The before_63c4453 section was measured "
+        "by an earlier version of this tool (one model; stages.edit: ru_maxrss minus the same "
+        "command's on an 8x8 map; editor: one server, growth past the previous case's peak).")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", default=HERE)
     parser.add_argument("--label", default="after")
+    parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--out", default=os.path.join(HERE, "reports", "hostile_inputs.json"))
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     from pipeline.data.datasets import get_spec
     palette = get_spec("cityscapes").palette
-    cases = [("ico_13000x13000.ico.png", "0,0,256,256"),
+    cases = [("tiny_8x8.png", "0,0,8,8"),  # any edit's own cost (the model's forward)
+             ("ico_13000x13000.ico.png", "0,0,256,256"),
              ("ids_1x16777216.png", "0,0,1,16777216"),
              ("colour_2048x1024.png", "0,0,2048,1024"),
+             ("cityscapes_real_2048x1024.png", "0,0,2048,1024"),
              ("ids_4096x4096_1bit.png", "0,0,4096,4096"),
              ("colour_4096x4096.png", "0,0,4096,4096")]
+    section = {}
     with tempfile.TemporaryDirectory() as folder:
         files = inputs(folder, palette)
-        idle, _, _ = cli_peak_mb(args.code, files["tiny_8x8.png"], "0,0,8,8",
-                                 os.path.join(folder, "out"))
-        cli = {"idle_peak_mb": round(idle, 1)}
-        for name, box in cases:
-            peak, status, line = cli_peak_mb(args.code, files[name], box,
-                                             os.path.join(folder, "out"))
-            side = os.path.join(folder, "out", "side_by_side.png")
-            size = None
-            if status == 0 and os.path.exists(side):
-                with open(side, "rb") as f:  # the IHDR: it may be too large for PIL to open
-                    size = list(struct.unpack(">II", f.read(24)[16:24]))
-            cli[name] = {"exit": status, "answer": line, "side_by_side": size,
-                         "peak_over_idle_mb": None if peak is None else round(peak - idle, 1)}
-            print(args.label, "cli", name, cli[name], flush=True)
-        boxes = {name: [int(v) for v in box.split(",")] for name, box in cases}
-        editor = editor_runs(args.code, files, [(n, boxes[n]) for n, _ in cases])
-        print(args.label, "editor", editor, flush=True)
+        if os.path.exists(REAL_MAP):
+            files["cityscapes_real_2048x1024.png"] = REAL_MAP
+        else:
+            cases = [c for c in cases if c[0] != "cityscapes_real_2048x1024.png"]
+        for model in args.models:
+            cli, editor = {}, {}
+            for name, box in cases:
+                cli[name] = cli_run(args.code, model, files[name], box,
+                                    os.path.join(folder, "out"))
+                print(args.label, model, "stages.edit", name, cli[name], flush=True)
+            for name, box in cases:
+                editor[name] = editor_run(args.code, model, files, name,
+                                          [int(v) for v in box.split(",")])
+                print(args.label, model, "editor", name, editor[name], flush=True)
+            worst = {what: max((r["peak_over_idle_mb"] or 0) for r in runs.values())
+                     for what, runs in (("stages_edit", cli), ("editor_server", editor))}
+            section[model] = {"stages_edit": cli, "editor_server": editor,
+                              "worst_peak_over_idle_mb": worst}
     report = {}
     if os.path.exists(args.out):
         with open(args.out) as f:
             report = json.load(f)
-    report.setdefault("what", "peak RSS over the idle process (MB) of python -m stages.edit and "
-                              "of the editor server (VmHWM) on issue 32's inputs, a full-map "
-                              "box, model " + MODEL + "; tools/hostile_inputs_bench.py")
-    report[args.label] = {"code": os.path.abspath(args.code), "stages_edit": cli,
-                          "editor_server": editor,
+    report["what"] = WHAT
+    report[args.label] = {"code": os.path.abspath(args.code), "models": section,
+                          "limit_mb": 500,
                           "machine": f"{os.cpu_count()} cores, {sys.platform}",
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
