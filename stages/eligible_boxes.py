@@ -20,7 +20,7 @@ from stages.common import ArgumentParser, run
 
 def count(inst_dir: str, label: str) -> dict:
     """{"rules": {rule: {"eligible_images", "boxes_per_class"}}, "images": N, ...}."""
-    from pipeline.data.raw_datasets import read_cityscapes_instance_maps
+    from pipeline.data.raw_cityscapes import read_cityscapes_instance_maps
     spec, settings = get_spec("cityscapes"), PAPER_SETTINGS["cityscapes"]
     names, maps = read_cityscapes_instance_maps(inst_dir)
     rules = {}

@@ -73,7 +73,8 @@ def main():
             settings = vars(params.datasets[args.dataset])
         source, seed = params.data.source_of(args.dataset), params.evaluate.seed
         if source == "real":
-            from pipeline.data.raw_datasets import MissingRawData, load_raw
+            from pipeline.data.raw_datasets import load_raw
+            from pipeline.data.raw_files import MissingRawData
             try:
                 splits = load_raw(args.dataset, params.data.raw_dir,
                                   extract_dir=extract_dir,

@@ -128,7 +128,7 @@ def test_edit_outputs_are_all_or_nothing_when_an_fsync_fails(tmp_path, monkeypat
 
 def test_extraction_replaces_an_earlier_extraction_whole(tmp_path):
     import zipfile
-    from pipeline.data.raw_datasets import extract_zip
+    from pipeline.data.raw_files import extract_zip
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("top/new.txt", "new")
@@ -144,7 +144,7 @@ def test_extraction_replaces_an_earlier_extraction_whole(tmp_path):
 
 def test_a_truncated_archive_leaves_the_earlier_extraction(tmp_path):
     import zipfile
-    from pipeline.data.raw_datasets import extract_zip
+    from pipeline.data.raw_files import extract_zip
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("top/new.txt", os.urandom(200_000))

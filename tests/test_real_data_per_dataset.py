@@ -16,7 +16,8 @@ import yaml
 from PIL import Image
 
 from pipeline.config import ParamsError, data_sources, load_params, parse_params
-from pipeline.data.raw_datasets import MissingRawData, load_raw
+from pipeline.data.raw_datasets import load_raw
+from pipeline.data.raw_files import MissingRawData
 from shared_data import shared_path
 from tiny_project import REPO, tiny_params, write_params
 

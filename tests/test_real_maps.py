@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.data.raw_datasets import (cityscapes_train_only, load_raw, sequence_of,
-                                   split_by_sequence)
+from pipeline.data.raw_cityscapes import cityscapes_train_only, sequence_of, split_by_sequence
+from pipeline.data.raw_datasets import load_raw
 from pipeline.apps.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
                                 eligible_boxes, gtfine_frames, video_frames)
 from pipeline.models.twosm_prediction import bilinear_matrix, upsampled_labels

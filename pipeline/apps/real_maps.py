@@ -26,7 +26,8 @@ from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.intervals import CONFIDENCE, RESAMPLES, SEED, Estimate, paired_difference
 from pipeline.evaluation.metrics import tiou
-from pipeline.data.raw_datasets import SIZES, read_index_map, resize_ids, sequence_of
+from pipeline.data.raw_cityscapes import sequence_of
+from pipeline.data.raw_files import SIZES, read_index_map, resize_ids
 
 BLOCK = 4  # the pixel of a 64x32 model at 256x128: a mask constant on these blocks is "blocky"
 
@@ -55,7 +56,7 @@ class RealBox:
 
 def video_frames(raw_dir: str, val_sequences, size=SIZES["cityscapes"]) -> tuple:
     """(train Frames, held-out Frames) of a Cityscapes folder with a train split only, split by
-    sequence (pipeline.data.raw_datasets.split_by_sequence), at `size` (W, H)."""
+    sequence (pipeline.data.raw_cityscapes.split_by_sequence), at `size` (W, H)."""
     from pipeline.data.raw_datasets import load_raw
     if tuple(size) != tuple(SIZES["cityscapes"]):
         raise ValueError(f"real maps are read at {SIZES['cityscapes']}, not {size}")

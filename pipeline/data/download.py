@@ -269,7 +269,7 @@ def _helen_instructions(raw_dir: str) -> str:
 
 
 def _fetch_cityscapes(raw_dir: str, retries: int) -> None:
-    from pipeline.data.raw_datasets import cityscapes_present  # lazy: avoids an import cycle
+    from pipeline.data.raw_cityscapes import cityscapes_present  # lazy: avoids an import cycle
     if cityscapes_present(raw_dir):
         return
     missing = [name for name in CITYSCAPES_PACKAGES
@@ -283,13 +283,14 @@ def _fetch_cityscapes(raw_dir: str, retries: int) -> None:
                      os.path.join(raw_dir, name), opener=opener, retries=retries)
         missing = []
     if missing:
-        from pipeline.data.raw_datasets import missing_raw_data
+        from pipeline.data.raw_files import missing_raw_data
         print(_cityscapes_instructions(raw_dir))
         raise missing_raw_data("cityscapes", raw_dir, missing)
 
 
 def _fetch_helen(raw_dir: str) -> None:
-    from pipeline.data.raw_datasets import HELEN_ZIP, helen_present, missing_raw_data
+    from pipeline.data.raw_files import HELEN_ZIP, missing_raw_data
+    from pipeline.data.raw_helen import helen_present
     if not helen_present(raw_dir) and not os.path.isfile(os.path.join(raw_dir, HELEN_ZIP)):
         print(_helen_instructions(raw_dir))
         raise missing_raw_data("helen", raw_dir, [HELEN_ZIP])
@@ -299,15 +300,16 @@ def fetch_dataset(dataset: str, raw_dir: str, *, retries: int = 5) -> None:
     """Make ``raw_dir`` hold ``dataset``'s raw files: download the public ones, extract
     archives that are already there, and for Cityscapes/Helen print which file goes where
     (raising FileNotFoundError) when they are not."""
-    from pipeline.data import raw_datasets
+    from pipeline.data.raw_facade import facade_present
+    from pipeline.data.raw_nyu import nyu_present
     os.makedirs(raw_dir, exist_ok=True)
     if dataset == "cityscapes":
         _fetch_cityscapes(raw_dir, retries)
     elif dataset == "helen":
         _fetch_helen(raw_dir)
-    elif dataset == "nyu" and raw_datasets.nyu_present(raw_dir):
+    elif dataset == "nyu" and nyu_present(raw_dir):
         pass
-    elif dataset == "facade" and raw_datasets.facade_present(raw_dir):
+    elif dataset == "facade" and facade_present(raw_dir):
         pass
     elif dataset in SOURCES:
         for source in SOURCES[dataset]:
@@ -324,10 +326,10 @@ def check_archives(dataset: str, raw_dir: str) -> None:
     """Every zip archive of `dataset` in the raw folder opens (its central directory reads):
     a junk or truncated download fails here, naming the file, not at prepare time. Reads only."""
     import zipfile
-    from pipeline.data import raw_datasets
-    names = {"cityscapes": list(raw_datasets.CITYSCAPES_ZIPS.values()),
+    from pipeline.data.raw_files import CITYSCAPES_ZIPS, FACADE_ZIPS
+    names = {"cityscapes": list(CITYSCAPES_ZIPS.values()),
              "helen": ["helenstar_release.zip"],
-             "facade": [os.path.join(folder, name) for name in raw_datasets.FACADE_ZIPS.values()
+             "facade": [os.path.join(folder, name) for name in FACADE_ZIPS.values()
                         for folder in ("", "facade")]}.get(dataset, [])
     for name in names:
         path = os.path.join(raw_dir, name)

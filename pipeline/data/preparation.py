@@ -122,7 +122,7 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
                 stats["test"]["skipped_images"] = skipped
         write_csv(os.path.join(tmp_dir, "boxes.csv"), BOX_COLUMNS, all_boxes)
         if spec_name == "facade":
-            from pipeline.data.raw_datasets import facade_test_masks
+            from pipeline.data.raw_facade import facade_test_masks
             masks = facade_test_masks(resize_split(splits["test"], width, height),
                                       repeats=hole_repeats, seed=seed, hole=tuple(hole))
             write_csv(os.path.join(tmp_dir, "test_masks.csv"),
