@@ -13,8 +13,8 @@ on CPU with the native kernels unless --paper-kernels says otherwise (the demo s
 """
 import os
 
-from pipeline.apps.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting,
-                                bench_markdown, inpainting_paper_size, paper_size)
+from pipeline.apps.bench_report import bench_markdown, inpainting_paper_size, paper_size
+from pipeline.apps.benchmark import BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting
 from pipeline.atomic import write_json_atomic, write_text_atomic
 from pipeline.training.trainer import pick_device
 from pipeline.config import load_params

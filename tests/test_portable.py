@@ -59,7 +59,7 @@ def child(steps: int, fid: bool) -> dict:
     import torch
 
     from pipeline.training import platform, trainer
-    from pipeline.apps.benchmark import TimedTask
+    from pipeline.apps.step_timing import TimedTask
     from pipeline.config import load_params
     from pipeline.data.datasets import get_spec
     from pipeline.data.inputs import EditBox, EditTask, condition_channels

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from pipeline.apps.benchmark import WARMUP, _benchmark_row, run_interleaved  # noqa: E402
+from pipeline.apps.benchmark import _benchmark_row  # noqa: E402
+from pipeline.apps.step_timing import WARMUP, run_interleaved  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 
 BATCHES = (1, 8)

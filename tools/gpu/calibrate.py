@@ -91,7 +91,7 @@ def worker(args) -> int:
     from pipeline.config import load_params
     params = load_params(args.params)
     from pipeline.training import trainer
-    from pipeline.apps.benchmark import TimedTask
+    from pipeline.apps.step_timing import TimedTask
     from pipeline.training.runs import acceleration
     record = {"params": args.params, "profile": params.profile, "row": args.row,
               "seed": args.seed, "epochs": params.row_epochs(args.row)
