@@ -17,7 +17,7 @@ from pipeline.apps.bench_report import bench_markdown, inpainting_paper_size, pa
 from pipeline.apps.benchmark import BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting
 from pipeline.atomic import write_json_atomic, write_text_atomic
 from pipeline.training.trainer import pick_device
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.data.datasets import PAPER_SETTINGS
 from stages.common import ArgumentParser, run
 

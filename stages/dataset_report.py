@@ -134,7 +134,7 @@ def main():
     args = parser.parse_args()
     lines = ["# Prepared datasets", ""]
     if not args.datasets:
-        from pipeline.config import load_params
+        from pipeline.config.loading import load_params
         args.datasets = list(load_params(args.params).datasets)
     for dataset in args.datasets:
         path = os.path.join(args.data_root, dataset, "stats.json")

@@ -19,7 +19,7 @@ import os
 import pandas as pd
 
 from pipeline.atomic import atomic_open, write_json_atomic
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, run
 
 # table -> (reports/ file prefix, examples folder)

@@ -14,7 +14,8 @@ The source of a dataset is data.sources.<dataset> where given, else data.source.
 
 import os
 
-from pipeline.config import DataParams, load_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import DataParams
 from pipeline.data.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS
 from pipeline.data.preparation import prepare_dataset
 from stages.common import ArgumentParser, run

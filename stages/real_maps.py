@@ -154,7 +154,7 @@ def main():
     args = parser.parse_args()
     raw, sequences = args.raw, args.val_sequences
     if args.params:
-        from pipeline.config import load_params
+        from pipeline.config.loading import load_params
         params = load_params(args.params)
         if params.data.source_of("cityscapes") != "real":
             raise ValueError(f"{args.params}: data.sources says cityscapes is synthetic; "

@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import os
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, run
 
 log = logging.getLogger("serve")

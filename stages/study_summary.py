@@ -15,7 +15,7 @@ import os
 import pandas as pd
 import torch
 
-from pipeline.config import load_params, seed_dir
+from pipeline.config.loading import load_params, seed_dir
 from pipeline.data.datasets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import test_items

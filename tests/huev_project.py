@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import torch
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.training.checkpoints import save_atomic
 from pipeline.evaluation.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_items
 from pipeline.data.inputs import condition_channels

@@ -291,7 +291,8 @@ next(c for c in CASES if c.name == "train_box_outside_image").setup = _box_outsi
 def tiny_model_files(model_dir, in_channels, params):
     from pipeline.models.model_files import model_metadata
     from pipeline.kinds.parts import build_generator
-    from pipeline.config import parse_params, to_dict
+    from pipeline.config.loading import to_dict
+    from pipeline.config.validation import parse_params
     parsed = parse_params(params)
     os.makedirs(model_dir)
     kind = "translator" if in_channels == 3 else "structure"

@@ -7,7 +7,7 @@ import torch
 
 from pipeline.apps import bench_report, step_timing
 from pipeline.apps import benchmark as bench
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from tests.tiny_project import DATA_SEED
 
 

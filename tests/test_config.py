@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, load_params, parse_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.training.trainer import learning_rate
 
 PARAMS_YAML = Path(__file__).resolve().parent.parent / "params.yaml"

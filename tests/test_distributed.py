@@ -13,7 +13,7 @@ from pipeline.data.datasets import get_spec
 from pipeline.training.distributed import Context
 from pipeline.data.inputs import condition_channels
 from pipeline.data.preparation import prepare_dataset
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.kinds import load_generator
 from pipeline.kinds import train_row
 from pipeline.data.synthetic import generate_split

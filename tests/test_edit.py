@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.data.datasets import SPECS, read_split
 from pipeline.apps.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
                               scale_box)

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.evaluation import evaluation
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.data.datasets import SplitArrays, get_spec, write_split
 from pipeline.data.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
 from pipeline.kinds.structure import StructureKind

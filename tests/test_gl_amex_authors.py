@@ -15,7 +15,8 @@ import torch.nn.functional as F
 import yaml
 
 from pipeline.training import checkpoints, trainer
-from pipeline.config import ParamsError, parse_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.models.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
                                  ExpandedContextLoss, GlobalLocalLoss, _Trunk,
                                  inpainting_batch)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ParamsError, load_params, parse_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.models.inpainting import ReconstructionLoss
 from pipeline.kinds.inpainting import InpaintingKind
 from pipeline.models.losses import GanBatch

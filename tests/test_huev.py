@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 from pipeline.apps import huev
-from pipeline.config import ParamsError, check_huev_rows, load_params, parse_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import check_huev_rows, parse_params
 from pipeline.evaluation.evaluation import save_results
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.reports.tables import TABLE_COLUMNS

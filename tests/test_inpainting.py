@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pipeline.training import trainer
-from pipeline.config import ParamsError, parse_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.evaluation.evaluation import InpaintingTestSet
 from pipeline.kinds import evaluate_table
 from pipeline.evaluation.floors import biharmonic_fill, mean_fill

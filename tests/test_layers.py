@@ -4,7 +4,8 @@ From the ground up (a module may import its own layer and any layer below it):
 
     atomic      pipeline/atomic.py: atomic file writes, imports nothing of the library
     data        pipeline/data/: archives and synthetic worlds -> label maps, boxes, batches
-    config      pipeline/config.py: params.yaml's schema (reads data's box rules, dataset specs)
+    config      pipeline/config/: params.yaml's sections, validation, loading (reads data's box
+                rules and dataset specs)
     models      pipeline/models/: networks, loss plug-ins, the model-file format
     training    pipeline/training/: the one trainer, runs, checkpoints, run log, DDP, platform
     evaluation  pipeline/evaluation/: metrics, floors, intervals, the test-set loop, the tables

@@ -5,7 +5,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import ParamsError, load_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
 from pipeline.models.losses import GanBatch, Pix2PixHDLoss
 from pipeline.models.networks import VGG19Features
 from pipeline.kinds.parts import build_vgg

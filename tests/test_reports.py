@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.apps.huev import summary as huev_summary
 from pipeline.evaluation.reports.curves import read_curves
 from pipeline.evaluation.reports.paper_values import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,

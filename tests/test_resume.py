@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.training import checkpoints, trainer
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.models.losses import GanBatch
 from pipeline.models.networks import GlobalGenerator
 from pipeline.data.preparation import prepare_dataset

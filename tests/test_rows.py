@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from pipeline import kinds
 from pipeline.kinds import base, parts
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.data.preparation import prepare_dataset
 from pipeline.data.synthetic import generate_split

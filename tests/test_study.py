@@ -5,7 +5,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.evaluation.reports.curves import first_step_above
 from pipeline.evaluation.reports.study_summary import study_summary
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

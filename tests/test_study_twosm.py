@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from pipeline.data.datasets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import edited_maps

@@ -7,7 +7,9 @@ import pytest
 import yaml
 
 from pipeline.data.boxes import scored_box
-from pipeline.config import ParamsError, load_params, parse_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.evaluation.evaluation import BoxTestSet
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.metrics import hamm, tiou

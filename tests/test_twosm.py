@@ -132,7 +132,7 @@ def test_prediction_is_pasted_into_the_box_only():
 
 
 def test_the_expansion_plugin_on_the_context_stream_gets_the_rows_q_and_the_label_channels():
-    from pipeline.config import parse_params
+    from pipeline.config.validation import parse_params
     from pipeline.models.losses import AMExLoss, MExLoss
     from pipeline.kinds import TWOSM
     from tests.tiny_project import tiny_params
@@ -184,7 +184,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     import os
     import shutil
     from pipeline.models import twosm_views
-    from pipeline.config import parse_params
+    from pipeline.config.validation import parse_params
     from pipeline.models.model_files import GENERATOR_FILE
     from pipeline.kinds import train_row
     from tests.test_resume import prepare

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch
 
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.kinds import load_generator, train_row
 from pipeline.models.model_files import GENERATOR_FILE
 from pipeline.models.twosm_prediction import predict_labels

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ParamsError, TWOSM_BUILDS, parse_params
+from pipeline.config.sections import ParamsError, TWOSM_BUILDS
+from pipeline.config.validation import parse_params
 from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import EditBox
 from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss

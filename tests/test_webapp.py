@@ -506,7 +506,7 @@ def test_the_study_imports_no_torch(project, tmp_path):
     """The study server's app is built without importing torch; then, in the same fresh
     process, the editor's imports it (so the check can see it)."""
     script = ("import sys\n"
-              "from pipeline.config import load_params\n"
+              "from pipeline.config.loading import load_params\n"
               "from stages.serve import make_app, parse_args\n"
               "for extra in (['--unblinded-ok'], ['--editor']):\n"
               "    args = parse_args(sys.argv[1:] + extra)\n"

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from pipeline.apps.benchmark import _benchmark_row  # noqa: E402
 from pipeline.apps.step_timing import WARMUP, run_interleaved  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.config.loading import load_params  # noqa: E402
 
 BATCHES = (1, 8)
 

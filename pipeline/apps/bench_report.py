@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.config import Params
+from pipeline.config.sections import Params
 from pipeline.apps.benchmark import CANVAS_ROW, step_ratios
 
 

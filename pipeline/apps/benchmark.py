@@ -15,7 +15,7 @@ import sys
 import torch
 
 from pipeline.training import trainer
-from pipeline.config import InpaintingRow, Params, Row
+from pipeline.config.sections import InpaintingRow, Params, Row
 from pipeline.data.datasets import get_spec
 from pipeline.kinds import INPAINTING, STRUCTURE, TWOSM
 from pipeline.training.runs import acceleration

@@ -385,7 +385,8 @@ def _resolve_model(model: str, params_path: str) -> tuple:
     if not os.path.isfile(params_path):
         raise EditError(f"model {model!r}: no such file (and no {params_path} to look it up "
                         "as a row)")
-    from pipeline.config import ParamsError, load_params, seed_dir
+    from pipeline.config.loading import load_params, seed_dir
+    from pipeline.config.sections import ParamsError
     try:
         params = load_params(params_path)
     except ParamsError as err:

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from pipeline.training import trainer
-from pipeline.config import Params
+from pipeline.config.sections import Params
 from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import EditTask, condition_channels
 from pipeline.models.networks import count_parameters

@@ -18,7 +18,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.training import trainer
-from pipeline.config import Params
+from pipeline.config.sections import Params
 from pipeline.data.inputs import EditBox
 from pipeline.models.networks import (CanvasDiscriminators, MultiscaleDiscriminator,
                                PatchDiscriminator, VGG19Features, count_parameters)

@@ -326,7 +326,7 @@ def build_study(params, database: str, results: str, secret: str | None = None) 
     study secret (`secret`, default study.secret beside the database, made when missing;
     pipeline.apps.huev.choose_items: never a test box the committed figures show), votes in
     `database` (trials of items or rows no longer in the study are skipped). Imports no torch."""
-    from pipeline.config import check_huev_rows
+    from pipeline.config.validation import check_huev_rows
     from pipeline.data.datasets import get_spec
     from pipeline.apps.huev import choose_items, load_items, secret_path, study_secret
     dataset = check_huev_rows(params)

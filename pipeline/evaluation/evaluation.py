@@ -19,12 +19,12 @@ from tqdm import tqdm
 
 from pipeline.evaluation import floors
 from pipeline.data.boxes import BOX_CONVENTIONS, box_mask, scored_box
-from pipeline.config import Params
+from pipeline.config.sections import Params
 from pipeline.data.datasets import colour_to_labels, get_spec, read_split
 from pipeline.data.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.models.inpainting import complete, read_test_holes
 from pipeline.evaluation.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
-from pipeline.config import seed_dir
+from pipeline.config.loading import seed_dir
 from pipeline.models.model_files import RESOURCES_FILE, SUMMARY_FILE
 from pipeline.models.twosm import TwoStreamGenerator
 from pipeline.models.twosm_prediction import by_label_rule, edited_map, predict_window

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from pipeline.training import trainer
 from pipeline.training.checkpoints import load_model_file
-from pipeline.config import Params, ParamsError
+from pipeline.config.sections import Params, ParamsError
 from pipeline.evaluation.evaluation import evaluate
 from pipeline.kinds.base import RowKind
 from pipeline.kinds.inpainting import InpaintingKind

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from pipeline.config import Params, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params
 from pipeline.training.distributed import Context
 from pipeline.evaluation.evaluation import HeldBackHoles, InpaintingTestSet
 from pipeline.data.datasets import read_split

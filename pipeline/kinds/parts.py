@@ -6,7 +6,7 @@ import logging
 
 import torch.nn as nn
 
-from pipeline.config import Params, ProfileParams
+from pipeline.config.sections import Params, ProfileParams
 from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.models.networks import VGG19_FILE, GlobalGenerator, VGG19Features, find_weights
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from pipeline.data.boxes import box_size_passes
-from pipeline.config import Params, Row, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params, Row
 from pipeline.data.datasets import get_spec, read_split
 from pipeline.evaluation.evaluation import BoxTestSet, HeldBackBoxes
 from pipeline.data.inputs import EditTask, check_boxes, condition_channels, read_boxes

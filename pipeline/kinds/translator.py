@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from pipeline.training import trainer
-from pipeline.config import Params, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params
 from pipeline.data.datasets import get_spec, read_split
 from pipeline.data.inputs import TranslationTask
 from pipeline.kinds.base import LIVE_ROOT, RowKind

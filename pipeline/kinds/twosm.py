@@ -6,7 +6,8 @@ row (same boxes, test set and floors); its labels come from its streams, not a c
 decode."""
 from __future__ import annotations
 
-from pipeline.config import Params, Row, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params, Row
 from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import condition_channels
 from pipeline.kinds.parts import EXPANSION_LOSSES, expansion_loss, highest_expansion

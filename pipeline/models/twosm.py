@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.config import TWOSM_BUILDS, TWOSM_CHOICES
+from pipeline.config.sections import TWOSM_BUILDS, TWOSM_CHOICES
 from pipeline.models.losses import (fake_and_real_scales, frozen, lsgan,
                                     multiscale_discriminator_terms)
 from pipeline.models.networks import MultiscaleDiscriminator, decoder_layers, encoder_layers

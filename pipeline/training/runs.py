@@ -18,7 +18,8 @@ import yaml
 from pipeline.training import trainer
 from pipeline.atomic import write_json_atomic
 from pipeline.training.checkpoints import checkpoint_paths, save_atomic
-from pipeline.config import Params, TrainParams, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params, TrainParams
 from pipeline.training.distributed import context_from_env
 from pipeline.models.losses import Pix2PixHDLoss
 from pipeline.models.model_files import (GENERATOR_FILE, RESOURCE_KEYS, RESOURCES_FILE, SUMMARY_FILE,

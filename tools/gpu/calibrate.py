@@ -88,7 +88,7 @@ def worker(args) -> int:
     portable, threads, _ = platform.portable_setting(platform.read_train_section(args.params))
     platform.configure(portable=portable, threads=threads)
     import torch
-    from pipeline.config import load_params
+    from pipeline.config.loading import load_params
     params = load_params(args.params)
     from pipeline.training import trainer
     from pipeline.apps.step_timing import TimedTask
@@ -162,7 +162,7 @@ def estimate(records: list, budget: float) -> dict:
 
 
 def coordinate(args) -> int:
-    from pipeline.config import load_params
+    from pipeline.config.loading import load_params
     runs = []
     for path in args.run:
         params = load_params(path)

@@ -27,7 +27,7 @@ def read_curves(live_dir: str) -> dict:
 def read_eval_curves(live_root: str, rows, seeds) -> dict:
     """row -> seed -> {metric: (steps, values)} of the dvclive eval/ curves of every training
     run under live_root (<row>/seed<k>); rows or seeds without curves are left out."""
-    from pipeline.config import seed_dir
+    from pipeline.config.loading import seed_dir
     found = {}
     for row in rows:
         for seed in seeds:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from pipeline.config import seed_dir
+from pipeline.config.loading import seed_dir
 from pipeline.data.datasets import get_spec
 from pipeline.evaluation.floors import floor_row_name
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
