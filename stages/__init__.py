@@ -2,7 +2,7 @@
 
 1. A python without the pinned requirements (the system python that `dvc` finds on PATH when
    .venv is not activated) is replaced by the project's .venv/bin/python, same arguments.
-2. pipeline.platform.configure: the CPU settings every stage runs with -- portable mode
+2. pipeline.training.platform.configure: the CPU settings every stage runs with -- portable mode
    (`train.portable` of the params file, default true; MEXGAN_PORTABLE=0/1 overrides) and the
    thread count (`train.cpu_threads`). They are environment variables that torch / numpy read
    when they load, so nothing here may import torch or numpy (docs/portability.md).
@@ -53,7 +53,7 @@ def _reexec_under_venv():
 
 _reexec_under_venv()
 
-from pipeline import platform as _platform  # noqa: E402 - after the re-exec, on purpose
+from pipeline.training import platform as _platform  # noqa: E402 - after the re-exec, on purpose
 
 if not _platform.is_configured():  # the first caller in a process decides (tests: conftest.py)
     try:

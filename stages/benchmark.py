@@ -13,12 +13,12 @@ on CPU with the native kernels unless --paper-kernels says otherwise (the demo s
 """
 import os
 
-from pipeline.benchmark import (BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting,
-                                bench_markdown, inpainting_paper_size, paper_size)
+from pipeline.apps.bench_report import bench_markdown, inpainting_paper_size, paper_size
+from pipeline.apps.benchmark import BASE_ROWS, CANVAS_ROW, benchmark, benchmark_inpainting
 from pipeline.atomic import write_json_atomic, write_text_atomic
-from pipeline.trainer import pick_device
-from pipeline.config import load_params
-from pipeline.datasets import PAPER_SETTINGS
+from pipeline.training.trainer import pick_device
+from pipeline.config.loading import load_params
+from pipeline.data.datasets import PAPER_SETTINGS
 from stages.common import ArgumentParser, run
 
 

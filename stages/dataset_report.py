@@ -8,7 +8,7 @@ import json
 import os
 
 from pipeline.atomic import write_text_atomic
-from pipeline.datasets import AUTHORS_TEST_BOXES
+from pipeline.data.datasets import AUTHORS_TEST_BOXES
 from stages.common import run
 
 REAL_COUNTS = "reports/real_eligible_boxes.json"  # python -m stages.eligible_boxes --out ...
@@ -134,7 +134,7 @@ def main():
     args = parser.parse_args()
     lines = ["# Prepared datasets", ""]
     if not args.datasets:
-        from pipeline.config import load_params
+        from pipeline.config.loading import load_params
         args.datasets = list(load_params(args.params).datasets)
     for dataset in args.datasets:
         path = os.path.join(args.data_root, dataset, "stats.json")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.datasets import SPECS
-from pipeline.download import DownloadError, fetch_dataset
+from pipeline.data.datasets import SPECS
+from pipeline.data.download import DownloadError, fetch_dataset
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,7 @@ import os
 import pandas as pd
 
 from pipeline.atomic import atomic_open, write_json_atomic
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, run
 
 # table -> (reports/ file prefix, examples folder)
@@ -39,9 +39,9 @@ def main():
     parser.add_argument("--rows", nargs="*", help="rows to evaluate (default: all of the table)")
     args = parser.parse_args()
     params = load_params(args.params)
-    from pipeline.evaluation import collect_resources
+    from pipeline.evaluation.evaluation import collect_resources
     from pipeline.kinds import evaluate_table, table_rows
-    from pipeline.platform import describe
+    from pipeline.training.platform import describe
     prefix, samples_dir = OUTPUTS[args.table]
     rows = table_rows(params, args.table) if args.rows is None else args.rows
     result = evaluate_table(params, args.table, rows, samples_dir=samples_dir)

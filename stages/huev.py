@@ -8,8 +8,9 @@
 import os
 
 from pipeline.atomic import write_json_atomic
-from pipeline.config import check_huev_rows, load_params
-from pipeline.huev import markdown, read_votes_csv, summary
+from pipeline.config.loading import load_params
+from pipeline.config.validation import check_huev_rows
+from pipeline.apps.huev import markdown, read_votes_csv, summary
 from stages.common import ArgumentParser, run
 
 

@@ -9,7 +9,7 @@ failing on a missing dependency. The file says which models the folder should ho
 """
 import os
 
-from pipeline.config import load_params, to_dict
+from pipeline.config.loading import load_params, to_dict
 from pipeline.atomic import write_json_atomic
 from stages.common import ArgumentParser, run
 

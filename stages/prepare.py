@@ -14,9 +14,10 @@ The source of a dataset is data.sources.<dataset> where given, else data.source.
 
 import os
 
-from pipeline.config import DataParams, load_params
-from pipeline.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS
-from pipeline.preparation import prepare_dataset
+from pipeline.config.loading import load_params
+from pipeline.config.sections import DataParams
+from pipeline.data.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS
+from pipeline.data.preparation import prepare_dataset
 from stages.common import ArgumentParser, run
 
 
@@ -54,7 +55,7 @@ def main():
         params = load_params(args.params)
         box_rule = params.data.box_rule
     if args.raw:
-        from pipeline.raw_datasets import load_raw
+        from pipeline.data.raw_datasets import load_raw
         settings = PAPER_SETTINGS[args.dataset]
         splits, source, seed = load_raw(args.dataset, args.raw,
                                         extract_dir=extract_dir), \
@@ -73,7 +74,8 @@ def main():
             settings = vars(params.datasets[args.dataset])
         source, seed = params.data.source_of(args.dataset), params.evaluate.seed
         if source == "real":
-            from pipeline.raw_datasets import MissingRawData, load_raw
+            from pipeline.data.raw_datasets import load_raw
+            from pipeline.data.raw_files import MissingRawData
             try:
                 splits = load_raw(args.dataset, params.data.raw_dir,
                                   extract_dir=extract_dir,
@@ -84,7 +86,7 @@ def main():
                                      f"data.sources: {{{args.dataset}: synthetic}} in "
                                      f"{args.params}") from None
         else:
-            from pipeline.synthetic import generate_split
+            from pipeline.data.synthetic import generate_split
             splits = {split: generate_split(args.dataset, split, settings[f"synthetic_{split}"],
                                             settings["height"], settings["width"],
                                             params.data.seed)

@@ -7,7 +7,8 @@ import argparse
 import os
 
 from pipeline.atomic import write_json_atomic
-from pipeline.config import data_sources, load_params
+from pipeline.config.loading import load_params
+from pipeline.config.sections import data_sources
 from stages.common import run
 
 

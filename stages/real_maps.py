@@ -21,8 +21,8 @@ import os
 import numpy as np
 
 from pipeline.atomic import atomic_open
-from pipeline.datasets import get_spec
-from pipeline.real_maps import (blocky_share, box_scores, class_mean_masks, cluster_difference,
+from pipeline.data.datasets import get_spec
+from pipeline.apps.real_maps import (blocky_share, box_scores, class_mean_masks, cluster_difference,
                                 compare, edited_maps, eligible_boxes, floor_maps, gtfine_frames,
                                 per_class, video_frames)
 from stages.common import ArgumentParser, run
@@ -70,7 +70,7 @@ def score_set(frames, train, editors: dict, threshold: float, rule: str, figures
                            for name, count, means in per_class(scores, boxes,
                                                                get_spec("cityscapes").label_names)]
     if figures:
-        from pipeline.real_maps_figures import grid
+        from pipeline.apps.real_maps_figures import grid
         grid(frames, boxes, maps, figures)
     return result
 
@@ -154,7 +154,7 @@ def main():
     args = parser.parse_args()
     raw, sequences = args.raw, args.val_sequences
     if args.params:
-        from pipeline.config import load_params
+        from pipeline.config.loading import load_params
         params = load_params(args.params)
         if params.data.source_of("cityscapes") != "real":
             raise ValueError(f"{args.params}: data.sources says cityscapes is synthetic; "
@@ -170,7 +170,7 @@ def main():
     for name in args.versus:
         if name not in models:
             raise ValueError(f"--versus {name}: not a --model name ({', '.join(models)})")
-    from pipeline.editing import load_editor
+    from pipeline.apps.editing import load_editor
     editors = {name: load_editor(path, translator="none") for name, path in models.items()}
     for name, editor in editors.items():
         if editor.dataset != "cityscapes":

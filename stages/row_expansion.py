@@ -15,7 +15,7 @@ unchanged is not retrained.
 import os
 
 from pipeline.atomic import write_json_atomic
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, run
 
 

@@ -13,7 +13,7 @@ reproduces a row's results, so it would unblind the study. The study's items are
 results of params huev.rows written by the evaluate stage (artifacts/eval/results/<row>.npz);
 participants join with an invitation code (one ballot per code) and votes go to the SQLite
 database huev.database as they arrive. The study imports no torch. The editor runs
-huev.editor_row through pipeline.editing (the `edit` command's code) on the test maps of its
+huev.editor_row through pipeline.apps.editing (the `edit` command's code) on the test maps of its
 dataset (artifacts/data/<dataset>/test.h5) or an uploaded PNG. Binds to localhost unless
 --host says otherwise; X-Forwarded-For is ignored unless --trust-proxy names the proxy.
 The study secret (study.secret beside the database, made on first use, never in git) chooses
@@ -25,7 +25,7 @@ import ipaddress
 import logging
 import os
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, run
 
 log = logging.getLogger("serve")
@@ -89,14 +89,14 @@ def parse_args(argv=None):
 
 def make_app(args, params):
     """The web app of the mode the arguments choose: the study, or with --editor the editor."""
-    from pipeline.webapp import build_editor, build_study, create_app
+    from pipeline.apps.webapp import build_editor, build_study, create_app
     if args.editor:
         row = args.editor_row or params.huev.editor_row
         if row in params.huev.rows and not _loopback(args.host):
             log.warning("the editor's model %s is a study row: keep study participants off "
                         "this server while the study runs", row)
         return create_app(editor=build_editor(args.params, row, args.data))
-    from pipeline.huev import training_seed
+    from pipeline.apps.huev import training_seed
     database = args.database or params.huev.database
     study = build_study(params, database, args.results, args.secret)
     seed, first = training_seed(study.secret), list(params.seeds)[:1]
@@ -137,11 +137,11 @@ def main():
     params = load_params(args.params)
     database = args.database or params.huev.database
     if args.training_seed:
-        from pipeline.huev import secret_path, study_secret, training_seed
+        from pipeline.apps.huev import secret_path, study_secret, training_seed
         print(training_seed(study_secret(args.secret or secret_path(database))))
         return
     if args.export is not None or args.invite is not None or args.close:
-        from pipeline.huev import VoteStore
+        from pipeline.apps.huev import VoteStore
         if args.invite is not None:
             for code in VoteStore(database).invite(args.invite):
                 print(code)

@@ -5,7 +5,7 @@
       [--params-file params_study_twosm.yaml --reference reports/study]
 
 Called by `make study` (tools/study.sh) after `dvc repro` with params_study.yaml. With --models
-and --data it also diagnoses every trained run on the test boxes (pipeline.diagnostics) and
+and --data it also diagnoses every trained run on the test boxes (pipeline.evaluation.diagnostics) and
 writes OUT/diagnostics.csv. With --reference (a finished study's folder on the same test boxes)
 it sets this study's rows beside that study's (the TwoSM study beside the colour rows).
 """
@@ -15,19 +15,20 @@ import os
 import pandas as pd
 import torch
 
-from pipeline.config import load_params, seed_dir
-from pipeline.datasets import get_spec
-from pipeline.diagnostics import diagnose_edits
-from pipeline.evaluation import test_items
-from pipeline.reports import (held_back_floors, held_back_inpainting_floors,
-                              inpainting_study_summary, plot_metric_curves, read_eval_curves,
-                              study_summary)
+from pipeline.config.loading import load_params, seed_dir
+from pipeline.data.datasets import get_spec
+from pipeline.evaluation.diagnostics import diagnose_edits
+from pipeline.evaluation.evaluation import test_items
+from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
+                                                read_eval_curves)
+from pipeline.evaluation.reports.figures import plot_metric_curves
+from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
 from pipeline.kinds import load_generator
 from stages.common import ArgumentParser, run
 
 
 def diagnose_runs(params, models: str, data: str) -> pd.DataFrame:
-    """pipeline.diagnostics of every trained run (row x seed) on the dataset's test boxes."""
+    """pipeline.evaluation.diagnostics of every trained run (row x seed) on the dataset's test boxes."""
     frames = []
     for row_name, row in params.rows.items():
         spec, split, items = test_items(row.dataset, os.path.join(data, row.dataset))

@@ -12,7 +12,7 @@ inpainting_rows) with one training seed.
 import json
 import sys
 
-from pipeline.config import load_params, to_dict
+from pipeline.config.loading import load_params, to_dict
 from stages.common import ArgumentParser, relaunch_under_torchrun, run
 
 

@@ -5,7 +5,7 @@
 """
 import sys
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 from stages.common import ArgumentParser, relaunch_under_torchrun, run
 
 

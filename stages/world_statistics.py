@@ -1,5 +1,5 @@
 """Measure the real Cityscapes maps at hand and the synthetic street world the same way
-(pipeline.map_statistics, tight box rule, 256x128) -> reports/world_statistics.json, the
+(pipeline.evaluation.map_statistics, tight box rule, 256x128) -> reports/world_statistics.json, the
 synthetic picture reports/world/synthetic.png and the generator's timing
 reports/synthetic_bench.json; `python -m stages.dataset_report` shows them side by side in
 reports/datasets.md.
@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from pipeline.atomic import write_json_atomic
-from pipeline.datasets import get_spec
-from pipeline import map_statistics as ms
+from pipeline.data.datasets import get_spec
+from pipeline.evaluation import map_statistics as ms
 from stages.common import ArgumentParser, run
 
 WIDTH, HEIGHT, THRESHOLD, RULE = 256, 128, 0.02, "tight"
@@ -47,7 +47,7 @@ def measure_real(root, label):
 
 
 def measure_synthetic(train, test, seed):
-    from pipeline.synthetic import generate_split
+    from pipeline.data.synthetic import generate_split
     start, cpu = time.perf_counter(), time.process_time()
     splits = [generate_split("cityscapes", split, count, HEIGHT, WIDTH, seed)
               for split, count in (("train", train), ("test", test))]

@@ -1,6 +1,6 @@
 """Shared test settings.
 
-The test process goes through the same CPU set-up as every stage (pipeline.platform): portable
+The test process goes through the same CPU set-up as every stage (pipeline.training.platform): portable
 mode from the repository's params.yaml (`train.portable`, MEXGAN_PORTABLE=0/1 overrides). It has
 to run before torch or numpy is imported, so it comes first here. The thread count is 1, not
 train.cpu_threads: the tiny CPU networks of the tests are fastest on one thread, and with more
@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # pytest started from another folder
     sys.path.insert(0, ROOT)
 
-from pipeline import platform  # noqa: E402
+from pipeline.training import platform  # noqa: E402
 TEST_THREADS = 1
 
 if not platform.is_configured():

@@ -1,7 +1,7 @@
 """A tiny project for the HuEv study and the editor page, made in seconds without training:
 synthetic Cityscapes at 32x16 prepared by the real prepare code, untrained (random-weight)
 generators of the two study rows and a G_I saved in the pipeline's model-file layout (with the
-metadata pipeline.editing checks), and the evaluate stage's per-box results of both rows
+metadata pipeline.apps.editing checks), and the evaluate stage's per-box results of both rows
 written by the real evaluation code (score_edits, save_results); and `Server`, a real
 `python -m stages.serve` process on it."""
 import os
@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import torch
 
-from pipeline.config import load_params
-from pipeline.checkpoints import save_atomic
-from pipeline.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_items
-from pipeline.inputs import condition_channels
-from pipeline.networks import GlobalGenerator
-from pipeline.preparation import prepare_dataset
-from pipeline.model_files import model_metadata
-from pipeline.synthetic import generate_split
+from pipeline.config.loading import load_params
+from pipeline.training.checkpoints import save_atomic
+from pipeline.evaluation.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_items
+from pipeline.data.inputs import condition_channels
+from pipeline.models.networks import GlobalGenerator
+from pipeline.data.preparation import prepare_dataset
+from pipeline.models.model_files import model_metadata
+from pipeline.data.synthetic import generate_split
 from tests.tiny_project import REPO, tiny_params, write_params
 
 ROWS = ("pix2pixhd-cityscapes", "mexgan-cityscapes")

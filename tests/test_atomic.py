@@ -128,7 +128,7 @@ def test_edit_outputs_are_all_or_nothing_when_an_fsync_fails(tmp_path, monkeypat
 
 def test_extraction_replaces_an_earlier_extraction_whole(tmp_path):
     import zipfile
-    from pipeline.raw_datasets import extract_zip
+    from pipeline.data.raw_files import extract_zip
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("top/new.txt", "new")
@@ -144,7 +144,7 @@ def test_extraction_replaces_an_earlier_extraction_whole(tmp_path):
 
 def test_a_truncated_archive_leaves_the_earlier_extraction(tmp_path):
     import zipfile
-    from pipeline.raw_datasets import extract_zip
+    from pipeline.data.raw_files import extract_zip
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("top/new.txt", os.urandom(200_000))
@@ -161,7 +161,7 @@ def test_a_truncated_archive_leaves_the_earlier_extraction(tmp_path):
 
 def test_a_checkpoint_that_fails_to_save_leaves_the_previous_one(tmp_path):
     import torch
-    from pipeline.checkpoints import save_atomic
+    from pipeline.training.checkpoints import save_atomic
     path, previous = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.prev.pt"
     save_atomic({"step": 3}, str(path))
     save_atomic({"step": 7}, str(path), keep_previous=str(previous))

@@ -21,9 +21,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.checkpoints import save_atomic
-from pipeline.preparation import prepare_dataset
-from pipeline.synthetic import generate_split
+from pipeline.training.checkpoints import save_atomic
+from pipeline.data.preparation import prepare_dataset
+from pipeline.data.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 
 BASELINE = "pix2pixhd-cityscapes"
@@ -289,9 +289,10 @@ next(c for c in CASES if c.name == "train_box_outside_image").setup = _box_outsi
 
 
 def tiny_model_files(model_dir, in_channels, params):
-    from pipeline.model_files import model_metadata
+    from pipeline.models.model_files import model_metadata
     from pipeline.kinds.parts import build_generator
-    from pipeline.config import parse_params, to_dict
+    from pipeline.config.loading import to_dict
+    from pipeline.config.validation import parse_params
     parsed = parse_params(params)
     os.makedirs(model_dir)
     kind = "translator" if in_channels == 3 else "structure"

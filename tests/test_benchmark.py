@@ -1,12 +1,13 @@
-"""pipeline.benchmark (`make bench`): rounds merged and interleaved, FLOPs counted, the report's
+"""pipeline.apps.benchmark (`make bench`): rounds merged and interleaved, FLOPs counted, the report's
 verdicts; the real rows timed in this process at a tiny size (no timing is asserted)."""
 import dataclasses
 
 import pytest
 import torch
 
-from pipeline import benchmark as bench
-from pipeline.config import load_params
+from pipeline.apps import bench_report, step_timing
+from pipeline.apps import benchmark as bench
+from pipeline.config.loading import load_params
 from tests.tiny_project import DATA_SEED
 
 
@@ -20,7 +21,7 @@ def _round(steps, mean_gb, max_gb, growth, breakdown, flops=None):
 
 
 def test_merge_rounds_pools_the_steps_and_keeps_the_worst_memory():
-    merged = bench.merge_rounds([
+    merged = step_timing.merge_rounds([
         _round([1.0, 5.0, 2.0], 3.0, 3.5, 1.25, {"G_forward": 10.0, "data": 2.0}, flops=4.5),
         _round([4.0, 3.0, 9.0], 4.0, 3.25, 1.5, {"G_forward": 20.0})])
     assert merged["step_seconds"] == [1.0, 5.0, 2.0, 4.0, 3.0, 9.0]
@@ -42,8 +43,8 @@ def test_rows_take_turns_and_count_flops_in_the_first_round_only(monkeypatch):
         calls.append((args[0], count_flops))
         return _round([0.5, 0.25, 0.75], 1.0, 1.0, 0.5, {}, flops=1.0 if count_flops else None)
 
-    monkeypatch.setattr(bench, "_in_fresh_process", fake_process)
-    merged = bench.run_interleaved({"a": (None, ("a",)), "b": (None, ("b",))}, rounds=3)
+    monkeypatch.setattr(step_timing, "_in_fresh_process", fake_process)
+    merged = step_timing.run_interleaved({"a": (None, ("a",)), "b": (None, ("b",))}, rounds=3)
     assert calls == [("a", True), ("b", True), ("a", False), ("b", False), ("a", False),
                      ("b", False)]
     assert merged["a"]["gflop_per_step"] == 1.0 and len(merged["b"]["step_seconds"]) == 9
@@ -51,7 +52,7 @@ def test_rows_take_turns_and_count_flops_in_the_first_round_only(monkeypatch):
 
 def test_timer_counts_the_flops_of_the_first_step_by_hand():
     a, b = torch.ones(4, 5), torch.ones(5, 3)
-    timer = bench.StepTimer(torch.device("cpu"), parts=False, count_flops=True)
+    timer = step_timing.StepTimer(torch.device("cpu"), parts=False, count_flops=True)
     a @ b
     timer.step_done()
     a @ b.T.T @ torch.ones(3, 8)                          # the second step is not counted
@@ -63,7 +64,7 @@ def test_rows_timed_in_this_process(monkeypatch, vgg_weights):
     """The real row code (models, trainer, timer, FLOP counter), in this process at 32x16 (on
     the tests' one thread, with a VGG19 weights file instead of a random-init stand-in built
     for each of the 8 timed runs)."""
-    monkeypatch.setattr(bench, "_in_fresh_process",
+    monkeypatch.setattr(step_timing, "_in_fresh_process",
                         lambda function, *args, **kwargs: function(*args, **kwargs))
     params = load_params("params.yaml")
     params = dataclasses.replace(  # the tiny world's data seed: its 4 maps at 32x16 have boxes
@@ -86,7 +87,7 @@ def test_rows_timed_in_this_process(monkeypatch, vgg_weights):
     assert rows["mex_canvas"]["flops_vs_pix2pixhd"] > rows["mex"]["flops_vs_pix2pixhd"]
     assert rows["mex_canvas"]["breakdown_ms"]["mex.canvas_network_forward"] > 0
     assert "mex.discriminators.0_forward" not in rows["mex_canvas"]["breakdown_ms"]
-    markdown = bench.bench_markdown({"sizes": {"demo": result}})
+    markdown = bench_report.bench_markdown({"sizes": {"demo": result}})
     assert "2 rounds (the rows taking turns)" in markdown
     assert "- mex / pix2pixhd = " in markdown and "- amex / pix2pixhd = " in markdown
 
@@ -99,7 +100,7 @@ def _paper_and_demo(reference_ratio):
                 for name, seconds, flops in (("pix2pixhd", 2.0, 10.0), ("mex", 2.4, 10.5),
                                              ("amex", 2.8, 15.0))}
         for values in rows.values():
-            values.update(bench._ratios(values, rows["pix2pixhd"], "pix2pixhd"))
+            values.update(bench.step_ratios(values, rows["pix2pixhd"], "pix2pixhd"))
         reference = {"median_step_seconds": 2.0 / reference_ratio,
                      "best_step_seconds": 2.0 / reference_ratio, "gflop_per_step": 10.0,
                      "generator_parameters": 1, "discriminator_parameters": 1}
@@ -114,7 +115,7 @@ def _paper_and_demo(reference_ratio):
 
 
 def test_report_judges_each_target_on_the_best_step_and_the_reference_at_paper_size_only():
-    markdown = bench.bench_markdown(_paper_and_demo(0.75))
+    markdown = bench_report.bench_markdown(_paper_and_demo(0.75))
     demo, paper = markdown.split("(paper size)")
     assert "portable CPU kernels (AVX2)" in demo and "native CPU kernels (AVX2)" in paper
     assert "NVIDIA's = 0.75 (target ≤ 0.8): the target is for the paper size" in demo
@@ -124,4 +125,4 @@ def test_report_judges_each_target_on_the_best_step_and_the_reference_at_paper_s
     assert "- amex / pix2pixhd = 1.40 (target ≤ 1.35): NOT met; median steps 1.40, FLOPs " \
         "1.50×" in paper
     assert "| amex | 2800.0 | 4200.0 | 1.40 / 1.40 | 15.0 | 1.50 |" in paper
-    assert "NOT met" in bench.bench_markdown(_paper_and_demo(0.85)).split("(paper size)")[1]
+    assert "NOT met" in bench_report.bench_markdown(_paper_and_demo(0.85)).split("(paper size)")[1]

@@ -1,9 +1,9 @@
-"""pipeline.boxes: Eq 6 expanded boxes, instance lists, eligible boxes and the seed-679 test box.
+"""pipeline.data.boxes: Eq 6 expanded boxes, instance lists, eligible boxes and the seed-679 test box.
 Boxes are (x1, y1, x2, y2), half-open; every expected value below is worked out by hand."""
 import numpy as np
 import pytest
 
-from pipeline.boxes import (box_mask, box_size_passes, eligible_instances, expand_box,
+from pipeline.data.boxes import (box_mask, box_size_passes, eligible_instances, expand_box,
                             expanded_boxes, fill_box, instance_map_from_components,
                             list_instances, per_class_instances, select_test_box)
 

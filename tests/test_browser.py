@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.editing import Edit, load_editor
-from pipeline.huev import VoteStore
-from pipeline.webapp import build_editor
+from pipeline.apps.editing import Edit, load_editor
+from pipeline.apps.huev import VoteStore
+from pipeline.apps.webapp import build_editor
 from tests.huev_project import ROWS, Server, make_project
 from tests.tiny_project import REPO
 

@@ -1,5 +1,6 @@
-"""The CI gate's choice (exact vs commits) and the commits-mode comparison of stages.check_metrics:
-pure functions on dicts (the exact mode's tests are in test_reports.py)."""
+"""The CI gate's choice (exact vs commits) and the commits-mode comparison
+(pipeline.evaluation.metrics_gate): pure functions on dicts (the exact mode's tests are in
+test_reports.py)."""
 import io
 import json
 import math
@@ -7,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from stages import check_metrics as cm
+from pipeline.evaluation import metrics_gate as cm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

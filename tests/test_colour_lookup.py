@@ -1,10 +1,10 @@
-"""The editor's exact palette lookup of a colour map (pipeline.editing.colour_map_to_ids), done a
+"""The editor's exact palette lookup of a colour map (pipeline.apps.editing.colour_map_to_ids), done a
 block of rows at a time: the same ids and the same error, whatever the block size."""
 import numpy as np
 import pytest
 
-from pipeline import editing
-from pipeline.datasets import SPECS
+from pipeline.apps import editing
+from pipeline.data.datasets import SPECS
 
 PALETTE = SPECS["cityscapes"].palette
 

@@ -1,13 +1,15 @@
 """pipeline.config: params.yaml loads, and bad keys / types / values are rejected with a
-ParamsError naming the key. Also the lr schedule of pipeline.trainer (train.epochs)."""
+ParamsError naming the key. Also the lr schedule of pipeline.training.trainer (train.epochs)."""
 import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.trainer import learning_rate
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
+from pipeline.training.trainer import learning_rate
 
 PARAMS_YAML = Path(__file__).resolve().parent.parent / "params.yaml"
 
@@ -206,7 +208,7 @@ def test_row_names_unique_across_groups(raw):
 
 
 # ---------------------------------------------------------------------------------------------
-# Learning-rate schedule (pipeline.trainer): constant for E//2 epochs, then linear to 0 at E
+# Learning-rate schedule (pipeline.training.trainer): constant for E//2 epochs, then linear to 0 at E
 
 
 def test_learning_rate_four_epochs():

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import trainer
-from pipeline.datasets import get_spec
-from pipeline.inpainting import InpaintingTask, mean_colour
-from pipeline.inputs import EditBox, EditTask, TranslationTask
-from pipeline.networks import GlobalGenerator
-from pipeline.preparation import box_rows
-from pipeline.synthetic import generate_split
-from pipeline.twosm import Observation, TwoStreamTask
+from pipeline.training import trainer
+from pipeline.data.datasets import get_spec
+from pipeline.models.inpainting import InpaintingTask, mean_colour
+from pipeline.data.inputs import EditBox, EditTask, TranslationTask
+from pipeline.models.networks import GlobalGenerator
+from pipeline.data.preparation import box_rows
+from pipeline.data.synthetic import generate_split
+from pipeline.models.twosm_views import Observation, TwoStreamTask
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,4 @@
-"""pipeline.datasets (palettes, colour <-> label, NYU ids, split files) and pipeline.inputs
+"""pipeline.data.datasets (palettes, colour <-> label, NYU ids, split files) and pipeline.data.inputs
 (instance edges, the edit inputs Su / M, the generator condition, flips, EditTask batches)."""
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.datasets import (NYU_IDS, NYU_NUM_LABELS, SPECS, SplitArrays, colour_to_labels,
+from pipeline.data.datasets import (NYU_IDS, NYU_NUM_LABELS, SPECS, SplitArrays, colour_to_labels,
                                labels_to_colour, read_split, voc_colormap, write_split)
-from pipeline.inputs import (EditBox, EditTask, condition_tensor, edit_inputs, flip_box,
+from pipeline.data.inputs import (EditBox, EditTask, condition_tensor, edit_inputs, flip_box,
                              instance_edges)
 from shared_data import shared_path
 
@@ -136,7 +136,7 @@ def test_split_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Generator inputs (pipeline.inputs)
+# Generator inputs (pipeline.data.inputs)
 
 
 def test_instance_edges_by_hand():

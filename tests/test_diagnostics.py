@@ -1,8 +1,8 @@
-"""pipeline.diagnostics on hand-made 6x8 maps, values worked out by hand."""
+"""pipeline.evaluation.diagnostics on hand-made 6x8 maps, values worked out by hand."""
 import numpy as np
 import pytest
 
-from pipeline.diagnostics import (box_label_split, largest_blob_share,
+from pipeline.evaluation.diagnostics import (box_label_split, largest_blob_share,
                                   outside_decode_accuracy)
 
 TRUTH = np.zeros((6, 8), dtype=np.int64)

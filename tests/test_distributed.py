@@ -9,14 +9,14 @@ import sys
 
 import torch
 
-from pipeline.datasets import get_spec
-from pipeline.distributed import Context
-from pipeline.inputs import condition_channels
-from pipeline.preparation import prepare_dataset
-from pipeline.config import load_params
+from pipeline.data.datasets import get_spec
+from pipeline.training.distributed import Context
+from pipeline.data.inputs import condition_channels
+from pipeline.data.preparation import prepare_dataset
+from pipeline.config.loading import load_params
 from pipeline.kinds import load_generator
 from pipeline.kinds import train_row
-from pipeline.synthetic import generate_split
+from pipeline.data.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 
 ROW = "mexgan-cityscapes"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import download as download_module
-from pipeline.download import (DownloadError, InterruptedDownload, Source, cityscapes_login,
+from pipeline.data import download as download_module
+from pipeline.data.download import (DownloadError, InterruptedDownload, Source, cityscapes_login,
                                download, fetch_dataset)
-from pipeline.raw_datasets import load_raw
+from pipeline.data.raw_datasets import load_raw
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"       # ~1 MiB, not a multiple of the chunk size
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

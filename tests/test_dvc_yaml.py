@@ -7,7 +7,8 @@ import sys
 
 import yaml
 
-from pipeline.config import load_params, lookup
+from pipeline.config.loading import load_params
+from pipeline.config.sections import lookup
 from tools import stage_deps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

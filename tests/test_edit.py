@@ -1,4 +1,4 @@
-"""Semantic editing of a user's map (pipeline/editing.py, `python -m stages.edit`): on a tiny
+"""Semantic editing of a user's map (pipeline/apps/editing.py, `python -m stages.edit`): on a tiny
 Pix2PixHD row and G_I trained here (seconds), only the boxes change, at any input size; the ids
 written match the colour map written; every bad input exits non-zero with one `error:` line
 and writes nothing; model files carry their metadata and older / foreign ones are refused."""
@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.config import parse_params
-from pipeline.datasets import SPECS, read_split
-from pipeline.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
+from pipeline.config.validation import parse_params
+from pipeline.data.datasets import SPECS, read_split
+from pipeline.apps.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
                               scale_box)
 from pipeline.kinds import load_generator
-from pipeline.model_files import MODEL_FORMAT, ModelFileError
+from pipeline.models.model_files import MODEL_FORMAT, ModelFileError
 from pipeline.kinds import TRANSLATOR, train_row
 from tiny_project import REPO, prepare_tiny_cityscapes, tiny_params, write_params
 
@@ -235,8 +235,8 @@ def test_any_size_only_boxes_change(editor, project):
 def test_same_size_edit_is_the_models_fused_output(editor, project):
     """At the model's own size the editor is the evaluation's redraw: the labels in the box are
     the nearest palette colours of G's output for (Su, B)."""
-    from pipeline.datasets import colour_to_labels
-    from pipeline.inputs import EditBox, edit_batch, from_unit_range
+    from pipeline.data.datasets import colour_to_labels
+    from pipeline.data.inputs import EditBox, edit_batch, from_unit_range
     split = project["test"]
     box = (6, 4, 22, 14)
     result = editor.apply(split.labels[3], [Edit(box, 26)], split.instances[3])

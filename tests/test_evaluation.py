@@ -1,6 +1,6 @@
 """The evaluation path end to end on a hand-made case: a generator stub whose output is known
 -> Eq 5 fusion -> colour to labels (nearest palette colour) -> tIOU / hamm with each test image's
-own box and label -> the mean over images, through pipeline.evaluation.evaluate (the `evaluate`
+own box and label -> the mean over images, through pipeline.evaluation.evaluation.evaluate (the `evaluate`
 stage's library side). Also: the FID stand-in's key is never `fid`.
 
 Two 16x32 Cityscapes test maps (road 7 everywhere, one car 26001), their test boxes written by
@@ -19,10 +19,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline import evaluation
-from pipeline.config import parse_params
-from pipeline.datasets import SplitArrays, get_spec, write_split
-from pipeline.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
+from pipeline.evaluation import evaluation
+from pipeline.config.validation import parse_params
+from pipeline.data.datasets import SplitArrays, get_spec, write_split
+from pipeline.data.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
 from pipeline.kinds.structure import StructureKind
 from tiny_project import tiny_params
 

@@ -1,10 +1,11 @@
 """Floor rows against hand-computed values on tiny maps."""
 import numpy as np
 
-from pipeline.floors import (fill_box_prediction, floor_row_name, is_floor_row,
-                             mean_mask_prediction, mean_masks, object_mask, ring_label)
-from pipeline.inputs import EditBox
-from pipeline.metrics import hamm, tiou
+from pipeline.data.boxes import object_mask
+from pipeline.evaluation.floors import (fill_box_prediction, floor_row_name, is_floor_row,
+                                        mean_mask_prediction, mean_masks, ring_label)
+from pipeline.data.inputs import EditBox
+from pipeline.evaluation.metrics import hamm, tiou
 
 
 def test_fill_box_scores_the_share_of_the_box_the_object_covers():

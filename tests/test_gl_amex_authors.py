@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from pipeline import checkpoints, trainer
-from pipeline.config import ParamsError, parse_params
-from pipeline.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
-                                 ExpandedContextLoss, GlobalLocalLoss, _Trunk, gl_phases,
+from pipeline.training import checkpoints, trainer
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
+from pipeline.models.inpainting import (ContextDiscriminator, ExpandedContextDiscriminator,
+                                 ExpandedContextLoss, GlobalLocalLoss, _Trunk,
                                  inpainting_batch)
-from pipeline.losses import AMExLoss, PatchDiscriminator
+from pipeline.models.losses import AMExLoss, PatchDiscriminator
 from pipeline.kinds import train_row
-from pipeline.kinds.inpainting import build_gl
+from pipeline.kinds.inpainting import build_gl, gl_phases
 from tiny_project import prepare_tiny_facades, tiny_params
 
 HEIGHT, WIDTH = 22, 24
@@ -249,8 +250,9 @@ def test_a_run_records_the_resolved_reading(tmp_path):
 def test_table3_names_the_reading_of_each_row_and_pairs_the_readings():
     import pandas as pd
 
-    from pipeline.reports import (PAPER_TABLE3, inpainting_differences, table3_paper,
-                                  table3_readings)
+    from pipeline.evaluation.reports.inpainting_tables import inpainting_differences
+    from pipeline.evaluation.reports.paper_values import (PAPER_TABLE3, table3_paper,
+                                                          table3_readings)
     rows = params().inpainting_rows
     text = table3_readings(rows)
     assert "`gl-amex-facade`: GL+A-MEx, our reading" in text

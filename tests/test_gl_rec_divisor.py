@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.inpainting import ReconstructionLoss
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
+from pipeline.models.inpainting import ReconstructionLoss
 from pipeline.kinds.inpainting import InpaintingKind
-from pipeline.losses import GanBatch
+from pipeline.models.losses import GanBatch
 from tiny_project import tiny_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import load_params
+from pipeline.config.loading import load_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools", "gpu"))

@@ -26,10 +26,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from pipeline import webapp
-from pipeline.editing import EditError, read_label_map, side_by_side
-from pipeline.huev import VoteStore
-from pipeline.webapp import build_editor, build_study, create_app
+from pipeline.apps import webapp
+from pipeline.apps.editing import EditError, read_label_map, side_by_side
+from pipeline.apps.huev import VoteStore
+from pipeline.apps.webapp import build_editor, build_study, create_app
 from tests.huev_project import ROWS, Server, free_port, make_project
 from tests.tiny_project import REPO
 
@@ -155,7 +155,7 @@ def test_a_legal_map_is_held_in_the_smallest_type(editor_page, tmp_path):
 
 @pytest.mark.parametrize("shape", [(4096, 1), (1, 4096), (4096, 4096)])
 def test_side_by_side_is_bounded_whatever_the_maps_shape(shape):
-    from pipeline.editing import EditResult
+    from pipeline.apps.editing import EditResult
     colour = np.zeros((*shape, 3), np.uint8)
     result = EditResult(labels=np.zeros(shape, np.uint16), colour=colour, incomplete=colour,
                         photo=None)
@@ -167,7 +167,7 @@ def test_an_edit_holds_the_map_in_its_id_type_and_leaves_the_callers_arrays(edit
                                                                            monkeypatch):
     """The box the generator fills comes back in the map's id type (a full-map box of a
     4096x4096 map: 32 MB, not 128 MB of int64), and the caller's maps are not changed."""
-    from pipeline.editing import Edit
+    from pipeline.apps.editing import Edit
     editor = editor_page.editor
     rng = np.random.default_rng(1)
     labels = rng.integers(0, editor.num_labels, (90, 150)).astype(np.uint16)
@@ -191,7 +191,7 @@ def test_an_edit_holds_the_map_in_its_id_type_and_leaves_the_callers_arrays(edit
 
 
 def test_twosm_upsampled_labels_come_in_the_asked_type():
-    from pipeline.twosm import upsampled_labels
+    from pipeline.models.twosm_prediction import upsampled_labels
     context, mask = torch.randn(35, 8, 16), torch.randn(8, 16)
     wide, painted = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66), chunk_pixels=50)
     small, painted_small = upsampled_labels(context, mask, (40, 70), (3, 30), (5, 66),
@@ -204,7 +204,7 @@ def test_a_large_photo_is_enlarged_band_by_band_as_one_resize(editor_page, monke
     """G_I's photo of a map over 4 bands is enlarged band by band (no second full-size picture
     in PIL); each band is the whole resize's rows up to rounding: no value more than 1 of 255
     off."""
-    from pipeline import editing
+    from pipeline.apps import editing
     editor = editor_page.editor
     assert editor.translator is not None
     colour = editor.palette[np.random.default_rng(2).integers(0, 20, (300, 410))]
@@ -317,7 +317,7 @@ def test_hostile_json_gets_a_one_line_4xx(project, tmp_path, editor_page):
 
 
 def test_box_and_label_on_the_command_line_are_ascii(editor_page):
-    from pipeline.editing import parse_box
+    from pipeline.apps.editing import parse_box
     assert parse_box("1,2,30,-4") == (1, 2, 30, -4)
     for text in ("\u0663,2,3,4", "1_0,2,3,4", "+1,2,3,4", "1," + "9" * 5000 + ",3,4"):
         with pytest.raises(EditError, match="expected x1,y1,x2,y2"):
@@ -355,7 +355,7 @@ def test_forwarded_for_does_not_escape_the_join_limit(project, tmp_path):
 def test_the_served_items_depend_on_a_secret_and_avoid_the_figures(project, tmp_path):
     """Two studies (two databases, so two secrets) serve different draws of 2 items; none is a
     test box the committed figures show (the first evaluate.grid_images)."""
-    from pipeline.huev import load_items
+    from pipeline.apps.huev import load_items
     params = dataclasses.replace(project.params,
                                  huev=dataclasses.replace(project.params.huev, items=2))
     everything = [i.key for i in load_items(project.results, ROWS, project.spec.palette)]
@@ -383,7 +383,7 @@ def test_no_served_item_is_one_the_figures_label_by_row(project, tmp_path):
     the secret, the study serves none of them. Fails if the figures' choice of examples and
     the study's exclusion drift apart."""
     from types import SimpleNamespace
-    from pipeline.evaluation import BoxTestSet, test_items
+    from pipeline.evaluation.evaluation import BoxTestSet, test_items
     spec, split, items = test_items("cityscapes", os.path.join(project.data_root, "cityscapes"))
     with np.load(os.path.join(project.results, f"{ROWS[0]}.npz")) as data:
         fused = data["fused"]
@@ -408,7 +408,7 @@ def test_a_study_on_public_seed_rows_is_refused_unless_unblinded_ok(project, tmp
     """Rows trained with the public seed (params seeds: [0]): serving the study is refused in
     one line naming the secret seed and --unblinded-ok; with the flag it starts (a warning);
     with the secret seed in params it starts without the flag."""
-    from pipeline.huev import secret_path, study_secret, training_seed
+    from pipeline.apps.huev import secret_path, study_secret, training_seed
     from stages.common import run
     from stages.serve import UnblindedError, main, make_app, parse_args
     database = str(tmp_path / "votes.sqlite")

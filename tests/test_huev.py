@@ -1,4 +1,4 @@
-"""HuEv (pipeline.huev): study items from the evaluate stage's per-box results, the SQLite vote
+"""HuEv (pipeline.apps.huev): study items from the evaluate stage's per-box results, the SQLite vote
 store (invitation codes, trials that a restart removed), the binomial aggregation (votes on
 other pairs kept apart), Table 1's HuEv lines and the huev stage."""
 import json
@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import huev
-from pipeline.config import ParamsError, check_huev_rows, load_params, parse_params
-from pipeline.evaluation import save_results
-from pipeline.inputs import EditBox
-from pipeline.reports import TABLE_COLUMNS
+from pipeline.apps import huev
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import check_huev_rows, parse_params
+from pipeline.evaluation.evaluation import save_results
+from pipeline.data.inputs import EditBox
+from pipeline.evaluation.reports.tables import TABLE_COLUMNS
 from tests.tiny_project import REPO, tiny_params, write_params
 
 ROWS = ("pix2pixhd-cityscapes", "mexgan-cityscapes")
@@ -25,7 +27,7 @@ PALETTE = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], dtype=np.uint8)
 
 
 def fake_results(folder, rows=ROWS, n=4, boxes=None):
-    """Per-box results as the evaluate stage writes them (pipeline.evaluation.save_results)."""
+    """Per-box results as the evaluate stage writes them (pipeline.evaluation.evaluation.save_results)."""
     labels = np.zeros((n, 6, 8), dtype=np.uint16)
     split = SimpleNamespace(names=[f"img{i}" for i in range(n)], labels=labels)
     spec = SimpleNamespace(palette=PALETTE)

@@ -9,22 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import trainer
-from pipeline.config import ParamsError, parse_params
-from pipeline.evaluation import InpaintingTestSet
+from pipeline.training import trainer
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
+from pipeline.evaluation.evaluation import InpaintingTestSet
 from pipeline.kinds import evaluate_table
-from pipeline.floors import biharmonic_fill, mean_fill
-from pipeline.inpainting import (CompletionNetwork, InpaintingTask, draw_hole, gl_phases,
+from pipeline.evaluation.floors import biharmonic_fill, mean_fill
+from pipeline.models.inpainting import (CompletionNetwork, InpaintingTask, draw_hole,
                                  hole_mask, hole_side_range, inpainting_batch, local_patch,
                                  local_patches, read_test_holes, stride_padding)
-from pipeline.losses import AMExLoss, expanded_masks
-from pipeline.metrics import hole_l1, hole_ssim, l1, ssim
-from pipeline.preparation import prepare_dataset
+from pipeline.models.losses import AMExLoss, expanded_masks
+from pipeline.evaluation.metrics import hole_l1, hole_ssim, l1, ssim
+from pipeline.data.preparation import prepare_dataset
 from pipeline.kinds import load_generator
 from pipeline.kinds import train_row
-from pipeline.kinds.inpainting import build_gl
-from pipeline.synthetic import generate_split
-from pipeline.trainer import Phase, phase_at
+from pipeline.kinds.inpainting import build_gl, gl_phases
+from pipeline.data.synthetic import generate_split
+from pipeline.training.trainer import Phase, phase_at
 from tiny_project import prepare_tiny_facades, tiny_params
 
 #---------------------------------------------------------------------------------------------

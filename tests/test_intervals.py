@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.intervals import Estimate, interval, paired_difference
+from pipeline.evaluation.intervals import Estimate, interval, paired_difference
 
 
 def test_two_boxes_zero_and_one_give_the_whole_range():

@@ -1,5 +1,5 @@
 """Loss values against a hand computation: the MEx (Eq 6-7), A-MEx (Eq 9) and Pix2PixHD (Eq 1-4)
-terms of pipeline.losses on tiny tensors, with the discriminators (and the VGG19) replaced by
+terms of pipeline.models.losses on tiny tensors, with the discriminators (and the VGG19) replaced by
 fixed stubs whose outputs have closed forms. The expected numbers are computed here with numpy
 from the equations and hand-derived expanded boxes, never with the code under test.
 
@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline.losses import AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss
+from pipeline.data.inputs import GanBatch
+from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 
 C, H, W = 2, 8, 12                       # condition channels, map size
 BOXES = ((3, 2, 6, 5), (8, 4, 12, 8))    # half-open (x1, y1, x2, y2); sample 1 on the corner

@@ -1,12 +1,13 @@
-"""pipeline.losses: Eq 5 fusion, the LSGAN term, MEx crops / A-MEx masks (Eq 6-9) and the
+"""pipeline.models.losses: Eq 5 fusion, the LSGAN term, MEx crops / A-MEx masks (Eq 6-9) and the
 gradient flow of every loss plug-in (G terms reach G only, D terms reach D only).
 Tiny networks on 16x32 maps, CPU; the VGG19 is the random-init stand-in (no weights file)."""
 import pytest
 import torch
 
-from pipeline.losses import (AMExLoss, GanBatch, MExLoss, Pix2PixHDLoss, at_least_2x2,
-                             crop_canvas, expanded_crops, expanded_masks, lsgan)
-from pipeline.networks import (CanvasDiscriminators, GlobalGenerator, PatchDiscriminator,
+from pipeline.data.inputs import GanBatch
+from pipeline.models.losses import (AMExLoss, MExLoss, Pix2PixHDLoss, at_least_2x2, crop_canvas,
+                                    expanded_crops, expanded_masks, lsgan)
+from pipeline.models.networks import (CanvasDiscriminators, GlobalGenerator, PatchDiscriminator,
                                VGG19Features, masked_instance_norm)
 
 C, H, W = 5, 16, 32                      # condition channels, map size
@@ -380,7 +381,7 @@ def test_joint_terms_equal_the_separate_generator_and_discriminator_terms(vgg, k
     """One discriminator pass over fake and real (the trainer's joint step) gives the terms and
     the gradients -- G's through D, D's own -- of the separate G step and D step."""
     if kind == "twosm":
-        from pipeline.twosm import TwoStreamLoss
+        from pipeline.models.twosm import TwoStreamLoss
         torch.manual_seed(1)
         loss = TwoStreamLoss(C, 3, ndf=4, n_layers=2, num_d=2)
         loss.lambda_gan, loss.lambda_mask, loss.lambda_context = 0.3, 1.7, 0.6

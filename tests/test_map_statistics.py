@@ -1,10 +1,10 @@
-"""pipeline.map_statistics on hand-checked maps, and the synthetic street world against the
+"""pipeline.evaluation.map_statistics on hand-checked maps, and the synthetic street world against the
 real maps' statistics (issue 35) on a small sample."""
 import numpy as np
 import pytest
 
-from pipeline import map_statistics as ms
-from pipeline.synthetic import generate_split
+from pipeline.evaluation import map_statistics as ms
+from pipeline.data.synthetic import generate_split
 
 EDIT = (24, 25, 26, 27, 28, 31, 32, 33)
 
@@ -177,12 +177,13 @@ def test_street_cars_have_several_silhouettes():
     # the three body kinds and the views (rear, turned, side) draw different cars at the same
     # place: no one silhouette per class (at 256x128 occlusion and perspective alone spread
     # the car boxes' shapes about as much, so this is checked on isolated cars)
-    from pipeline import synthetic
+    from pipeline.data.scene_canvas import Canvas
+    from pipeline.data.street_scene import _Street
 
     def car(kind, heading):
         rng = np.random.default_rng(0)
-        canvas = synthetic._Canvas(128, 256, rng)
-        street = synthetic._Street(canvas, rng)
+        canvas = Canvas(128, 256, rng)
+        street = _Street(canvas, rng)
         size = {"sedan": (4.6, 1.8, 1.45), "hatch": (4.0, 1.75, 1.5), "van": (4.9, 1.9, 1.85)}
         street.vehicle(26, 2.0, 8.0, heading, kind, *size[kind])
         return canvas.instances >= 26000

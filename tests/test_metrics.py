@@ -1,10 +1,10 @@
-"""pipeline.metrics: tIOU and hamm inside a half-open box, on hand-computed 4x4 maps; FID's
+"""pipeline.evaluation.metrics: tIOU and hamm inside a half-open box, on hand-computed 4x4 maps; FID's
 Fréchet distance and the labelled random-Inception stand-in."""
 import numpy as np
 import pytest
 import torch
 
-from pipeline.metrics import FIDScorer, hamm, tiou
+from pipeline.evaluation.metrics import FIDScorer, hamm, tiou
 
 TARGET = np.array([[0, 0, 0, 0],
                    [0, 5, 5, 0],

@@ -1,10 +1,10 @@
-"""The paper's layout of Tables 1-4 (pipeline.paper_tables): a line per row and dataset, a
+"""The paper's layout of Tables 1-4 (pipeline.evaluation.paper_tables): a line per row and dataset, a
 column per metric, each cell ours [95 % interval] · verdict against the floor, the paper beside;
 rendered from the long form, which stays in the CSVs."""
 import pandas as pd
 
-from pipeline.paper_tables import paper_table_markdown, rerender, wide_frame, write_paper_table
-from pipeline.reports import TABLE_COLUMNS
+from pipeline.evaluation.paper_tables import paper_table_markdown, rerender, wide_frame, write_paper_table
+from pipeline.evaluation.reports.tables import TABLE_COLUMNS
 
 
 def long_form():

@@ -5,11 +5,12 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import ParamsError, load_params
-from pipeline.losses import GanBatch, Pix2PixHDLoss
-from pipeline.networks import VGG19Features
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.models.losses import GanBatch, Pix2PixHDLoss
+from pipeline.models.networks import VGG19Features
 from pipeline.kinds.parts import build_vgg
-from pipeline.runs import PERCEPTUAL_DROPPED
+from pipeline.training.runs import PERCEPTUAL_DROPPED
 from tiny_project import REPO
 
 C, H, W = 4, 16, 32

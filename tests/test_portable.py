@@ -1,6 +1,6 @@
-"""Portable mode (pipeline.platform, docs/portability.md): results that travel across CPUs.
+"""Portable mode (pipeline.training.platform, docs/portability.md): results that travel across CPUs.
 
-The test that can fail: the same short training (pipeline.trainer) of the pipeline's networks (GlobalGenerator +
+The test that can fail: the same short training (pipeline.training.trainer) of the pipeline's networks (GlobalGenerator +
 Pix2PixHD loss + MEx loss, q=4, at the demo size), an eval-mode pass, the random-init VGG19 and
 Inception stand-ins, a Fréchet distance and numpy/scipy filters, run in fresh processes whose *outer* environment asks
 for different ISA levels (AVX-512 kernels vs AVX2 kernels for ATen, oneDNN, MKL and OpenBLAS).
@@ -58,15 +58,15 @@ def child(steps: int, fid: bool) -> dict:
     import numpy as np
     import torch
 
-    from pipeline import platform, trainer
-    from pipeline.benchmark import TimedTask
-    from pipeline.config import load_params
-    from pipeline.datasets import get_spec
-    from pipeline.inputs import EditBox, EditTask, condition_channels
-    from pipeline.networks import VGG19Features
-    from pipeline.preparation import box_rows
+    from pipeline.training import platform, trainer
+    from pipeline.apps.step_timing import TimedTask
+    from pipeline.config.loading import load_params
+    from pipeline.data.datasets import get_spec
+    from pipeline.data.inputs import EditBox, EditTask, condition_channels
+    from pipeline.models.networks import VGG19Features
+    from pipeline.data.preparation import box_rows
     from pipeline.kinds.parts import build_generator, build_losses
-    from pipeline.synthetic import generate_split
+    from pipeline.data.synthetic import generate_split
     logging.disable(logging.WARNING)  # the stand-in warnings
 
     params = load_params(os.path.join(ROOT, "params.yaml"))
@@ -100,7 +100,7 @@ def child(steps: int, fid: bool) -> dict:
         image = torch.linspace(-1, 1, 3 * 32 * 64).reshape(1, 3, 32, 64)
         result["vgg_features"] = _digest(vgg(image))
     if fid:
-        from pipeline.metrics import FIDScorer
+        from pipeline.evaluation.metrics import FIDScorer
         scorer = FIDScorer(2048, "")
         rng = np.random.default_rng(0)
         real = scorer.features(rng.integers(0, 256, (17, 32, 64, 3), dtype=np.uint8))
@@ -112,7 +112,7 @@ def child(steps: int, fid: bool) -> dict:
         b = rng.standard_normal((40, 64)) * 1.3 + 0.1
         result["frechet"] = repr(scorer.distance(a, b))
     # numpy's dispatched loops: a Gaussian kernel (np.exp) as in skimage's anti-aliased resize
-    # of the floor rows (pipeline/floors.py)
+    # of the floor rows (pipeline/evaluation/floors.py)
     from scipy import ndimage
     from skimage.transform import resize
     field = np.random.default_rng(1).random((48, 48))
@@ -126,9 +126,9 @@ def child(steps: int, fid: bool) -> dict:
 # Running children
 
 def _scrubbed_env(outer: dict) -> dict:
-    """This process's environment without anything pipeline.platform sets (conftest.py ran it
+    """This process's environment without anything pipeline.training.platform sets (conftest.py ran it
     here), plus the outer ISA settings of the experiment."""
-    from pipeline import platform
+    from pipeline.training import platform
     env = {k: v for k, v in os.environ.items()
            if k not in platform.ALL_VARS and k not in platform.PORTABLE_UNSET
            and k != platform.ENV_SWITCH}
@@ -161,7 +161,7 @@ def _results(record: dict) -> dict:
 
 
 def _has_avx512() -> bool:
-    from pipeline import platform
+    from pipeline.training import platform
     return bool(platform.cpu_info()["flags"].get("avx512f"))
 
 
@@ -208,7 +208,7 @@ def test_portable_training_is_identical_under_more_settings_and_steps(tmp_path):
 
 
 def test_params_path_from_a_stage_command_line():
-    from pipeline.platform import params_path
+    from pipeline.training.platform import params_path
     assert params_path([]) == "params.yaml"
     assert params_path(["cityscapes", "--params", "p.yaml", "--out", "x"]) == "p.yaml"
     assert params_path(["--params=q.yaml"]) == "q.yaml"
@@ -216,7 +216,7 @@ def test_params_path_from_a_stage_command_line():
 
 
 def test_train_section_of_a_missing_bad_or_odd_params_file(tmp_path):
-    from pipeline.platform import read_train_section
+    from pipeline.training.platform import read_train_section
     assert read_train_section(str(tmp_path / "nope.yaml")) == {}
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")
@@ -232,7 +232,7 @@ def test_train_section_of_a_missing_bad_or_odd_params_file(tmp_path):
 
 
 def test_portable_setting_params_defaults_and_env_override():
-    from pipeline.platform import portable_setting
+    from pipeline.training.platform import portable_setting
     assert portable_setting({}, {}) == (True, 2, "default")
     assert portable_setting({"portable": False, "cpu_threads": 3}, {}) == (
         False, 3, "train.portable")
@@ -252,7 +252,7 @@ def test_portable_setting_params_defaults_and_env_override():
 
 
 def test_settings_from_a_params_file(tmp_path):
-    from pipeline.platform import settings_from_argv
+    from pipeline.training.platform import settings_from_argv
     params = tmp_path / "params.yaml"
     params.write_text("train:\n  portable: false\n  cpu_threads: 4\n")
     assert settings_from_argv(["--params", str(params)], {}) == (False, 4, "train.portable")
@@ -263,13 +263,13 @@ def test_settings_from_a_params_file(tmp_path):
 
 
 def test_repository_params_are_portable_by_default():
-    from pipeline.platform import read_train_section
+    from pipeline.training.platform import read_train_section
     train = read_train_section(os.path.join(ROOT, "params.yaml"))
     assert train.get("portable", True) is True
 
 
 def test_environment_of_each_mode():
-    from pipeline.platform import PORTABLE_ENV, environment
+    from pipeline.training.platform import PORTABLE_ENV, environment
     on, off = environment(True, 3), environment(False, 3)
     assert on["OMP_NUM_THREADS"] == on["MKL_NUM_THREADS"] == "3" == off["OMP_NUM_THREADS"]
     assert on["OPENBLAS_NUM_THREADS"] == "1" == off["OPENBLAS_NUM_THREADS"]
@@ -279,7 +279,7 @@ def test_environment_of_each_mode():
 
 
 def test_configure_after_numpy_is_refused(tmp_path):
-    code = ("import numpy\nfrom pipeline import platform\nplatform.configure(True, 1)\n")
+    code = ("import numpy\nfrom pipeline.training import platform\nplatform.configure(True, 1)\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_scrubbed_env({}),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
@@ -287,7 +287,7 @@ def test_configure_after_numpy_is_refused(tmp_path):
 
 
 def test_cpu_info_from_a_cpuinfo_file(tmp_path):
-    from pipeline.platform import cpu_info
+    from pipeline.training.platform import cpu_info
     path = tmp_path / "cpuinfo"
     path.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Some Xeon\n"
                     "flags\t\t: fpu sse2 avx2 fma avx512f amx_tile\n\nprocessor\t: 1\n")
@@ -301,7 +301,7 @@ def test_cpu_info_from_a_cpuinfo_file(tmp_path):
 def test_describe_is_the_platform_record():
     import torch
 
-    from pipeline import platform
+    from pipeline.training import platform
     record = platform.describe()
     for key in ("portable", "isa_used", "torch", "onednn_version", "onednn_enabled",
                 "nnpack_enabled", "mkl_available", "mkl_version", "torch_threads", "env",
@@ -409,7 +409,7 @@ def test_make_targets_run_dvc_from_the_venv():
 
 if __name__ == "__main__":
     sys.path.insert(0, ROOT)
-    import stages  # noqa: F401 - pipeline.platform.configure from --params, as every stage
+    import stages  # noqa: F401 - pipeline.training.platform.configure from --params, as every stage
     argv = sys.argv[1:]
     steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else STEPS
     print(json.dumps(child(steps, "--fid" in argv)))

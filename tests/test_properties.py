@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.boxes import (box_mask, eligible_instances, expand_box, expanded_boxes,
+from pipeline.data.boxes import (box_mask, eligible_instances, expand_box, expanded_boxes,
                             list_instances, select_test_box)
-from pipeline.losses import expanded_masks
-from pipeline.metrics import hamm, tiou
+from pipeline.models.losses import expanded_masks
+from pipeline.evaluation.metrics import hamm, tiou
 
 SETTINGS = settings(max_examples=100, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

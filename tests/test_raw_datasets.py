@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.boxes import eligible_instances
-from pipeline.datasets import NYU_IDS, get_spec
-from pipeline.raw_datasets import (SIZES, facade_test_masks, load_raw, read_nyu_names_file)
+from pipeline.data.boxes import eligible_instances
+from pipeline.data.datasets import NYU_IDS, get_spec
+from pipeline.data.raw_datasets import load_raw
+from pipeline.data.raw_facade import facade_test_masks
+from pipeline.data.raw_files import SIZES
+from pipeline.data.raw_nyu import read_nyu_names_file
 
 from shared_data import shared_path
 
@@ -345,7 +348,7 @@ def test_helen_empty_split_folder_is_named(tmp_path):
 def test_helen_prepared_with_the_authors_rule_has_one_box_per_part(tmp_path):
     """Eyes split into two fragments: the authors' rule (one instance per class, label*1000)
     gives one box over both fragments, the tight rule one box per 8-connected fragment."""
-    from pipeline.preparation import prepare_dataset
+    from pipeline.data.preparation import prepare_dataset
     _helen_tree(str(tmp_path / "raw"), counts=(2, 1))
     for name in os.listdir(tmp_path / "raw" / "helenstar_release" / "train"):
         if name.endswith("_label.png"):   # cut the left eye (rows 20-25, cols 25-32) in two

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-from pipeline.raw_datasets import load_raw
+from pipeline.data.raw_datasets import load_raw
 from tiny_project import REPO
 
 ZIPS = {"gtFine": "gtFine_trainvaltest.zip", "leftImg8bit": "leftImg8bit_trainvaltest.zip"}

@@ -15,8 +15,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.config import ParamsError, data_sources, load_params, parse_params
-from pipeline.raw_datasets import MissingRawData, load_raw
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError, data_sources
+from pipeline.config.validation import parse_params
+from pipeline.data.raw_datasets import load_raw
+from pipeline.data.raw_files import MissingRawData
 from shared_data import shared_path
 from tiny_project import REPO, tiny_params, write_params
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.raw_datasets import (cityscapes_train_only, load_raw, sequence_of,
-                                   split_by_sequence)
-from pipeline.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
+from pipeline.data.raw_cityscapes import cityscapes_train_only, sequence_of, split_by_sequence
+from pipeline.data.raw_datasets import load_raw
+from pipeline.apps.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
                                 eligible_boxes, gtfine_frames, video_frames)
-from pipeline.twosm import bilinear_matrix, upsampled_labels
+from pipeline.models.twosm_prediction import bilinear_matrix, upsampled_labels
 from tests.shared_data import shared_path
 
 VIDEO = shared_path("cityscapes_video")
@@ -124,7 +124,7 @@ class Disk(torch.nn.Module):
     label_rule = "painted_mask"
 
     def forward(self, x):
-        from pipeline.datasets import get_spec
+        from pipeline.data.datasets import get_spec
         box = x[:, -1:]
         height, width = x.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),
@@ -144,9 +144,9 @@ def test_twosm_editor_draws_the_box_at_the_maps_own_resolution(observation):
     """A model of 32x16 edits a 256x128 map: the object it draws has round edges at the map's
     pixels, not 8x8 blocks of the model's pixels (the editor used to resize the whole map to
     the model's size and back)."""
-    from pipeline.editing import Edit, Editor
-    from pipeline.model_files import model_metadata
-    from pipeline.twosm import Observation
+    from pipeline.apps.editing import Edit, Editor
+    from pipeline.models.model_files import model_metadata
+    from pipeline.models.twosm_views import Observation
     generator = Disk()
     generator.meta = model_metadata("twosm", "cityscapes", 32, 16, "hand", 37, "-", "-")
     generator.observation = Observation(observation, 16)

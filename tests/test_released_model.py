@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.diagnostics import largest_blob_share
-from pipeline.editing import Edit, load_editor, read_label_map
-from pipeline.real_maps import blocky_mask
+from pipeline.evaluation.diagnostics import largest_blob_share
+from pipeline.apps.editing import Edit, load_editor, read_label_map
+from pipeline.apps.real_maps import blocky_mask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(REPO, "models", "twosm-full-cityscapes", "seed0")

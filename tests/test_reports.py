@@ -12,11 +12,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import load_params
-from pipeline.huev import summary as huev_summary
-from pipeline.reports import (NOT_REPRODUCED, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
-                              PAPER_TABLE4, comparison_table, markdown_table,
-                              not_reproduced_table, q_sensitivity, q_sweep_rows, read_curves)
+from pipeline.config.loading import load_params
+from pipeline.apps.huev import summary as huev_summary
+from pipeline.evaluation.reports.curves import read_curves
+from pipeline.evaluation.reports.paper_values import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+                                                      PAPER_TABLE4)
+from pipeline.evaluation.reports.tables import (NOT_REPRODUCED, comparison_table, markdown_table,
+                                                not_reproduced_table, q_sensitivity, q_sweep_rows)
+from pipeline.evaluation import metrics_gate
 from stages import check_metrics, report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +67,7 @@ def test_floor_rows_follow_the_paper_rows_and_trained_rows_are_placed_against_th
 
 
 def test_differences_table_lists_the_papers_comparisons_with_paired_intervals():
-    from pipeline.reports import differences_table
+    from pipeline.evaluation.reports.differences import differences_table
     frame = differences_table(fake_scores(), ["cityscapes"], ["tiou"])
     comparisons = list(frame["comparison"])
     assert comparisons[:2] == ["mexgan-cityscapes − pix2pixhd-cityscapes",
@@ -369,7 +372,7 @@ def test_dvc_plots_cover_every_training_run():
 
 def test_identical_metrics_pass():
     out = io.StringIO()
-    assert check_metrics.check(fake_metrics(), fake_metrics(), out=out)
+    assert metrics_gate.check(fake_metrics(), fake_metrics(), out=out)
     assert "metrics reproduced: all 25 values of 5 rows match exactly" in out.getvalue()
 
 
@@ -377,7 +380,7 @@ def test_a_changed_metric_fails_with_row_metric_and_both_values():
     reproduced = fake_metrics()
     reproduced["mexgan-cityscapes"]["tiou"] = 0.7500000000000001
     out = io.StringIO()
-    assert not check_metrics.check(fake_metrics(), reproduced, out=out)
+    assert not metrics_gate.check(fake_metrics(), reproduced, out=out)
     assert ("metrics not reproduced: mexgan-cityscapes.tiou committed 0.75 "
             "reproduced 0.7500000000000001") in out.getvalue().splitlines()
     assert "1 of 25 committed metrics not reproduced exactly" in out.getvalue()
@@ -386,9 +389,9 @@ def test_a_changed_metric_fails_with_row_metric_and_both_values():
 def test_a_tolerance_accepts_tiny_differences_only():
     reproduced = fake_metrics()
     reproduced["mexgan-cityscapes"]["tiou"] += 1e-12
-    assert check_metrics.differences(fake_metrics(), reproduced, tolerance=1e-9) == []
+    assert metrics_gate.differences(fake_metrics(), reproduced, tolerance=1e-9) == []
     reproduced["mexgan-cityscapes"]["hamm"] += 1e-6
-    assert check_metrics.differences(fake_metrics(), reproduced, tolerance=1e-9) == [
+    assert metrics_gate.differences(fake_metrics(), reproduced, tolerance=1e-9) == [
         "metrics not reproduced: mexgan-cityscapes.hamm committed 0.7 "
         f"reproduced {0.7 + 1e-6!r}"]
 
@@ -398,7 +401,7 @@ def test_missing_and_extra_rows_and_metrics_fail():
     del reproduced["amexgan-cityscapes"]
     reproduced["new-row"] = {"tiou": 0.5}
     del reproduced["mexgan-cityscapes"]["q"]
-    lines = check_metrics.differences(committed, reproduced)
+    lines = metrics_gate.differences(committed, reproduced)
     assert "metrics not reproduced: amexgan-cityscapes.tiou committed 0.8 reproduced (missing)" \
         in lines
     assert "metrics not reproduced: new-row.tiou committed (missing) reproduced 0.5" in lines
@@ -407,10 +410,10 @@ def test_missing_and_extra_rows_and_metrics_fail():
 
 
 def test_nan_matches_only_nan():
-    assert check_metrics.differences({"r": {"x": math.nan}}, {"r": {"x": math.nan}}) == []
-    assert check_metrics.differences({"r": {"x": math.nan}}, {"r": {"x": 0.0}}) == [
+    assert metrics_gate.differences({"r": {"x": math.nan}}, {"r": {"x": math.nan}}) == []
+    assert metrics_gate.differences({"r": {"x": math.nan}}, {"r": {"x": 0.0}}) == [
         "metrics not reproduced: r.x committed nan reproduced 0.0"]
-    assert check_metrics.differences({"r": {"x": "a"}}, {"r": {"x": "b"}}) == [
+    assert metrics_gate.differences({"r": {"x": "a"}}, {"r": {"x": "b"}}) == [
         "metrics not reproduced: r.x committed 'a' reproduced 'b'"]
 
 

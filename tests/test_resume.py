@@ -18,14 +18,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pipeline import checkpoints, trainer
-from pipeline.config import parse_params
-from pipeline.losses import GanBatch
-from pipeline.networks import GlobalGenerator
-from pipeline.preparation import prepare_dataset
-from pipeline.model_files import GENERATOR_FILE, SUMMARY_FILE
+from pipeline.training import checkpoints, trainer
+from pipeline.config.validation import parse_params
+from pipeline.models.losses import GanBatch
+from pipeline.models.networks import GlobalGenerator
+from pipeline.data.preparation import prepare_dataset
+from pipeline.models.model_files import GENERATOR_FILE, SUMMARY_FILE
 from pipeline.kinds import train_row
-from pipeline.synthetic import generate_split
+from pipeline.data.synthetic import generate_split
 from tiny_project import REPO, tiny_params, write_params
 
 ROW = "mexgan-cityscapes"
@@ -189,7 +189,7 @@ def test_sigkilled_stage_resumes_bit_exact(setup, caplog):
     killed_at = checkpoint_step(model_dir)
     assert point <= killed_at < STEPS, where
     assert not os.path.exists(os.path.join(model_dir, GENERATOR_FILE)), where
-    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="pipeline.training.checkpoints"):
         summary = train_in_process(project, setup["params"])
     assert f"resuming from {os.path.join(model_dir, 'checkpoint')}" in caplog.text, where
     assert summary["resumes"] == 1, where
@@ -259,7 +259,7 @@ def test_checkpoint_of_other_params_is_not_resumed(setup, caplog):
     shutil.copytree(ref_model, model_dir)
     params = tiny_params(**{**setup["params"], "train": {**setup["params"]["train"],
                                                          "lr": 0.0001}})
-    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="pipeline.training.checkpoints"):
         summary = train_in_process(project, params)
     assert "written for other params" in caplog.text
     assert "training from scratch" in caplog.text
@@ -272,13 +272,13 @@ def test_checkpoint_of_other_params_is_not_resumed(setup, caplog):
 
 def test_checkpoint_of_other_code_is_not_resumed(setup, caplog, monkeypatch):
     """A code change reruns the DVC stage; it must retrain, not reuse the old code's model."""
-    import pipeline.runs as runs
+    import pipeline.training.runs as runs
     project = new_project(setup, "other_code")
     _, model_dir, _ = dirs(project)
     _, ref_model, _ = dirs(setup["reference"])
     shutil.copytree(ref_model, model_dir)
     monkeypatch.setattr(runs, "code_digest", lambda: "changed")
-    with caplog.at_level(logging.INFO, logger="pipeline.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="pipeline.training.checkpoints"):
         summary = train_in_process(project, setup["params"])
     assert "written for other params or code" in caplog.text
     assert summary["resumes"] == 0 and summary["steps"] == STEPS
@@ -359,7 +359,7 @@ def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
 
 
 def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(setup):
-    from pipeline.evaluation import HeldBackBoxes
+    from pipeline.evaluation.evaluation import HeldBackBoxes
     from pipeline.kinds import load_generator
     data_dir, model_dir, live_dir = dirs(setup["reference"])
     eval_dir = os.path.join(live_dir, "plots", "metrics", "eval")

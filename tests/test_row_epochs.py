@@ -4,7 +4,8 @@ import pytest
 
 from pipeline import kinds
 from pipeline.kinds import base
-from pipeline.config import ParamsError, parse_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from tiny_project import prepare_tiny_cityscapes, tiny_params
 
 ROW = "pix2pixhd-cityscapes"

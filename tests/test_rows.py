@@ -7,11 +7,11 @@ import torch.nn as nn
 
 from pipeline import kinds
 from pipeline.kinds import base, parts
-from pipeline.config import parse_params
-from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
-from pipeline.preparation import prepare_dataset
-from pipeline.synthetic import generate_split
-from pipeline.twosm import TwoStreamLoss
+from pipeline.config.validation import parse_params
+from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
+from pipeline.data.preparation import prepare_dataset
+from pipeline.data.synthetic import generate_split
+from pipeline.models.twosm import TwoStreamLoss
 from tiny_project import tiny_params
 
 PROFILES = {"paper": {"lambda_feat": 1.3, "lambda_perc": 1.9, "basic_loss_on": "raw",

@@ -5,8 +5,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from pipeline.config import load_params
-from pipeline.reports import first_step_above, study_summary
+from pipeline.config.loading import load_params
+from pipeline.evaluation.reports.curves import first_step_above
+from pipeline.evaluation.reports.study_summary import study_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,7 +154,7 @@ def test_study_summary_answers_plainly_including_no():
 
 
 def test_late_gain_over_the_last_fifth_of_the_seed_mean_curve():
-    from pipeline.reports import late_gain
+    from pipeline.evaluation.reports.curves import late_gain
     steps = [100, 200, 300, 400, 500]
     curves = {0: (steps, [0.1, 0.3, 0.5, 0.6, 0.7]), 1: (steps, [0.1, 0.3, 0.5, 0.64, 0.66])}
     # seed mean at 400 (the first step >= 0.8 * 500) is 0.62, at 500 it is 0.68
@@ -201,7 +202,7 @@ def test_study_summary_reports_flatness_floors_diagnostics_and_classes():
 
 
 def test_report_shows_both_profiles_studies_paper_first(tmp_path):
-    from stages.report import study_section
+    from pipeline.evaluation.reports.page import study_section
     (tmp_path / "study").mkdir()
     with pytest.raises(FileNotFoundError, match="make study"):
         study_section(str(tmp_path))

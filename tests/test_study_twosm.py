@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.config import load_params
-from pipeline.datasets import get_spec
-from pipeline.diagnostics import diagnose_edits
-from pipeline.evaluation import edited_maps
-from pipeline.inputs import EditBox
-from pipeline.reports import reference_lines, study_rows, study_summary
-from pipeline.twosm import Observation, TwoStreamGenerator
+from pipeline.config.loading import load_params
+from pipeline.data.datasets import get_spec
+from pipeline.evaluation.diagnostics import diagnose_edits
+from pipeline.evaluation.evaluation import edited_maps
+from pipeline.data.inputs import EditBox
+from pipeline.evaluation.reports.study_questions import study_rows
+from pipeline.evaluation.reports.study_references import reference_lines
+from pipeline.evaluation.reports.study_summary import study_summary
+from pipeline.models.twosm import TwoStreamGenerator
+from pipeline.models.twosm_views import Observation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.boxes import select_test_box
+from pipeline.data.boxes import select_test_box
 from shared_data import shared_path
 from tiny_project import REPO, tiny_params, write_params
 

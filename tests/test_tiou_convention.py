@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.boxes import scored_box
-from pipeline.config import ParamsError, load_params, parse_params
-from pipeline.evaluation import BoxTestSet
-from pipeline.inputs import EditBox
-from pipeline.metrics import hamm, tiou
-from pipeline.reports import box_convention_note
+from pipeline.data.boxes import scored_box
+from pipeline.config.loading import load_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
+from pipeline.evaluation.evaluation import BoxTestSet
+from pipeline.data.inputs import EditBox
+from pipeline.evaluation.metrics import hamm, tiou
+from pipeline.evaluation.reports.tables import box_convention_note
 
 
 def test_scored_box_drops_the_last_row_and_column_under_the_authors_convention():

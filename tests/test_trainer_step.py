@@ -5,13 +5,13 @@ terms on the detached output and D's update."""
 import pytest
 import torch
 
-from pipeline import trainer
-from pipeline.datasets import get_spec
-from pipeline.inputs import EditBox, EditTask, condition_channels
-from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
-from pipeline.networks import GlobalGenerator, VGG19Features
-from pipeline.preparation import box_rows
-from pipeline.synthetic import generate_split
+from pipeline.training import trainer
+from pipeline.data.datasets import get_spec
+from pipeline.data.inputs import EditBox, EditTask, condition_channels
+from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
+from pipeline.models.networks import GlobalGenerator, VGG19Features
+from pipeline.data.preparation import box_rows
+from pipeline.data.synthetic import generate_split
 
 CPU = torch.device("cpu")
 STEPS = 4

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.inputs import EditBox
-from pipeline.twosm import (Observation, TwoStreamGenerator, TwoStreamLoss, box_in_window,
-                            local_window, predict_labels, resize_nearest, twosm_batch)
-from pipeline.datasets import get_spec
+from pipeline.data.inputs import EditBox
+from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
+from pipeline.models.twosm_prediction import predict_labels
+from pipeline.models.twosm_views import (Observation, box_in_window, local_window, resize_nearest,
+                                         twosm_batch)
+from pipeline.data.datasets import get_spec
 
 
 def test_local_window_is_a_square_of_twice_the_longer_side_centred_on_the_box():
@@ -130,8 +132,8 @@ def test_prediction_is_pasted_into_the_box_only():
 
 
 def test_the_expansion_plugin_on_the_context_stream_gets_the_rows_q_and_the_label_channels():
-    from pipeline.config import parse_params
-    from pipeline.losses import AMExLoss, MExLoss
+    from pipeline.config.validation import parse_params
+    from pipeline.models.losses import AMExLoss, MExLoss
     from pipeline.kinds import TWOSM
     from tests.tiny_project import tiny_params
     raw = tiny_params(q=3)
@@ -150,7 +152,8 @@ def test_the_expansion_plugin_on_the_context_stream_gets_the_rows_q_and_the_labe
 
 
 def test_channel_selection_is_the_same_mex_loss_on_the_selected_channels():
-    from pipeline.losses import GanBatch, MExLoss
+    from pipeline.data.inputs import GanBatch
+    from pipeline.models.losses import MExLoss
     torch.manual_seed(0)
     condition, target = torch.rand(2, 5, 16, 16), torch.rand(2, 4, 16, 16)
     batch = GanBatch(condition=condition, target=target, mask=torch.ones(2, 1, 16, 16),
@@ -180,9 +183,9 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
     (seed, epoch); batch norm's running statistics are in the checkpoint)."""
     import os
     import shutil
-    from pipeline import twosm
-    from pipeline.config import parse_params
-    from pipeline.model_files import GENERATOR_FILE
+    from pipeline.models import twosm_views
+    from pipeline.config.validation import parse_params
+    from pipeline.models.model_files import GENERATOR_FILE
     from pipeline.kinds import train_row
     from tests.test_resume import prepare
     from tests.tiny_project import tiny_params
@@ -202,7 +205,7 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
                          str(tmp_path / f"{name}-live"), progress=False)
 
     run("reference")
-    original = twosm.TwoStreamTask.epoch
+    original = twosm_views.TwoStreamTask.epoch
 
     def dies_in_the_second_epoch(self, epoch, device):
         for index, batch in enumerate(original(self, epoch, device)):
@@ -210,12 +213,12 @@ def test_a_crashed_twosm_run_resumes_bit_exact(tmp_path, build):
                 raise KeyboardInterrupt
             yield batch
 
-    twosm.TwoStreamTask.epoch = dies_in_the_second_epoch
+    twosm_views.TwoStreamTask.epoch = dies_in_the_second_epoch
     try:
         with pytest.raises(KeyboardInterrupt):
             run("crashed")
     finally:
-        twosm.TwoStreamTask.epoch = original
+        twosm_views.TwoStreamTask.epoch = original
     summary = run("crashed")
     assert summary["resumes"] == 1
     final = torch.load(os.path.join(tmp_path, "crashed", GENERATOR_FILE), weights_only=False)

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import torch
 
-from pipeline.config import parse_params
+from pipeline.config.validation import parse_params
 from pipeline.kinds import load_generator, train_row
-from pipeline.model_files import GENERATOR_FILE
-from pipeline.twosm import predict_labels
+from pipeline.models.model_files import GENERATOR_FILE
+from pipeline.models.twosm_prediction import predict_labels
 from tests.test_resume import prepare
 from tests.tiny_project import tiny_params
 
@@ -45,8 +45,8 @@ def test_a_hong_twosm_row_trains_and_predicts_at_batch_4(tmp_path):
     generator = load_generator(str(tmp_path / "model"), torch.device("cpu"),
                                dataset="cityscapes")
     assert not generator.training
-    from pipeline.datasets import get_spec, read_split
-    from pipeline.inputs import EditBox
+    from pipeline.data.datasets import get_spec, read_split
+    from pipeline.data.inputs import EditBox
     spec, split = get_spec("cityscapes"), read_split(os.path.join(data, "train.h5"))
     edit = EditBox(split.names[0], 26, (4, 4, 14, 10))     # a car box on the first map
     labels = predict_labels(generator, generator.observation, split.labels[0],

@@ -4,9 +4,10 @@ simplified build: anywhere that still holds the box, about ±1/2 of the box's lo
 ±1/4 of the box's longer side). Windows written out by hand for one box of a 64x32 map."""
 import pytest
 
-from pipeline.config import ParamsError, parse_params
+from pipeline.config.sections import ParamsError
+from pipeline.config.validation import parse_params
 from pipeline.kinds import TWOSM
-from pipeline.twosm import Observation, local_window
+from pipeline.models.twosm_views import Observation, local_window
 from tiny_project import tiny_params
 
 # box 4 wide, 8 high: longer side 8, window 16x16; centred window left (20+24-16)/2 = 14,

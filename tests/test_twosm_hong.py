@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import ParamsError, TWOSM_BUILDS, parse_params
-from pipeline.datasets import get_spec
-from pipeline.inputs import EditBox
-from pipeline.twosm import (Observation, TwoStreamBatch, TwoStreamGenerator, TwoStreamLoss,
-                            TwoStreamTask, enlarged_box, predict_label_maps, predict_labels,
-                            twosm_batch)
+from pipeline.config.sections import ParamsError, TWOSM_BUILDS
+from pipeline.config.validation import parse_params
+from pipeline.data.datasets import get_spec
+from pipeline.data.inputs import EditBox
+from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
+from pipeline.models.twosm_prediction import predict_label_maps, predict_labels
+from pipeline.models.twosm_views import (Observation, TwoStreamBatch, TwoStreamTask, enlarged_box,
+                                         twosm_batch)
 from tests.tiny_project import tiny_params
 
 SPEC = get_spec("cityscapes")

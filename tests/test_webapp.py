@@ -1,4 +1,4 @@
-"""The web app's API (pipeline.webapp) on a tiny project: the study (invitation codes, trials,
+"""The web app's API (pipeline.apps.webapp) on a tiny project: the study (invitation codes, trials,
 images, votes and every refused-vote case, rate limits, concurrent votes, restarts that keep,
 remove or change items), blinding (the study and the editor are never served together), body
 limits, the editor (the same code path as the `edit` command), and `python -m stages.serve`
@@ -29,10 +29,10 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what requi
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from pipeline import webapp
-from pipeline.editing import Edit, load_editor
-from pipeline.huev import VoteStore
-from pipeline.webapp import (ApiError, BodyLimit, RateLimit, RateLimiter, build_editor,
+from pipeline.apps import webapp
+from pipeline.apps.editing import Edit, load_editor
+from pipeline.apps.huev import VoteStore
+from pipeline.apps.webapp import (ApiError, BodyLimit, RateLimit, RateLimiter, build_editor,
                              build_study, create_app)
 from tests.huev_project import ROWS, Server, make_project
 from tests.tiny_project import REPO
@@ -384,7 +384,7 @@ def test_editor_runs_the_edit_api(editor_app, project):
     assert answer.status_code == 200, answer.text
     result = answer.json()
     edited = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["edited"].split(",")[1]))))
-    # the same result as the edit API called directly (pipeline.editing, no second copy)
+    # the same result as the edit API called directly (pipeline.apps.editing, no second copy)
     editor = load_editor(ROWS[1], params_path=project.params_path)
     page = build_editor(project.params_path, ROWS[1], project.data_root)
     _, labels, instances = page.maps[0]
@@ -506,7 +506,7 @@ def test_the_study_imports_no_torch(project, tmp_path):
     """The study server's app is built without importing torch; then, in the same fresh
     process, the editor's imports it (so the check can see it)."""
     script = ("import sys\n"
-              "from pipeline.config import load_params\n"
+              "from pipeline.config.loading import load_params\n"
               "from stages.serve import make_app, parse_args\n"
               "for extra in (['--unblinded-ok'], ['--editor']):\n"
               "    args = parse_args(sys.argv[1:] + extra)\n"
@@ -607,7 +607,7 @@ def test_editor_page_gives_the_edit_commands_result(editor_app, project, tmp_pat
                                                     monkeypatch):
     """The same map, box and label through the page and through the `python -m stages.edit`
     command (its main, in this process; test_edit.py runs it as a process): the same edited
-    map (one code path, pipeline.editing)."""
+    map (one code path, pipeline.apps.editing)."""
     from stages.edit import main as edit_command
     page = build_editor(project.params_path, ROWS[1], project.data_root)
     _, labels, _ = page.maps[1]

@@ -67,8 +67,8 @@ def write_params(path, params) -> str:
 
 def prepare_tiny_cityscapes(params: dict, data_dir: str) -> str:
     """Generate and prepare the synthetic Cityscapes of a tiny_params() dict into data_dir."""
-    from pipeline.preparation import prepare_dataset
-    from pipeline.synthetic import generate_split
+    from pipeline.data.preparation import prepare_dataset
+    from pipeline.data.synthetic import generate_split
     size = params["datasets"]["cityscapes"]
     splits = {split: generate_split("cityscapes", split, size[f"synthetic_{split}"],
                                     size["height"], size["width"], params["data"]["seed"])
@@ -82,8 +82,8 @@ def prepare_tiny_cityscapes(params: dict, data_dir: str) -> str:
 def prepare_tiny_facades(inpainting, data_dir: str) -> str:
     """Generate and prepare the synthetic facades of a parsed inpainting section into data_dir
     (its holes drawn test_holes times per test image)."""
-    from pipeline.preparation import prepare_dataset
-    from pipeline.synthetic import generate_split
+    from pipeline.data.preparation import prepare_dataset
+    from pipeline.data.synthetic import generate_split
     ip = inpainting
     splits = {split: generate_split("facade", split, count, ip.height, ip.width, 0)
               for split, count in (("train", ip.synthetic_train), ("test", ip.synthetic_test))}

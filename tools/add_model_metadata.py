@@ -21,9 +21,9 @@ if ROOT not in sys.path:
 
 
 def convert(old: str, new: str, *, row: str, dataset: str, width: int, height: int) -> dict:
-    from pipeline.checkpoints import load_model_file, save_atomic
-    from pipeline.datasets import get_spec
-    from pipeline.model_files import MODEL_FORMAT, model_metadata
+    from pipeline.training.checkpoints import load_model_file, save_atomic
+    from pipeline.data.datasets import get_spec
+    from pipeline.models.model_files import MODEL_FORMAT, model_metadata
     state = load_model_file(old, ("generator", "in_channels"))
     if isinstance(state.get("meta"), dict) and state["meta"].get("format") == MODEL_FORMAT:
         raise ValueError(f"{old}: has metadata already (row {state['meta']['row']})")
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         if args.size:
             width, height = (int(v) for v in args.size.lower().split("x"))
         elif args.data:
-            from pipeline.datasets import read_split
+            from pipeline.data.datasets import read_split
             labels = read_split(os.path.join(args.data, "train.h5")).labels
             height, width = labels.shape[1:]
         else:

@@ -62,15 +62,15 @@ def unskippable_share(box, height: int, width: int, layers) -> tuple:
 
 
 def main(argv=None) -> None:
-    from pipeline.benchmark import paper_size
-    from pipeline.boxes import expand_box
-    from pipeline.config import load_params
-    from pipeline.datasets import PAPER_SETTINGS, get_spec
-    from pipeline.inputs import condition_channels
-    from pipeline.networks import PatchDiscriminator
-    from pipeline.preparation import box_rows
+    from pipeline.apps.bench_report import paper_size
+    from pipeline.data.boxes import expand_box
+    from pipeline.config.loading import load_params
+    from pipeline.data.datasets import PAPER_SETTINGS, get_spec
+    from pipeline.data.inputs import condition_channels
+    from pipeline.models.networks import PatchDiscriminator
+    from pipeline.data.preparation import box_rows
     from pipeline.atomic import write_json_atomic
-    from pipeline.synthetic import generate_split
+    from pipeline.data.synthetic import generate_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="synthetic training images")

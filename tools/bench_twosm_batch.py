@@ -1,6 +1,6 @@
 """TwoSM's training throughput at batch 1 and batch 8, side by side in one run (issue 34):
 the Table 2 study's params (params_study_twosm.yaml: the hong build at 64x32, one thread), each
-TwoSM row timed at twosm.batch_size 1 and 8 in fresh processes taking turns (pipeline.benchmark's
+TwoSM row timed at twosm.batch_size 1 and 8 in fresh processes taking turns (pipeline.apps.benchmark's
 run_interleaved), samples/s = batch / median step seconds. Writes a JSON record.
 
   python tools/bench_twosm_batch.py [--params params_study_twosm.yaml] [--steps 12]
@@ -18,8 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from pipeline.benchmark import WARMUP, _benchmark_row, run_interleaved  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
+from pipeline.apps.benchmark import _benchmark_row  # noqa: E402
+from pipeline.apps.step_timing import WARMUP, run_interleaved  # noqa: E402
+from pipeline.config.loading import load_params  # noqa: E402
 
 BATCHES = (1, 8)
 

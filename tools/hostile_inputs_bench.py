@@ -90,7 +90,7 @@ def inputs(folder: str, palette) -> dict:
 CLI_WRAPPER = """\
 import gc, runpy, sys
 import stages  # the CPU settings (portable mode) before torch, as `python -m stages.edit`
-import pipeline.editing as editing
+import pipeline.apps.editing as editing
 
 def status(key):
     with open('/proc/self/status') as f:
@@ -221,7 +221,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "reports", "hostile_inputs.json"))
     args = parser.parse_args()
     sys.path.insert(0, HERE)
-    from pipeline.datasets import get_spec
+    from pipeline.data.datasets import get_spec
     palette = get_spec("cityscapes").palette
     cases = [("tiny_8x8.png", "0,0,8,8"),  # any edit's own cost (the model's forward)
              ("ico_13000x13000.ico.png", "0,0,256,256"),

@@ -24,8 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.config import load_params  # noqa: E402
-from pipeline.reports import read_curves  # noqa: E402
+from pipeline.config.loading import load_params  # noqa: E402
+from pipeline.evaluation.reports.curves import read_curves  # noqa: E402
 from pipeline.kinds import train_row  # noqa: E402
 
 MODES = ("standin", "drop")

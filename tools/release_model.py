@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.atomic import atomic_open, write_json_atomic  # noqa: E402
-from pipeline.checkpoints import load_model_file  # noqa: E402
+from pipeline.training.checkpoints import load_model_file  # noqa: E402
 
 MAX_BYTES = 10 * 1024 * 1024  # a released model stays small enough for git
 
@@ -105,8 +105,8 @@ def release(run: str, translator: str | None, study: str | None, out: str,
         provenance["study"] = os.path.relpath(study, ROOT)
         provenance["study_test_scores_all_seeds"] = study_scores(study, row)
     if data_dir:  # which sequences trained it: a real-map score is only fair on the others
-        from pipeline.datasets import read_split
-        from pipeline.raw_datasets import sequence_of
+        from pipeline.data.datasets import read_split
+        from pipeline.data.raw_cityscapes import sequence_of
         names = read_split(os.path.join(data_dir, "train.h5")).names
         provenance["trained_on_sequences"] = sorted({sequence_of(name) for name in names})
     if real_maps:

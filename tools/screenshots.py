@@ -13,7 +13,7 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import stages  # noqa: E402,F401 - CPU set-up (pipeline.platform) before torch is imported
+import stages  # noqa: E402,F401 - CPU set-up (pipeline.training.platform) before torch is imported
 
 
 def main():
@@ -25,7 +25,7 @@ def main():
                         "huev.editor_row), e.g. models/mexgan-cityscapes/seed0")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    from pipeline.huev import VoteStore
+    from pipeline.apps.huev import VoteStore
     from tests.test_browser import Server, answer_study, chromium_path, edit_in_browser
     os.makedirs(args.out, exist_ok=True)
     root = os.path.abspath(args.root)

@@ -77,7 +77,7 @@ case "$PROFILE" in
     exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
-python -c "import sys; from pipeline.config import load_params; load_params(sys.argv[1])" \
+python -c "import sys; from pipeline.config.loading import load_params; load_params(sys.argv[1])" \
   "$PARAMS" || exit 1
 
 if [ "${DRY:-0}" = 1 ] && [ -z "${STUDY_WORK:-}" ]; then
@@ -142,7 +142,7 @@ for input in reports/real_eligible_boxes.json reports/world_statistics.json \
   [ -f "$input" ] && cp --parents "$input" "$WORK/repo"
 done
 sed -E "s/^profile: [A-Za-z0-9_-]+/profile: $TRAINING/" "$PARAMS" > "$WORK/repo/params.yaml"
-python -c "import sys; from pipeline.config import load_params
+python -c "import sys; from pipeline.config.loading import load_params
 assert load_params(sys.argv[1]).profile == sys.argv[2], 'profile not set'" \
   "$WORK/repo/params.yaml" "$TRAINING" || exit 1
 cd "$WORK/repo"

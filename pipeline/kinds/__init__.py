@@ -14,16 +14,16 @@ import os
 
 import torch.nn as nn
 
-from pipeline import trainer
-from pipeline.checkpoints import load_model_file
-from pipeline.config import Params, ParamsError
-from pipeline.evaluation import evaluate
+from pipeline.training import trainer
+from pipeline.training.checkpoints import load_model_file
+from pipeline.config.sections import Params, ParamsError
+from pipeline.evaluation.evaluation import evaluate
 from pipeline.kinds.base import RowKind
 from pipeline.kinds.inpainting import InpaintingKind
 from pipeline.kinds.structure import StructureKind
 from pipeline.kinds.translator import TranslatorKind, translator_name
 from pipeline.kinds.twosm import TwoSMKind
-from pipeline.model_files import GENERATOR_FILE, ModelFileError, check_model_meta
+from pipeline.models.model_files import GENERATOR_FILE, ModelFileError, check_model_meta
 
 STRUCTURE, TWOSM, INPAINTING, TRANSLATOR = (StructureKind(), TwoSMKind(), InpaintingKind(),
                                             TranslatorKind())
@@ -86,7 +86,7 @@ def evaluate_table(params: Params, table: str, rows=None, *, samples_dir: str,
                    data_root: str | None = None, model_root: str | None = None,
                    progress: bool = True) -> dict:
     """Score `rows` (default: every row of the table's kinds), every seed, and the floors of
-    their test sets (pipeline.evaluation.evaluate); table `segmentation` (Tables 1-2: one
+    their test sets (pipeline.evaluation.evaluation.evaluate); table `segmentation` (Tables 1-2: one
     test set per dataset of the rows) or `inpainting` (Table 3: the facade test set, scored
     for its floors even without rows). data_root / model_root: the prepared data and the
     models (translators included) elsewhere than the kinds' folders."""

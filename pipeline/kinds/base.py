@@ -7,9 +7,10 @@ import os
 
 import torch.nn as nn
 
-from pipeline import trainer
-from pipeline.config import Params, seed_dir
-from pipeline.runs import Run, train_run
+from pipeline.training import trainer
+from pipeline.config.loading import seed_dir
+from pipeline.config.sections import Params
+from pipeline.training.runs import Run, train_run
 
 LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
 

@@ -4,26 +4,45 @@ discriminator) | gl_amex (+ α·λ4·L_A-MEx: reading `ours`, the A-MEx PatchGAN
 reading `authors`, GL's local trunk shared over the expanded-mask images); L_rec divided by the
 hole's or the image's pixels (row key rec_divisor). Trained in GL's
 three phases; scored by SSIM / L1 over the hole and FID on the seed-679 holes of the test
-photos (pipeline.evaluation.InpaintingTestSet)."""
+photos (pipeline.evaluation.evaluation.InpaintingTestSet)."""
 from __future__ import annotations
 
 import os
 
-from pipeline.config import Params, to_dict
-from pipeline.distributed import Context
-from pipeline.evaluation import HeldBackHoles, InpaintingTestSet
-from pipeline.datasets import read_split
-from pipeline.inpainting import (CompletionNetwork, ExpandedContextLoss, GlobalLocalLoss,
-                                 InpaintingTask, ReconstructionLoss, gl_phases, local_patch_size,
-                                 mean_colour)
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params
+from pipeline.training.distributed import Context
+from pipeline.evaluation.evaluation import HeldBackHoles, InpaintingTestSet
+from pipeline.data.datasets import read_split
+from pipeline.models.inpainting import (ADVERSARIAL_PLUGINS, CompletionNetwork,
+                                        ExpandedContextLoss, GlobalLocalLoss, InpaintingTask,
+                                        ReconstructionLoss, local_patch_size, mean_colour)
 from pipeline.kinds.base import RowKind
-from pipeline.losses import AMExLoss
-from pipeline.runs import Run, files_md5
+from pipeline.models.losses import AMExLoss
+from pipeline.training.runs import Run, files_md5
+from pipeline.training.trainer import Phase, plugin_name
 
 # The train keys that shape an inpainting run (the rest of `train` is the segmentation rows').
 TRAIN_KEYS = ("cpu_threads", "device", "processes", "portable", "log_every", "eval_every",
               "eval_boxes")
 DATA_FILES = ("train.h5", "test.h5", "test_masks.csv")
+
+
+def gl_phases(completion_steps: int, discriminator_steps: int, plugins) -> tuple:
+    """GL's three training phases over the plug-ins present (by name): the completion network
+    with L_rec alone, then every discriminator alone, then all jointly. A phase of 0 steps is
+    left out."""
+    names = [plugin_name(p) for p in plugins]
+    adversarial = tuple(n for n in names if n in ADVERSARIAL_PLUGINS)
+    phases = []
+    if completion_steps:
+        phases.append(Phase("completion", completion_steps, generator=("reconstruction",),
+                            discriminator=()))
+    if discriminator_steps:
+        phases.append(Phase("discriminator", discriminator_steps, generator=(),
+                            discriminator=adversarial))
+    phases.append(Phase("joint"))
+    return tuple(phases)
 
 
 def build_gl(loss: str, params: Params, height: int, width: int, reading: str = "ours",

@@ -6,9 +6,9 @@ import logging
 
 import torch.nn as nn
 
-from pipeline.config import Params, ProfileParams
-from pipeline.losses import AMExLoss, MExLoss, Pix2PixHDLoss
-from pipeline.networks import VGG19_FILE, GlobalGenerator, VGG19Features, find_weights
+from pipeline.config.sections import Params, ProfileParams
+from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
+from pipeline.models.networks import VGG19_FILE, GlobalGenerator, VGG19Features, find_weights
 
 log = logging.getLogger(__name__)
 

@@ -2,19 +2,20 @@
 generator redraws the box of a colour map, G(Su, B) = Ỹ, fused into Ŷ (Eq 5); its loss
 plug-ins are L_B (loss pix2pixhd, Eq 1-4), + λ4·L_MEx (mex, Eq 6-7) or + λ4·L_A-MEx (amex,
 Eq 8-9). Scored by tIOU / hamm inside the seed-679 test boxes and FID through the dataset's
-G_I (pipeline.evaluation.BoxTestSet)."""
+G_I (pipeline.evaluation.evaluation.BoxTestSet)."""
 from __future__ import annotations
 
 import os
 
-from pipeline.boxes import box_size_passes
-from pipeline.config import Params, Row, to_dict
-from pipeline.datasets import get_spec, read_split
-from pipeline.evaluation import BoxTestSet, HeldBackBoxes
-from pipeline.inputs import EditTask, check_boxes, condition_channels, read_boxes
+from pipeline.data.boxes import box_size_passes
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params, Row
+from pipeline.data.datasets import get_spec, read_split
+from pipeline.evaluation.evaluation import BoxTestSet, HeldBackBoxes
+from pipeline.data.inputs import EditTask, check_boxes, condition_channels, read_boxes
 from pipeline.kinds.base import RowKind
 from pipeline.kinds.parts import build_generator, build_losses, build_vgg, global_generator
-from pipeline.runs import Run, files_md5
+from pipeline.training.runs import Run, files_md5
 
 DATA_FILES = ("train.h5", "boxes.csv", "test.h5", "test_boxes.csv")
 

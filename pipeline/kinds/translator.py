@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 
-from pipeline import trainer
-from pipeline.config import Params, to_dict
-from pipeline.datasets import get_spec, read_split
-from pipeline.inputs import TranslationTask
+from pipeline.training import trainer
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params
+from pipeline.data.datasets import get_spec, read_split
+from pipeline.data.inputs import TranslationTask
 from pipeline.kinds.base import LIVE_ROOT, RowKind
 from pipeline.kinds.parts import build_generator, build_losses, build_vgg, global_generator
-from pipeline.runs import Run, files_md5, train_run
+from pipeline.training.runs import Run, files_md5, train_run
 
 
 def translator_name(dataset: str) -> str:

@@ -1,17 +1,19 @@
 """TwoSM rows (Table 2, params `twosm_rows`): the two-stream model of Hong et al. 2018
-(pipeline.twosm) redraws the box of a label map; TwoSM's objective, plus λ4·L_MEx / λ4·L_A-MEx
+(pipeline.models.twosm) redraws the box of a label map; TwoSM's objective, plus λ4·L_MEx / λ4·L_A-MEx
 (loss mex / amex) on its context stream, the same plug-ins as the structure rows on the label
 channels; observation local (TwoSM) | full (TwoSM+Full). Trained and scored like a structure
 row (same boxes, test set and floors); its labels come from its streams, not a colour
 decode."""
 from __future__ import annotations
 
-from pipeline.config import Params, Row, to_dict
-from pipeline.datasets import get_spec
-from pipeline.inputs import condition_channels
+from pipeline.config.loading import to_dict
+from pipeline.config.sections import Params, Row
+from pipeline.data.datasets import get_spec
+from pipeline.data.inputs import condition_channels
 from pipeline.kinds.parts import EXPANSION_LOSSES, expansion_loss, highest_expansion
 from pipeline.kinds.structure import StructureKind
-from pipeline.twosm import Observation, TwoStreamGenerator, TwoStreamLoss, TwoStreamTask
+from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
+from pipeline.models.twosm_views import Observation, TwoStreamTask
 
 
 class TwoSMKind(StructureKind):

@@ -65,11 +65,11 @@ class _Timer:
 def _build(params, row_name: str, seed: int):
     """(generator, losses, task) of a row as its kind builds them (pipeline.kinds), on
     synthetic maps generated here (the prepared data does not exist yet)."""
-    from pipeline.datasets import get_spec
-    from pipeline.inputs import EditBox
+    from pipeline.data.datasets import get_spec
+    from pipeline.data.inputs import EditBox
     from pipeline.kinds import kind_of
-    from pipeline.preparation import box_rows
-    from pipeline.synthetic import generate_split
+    from pipeline.data.preparation import box_rows
+    from pipeline.data.synthetic import generate_split
     kind = kind_of(params, row_name)
     row = kind.rows(params)[row_name]
     spec, data = get_spec(row.dataset), params.datasets[row.dataset]
@@ -84,15 +84,15 @@ def _build(params, row_name: str, seed: int):
 
 def worker(args) -> int:
     """One measuring process: build, meet the others at the barrier, train for the window."""
-    from pipeline import platform   # before numpy and torch load: they read its settings
+    from pipeline.training import platform   # before numpy and torch load: they read its settings
     portable, threads, _ = platform.portable_setting(platform.read_train_section(args.params))
     platform.configure(portable=portable, threads=threads)
     import torch
-    from pipeline.config import load_params
+    from pipeline.config.loading import load_params
     params = load_params(args.params)
-    from pipeline import trainer
-    from pipeline.benchmark import TimedTask
-    from pipeline.runs import acceleration
+    from pipeline.training import trainer
+    from pipeline.apps.step_timing import TimedTask
+    from pipeline.training.runs import acceleration
     record = {"params": args.params, "profile": params.profile, "row": args.row,
               "seed": args.seed, "epochs": params.row_epochs(args.row)
               if hasattr(params, "row_epochs") else params.train.epochs}
@@ -162,7 +162,7 @@ def estimate(records: list, budget: float) -> dict:
 
 
 def coordinate(args) -> int:
-    from pipeline.config import load_params
+    from pipeline.config.loading import load_params
     runs = []
     for path in args.run:
         params = load_params(path)

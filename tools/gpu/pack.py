@@ -52,7 +52,7 @@ PROFILES = {"paper": ("study", "study_gpu"),
 SMOKE_FOLDER = "gpu_paper_smoke"
 
 # the files whose content is "the code that ran" (tools/unpack_gpu_study.py compares)
-CODE_PATTERNS = ("pipeline/*.py", "stages/*.py", "dvc.yaml", "params_study.yaml",
+CODE_PATTERNS = ("pipeline/*.py", "pipeline/*/*.py", "stages/*.py", "dvc.yaml", "params_study.yaml",
                  "params_study_twosm.yaml", "params_paper.yaml", "tools/study.sh",
                  "tools/repro_parallel.py", "tools/stage_inputs.py", "tools/gpu_study.sh",
                  "tools/gpu/*.py", "tools/gpu/*.sh")

@@ -14,7 +14,7 @@ files at run time so that they follow every change of params_study*.yaml / param
                              Facade only, one row of each kind, the demo's small networks
   runs FILE...               training runs (rows x seeds) of each file, one number a line
 
-Every file written is checked with pipeline.config.load_params before it is kept.
+Every file written is checked with pipeline.config.loading.load_params before it is kept.
 """
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def paper_cpu(raw: dict) -> dict:
 
 def runs(path: str) -> int:
     """Training runs (rows x seeds) of a params file."""
-    from pipeline.config import load_params
+    from pipeline.config.loading import load_params
     params = load_params(path)
     return len(params.rows) * len(params.seeds)
 
@@ -157,7 +157,7 @@ def runs(path: str) -> int:
 def write(raw: dict, path: str) -> None:
     """Write `raw` as YAML after checking it with the pipeline's loader (a bad derivation fails
     here, naming the key, not in the middle of the run)."""
-    from pipeline.config import parse_params
+    from pipeline.config.validation import parse_params
     parse_params(copy.deepcopy(raw))
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

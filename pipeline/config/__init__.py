@@ -1,0 +1,1 @@
+"""params.yaml: its sections (sections), their checks (validation), loading a file (loading)."""

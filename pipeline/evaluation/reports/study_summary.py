@@ -1,0 +1,296 @@
+"""The CPU studies' summaries (reports/study*/summary.md): the questions answered from the
+paired differences and the learning curves, whatever the answer is."""
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.evaluation.floors import floor_row_name, is_floor_row
+from pipeline.evaluation.paper_tables import paper_table_markdown
+from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, first_step_above,
+                                                late_gain)
+from pipeline.evaluation.reports.inpainting_tables import (INPAINTING_DIRECTION,
+                                                           inpainting_differences,
+                                                           inpainting_table)
+from pipeline.evaluation.reports.paper_values import (TABLE3_READINGS, study_paper_values,
+                                                      table3_paper, table3_readings)
+from pipeline.evaluation.reports.study_questions import (ANSWER_WORDS, resolved_side, study_rows,
+                                                         verdict)
+from pipeline.evaluation.reports.study_references import label_path, reference_lines
+from pipeline.evaluation.reports.tables import comparison_table
+
+
+def _plain_answer(frame, steps, trained, fill) -> str:
+    """One sentence answering the study's questions on tIOU, whatever the answer is. steps:
+    (row a, row b, name of a, name of b) pairs; trained: the trained rows."""
+    above = [row for row in trained if resolved_side(frame, row, fill) == 1]
+    floor = ("no trained row beats the fill-box floor at this budget" if not above else
+             f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} the fill-box floor")
+    parts = [f"{name_a} {ANSWER_WORDS[resolved_side(frame, a, b)]} {name_b}"
+             for a, b, name_a, name_b in steps]
+    return f"on tIOU, {', '.join(parts)}, and {floor}."
+
+
+def diagnostics_means(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    """Per row: the mean of every diagnostic column over test boxes and seeds."""
+    columns = [c for c in diagnostics.columns if c not in ("row", "seed", "image", "label")]
+    return diagnostics.groupby("row", sort=False)[columns].mean()
+
+
+def per_class_table(scores: pd.DataFrame, rows, label_names, metric: str = "tiou") -> list:
+    """Markdown lines: the mean `metric` per target class (columns) for each row (over boxes
+    and seeds), with the number of test boxes of each class."""
+    present = scores[scores["row"].isin(rows)]
+    labels = sorted(present["label"].unique())
+    counts = present[present["row"] == rows[0]].groupby("label").size()
+    header = " | ".join(f"{label_names[int(l)]} ({int(counts.get(l, 0))})" for l in labels)
+    lines = [f"| row | {header} |", "|---" * (len(labels) + 1) + "|"]
+    for row in rows:
+        means = present[present["row"] == row].groupby("label")[metric].mean()
+        cells = " | ".join(f"{means[l]:.3f}" if l in means else "—" for l in labels)
+        lines.append(f"| {row} | {cells} |")
+    return lines
+
+
+def _why_below(row: str, means: pd.DataFrame, twosm: bool = False) -> str:
+    d = means.loc[row]
+    where = "its context stream's argmax is" if twosm else "Ỹ's pixels decode to"
+    return (f"{row}: its box is {d['target_share']:.0%} l_t, {d['kept_true_share']:.0%} the "
+            f"true surroundings kept, {d['other_share']:.0%} other labels; "
+            f"{d['largest_blob_share']:.0%} of its l_t pixels form one blob; outside the box "
+            f"{d['outside_decode_accuracy']:.1%} of {where} the true label")
+
+
+def _epochs(params) -> str:
+    """'36 epochs', with the rows that train their own number of epochs."""
+    own = {}
+    for row in params.rows:
+        if params.row_epochs(row) != params.train.epochs:
+            own.setdefault(params.row_epochs(row), []).append(row)
+    return f"{params.train.epochs} epochs" + "".join(
+        f" ({', '.join(names)}: {epochs})" for epochs, names in sorted(own.items()))
+
+
+def _study_settings(params, dataset: str, vgg: str) -> str:
+    """The study's training settings, as the summary's first paragraph states them."""
+    if params.twosm_rows:
+        t = params.twosm
+        return (f"twosm.build `{t.build}`: context loss over the {t.context_loss}, D on the "
+                f"{t.discriminator} stream{' (gated by the enlarged box)' if t.mask_gate else ''}"
+                f", labels by {t.labels}, encoder skips {'on' if t.encoder_skips else 'off'}, "
+                f"{t.norm} norm, {t.background_boxes:g} background boxes; λ_gan = "
+                f"{t.lambda_gan:g}, λ_mask = {t.lambda_mask:g}, λ_context = "
+                f"{t.lambda_context:g}, local crops {t.crop_size} px, batch {t.batch_size}; "
+                f"MEx / A-MEx on the context stream, λ4 = {params.loss.lambda_mex:g}")
+    profile = params.profiles[params.profile]
+    return (f"λ2 = {profile.lambda_feat:g}, λ3 = {profile.lambda_perc:g} (L_perc {vgg}), L_B on "
+            f"{'Ỹ' if profile.basic_loss_on == 'raw' else 'Ŷ'}, "
+            f"{'q+1' if profile.discriminators == 'q_plus_one' else 'q'} expansion "
+            f"discriminators")
+
+
+def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict,
+                  held_back: dict, params, wall_seconds: int, platform: str,
+                  folder: str = "study", scores: pd.DataFrame | None = None,
+                  diagnostics: pd.DataFrame | None = None, label_names=(),
+                  params_file: str = "params_study.yaml",
+                  reference: dict | None = None) -> str:
+    """The study section of the report: the questions answered from the paired differences
+    (95 % intervals) and the learning curves, whatever the answer is; whether each curve is flat
+    (late_gain); with `diagnostics` (per box: pipeline.evaluation.diagnostics) and `scores`, what the rows
+    draw in the box and their tIOU per class. The questions are those of the study's rows
+    (study_rows: Table 1's or Table 2's). eval_curves: row -> seed -> {"tiou": (steps,
+    values), ...}; held_back: metric -> {floor: v} on the curves' boxes; folder: where this
+    study's files are, relative to the report; reference: another study on the same boxes
+    (reference_lines)."""
+    dataset = next(iter(params.datasets))
+    size = params.datasets[dataset]
+    rows = study_rows(params, dataset)
+    fill, mean_mask = (floor_row_name(floor, dataset) for floor in ("fill-box", "mean-mask"))
+    vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
+           else "random stand-in without VGG19 weights")
+    twosm = bool(params.twosm_rows)
+    title = (f"## CPU study of Table 2, twosm build `{params.twosm.build}`" if twosm
+             else f"## CPU study, `{params.profile}` profile")
+    if params.data.source_of(dataset) == "real":
+        held_out = (f", sequences {', '.join(params.data.val_sequences)} held out whole as the "
+                    f"test split" if params.data.val_sequences else "")
+        data = (f"real {dataset} ({params.data.raw_dir}{held_out}, box rule "
+                f"{params.data.box_rule}) at {size.width}x{size.height} ")
+    else:
+        data = (f"synthetic {dataset} at {size.width}x{size.height}, {size.synthetic_train} train "
+                f"/ {size.synthetic_test} test images ")
+    out = [title, "",
+           f"`make study` (`{params_file}`, profile `{params.profile}`: "
+           f"{_study_settings(params, dataset, vgg)}): {data}"
+           f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
+           f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {_epochs(params)}, "
+           f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
+           f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
+           "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
+           f"[{folder}/{rows.table}.md]({folder}/{rows.table}.md) and "
+           f"[{folder}/differences.md]({folder}/differences.md).",
+           "", f"**In short:** {_plain_answer(differences, rows.steps, rows.trained, fill)}", "",
+           "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
+    questions = [(f"Does {name_a} beat {name_b}?", a, b) for a, b, name_a, name_b in rows.steps]
+    questions += [(f"Does {row} beat the {name} floor?", row, floor)
+                  for row in rows.trained
+                  for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
+    for question, a, b in questions:
+        out.append(f"| {question} | {verdict(differences, a, b, 'tiou')} | "
+                   f"{verdict(differences, a, b, 'hamm')} |")
+    if scores is not None and len(scores):
+        table = comparison_table(metrics, study_paper_values(rows.trained), ["tiou", "hamm"],
+                                 scores, [dataset])
+        out += ["", f"{'Table 2' if twosm else 'Table 1'} in the paper's layout (paper: real "
+                "Cityscapes at 256x128, 200 epochs):", "", paper_table_markdown(table).rstrip()]
+    out += ["", f"Flat: the seed-mean held-back tIOU gains less than {FLAT_TOLERANCE} over the "
+            f"last {FLAT_FRACTION:.0%} of the steps.", "",
+            "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
+            f"first step above the fill-box floor on the held-back {params.train.eval_boxes} "
+            "boxes (seed mean) |", "|---|---|---|---|---|---|"]
+    for row in [fill, mean_mask, *rows.trained]:
+        values = metrics.get(row)
+        if values is None:
+            continue
+        crossing, gain, flat = "", "", ""
+        if row in eval_curves:
+            parts = []
+            for metric in ("tiou", "hamm"):
+                curves = {s: c[metric] for s, c in eval_curves[row].items() if metric in c}
+                floor = held_back.get(metric, {}).get(fill)
+                if curves and floor is not None:
+                    step = first_step_above(curves, floor)
+                    last = max(int(c[0][-1]) for c in curves.values())
+                    parts.append(f"{metric}: {step}" if step is not None
+                                 else f"{metric}: never within {last} steps")
+                if curves and metric == "tiou":
+                    value = late_gain(curves)
+                    gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
+            crossing = "; ".join(parts)
+        out.append(f"| {row} | {values['tiou']:.4f} | {values['hamm']:.4f} | {gain} | {flat} | "
+                   f"{crossing} |")
+    if diagnostics is not None and len(diagnostics):
+        means = diagnostics_means(diagnostics)
+        context = "context_tiou" in means.columns
+        fused = not twosm and params.profiles[params.profile].basic_loss_on == "fused"
+        out += ["", "What the rows draw in the box (means over test boxes and seeds; the "
+                "fill-box floor is 100 % l_t): " + (
+                    "the accuracy of the context stream's argmax outside the box, inside the "
+                    "observation window, where the answer is in the input (no colour decode); "
+                    if twosm else "decode accuracy of Ỹ outside the box, where the answer is in "
+                    "the input; ") +
+                "how the box's pixels split between the target label l_t, the true labels kept "
+                "and other labels; the share of l_t pixels in the largest blob" + (
+                    "; the tIOU of the context stream's argmax alone, beside the painted labels "
+                    "the table scores" if context else "") + "." + (
+                    " Under this profile L_B scores the fused Ŷ, which equals the input outside "
+                    "the box: nothing trains Ỹ there, so its outside-box decode accuracy says "
+                    "nothing about colour precision." if fused else ""), "",
+                "| row | outside-box " + ("context accuracy" if twosm else "decode accuracy") +
+                " | box: l_t | box: true label kept | box: other labels | largest l_t blob |"
+                + (" context-argmax tIOU |" if context else ""),
+                "|---|---|---|---|---|---|" + ("---|" if context else "")]
+        for row in means.index:
+            d = means.loc[row]
+            out.append(f"| {row} | {d['outside_decode_accuracy']:.4f} | "
+                       f"{d['target_share']:.3f} | {d['kept_true_share']:.3f} | "
+                       f"{d['other_share']:.3f} | {d['largest_blob_share']:.3f} |" +
+                       (f" {d['context_tiou']:.4f} |" if context else ""))
+        below = [row for row in means.index
+                 if resolved_side(differences, row, fill) == -1
+                 or resolved_side(differences, row, mean_mask) == -1]
+        if below:
+            out += ["", "Why rows stay below a floor:", ""]
+            out += [f"- {_why_below(row, means, twosm)}." for row in below]
+    if scores is not None and len(label_names):
+        out += ["", "tIOU per target class (test boxes of the class in brackets):", ""]
+        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained)
+                                        if r in set(scores["row"])], label_names)
+    if reference is not None and scores is not None:
+        same_path = label_path(reference["params"]) == label_path(params)
+        out += reference_lines(
+            scores, reference, rows, dataset,
+            "another sitting of this study (the same params and code; its rows and seeds "
+            "differ): its rows and this one's are subtracted below where the study asks." if
+            same_path else
+            "the colour rows read labels back from Ỹ's colours, TwoSM predicts them; both "
+            "are scored on the same boxes, each against the fill-box floor, which is the same "
+            "in both studies (the mean-mask floor is not: it is the class's mean training "
+            "mask, and the TwoSM rows' training boxes go down to 0.01 of the image). The "
+            "paper does not compare the two label paths, and neither does this table: no row "
+            "of one study is subtracted from a row of the other." if twosm else "", params)
+    out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
+    return "\n".join(out) + "\n"
+
+
+def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves: dict, params,
+                             wall_seconds: int, platform: str, folder: str = "study_gl",
+                             params_file: str = "params_study_gl.yaml") -> str:
+    """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
+    paired questions (each GL+A-MEx reading − GL, the authors' reading − ours, each row − each
+    floor) on SSIM and L1 over the hole, whether each row's held-back SSIM curve is flat, and
+    the curves (figures/metric_curves_<dataset>.png in `folder`)."""
+    ip = params.inpainting
+    dataset = ip.dataset
+    rows = list(params.inpainting_rows)
+    differences = inpainting_differences(scores, rows, dataset)
+    floors = sorted(r for r in metrics if is_floor_row(r, dataset))
+    names = {name: TABLE3_READINGS.get((row.loss, row.amex_reading), (None, name))[1]
+             for name, row in params.inpainting_rows.items()}
+    gl = next((n for n, r in params.inpainting_rows.items() if r.loss == "gl"), None)
+    readings = [n for n, r in params.inpainting_rows.items() if r.loss == "gl_amex"]
+    ours = [n for n in readings if params.inpainting_rows[n].amex_reading == "ours"]
+    steps = [(row, gl) for row in readings if gl] + [
+        (row, ours[0]) for row in readings if ours and row != ours[0]]
+    joint = ip.epochs - ip.completion_epochs - ip.discriminator_epochs
+    per_epoch = -(-ip.synthetic_train // ip.batch_size)
+
+    def resolved(a, b):   # on SSIM, the study's headline metric
+        return resolved_side(differences, a, b, "ssim", INPAINTING_DIRECTION["ssim"])
+
+    above = [row for row in rows if floors and all(resolved(row, f) == 1 for f in floors)]
+    short = ", ".join(f"{names[a]} {ANSWER_WORDS[resolved(a, b)]} {names[b]}"
+                      for a, b in steps)
+    floor_text = ("no trained row beats every floor" if not above else
+                  f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} every floor")
+    out = ["## CPU study of Table 3: GL and GL+A-MEx, both readings", "",
+           f"`make study PROFILE=gl` (`{params_file}`): synthetic {dataset} at "
+           f"{ip.width}x{ip.height}, {ip.synthetic_train} train / {ip.synthetic_test} test "
+           f"images, {ip.test_holes} seed-{params.evaluate.seed} holes per test image, rows "
+           f"{', '.join(rows)}, seeds {list(params.seeds)}, {ip.epochs} epochs of batch "
+           f"{ip.batch_size} ({ip.epochs * per_epoch} steps: GL's phases {ip.completion_epochs} "
+           f"/ {ip.discriminator_epochs} / {joint} epochs), ngf/ndf {ip.ngf}/{ip.ndf}, q = "
+           f"{ip.q}, α = β = {ip.alpha} px, λ_adv = {ip.lambda_adv:g}, λ4 = "
+           f"{ip.lambda_amex:g}. Wall time {wall_seconds // 60} min ({platform}). "
+           "SSIM and L1 over the hole; intervals: 95 % bootstrap over test images (each the "
+           "mean of its holes) and seeds.", "",
+           f"**In short:** on SSIM, {short}, and {floor_text}.", "",
+           table3_readings(params.inpainting_rows), "",
+           "| question | answer (SSIM, higher is better) | answer (L1, lower is better) |",
+           "|---|---|---|"]
+    questions = [(f"Does {names[a]} beat {names[b]}?", a, b) for a, b in steps]
+    questions += [(f"Does {row} beat {floor}?", row, floor) for row in rows for floor in floors]
+    for question, a, b in questions:
+        out.append(f"| {question} | "
+                   + " | ".join(verdict(differences, a, b, m, INPAINTING_DIRECTION[m])
+                                for m in ("ssim", "l1")) + " |")
+    table = inpainting_table(metrics, scores, table3_paper(params.inpainting_rows), dataset)
+    out += ["", "Table 3 (paper: real CMP Facade at 248x242):", "",
+            paper_table_markdown(table), "",
+            f"Flat: the seed-mean held-back SSIM (the first hole of the first "
+            f"{params.train.eval_boxes} test images, once per epoch) gains less than "
+            f"{FLAT_TOLERANCE} over the last {FLAT_FRACTION:.0%} of the steps.", "",
+            "| row | SSIM | L1 | SSIM gained over the last 20 % of steps (seed mean) | flat |",
+            "|---|---|---|---|---|"]
+    for row in floors + rows:
+        values = metrics.get(row)
+        if values is None:
+            continue
+        gain, flat = "", ""
+        curves = {s: c["ssim"] for s, c in eval_curves.get(row, {}).items() if "ssim" in c}
+        if curves:
+            value = late_gain(curves)
+            gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
+        out.append(f"| {row} | {values['ssim']:.4f} | {values['l1']:.4f} | {gain} | {flat} |")
+    out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Layer 2, models: networks, loss plug-ins and the self-describing model-file format."""
