@@ -145,6 +145,26 @@ def test_the_twosm_summary_asks_table_2s_questions():
     assert "MExGAN" not in text
 
 
+def test_a_sitting_asks_only_the_questions_of_the_rows_it_trained():
+    """params_study_real_mex.yaml trains +MEx and +A-MEx: no question names TwoSM or +Full
+    (they are answered beside the first sitting), and the short answer has no empty clause."""
+    params = load_params(os.path.join(REPO, "params_study_real_mex.yaml"))
+    mex, amex = "twosm-full-mex-cityscapes", "twosm-full-amex-cityscapes"
+    fill = "floor-fill-box-cityscapes"
+    mean_mask = "floor-mean-mask-cityscapes"
+    differences = _differences({(mex, fill): 0.1, (amex, fill): 0.02, (mex, mean_mask): 0.0,
+                                (amex, mean_mask): -0.1})
+    metrics = {row: {"tiou": 0.8, "hamm": 0.8, "test_boxes": 30}
+               for row in (mex, amex, fill, "floor-mean-mask-cityscapes")}
+    text = study_summary(metrics=metrics, differences=differences, eval_curves={},
+                         held_back={}, params=params, wall_seconds=600, platform="test CPU",
+                         folder="study_real_mex", params_file="params_study_real_mex.yaml")
+    assert "not in this run" not in text
+    assert "Does TwoSM+Full+MEx beat TwoSM+Full?" not in text
+    assert f"**In short:** on tIOU, {mex} beats the fill-box floor." in text
+    assert f"| Does {amex} beat the fill-box floor? | **cannot tell**" in text
+
+
 def _scores(rows_and_values: dict, seeds=(0, 1)) -> pd.DataFrame:
     return pd.DataFrame([{"row": row, "dataset": "cityscapes", "seed": seed if values[1] else -1,
                           "image": f"img{box}", "label": 26,
@@ -205,6 +225,9 @@ def test_reference_lines_answer_the_questions_across_two_sittings_on_common_seed
     assert "| Does TwoSM+Full+A-MEx beat TwoSM+Full? | 0 | **no, it is worse**: tiou" in text
     # TwoSM+Full − TwoSM: both in the first sitting, answered there, not here
     assert "Does TwoSM+Full beat TwoSM?" not in text
+    # one label path: the header does not call the two sittings incomparable
+    assert "| row | labels | tIOU | − fill-box floor |" in text
+    assert "the label paths differ" not in text
     # colour rows as the reference: no question is answered across the label paths
     colour = load_params(os.path.join(REPO, "params_study.yaml"))
     assert "Does" not in "\n".join(reference_lines(

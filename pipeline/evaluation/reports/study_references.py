@@ -38,10 +38,12 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
     paths = {row: label_path(reference["params"]) for row in their_rows}
     if params is not None:
         paths.update({row: label_path(params) for row in mine})
+    same_path = params is not None and label_path(params) == label_path(reference["params"])
     link = (f" ([{reference['folder']}/summary.md]({reference['folder']}/summary.md))"
             if reference.get("link", True) else "")
     out = ["", f"Beside the rows of {reference['name']}{link}, on the same "
            f"{len(boxes(scores, fill))} test boxes and seeds: {label}", "",
+           "| row | labels | tIOU | − fill-box floor |" if same_path else
            "| row | labels | tIOU | − fill-box floor (not a comparison between the studies: "
            "the label paths differ, and the paper does not compare them) |",
            "|---|---|---|---|"]
@@ -52,7 +54,7 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
                 f"{line.iloc[0]['ci_high']:+.4f}]")
         out.append(f"| {row} | {paths.get(row, '')} | {matrices['tiou'][row].mean():.4f} | "
                    f"{cell} |")
-    if params is not None and label_path(params) == label_path(reference["params"]):
+    if same_path:
         out += sitting_lines(scores, theirs, rows, mine, their_rows)
     return out
 

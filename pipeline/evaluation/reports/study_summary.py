@@ -27,7 +27,7 @@ def _plain_answer(frame, steps, trained, fill) -> str:
              f"{', '.join(above)} beat{'s' if len(above) == 1 else ''} the fill-box floor")
     parts = [f"{name_a} {ANSWER_WORDS[resolved_side(frame, a, b)]} {name_b}"
              for a, b, name_a, name_b in steps]
-    return f"on tIOU, {', '.join(parts)}, and {floor}."
+    return f"on tIOU, {', '.join(parts)}, and {floor}." if parts else f"on tIOU, {floor}."
 
 
 def diagnostics_means(diagnostics: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +105,11 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
     rows = study_rows(params, dataset)
+    # a sitting that trains some of the study's rows asks only its own rows' questions (the
+    # others are answered beside the reference, reference_lines)
+    ran = set(params.rows)
+    steps = [step for step in rows.steps if step[0] in ran and step[1] in ran]
+    trained = [row for row in rows.trained if row in ran]
     fill, mean_mask = (floor_row_name(floor, dataset) for floor in ("fill-box", "mean-mask"))
     vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
            else "random stand-in without VGG19 weights")
@@ -129,11 +134,11 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
            f"[{folder}/{rows.table}.md]({folder}/{rows.table}.md) and "
            f"[{folder}/differences.md]({folder}/differences.md).",
-           "", f"**In short:** {_plain_answer(differences, rows.steps, rows.trained, fill)}", "",
+           "", f"**In short:** {_plain_answer(differences, steps, trained, fill)}", "",
            "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
-    questions = [(f"Does {name_a} beat {name_b}?", a, b) for a, b, name_a, name_b in rows.steps]
+    questions = [(f"Does {name_a} beat {name_b}?", a, b) for a, b, name_a, name_b in steps]
     questions += [(f"Does {row} beat the {name} floor?", row, floor)
-                  for row in rows.trained
+                  for row in trained
                   for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
     for question, a, b in questions:
         out.append(f"| {question} | {verdict(differences, a, b, 'tiou')} | "
