@@ -92,6 +92,25 @@ def test_study_refuses_an_unknown_profile():
     assert result.returncode != 0 and "paper, authors, twosm, gl, real, real_mex or all" in result.stderr
 
 
+def test_study_refuses_huev_rows_it_does_not_train_before_training(tmp_path):
+    """The real_mex sitting once trained for two hours and then failed in the huev stage on
+    huev.rows naming the first sitting's rows: the dry run refuses that in one line."""
+    with open(os.path.join(REPO, "params_study_real_mex.yaml")) as f:
+        text = f.read()
+    bad = tmp_path / "params_bad_huev.yaml"
+    bad.write_text(text.replace(
+        "rows: [twosm-full-mex-cityscapes, twosm-full-amex-cityscapes]",
+        "rows: [twosm-full-cityscapes, twosm-cityscapes]"))
+    assert bad.read_text() != text
+    result = subprocess.run(["bash", "tools/study.sh", "real_mex"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120,
+                            env=dict(os.environ, DRY="1", STUDY_REAL_MEX_PARAMS=str(bad)))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {bad}: huev.rows: 'twosm-full-cityscapes' not allowed (rows of params.yaml: "
+        "twosm-full-mex-cityscapes, twosm-full-amex-cityscapes)")
+
+
 def test_study_dry_run_leaves_the_resumable_scratch_copies_alone(dry_run):
     """A dry run (also the tests') must not overwrite .study/<profile>, which a running study
     reads its params and code from (checked after every dry run of this module so far)."""

@@ -79,6 +79,12 @@ esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 python -c "import sys; from pipeline.config.loading import load_params; load_params(sys.argv[1])" \
   "$PARAMS" || exit 1
+if [ -z "$TARGETS" ]; then  # the huev stage runs too: its rows must be rows the study trains
+  python -c "import sys; from pipeline.config.loading import load_params
+from pipeline.config.validation import check_huev_rows
+try: check_huev_rows(load_params(sys.argv[1]))
+except ValueError as err: sys.exit(f'error: {sys.argv[1]}: {err}')" "$PARAMS" || exit 1
+fi
 
 if [ "${DRY:-0}" = 1 ] && [ -z "${STUDY_WORK:-}" ]; then
   # a dry run never touches the scratch copies a running or stopped study resumes from
