@@ -179,7 +179,7 @@ class _StubEditor:
 
 
 def test_score_set_pairs_every_row_with_a_versus_model_and_renders_its_columns():
-    from stages.real_maps import markdown, score_set
+    from pipeline.apps.real_maps_report import markdown, score_set
     train, test = HELD_OUT
     result = score_set(test, train, {"truth": _StubEditor("truth"), "fill": _StubEditor("fill")},
                        0.02, "tight", None, progress=False, versus=("fill",))
