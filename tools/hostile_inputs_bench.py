@@ -221,6 +221,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "reports", "hostile_inputs.json"))
     args = parser.parse_args()
     sys.path.insert(0, HERE)
+    from pipeline.atomic import write_json_atomic
     from pipeline.data.datasets import get_spec
     palette = get_spec("cityscapes").palette
     cases = [("tiny_8x8.png", "0,0,8,8"),  # any edit's own cost (the model's forward)
@@ -261,9 +262,7 @@ def main():
                           "machine": f"{os.cpu_count()} cores, {sys.platform}",
                           "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    write_json_atomic(args.out, report)
 
 
 if __name__ == "__main__":

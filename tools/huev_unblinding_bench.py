@@ -121,6 +121,7 @@ def main():
     served, public = os.path.abspath(args.served), os.path.abspath(args.public)
     sys.path.insert(0, HERE)
     from pipeline.apps.huev import VoteStore, load_items, training_seed, study_secret
+    from pipeline.atomic import write_json_atomic
     from pipeline.config.loading import load_params
     from pipeline.config.validation import check_huev_rows
     from pipeline.data.datasets import get_spec
@@ -161,9 +162,7 @@ def main():
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(args.label, json.dumps(report[args.label]))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    write_json_atomic(args.out, report)
 
 
 if __name__ == "__main__":
