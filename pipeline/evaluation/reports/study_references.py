@@ -55,21 +55,19 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
         out.append(f"| {row} | {paths.get(row, '')} | {matrices['tiou'][row].mean():.4f} | "
                    f"{cell} |")
     if same_path:
-        out += sitting_lines(scores, theirs, rows, mine, their_rows)
+        out += sitting_lines(both, rows, mine, their_rows)
     return out
 
 
-def sitting_lines(scores: pd.DataFrame, theirs: pd.DataFrame, rows: StudyRows, mine: list,
-                  their_rows: list) -> list:
+def sitting_lines(both: pd.DataFrame, rows: StudyRows, mine: list, their_rows: list) -> list:
     """Markdown lines answering the study's questions (rows.steps) whose two rows were trained
     in different sittings of one study: same label path, same test boxes, same params but the
-    rows and seeds. Each pair is scored on the seeds both rows have (tIOU and hamm, paired
-    over boxes and those seeds, 95 % intervals)."""
+    rows and seeds. both: the two sittings' scores in one frame. Each pair is scored on the
+    seeds both rows have (tIOU and hamm, paired over boxes and those seeds, 95 % intervals)."""
     pairs = [(a, b, name_a, name_b) for a, b, name_a, name_b in rows.steps
              if (a in mine and b in their_rows) or (a in their_rows and b in mine)]
     if not pairs:
         return []
-    both = pd.concat([scores, theirs], ignore_index=True)
     out = ["", "The study's questions whose rows were trained in different sittings (same "
            "params, test boxes and code; paired over the test boxes and the seeds both rows "
            "have):", "", "| question | seeds | answer (tIOU) | answer (hamm) |",
