@@ -9,7 +9,8 @@
 #                           twosm (Table 2, params_study_twosm.yaml) and gl (Table 3,
 #                           params_study_gl.yaml), two runs at a time
 #   make study PROFILE=paper   one profile (study.sh paper | authors | twosm | gl | real |
-#                           real_mex: the real study's +MEx/+A-MEx rows); JOBS=N runs
+#                           real_mex: the real study's +MEx/+A-MEx rows | real_colour: its
+#                           Pix2PixHD and MExGAN rows); JOBS=N runs
 #                           N of its training runs at a time (default: 2 for twosm and gl, else 1)
 #   make study DRY=1        validate params_study.yaml (every param a stage reads) and list the
 #                           stages it would run (seconds)
@@ -73,7 +74,10 @@ case "$PROFILE" in
     # the real study's +MEx / +A-MEx rows, beside the first sitting's rows on the same boxes
     PARAMS=${STUDY_REAL_MEX_PARAMS:-params_study_real_mex.yaml}
     [ -f "$ROOT/reports/study_real/scores.csv" ] && REFERENCE="$ROOT/reports/study_real" ;;
-  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl, real, real_mex or all" >&2
+  real_colour) OUT="$ROOT/reports/study_real_colour"; TRAINING=paper; JOBS=${JOBS:-2}
+    # the real study's colour rows (Pix2PixHD, MExGAN): Table 1's question on real maps
+    PARAMS=${STUDY_REAL_COLOUR_PARAMS:-params_study_real_colour.yaml} ;;
+  *) echo "error: study profile $PROFILE: paper, authors, twosm, gl, real, real_mex, real_colour or all" >&2
     exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
@@ -105,7 +109,7 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
     case "$PROFILE" in twosm|real|real_mex) cp reports/table2.md reports/table2.csv "$OUT.tmp/" ;; esac
     cp reports/figures/metric_curves_*.png "$OUT.tmp/figures/"
     # picture grids of real maps stay out of the repository (Cityscapes' terms)
-    case "$PROFILE" in real|real_mex) ;; *) cp reports/figures/grid_*.png "$OUT.tmp/figures/" ;; esac
+    case "$PROFILE" in real|real_mex|real_colour) ;; *) cp reports/figures/grid_*.png "$OUT.tmp/figures/" ;; esac
   fi
   # the learning curves (dvclive's eval/ and loss series) of every run, for the flatness check
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
@@ -156,7 +160,7 @@ if [ ! -d .git ]; then
   git init -q && git config user.email study@localhost && git config user.name study
 fi
 mkdir -p reports/study reports/study_authors reports/study_twosm reports/study_gl \
-  reports/study_real reports/study_real_mex
+  reports/study_real reports/study_real_mex reports/study_real_colour
 for summary in reports/study/summary.md reports/study_authors/summary.md \
     reports/study_twosm/summary.md reports/study_gl/summary.md reports/study_real/summary.md; do
   printf '## CPU study\n\nThis report is the study run itself; its answer is summary.md.\n' \
