@@ -252,8 +252,14 @@ def test_training_stages_and_their_upstream_from_the_dag():
     graph.add_edges_from([(train_a, prepare), (train_b, prepare), (translator, prepare),
                           (evaluate, train_a), (evaluate, train_b), (evaluate, translator)])
     training, upstream = repro_parallel.training_stages(graph)
-    assert {s.name for s in training} == {"train_mex@m-0", "train_twosm@t-0"}
+    assert {s.name for s in training} == {"train_mex@m-0", "train_twosm@t-0",
+                                          "translator@cityscapes"}
     assert [s.name for s in upstream] == ["prepare@cityscapes"]
+    # a training stage that needs another one's outputs never runs beside it
+    fine_tune = _Stage("train_mex@fine-tuned-0")
+    graph.add_edges_from([(fine_tune, train_a), (evaluate, fine_tune)])
+    training, _ = repro_parallel.training_stages(graph)
+    assert "train_mex@fine-tuned-0" not in {s.name for s in training}
 
 
 def test_run_all_commits_each_finished_run_and_reports_failures(tmp_path, monkeypatch):

@@ -1,12 +1,12 @@
-"""`dvc repro` with the training runs N at a time.
+"""`dvc repro` with the training runs N at a time (`make demo`, `make study`).
 
 DVC runs one stage at a time and one `dvc repro` holds the repository's lock, so a study whose
 runs each use one CPU thread (or a slice of one GPU) would leave the other cores idle. This tool:
 
 1. reproduces the stages the training runs depend on (`dvc repro <their upstream stages>`);
-2. runs every out-of-date `train_*` stage's own command, `--jobs` at a time, each one's output
-   in `.dvc/tmp/repro_parallel/<stage>.log`, and records each finished run in dvc.lock with
-   `dvc commit` (the same deps, params and outs `dvc repro` would record);
+2. runs every out-of-date `train_*` and `translator` stage's own command, `--jobs` at a time,
+   each one's output in `.dvc/tmp/repro_parallel/<stage>.log`, and records each finished run
+   in dvc.lock with `dvc commit` (the same deps, params and outs `dvc repro` would record);
 3. runs `dvc repro` for the rest (or for the given target stages), which finds the training
    runs up to date.
 
@@ -29,7 +29,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-TRAINING_PREFIX = "train_"   # dvc.yaml's training stages: train_baseline, train_mex, ...
+# dvc.yaml's training stages (train_baseline, train_mex, ...; the G_I translators): none
+# depends on another, so they may run side by side
+TRAINING_PREFIXES = ("train_", "translator")
 
 
 def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
@@ -42,10 +44,14 @@ def dvc(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     return result
 
 
+def is_training(stage) -> bool:
+    return getattr(stage, "name", "").startswith(TRAINING_PREFIXES)
+
+
 def training_stages(graph, targets=()) -> tuple[list, list]:
-    """The `train_*` stages (those the `targets` depend on, when given), in dvc.yaml order, and
-    the other stages they depend on directly (graph edges point from a stage to the stages it
-    depends on)."""
+    """The training stages that need no other training stage (those the `targets` depend on,
+    when given), in dvc.yaml order, and the other stages they depend on directly (graph edges
+    point from a stage to the stages it depends on)."""
     import networkx as nx
     wanted = set(graph.nodes)
     if targets:
@@ -53,10 +59,11 @@ def training_stages(graph, targets=()) -> tuple[list, list]:
         for stage in graph.nodes:
             if getattr(stage, "addressing", None) in targets:
                 wanted |= {stage} | nx.descendants(graph, stage)
-    training = [stage for stage in graph.nodes if stage in wanted
-                and getattr(stage, "name", "").startswith(TRAINING_PREFIX)]
+    # a training stage that needs another one's outputs is left to the final `dvc repro`
+    training = [stage for stage in graph.nodes if stage in wanted and is_training(stage)
+                and not any(is_training(needed) for needed in nx.descendants(graph, stage))]
     upstream = {dependency for stage in training for dependency in graph.successors(stage)
-                if not getattr(dependency, "name", "").startswith(TRAINING_PREFIX)}
+                if not is_training(dependency)}
     return training, sorted(upstream, key=lambda stage: stage.addressing)
 
 
@@ -66,6 +73,12 @@ def out_of_date(names: list[str]) -> list[str]:
         return []
     report = json.loads(dvc("status", "--json", *names, capture=True).stdout or "{}")
     return [name for name in names if name in report]
+
+
+def say(line: str) -> None:
+    """One line, written whole (the pool's threads print side by side)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
@@ -80,7 +93,7 @@ def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
         if stop.is_set():
             return name, None, 0.0
         begin = time.monotonic()
-        print(f"== start {name}", flush=True)
+        say(f"== start {name}")
         with open(log_dir / f"{name}.log", "w") as log:
             code = subprocess.run(commands[name], shell=True, stdout=log,
                                   stderr=subprocess.STDOUT).returncode
@@ -96,12 +109,11 @@ def run_all(commands: dict[str, str], jobs: int, log_dir: Path) -> list[str]:
         for done, future in enumerate(as_completed(futures), 1):
             name, code, seconds = future.result()
             if code is None:
-                print(f"== [{done}/{len(commands)}] {name}: not started (a run failed)",
-                      flush=True)
+                say(f"== [{done}/{len(commands)}] {name}: not started (a run failed)")
                 continue
             state = "done" if code == 0 else f"FAILED (exit {code}, log {log_dir / name}.log)"
-            print(f"== [{done}/{len(commands)}] {name}: {state} in {seconds / 60:.1f} min "
-                  f"({(time.monotonic() - started) / 60:.1f} min in all)", flush=True)
+            say(f"== [{done}/{len(commands)}] {name}: {state} in {seconds / 60:.1f} min "
+                f"({(time.monotonic() - started) / 60:.1f} min in all)")
             if code:
                 failed.append(name)
     return failed
