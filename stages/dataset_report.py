@@ -8,117 +8,11 @@ import json
 import os
 
 from pipeline.atomic import write_text_atomic
-from pipeline.data.datasets import AUTHORS_TEST_BOXES
+from pipeline.evaluation.dataset_tables import datasets_markdown
 from stages.common import run
 
 REAL_COUNTS = "reports/real_eligible_boxes.json"  # python -m stages.eligible_boxes --out ...
 WORLD = "reports/world_statistics.json"            # python -m stages.world_statistics
-
-
-def section(stats: dict) -> list:
-    lines = [f"## {stats['dataset']} ({stats['source']}, {stats['width']}x{stats['height']}, "
-             f"box threshold {stats['size_threshold']}, box rule {stats['box_rule']})", "",
-             "| split | images | without an eligible box | eligible boxes |", "|---|---|---|---|"]
-    for split in ("train", "test"):
-        s = stats[split]
-        lines.append(f"| {split} | {s['images']} | {s['images_without_eligible_box']} | "
-                     f"{sum(s['eligible_boxes_per_class'].values())} |")
-    classes = sorted(set(stats["train"]["eligible_boxes_per_class"])
-                     | set(stats["test"]["eligible_boxes_per_class"]))
-    lines += ["", "| class | train boxes | test boxes |", "|---|---|---|"]
-    for name in classes:
-        lines.append(f"| {name} | {stats['train']['eligible_boxes_per_class'].get(name, 0)} | "
-                     f"{stats['test']['eligible_boxes_per_class'].get(name, 0)} |")
-    skipped = stats["test"].get("skipped_images", [])
-    lines += ["", f"Test boxes (seed {stats['test_box_seed']}): {stats['test']['test_boxes']} of "
-              f"{stats['test']['images']} test images have an eligible box; skipped: "
-              f"{len(skipped)}"
-              + (f" ({', '.join(skipped[:10])}{', ...' if len(skipped) > 10 else ''})"
-                 if skipped else "")]
-    authors = AUTHORS_TEST_BOXES.get(stats["dataset"])
-    if authors and stats["source"] == "real":
-        lines.append(f"The authors' code: {authors['test_boxes']} of {authors['test_images']} "
-                     f"({authors['size']}).")
-    return lines + [""]
-
-
-def real_counts_section(counts: dict) -> list:
-    """The eligible-image counts of stages.eligible_boxes on real instance maps."""
-    authors = counts["authors"]
-    lines = [f"## Real {counts['dataset']}: test images with an eligible box", "",
-             f"{counts['images_from']}: {counts['images']} images at {counts['size']}, "
-             f"threshold {counts['size_threshold']}.", "",
-             "| box rule | images with an eligible box | of | seed-679 boxes per class |",
-             "|---|---|---|---|"]
-    for rule, c in counts["rules"].items():
-        classes = ", ".join(f"{k} {v}" for k, v in c["test_boxes_per_class"].items()) or "-"
-        lines.append(f"| {rule} | {c['eligible_images']} | {counts['images']} | {classes} |")
-    lines += ["", f"The authors' code: {authors['test_boxes']} of {authors['test_images']} val "
-              f"images ({authors['size']}). The comparison needs the full val set: "
-              "`python -m stages.eligible_boxes --inst-dir data/raw/gtFine/val --label "
-              "\"Cityscapes val\" --out reports/real_eligible_boxes.json` (only gtFine is "
-              "read), then `dvc repro dataset_report`.", ""]
-    return lines
-
-
-def _f(value, digits=3):
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def world_section(world: dict) -> list:
-    """Real and synthetic street maps side by side (stages.world_statistics)."""
-    worlds = [("real video", world["real_video"]), ("real gtFine", world["real_gtfine"]),
-              ("synthetic", world["synthetic"])]
-    lines = [f"## Synthetic and real street maps ({world['size']}, {world['box_rule']} box "
-             f"rule, threshold {world['size_threshold']})", "",
-             "`python -m stages.world_statistics` (pipeline/map_statistics.py). "
-             + "; ".join(f"{name}: {w['source']}, {w['maps']} maps" for name, w in worlds)
-             + ". Floors over every eligible box (pipeline.floors, tIOU).", "",
-             "![synthetic maps](world/synthetic.png)", "",
-             "(The real maps' picture is not committed: render it locally with "
-             "`--real-picture /tmp/world_real.png`.)", "",
-             "| | " + " | ".join(name for name, _ in worlds) + " |",
-             "|---|" + "---|" * len(worlds)]
-    def row(label, get):
-        lines.append(f"| {label} | " + " | ".join(get(w) for _, w in worlds) + " |")
-    row("eligible boxes (floors)", lambda w: str(w["floors"]["boxes"]))
-    row("fill-box floor", lambda w: _f(w["floors"]["fill-box"]))
-    row("mean-mask floor", lambda w: _f(w["floors"]["mean-mask"]))
-    row("car fill-box / mean-mask", lambda w: "/".join(
-        _f(w["floors"]["per_class"].get("car", {}).get(k)) for k in ("fill-box", "mean-mask")))
-    for scope, key in (("eligible", "classes"), ("any size", "all_objects")):
-        for name in ("car", "person", "bicycle", "rider", "motorcycle", "all"):
-            def get(w, name=name, key=key, field=None):
-                return w[key].get(name, {})
-            row(f"{name} ({scope}): boxes per map", lambda w, g=get: _f(
-                g(w).get("boxes_per_map"), 2))
-            row(f"{name} ({scope}): fill / label fill", lambda w, g=get: "/".join(
-                _f(g(w).get(k)) for k in ("fill", "label_fill")))
-            row(f"{name} ({scope}): holds another object / same class / any thing pixel",
-                lambda w, g=get: "/".join(_f(g(w).get(k), 2) for k in (
-                    "holds_other", "holds_same_class", "holds_thing")))
-            row(f"{name} ({scope}): truncated / height / aspect", lambda w, g=get: "/".join(
-                _f(g(w).get(k), 2) for k in ("truncated", "height", "aspect")))
-    lines += ["", "Car boxes by the box bottom's row (y2 / H): count, mean height (of H), "
-              "aspect (w / h), eligible boxes:", "",
-              "| bottom | " + " | ".join(name for name, _ in worlds) + " |",
-              "|---|" + "---|" * len(worlds)]
-    bins = world["synthetic"]["classes"].get("car", {}).get("by_position", [])
-    for index, b in enumerate(bins):
-        cells = []
-        for _, w in worlds:
-            p = w["classes"].get("car", {}).get("by_position", [{}] * len(bins))[index]
-            cells.append(f"{p.get('boxes', 0)}, {_f(p.get('height'), 2)}, "
-                         f"{_f(p.get('aspect'), 2)}")
-        lines.append(f"| {b['bottom_from']:.1f}-{b['bottom_to']:.1f} | " + " | ".join(cells)
-                     + " |")
-    lines += ["", "Stuff layout: share of each band of rows (8 bands, top first):", "",
-              "| class | " + " | ".join(name for name, _ in worlds) + " |",
-              "|---|" + "---|" * len(worlds)]
-    for name in world["synthetic"]["stuff"]:
-        lines.append(f"| {name} | " + " | ".join(
-            " ".join(f"{v:.2f}" for v in w["stuff"][name]["bands"]) for _, w in worlds) + " |")
-    return lines + [""]
 
 
 def main():
@@ -132,24 +26,23 @@ def main():
     parser.add_argument("--real-counts", default=REAL_COUNTS,
                         help="stages.eligible_boxes output to show (skipped when absent)")
     args = parser.parse_args()
-    lines = ["# Prepared datasets", ""]
     if not args.datasets:
         from pipeline.config.loading import load_params
         args.datasets = list(load_params(args.params).datasets)
+    stats = []
     for dataset in args.datasets:
         path = os.path.join(args.data_root, dataset, "stats.json")
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist (run the prepare stage)")
         with open(path) as f:
-            lines += section(json.load(f))
-    if os.path.exists(args.real_counts):
-        with open(args.real_counts) as f:
-            lines += real_counts_section(json.load(f))
-    if os.path.exists(args.world):
-        with open(args.world) as f:
-            lines += world_section(json.load(f))
+            stats.append(json.load(f))
+    optional = {}
+    for name, path in (("real_counts", args.real_counts), ("world", args.world)):
+        if os.path.exists(path):
+            with open(path) as f:
+                optional[name] = json.load(f)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    write_text_atomic(args.out, "\n".join(lines))
+    write_text_atomic(args.out, datasets_markdown(stats, **optional))
 
 
 if __name__ == "__main__":

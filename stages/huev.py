@@ -10,7 +10,8 @@ import os
 from pipeline.atomic import write_json_atomic
 from pipeline.config.loading import load_params
 from pipeline.config.validation import check_huev_rows
-from pipeline.apps.huev import markdown, read_votes_csv, summary
+from pipeline.apps.huev_results import markdown, summary
+from pipeline.apps.huev_votes import read_votes_csv
 from stages.common import ArgumentParser, run
 
 

@@ -10,7 +10,7 @@ import os
 
 import pandas as pd
 
-from pipeline.apps.huev import table1_with_huev
+from pipeline.apps.huev_results import table1_with_huev
 from pipeline.config.loading import load_params
 from pipeline.evaluation.reports.conditions import (inpainting_conditions, run_conditions,
                                                     warnings_for)

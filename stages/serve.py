@@ -89,47 +89,12 @@ def parse_args(argv=None):
 
 def make_app(args, params):
     """The web app of the mode the arguments choose: the study, or with --editor the editor."""
-    from pipeline.apps.webapp import build_editor, build_study, create_app
+    from pipeline.apps.serving import editor_app, study_app
     if args.editor:
-        row = args.editor_row or params.huev.editor_row
-        if row in params.huev.rows and not _loopback(args.host):
-            log.warning("the editor's model %s is a study row: keep study participants off "
-                        "this server while the study runs", row)
-        return create_app(editor=build_editor(args.params, row, args.data))
-    from pipeline.apps.huev import training_seed
-    database = args.database or params.huev.database
-    study = build_study(params, database, args.results, args.secret)
-    seed, first = training_seed(study.secret), list(params.seeds)[:1]
-    if first != [seed]:
-        if not args.unblinded_ok:
-            raise UnblindedError(
-                f"the study's rows were trained with seed {first[0] if first else None}, not "
-                f"the study's secret training seed: anyone who rebuilds them from the "
-                f"repository can tell A from B; train them with `seeds: [{seed}]` (docs/huev.md,"
-                f" \"Threat model\") or pass --unblinded-ok to serve it anyway (a demo, a pilot)")
-        log.warning("UNBLINDED (--unblinded-ok): the study's rows were trained with seed %s, "
-                    "not the secret one: anyone who rebuilds them from the repository can "
-                    "tell A from B", first[0] if first else None)
-    closed = study.store.closed_at()
-    if closed:
-        log.warning("the study closed at %s: joins and votes are refused", closed)
-    unused, used = study.store.invitation_counts()
-    log.info("study: %d items, %s vs %s, votes -> %s; invitation codes: %d unused, %d used%s",
-             len(study.items), *study.rows, database, unused, used,
-             "" if unused else " (python -m stages.serve --invite N makes some)")
-    return create_app(study)
-
-
-class UnblindedError(ValueError):
-    """A study whose rows anyone with the repository can rebuild, served without
-    --unblinded-ok."""
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+        return editor_app(args.params, args.editor_row or params.huev.editor_row, args.data,
+                          params.huev.rows, args.host)
+    return study_app(params, args.database or params.huev.database, args.results, args.secret,
+                     args.unblinded_ok)
 
 
 def main():
@@ -141,7 +106,7 @@ def main():
         print(training_seed(study_secret(args.secret or secret_path(database))))
         return
     if args.export is not None or args.invite is not None or args.close:
-        from pipeline.apps.huev import VoteStore
+        from pipeline.apps.huev_votes import VoteStore
         if args.invite is not None:
             for code in VoteStore(database).invite(args.invite):
                 print(code)
@@ -163,20 +128,12 @@ def main():
               "huev report)")
         return
     import uvicorn
+    from pipeline.apps.serving import proxy_options
     app = make_app(args, params)
     page = "editor" if args.editor else "study"
     print(f"serving http://{args.host}:{args.port}/{page} (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 **proxy_options(args.trust_proxy))
-
-
-def proxy_options(trust_proxy: str | None) -> dict:
-    """uvicorn's proxy settings: X-Forwarded-For ignored (uvicorn's default trusts it from
-    127.0.0.1) unless --trust-proxy names the proxies it may come from."""
-    if not trust_proxy:
-        return {"proxy_headers": False}
-    return {"proxy_headers": True,
-            "forwarded_allow_ips": [a.strip() for a in trust_proxy.split(",")]}
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from pipeline.apps.editing import Edit, load_editor
-from pipeline.apps.huev import VoteStore
-from pipeline.apps.webapp import build_editor
+from pipeline.apps.huev_votes import VoteStore
+from pipeline.apps.webapp_editor import build_editor
 from tests.huev_project import ROWS, Server, make_project
 from tests.tiny_project import REPO
 

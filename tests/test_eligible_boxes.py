@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from stages.dataset_report import real_counts_section
+from pipeline.evaluation.dataset_tables import real_counts_section
 from stages.eligible_boxes import count
 from tiny_project import REPO
 

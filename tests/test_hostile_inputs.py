@@ -26,10 +26,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from pipeline.apps import webapp
+from pipeline.apps import webapp_editor, webapp_http
 from pipeline.apps.editing import EditError, read_label_map, side_by_side
-from pipeline.apps.huev import VoteStore
-from pipeline.apps.webapp import build_editor, build_study, create_app
+from pipeline.apps.huev_votes import VoteStore
+from pipeline.apps.webapp import create_app
+from pipeline.apps.webapp_editor import build_editor
+from pipeline.apps.webapp_study import build_study
 from tests.huev_project import ROWS, Server, free_port, make_project
 from tests.tiny_project import REPO
 
@@ -243,8 +245,8 @@ def test_a_slow_body_does_not_hold_the_editor(editor_page, monkeypatch):
     """A client sends 20 of 200 declared bytes and goes idle; another client's edit is served
     meanwhile; the slow one gets 408 when its body time is up and the connection closes."""
     import httpx
-    monkeypatch.setattr(webapp, "EDITOR_WAIT_S", 3)
-    monkeypatch.setattr(webapp, "BODY_TIMEOUT_S", 6, raising=False)
+    monkeypatch.setattr(webapp_editor, "EDITOR_WAIT_S", 3)
+    monkeypatch.setattr(webapp_http, "BODY_TIMEOUT_S", 6)
     server = ThreadServer(create_app(editor=dataclasses.replace(editor_page)))
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     try:
@@ -343,7 +345,7 @@ def test_forwarded_for_does_not_escape_the_join_limit(project, tmp_path):
     finally:
         server.stop()
     assert statuses[:10] == [403] * 10 and statuses[10:] == [429, 429], statuses
-    from stages.serve import proxy_options
+    from pipeline.apps.serving import proxy_options
     assert proxy_options(None) == {"proxy_headers": False}
     assert proxy_options("10.0.0.5") == {"proxy_headers": True,
                                          "forwarded_allow_ips": ["10.0.0.5"]}
@@ -410,7 +412,8 @@ def test_a_study_on_public_seed_rows_is_refused_unless_unblinded_ok(project, tmp
     with the secret seed in params it starts without the flag."""
     from pipeline.apps.huev import secret_path, study_secret, training_seed
     from stages.common import run
-    from stages.serve import UnblindedError, main, make_app, parse_args
+    from pipeline.apps.serving import UnblindedError
+    from stages.serve import main, make_app, parse_args
     database = str(tmp_path / "votes.sqlite")
     common = ["--params", project.params_path, "--database", database, "--results",
               project.results]

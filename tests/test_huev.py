@@ -1,6 +1,6 @@
-"""HuEv (pipeline.apps.huev): study items from the evaluate stage's per-box results, the SQLite vote
-store (invitation codes, trials that a restart removed), the binomial aggregation (votes on
-other pairs kept apart), Table 1's HuEv lines and the huev stage."""
+"""HuEv (pipeline.apps.huev, huev_votes, huev_results): study items from the evaluate stage's
+per-box results, the SQLite vote store (invitation codes, trials that a restart removed), the
+binomial aggregation (votes on other pairs kept apart), Table 1's HuEv lines and the huev stage."""
 import json
 import os
 import random
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.apps import huev
+from pipeline.apps import huev, huev_results, huev_votes
 from pipeline.config.loading import load_params
 from pipeline.config.sections import ParamsError
 from pipeline.config.validation import check_huev_rows, parse_params
@@ -70,7 +70,7 @@ def test_items_refuse_missing_or_mismatched_results(tmp_path):
 def make_store(tmp_path, n=4):
     fake_results(tmp_path, n=n)
     items = huev.load_items(str(tmp_path), ROWS, PALETTE)
-    return huev.VoteStore(str(tmp_path / "votes.sqlite")), items
+    return huev_votes.VoteStore(str(tmp_path / "votes.sqlite")), items
 
 
 def test_join_shuffles_items_and_sides_per_participant(tmp_path):
@@ -112,12 +112,12 @@ def test_a_vote_names_a_trial_and_a_letter_and_is_stored_once(tmp_path):
                (token, trial, "A", -5, 422),             # malformed response time
                (token, "", "A", None, 422)]              # no trial
     for who, which, choice, ms, status in refused:
-        with pytest.raises(huev.VoteError) as err:
+        with pytest.raises(huev_votes.VoteError) as err:
             store.vote(who, which, choice, response_ms=ms)
         assert err.value.status == status, (which, choice, ms)
     other = store.join(store.invite(1)[0], items, ROWS)
     other_trial = store.progress(other)["next"]["trial"]
-    with pytest.raises(huev.VoteError) as err:  # another participant's trial: forged
+    with pytest.raises(huev_votes.VoteError) as err:  # another participant's trial: forged
         store.vote(token, other_trial, "A")
     assert err.value.status == 404
     assert len(store.votes()) == 1  # nothing stored for a refused vote
@@ -127,11 +127,11 @@ def test_invitation_codes_give_one_ballot_each(tmp_path):
     store, items = make_store(tmp_path)
     codes = store.invite(3)
     assert len(set(codes)) == 3 and store.invitation_counts() == (3, 0)
-    assert all(len(c) == 11 and c[5] == "-" and set(c) - {"-"} <= set(huev.CODE_ALPHABET)
+    assert all(len(c) == 11 and c[5] == "-" and set(c) - {"-"} <= set(huev_votes.CODE_ALPHABET)
                for c in codes)
     for code, words in ((None, "is needed"), ("", "is needed"), ("abc", "not an invitation"),
                         ("22222-22222", "unknown")):
-        with pytest.raises(huev.VoteError, match=words) as err:
+        with pytest.raises(huev_votes.VoteError, match=words) as err:
             store.join(code, items, ROWS)
         assert err.value.status == 403
     assert store.invitation_counts() == (3, 0)  # nothing stored for a refused join
@@ -150,21 +150,21 @@ def test_trials_a_restart_removed_are_skipped_and_refused(tmp_path):
     with sqlite3.connect(store.path) as db:
         trials = dict(db.execute("SELECT item, trial FROM trials").fetchall())
     # restarted with huev.items = 2: only img0 and img1 are served
-    served = huev.VoteStore(store.path, items=["img0", "img1"], rows=ROWS)
+    served = huev_votes.VoteStore(store.path, items=["img0", "img1"], rows=ROWS)
     progress = served.progress(token)
     assert progress["total"] == 2 and progress["next"]["item"] in ("img0", "img1")
     for call in (lambda: served.vote(token, trials["img3"], "A"),
                  lambda: served.trial(token, trials["img3"])):
-        with pytest.raises(huev.VoteError, match="no longer part of the study") as err:
+        with pytest.raises(huev_votes.VoteError, match="no longer part of the study") as err:
             call()
         assert err.value.status == 410
     assert served.votes() == []
     served.vote(token, trials["img1"], "B")
     assert served.progress(token)["done"] == 1 and store.progress(token)["done"] == 1
     # restarted on another pair of rows: none of the participant's trials is served
-    other_pair = huev.VoteStore(store.path, items=list(trials), rows=(ROWS[0], "other"))
+    other_pair = huev_votes.VoteStore(store.path, items=list(trials), rows=(ROWS[0], "other"))
     assert other_pair.progress(token) == {"done": 0, "total": 0, "next": None}
-    with pytest.raises(huev.VoteError) as err:
+    with pytest.raises(huev_votes.VoteError) as err:
         other_pair.vote(token, trials["img0"], "A")
     assert err.value.status == 410 and len(store.votes()) == 1
 
@@ -175,28 +175,28 @@ def test_votes_survive_a_restart_and_export_to_csv(tmp_path):
     for choice in "ABA":
         store.vote(token, store.progress(token)["next"]["trial"], choice)
     del store  # no close, no checkpoint: a new store on the same file sees every vote
-    again = huev.VoteStore(str(tmp_path / "votes.sqlite"))
+    again = huev_votes.VoteStore(str(tmp_path / "votes.sqlite"))
     assert [v["choice"] for v in again.votes()] == list("ABA")
     assert again.progress(token)["done"] == 3
     path = str(tmp_path / "out" / "votes.csv")
     assert again.export(path) == (3, None)  # still open
-    votes = huev.read_votes_csv(path)
+    votes = huev_votes.read_votes_csv(path)
     assert [v["choice"] for v in votes] == list("ABA")
     assert token not in open(path).read()
 
 
 def test_read_votes_refuses_inconsistent_files(tmp_path):
     path = tmp_path / "votes.csv"
-    header = ",".join(huev.VOTE_COLUMNS)
+    header = ",".join(huev_votes.VOTE_COLUMNS)
     path.write_text(f"{header}\n1,img0,r1,r2,A,r2,t,\n")
     with pytest.raises(ValueError, match="line 2"):
-        huev.read_votes_csv(str(path))
+        huev_votes.read_votes_csv(str(path))
     path.write_text(f"{header}\n1,img0,r1,r2,A,r1,t,\n1,img0,r2,r1,A,r2,t,\n")
     with pytest.raises(ValueError, match="voted twice"):
-        huev.read_votes_csv(str(path))
+        huev_votes.read_votes_csv(str(path))
     path.write_text("who,what\n")
     with pytest.raises(ValueError, match="header"):
-        huev.read_votes_csv(str(path))
+        huev_votes.read_votes_csv(str(path))
 
 
 def votes_of(choices):
@@ -208,7 +208,7 @@ def votes_of(choices):
 
 def test_preference_share_interval_and_counts():
     votes = votes_of([(1, ROWS[1])] * 7 + [(1, ROWS[0])] * 3 + [(2, ROWS[1])] * 2)
-    lines = {line["row"]: line for line in huev.preference(votes, ROWS)}
+    lines = {line["row"]: line for line in huev_results.preference(votes, ROWS)}
     mex = lines[ROWS[1]]
     assert mex["votes_for"] == 9 and mex["votes"] == 12 and mex["participants"] == 2
     assert mex["share"] == pytest.approx(0.75)
@@ -225,18 +225,18 @@ def test_votes_on_another_pair_count_for_their_own_pair():
     ours = votes_of([(1, ROWS[1])] * 3 + [(2, ROWS[0])])
     other = [{"participant": "3", "item": f"img{i}", "a_row": amex, "b_row": ROWS[0],
               "choice": "A", "chosen_row": amex} for i in range(5)]
-    lines = {line["row"]: line for line in huev.preference(ours + other, ROWS)}
+    lines = {line["row"]: line for line in huev_results.preference(ours + other, ROWS)}
     assert lines[ROWS[1]]["votes_for"] == 3 and lines[ROWS[1]]["votes"] == 4
     assert lines[ROWS[1]]["participants"] == 2 and lines[ROWS[1]]["share"] == 0.75
-    result = huev.summary(ours + other, ROWS)
+    result = huev_results.summary(ours + other, ROWS)
     assert result["votes"] == 4 and result["participants"] == 2
     assert result["other_pairs"] == {f"{amex} vs {ROWS[0]}": 5}
     assert "Not counted: 5 votes on amexgan-cityscapes vs pix2pixhd-cityscapes" in \
-        huev.markdown(result)
-    swapped = {line["row"]: line for line in huev.preference(ours + other, (ROWS[0], amex))}
+        huev_results.markdown(result)
+    swapped = {line["row"]: line for line in huev_results.preference(ours + other, (ROWS[0], amex))}
     assert swapped[amex]["votes_for"] == 5 and swapped[amex]["votes"] == 5
-    assert huev.summary(other, ROWS)["votes"] == 0  # only other pairs: "no votes yet" here
-    assert "no votes yet" in huev.markdown(huev.summary(other, ROWS))
+    assert huev_results.summary(other, ROWS)["votes"] == 0  # only other pairs: "no votes yet" here
+    assert "no votes yet" in huev_results.markdown(huev_results.summary(other, ROWS))
 
 
 def table1():
@@ -246,24 +246,24 @@ def table1():
 
 
 def test_table1_says_no_votes_instead_of_a_number():
-    summary = huev.summary([], ROWS)
-    frame = huev.table1_with_huev(table1(), summary)
+    summary = huev_results.summary([], ROWS)
+    frame = huev_results.table1_with_huev(table1(), summary)
     lines = frame[frame["metric"] == "huev"]
     assert list(lines["row"]) == list(ROWS)
-    assert lines["ours"].isna().all() and (lines["votes"] == huev.NO_VOTES).all()
+    assert lines["ours"].isna().all() and (lines["votes"] == huev_results.NO_VOTES).all()
     assert list(lines["paper"]) == [0.4704, 0.5296]
     assert list(frame["row"])[:2] == [ROWS[0], ROWS[0]]  # after the row's own lines
-    assert "no votes yet" in huev.markdown(summary)
+    assert "no votes yet" in huev_results.markdown(summary)
 
 
 def test_table1_huev_lines_carry_share_interval_and_votes():
-    summary = huev.summary(votes_of([(1, ROWS[1])] * 3 + [(2, ROWS[0])]), ROWS)
-    frame = huev.table1_with_huev(table1(), summary)
+    summary = huev_results.summary(votes_of([(1, ROWS[1])] * 3 + [(2, ROWS[0])]), ROWS)
+    frame = huev_results.table1_with_huev(table1(), summary)
     line = frame[(frame["metric"] == "huev") & (frame["row"] == ROWS[1])].iloc[0]
     assert line["ours"] == pytest.approx(0.75) and line["votes"] == "3 / 4"
     assert line["difference"] == pytest.approx(0.75 - 0.5296)
     assert 0 < line["ci_low"] < 0.75 < line["ci_high"] <= 1
-    assert "| mexgan-cityscapes | 0.5296 | 0.7500 |" in huev.markdown(summary)
+    assert "| mexgan-cityscapes | 0.5296 | 0.7500 |" in huev_results.markdown(summary)
 
 
 def test_params_huev_section_is_checked():
@@ -288,7 +288,7 @@ def test_huev_stage_writes_the_summary_from_the_votes_file(tmp_path):
     raw = tiny_params()
     raw["huev"]["votes"] = str(tmp_path / "votes.csv")
     params = write_params(tmp_path / "params.yaml", raw)
-    huev.write_votes_csv(raw["huev"]["votes"], votes_of([(1, ROWS[1]), (2, ROWS[0]),
+    huev_votes.write_votes_csv(raw["huev"]["votes"], votes_of([(1, ROWS[1]), (2, ROWS[0]),
                                                          (2, ROWS[1])]))
     env = dict(os.environ, PYTHONPATH=REPO)
     done = subprocess.run([sys.executable, "-m", "stages.huev", "--params", params,

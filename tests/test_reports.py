@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline.config.loading import load_params
-from pipeline.apps.huev import summary as huev_summary
+from pipeline.apps.huev_results import summary as huev_summary
 from pipeline.evaluation.reports.curves import read_curves
 from pipeline.evaluation.reports.paper_values import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                                                       PAPER_TABLE4)

@@ -29,11 +29,13 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what requi
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from pipeline.apps import webapp
+from pipeline.apps import webapp, webapp_editor
 from pipeline.apps.editing import Edit, load_editor
-from pipeline.apps.huev import VoteStore
-from pipeline.apps.webapp import (ApiError, BodyLimit, RateLimit, RateLimiter, build_editor,
-                             build_study, create_app)
+from pipeline.apps.huev_votes import VoteStore
+from pipeline.apps.webapp import create_app
+from pipeline.apps.webapp_editor import EditorPage, build_editor
+from pipeline.apps.webapp_http import ApiError, BodyLimit, RateLimit, RateLimiter
+from pipeline.apps.webapp_study import build_study
 from tests.huev_project import ROWS, Server, make_project
 from tests.tiny_project import REPO
 
@@ -133,7 +135,7 @@ def test_the_study_and_the_editor_are_never_served_together(app, editor_app, stu
         assert e.request(method, path).status_code == 404, path
     assert e.get("/", follow_redirects=False).headers["location"] == "/editor"
     with pytest.raises(ValueError, match="unblind"):
-        create_app(study, webapp.EditorPage(editor=None, maps=[]))
+        create_app(study, EditorPage(editor=None, maps=[]))
     with pytest.raises(ValueError, match="either the study or the editor"):
         create_app()
 
@@ -438,7 +440,7 @@ def test_editor_refuses_bad_requests_with_one_line(editor_app):
 def test_editor_runs_one_request_at_a_time(editor_app, monkeypatch):
     """While a preview or edit runs, the next one waits (up to EDITOR_WAIT_S), then gets 503;
     its body was read (and checked) before it waited, so a malformed one gets 422 at once."""
-    monkeypatch.setattr(webapp, "EDITOR_WAIT_S", 0.3)
+    monkeypatch.setattr(webapp_editor, "EDITOR_WAIT_S", 0.3)
     c = client(editor_app)
     busy = editor_app.state.editor.busy
     with busy:  # another request is running

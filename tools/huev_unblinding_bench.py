@@ -42,7 +42,7 @@ def participate(served: str, database: str, unblinded_ok: bool) -> tuple:
     participant who answers A to every trial of the served study."""
     import httpx
     from PIL import Image
-    from pipeline.apps.huev import VoteStore
+    from pipeline.apps.huev_votes import VoteStore
     code = VoteStore(database).invite(1)[0]
     port = free_port()
     command = [sys.executable, "-m", "stages.serve", "--port", str(port), "--database",
@@ -120,7 +120,8 @@ def main():
     args = parser.parse_args()
     served, public = os.path.abspath(args.served), os.path.abspath(args.public)
     sys.path.insert(0, HERE)
-    from pipeline.apps.huev import VoteStore, load_items, training_seed, study_secret
+    from pipeline.apps.huev import load_items, training_seed, study_secret
+    from pipeline.apps.huev_votes import VoteStore
     from pipeline.atomic import write_json_atomic
     from pipeline.config.loading import load_params
     from pipeline.config.validation import check_huev_rows

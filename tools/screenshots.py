@@ -25,7 +25,7 @@ def main():
                         "huev.editor_row), e.g. models/mexgan-cityscapes/seed0")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
-    from pipeline.apps.huev import VoteStore
+    from pipeline.apps.huev_votes import VoteStore
     from tests.test_browser import Server, answer_study, chromium_path, edit_in_browser
     os.makedirs(args.out, exist_ok=True)
     root = os.path.abspath(args.root)
