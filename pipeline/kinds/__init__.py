@@ -32,7 +32,7 @@ ROW_KINDS = (STRUCTURE, TWOSM, INPAINTING)   # the kinds of table rows
 # The rows each evaluate stage scores, and the kinds of its test sets
 TABLES = {"segmentation": (STRUCTURE, TWOSM), "inpainting": (INPAINTING,)}
 
-__all__ = ["KINDS", "RowKind", "kind_of", "load_generator", "train_row", "evaluate_table",
+__all__ = ["KINDS", "ROW_KINDS", "TRANSLATOR", "RowKind", "kind_of", "load_generator", "train_row", "evaluate_table",
            "table_rows", "translator_name"]
 
 

@@ -146,6 +146,12 @@ class InpaintingKind(RowKind):
         generator.fill = tuple(gl["fill"])
         return generator
 
+    def score(self, test: InpaintingTestSet, generator) -> tuple:
+        return test.run(generator)
+
+    def training_settings(self, params: Params, row) -> dict:
+        return {"inpainting": to_dict(params.inpainting)}
+
     def test_set(self, params: Params, dataset: str, device, load_translator=None):
         """The seed-679 holes of every test photo, with the floors' fill colour (the mean
         colour of the training photos)."""
