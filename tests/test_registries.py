@@ -137,3 +137,23 @@ def test_the_map_row_sections_are_the_sections_of_map_kinds():
     assert set(MAP_ROW_SECTIONS) == {section for kind in kinds.ROW_KINDS if kind.edits_maps
                                      for section in kind.sections}
 
+
+def test_the_report_finds_the_papers_rows_by_their_params_not_their_names():
+    from pipeline.evaluation.reports.differences import comparisons
+    from pipeline.evaluation.reports.paper_rows import MEXGAN, row_of
+    from pipeline.evaluation.reports.study_questions import study_rows
+    raw = tiny_params()
+    raw["mex_rows"] = {("mine" if name == "mexgan-cityscapes" else name): row
+                       for name, row in raw["mex_rows"].items()}
+    params = parse_params(raw)
+    assert row_of(params, MEXGAN, "cityscapes") == "mine"   # not a q-sweep row
+    pairs = comparisons(params, ["mine", "pix2pixhd-cityscapes", "amexgan-cityscapes"],
+                        ["cityscapes"])
+    assert pairs == [("mine", "pix2pixhd-cityscapes", "cityscapes"),
+                     ("amexgan-cityscapes", "mine", "cityscapes")]
+    table1 = parse_params({**raw, "twosm_rows": {}})   # a study of Table 1's rows
+    assert study_rows(table1, "cityscapes").steps[0] == ("mine", "pix2pixhd-cityscapes",
+                                                         "MExGAN", "Pix2PixHD")
+    raw["mex_rows"]["mine-too"] = raw["mex_rows"]["mine"]
+    with pytest.raises(ValueError, match="one row per role"):
+        row_of(parse_params(raw), MEXGAN, "cityscapes")
