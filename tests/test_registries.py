@@ -14,15 +14,13 @@ from pipeline.config.sections import MAP_ROW_SECTIONS, ROW_SECTIONS, Row
 from pipeline.config.validation import parse_params
 from pipeline.data.datasets import read_split
 from pipeline.data.inputs import EditBox
-from pipeline.data.preparation import prepare_dataset
-from pipeline.data.synthetic import generate_split
 from pipeline.kinds import parts
 from pipeline.kinds.inpainting import build_gl
 from pipeline.kinds.parts import loss_class
 from pipeline.config.losses import LOSSES, expands
 from pipeline.models.losses import ExpansionLoss
 from pipeline.models.model_files import CONDITIONING, model_metadata
-from tiny_project import REPO, tiny_params
+from tiny_project import REPO, prepare_tiny_cityscapes, tiny_params
 
 
 class FakeVGG(nn.Module):
@@ -96,17 +94,8 @@ def test_every_kind_names_its_model_conditioning():
 
 @pytest.fixture(scope="module")
 def tiny_split(tmp_path_factory):
-    raw = tiny_params()
-    settings = raw["datasets"]["cityscapes"]
-    splits = {split: generate_split("cityscapes", split, settings[f"synthetic_{split}"],
-                                    settings["height"], settings["width"], raw["data"]["seed"])
-              for split in ("train", "test")}
-    out = tmp_path_factory.mktemp("registries") / "cityscapes"
-    prepare_dataset("cityscapes", splits, str(out), width=settings["width"],
-                    height=settings["height"], threshold=settings["size_threshold"],
-                    box_rule="authors", source="synthetic",
-                    list_threshold=settings["box_list_threshold"])
-    return read_split(str(out / "test.h5"))
+    folder = prepare_tiny_cityscapes(tiny_params(), str(tmp_path_factory.mktemp("registries")))
+    return read_split(f"{folder}/test.h5")
 
 
 @pytest.mark.parametrize("kind", [k for k in kinds.ROW_KINDS if k.edits_maps],
@@ -157,3 +146,9 @@ def test_the_report_finds_the_papers_rows_by_their_params_not_their_names():
     raw["mex_rows"]["mine-too"] = raw["mex_rows"]["mine"]
     with pytest.raises(ValueError, match="one row per role"):
         row_of(parse_params(raw), MEXGAN, "cityscapes")
+
+
+def test_every_row_kind_is_scored_by_an_evaluate_stage():
+    from stages.evaluate import OUTPUTS
+    assert all(kind.table in OUTPUTS for kind in kinds.ROW_KINDS)
+    assert set(kinds.TABLES) == set(OUTPUTS)

@@ -18,10 +18,11 @@ LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
 class RowKind:
     """A kind of table row. `name` is the `meta["kind"]` of its model files; `sections` the
     params sections that list its rows (pipeline.config.sections.ROW_SECTIONS: each one's row
-    schema, losses and training stage); `edits_maps`: its models redraw a box of a label map
+    schema, losses and training stage); `table` the evaluation that scores them; `edits_maps`: its models redraw a box of a label map
     (the editor loads them: pipeline.apps.editing)."""
     name = ""
     sections: tuple = ()
+    table = ""        # the evaluate stage (stages.evaluate --table) that scores its rows
     edits_maps = False
     data_root = "artifacts/data"
     model_root = "artifacts/models"
@@ -74,6 +75,10 @@ class RowKind:
     def score(self, test, generator) -> tuple:
         """(per-item scores, outputs) of a trained generator on a test set of this kind's
         (pipeline.evaluation.evaluation: BoxTestSet.run, InpaintingTestSet.run)."""
+        raise NotImplementedError
+
+    def test_datasets(self, params: Params, row_datasets: list) -> list:
+        """The datasets whose test sets its table scores, given the datasets of the rows."""
         raise NotImplementedError
 
     def training_settings(self, params: Params, row) -> dict:

@@ -24,6 +24,7 @@ DATA_FILES = ("train.h5", "boxes.csv", "test.h5", "test_boxes.csv")
 class StructureKind(RowKind):
     name = "structure"
     sections = ("baselines", "mex_rows")
+    table = "segmentation"
     edits_maps = True
     no_vgg = "none"    # every structure row has L_B, which says why it has no VGG19
     # how its generator redraws test boxes: Ỹ fused (Eq 5), labels by nearest palette colour
@@ -113,6 +114,10 @@ class StructureKind(RowKind):
 
     def score(self, test: BoxTestSet, generator) -> tuple:
         return test.run(generator, self.edited_maps)
+
+    def test_datasets(self, params: Params, row_datasets: list) -> list:
+        """One test set per dataset of the rows."""
+        return list(dict.fromkeys(row_datasets))
 
     def training_settings(self, params: Params, row: Row) -> dict:
         return {"q": params.q_of(row), "model": to_dict(params.model),
