@@ -27,7 +27,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from pipeline.apps import webapp
-from pipeline.apps.editing import EditError, read_label_map, side_by_side
+from pipeline.apps.editing import EditError
+from pipeline.apps.editing_maps import read_label_map, side_by_side
 from pipeline.apps.huev import VoteStore
 from pipeline.apps.webapp import build_editor, build_study, create_app
 from tests.huev_project import ROWS, Server, free_port, make_project
