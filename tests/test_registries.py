@@ -1,9 +1,10 @@
-"""The registries a row's knowledge lives in: pipeline.config.losses.LOSSES (loss name ->
-class name), pipeline.config.sections.ROW_SECTIONS (a row section's schema, losses and stage) and the
-row kinds (pipeline.kinds), which declare their sections, how they draw a box and how they
-score. Each test fails when one of them declares the wrong thing: a loss no class implements,
-a kind that builds another class than the one its loss names, a section no kind trains, a kind
-that draws its boxes another kind's way."""
+"""The registries a row's knowledge lives in: pipeline.config.losses.LOSSES (loss name -> class
+name), pipeline.config.sections.ROW_SECTIONS (a row section's schema, losses and stage) and
+the row kinds (pipeline.kinds), which declare their sections, how they draw a box and how they
+score, and the report's paper rows, found by their params. Each test fails when one of them
+declares the wrong thing: a loss no class implements, a kind that builds another class than
+the one its loss names, a section no kind trains, a kind that draws its boxes another kind's
+way, a renamed row that loses its comparisons."""
 import numpy as np
 import pytest
 import torch.nn as nn

@@ -66,9 +66,10 @@ def largest_blob_share(predicted, box, label) -> float:
 def diagnose_edits(draw, generator, split, spec, items, batch_size: int = 8) -> list:
     """Per test box (in `items` order), from the evaluation's own edit pass (`draw`, the row
     kind's edited_maps, pipeline.evaluation.evaluation): the accuracy of the model's labels
-    where the input shows the answer (a colour row: Ỹ decoded outside the box; TwoSM: its context stream outside the
-    box, inside its window), the label split and the largest blob of the labels tIOU scores
-    inside the box; a TwoSM row also the tIOU of its context argmax alone (context_tiou)."""
+    where the input shows the answer (a colour row: Ỹ decoded outside the box; TwoSM: its
+    context stream outside the box, inside its window), the label split and the largest blob
+    of the labels tIOU scores inside the box; a TwoSM row also the tIOU of its context argmax
+    alone (context_tiou)."""
     records = []
     for edited in draw(generator, split, spec, items, batch_size, observe=True):
         truth, box, label = split.labels[edited.index], edited.edit.box, edited.edit.label

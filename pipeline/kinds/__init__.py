@@ -34,8 +34,8 @@ ROW_KINDS = (STRUCTURE, TWOSM, INPAINTING)   # the kinds of table rows
 TABLES = {table: tuple(kind for kind in ROW_KINDS if kind.table == table)
           for table in dict.fromkeys(kind.table for kind in ROW_KINDS)}
 
-__all__ = ["KINDS", "ROW_KINDS", "TRANSLATOR", "RowKind", "kind_of", "load_generator", "train_row", "evaluate_table",
-           "table_rows", "translator_name"]
+__all__ = ["KINDS", "ROW_KINDS", "TRANSLATOR", "RowKind", "kind_of", "load_generator",
+           "train_row", "evaluate_table", "table_rows", "translator_name"]
 
 
 def kind_of(params: Params, name: str) -> RowKind:

@@ -18,8 +18,8 @@ LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
 class RowKind:
     """A kind of table row. `name` is the `meta["kind"]` of its model files; `sections` the
     params sections that list its rows (pipeline.config.sections.ROW_SECTIONS: each one's row
-    schema, losses and training stage); `table` the evaluation that scores them; `edits_maps`: its models redraw a box of a label map
-    (the editor loads them: pipeline.apps.editing)."""
+    schema, losses and training stage); `table` the evaluation that scores them; `edits_maps`:
+    its models redraw a box of a label map (the editor loads them: pipeline.apps.editing)."""
     name = ""
     sections: tuple = ()
     table = ""        # the evaluate stage (stages.evaluate --table) that scores its rows
