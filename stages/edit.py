@@ -94,8 +94,8 @@ def write_all(out_dir: str, files: dict) -> None:
 def main(argv=None):
     args = parse_args(argv)
     import numpy as np
-    from pipeline.apps.editing import (Edit, EditError, load_editor, parse_box, read_instance_map,
-                                  read_label_map, side_by_side)
+    from pipeline.apps.editing import Edit, EditError, load_editor, parse_box
+    from pipeline.apps.editing_maps import read_instance_map, read_label_map, side_by_side
     start = time.perf_counter()
     editor = load_editor(args.model, params_path=args.params, translator=args.translator,
                          device=args.device)

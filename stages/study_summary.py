@@ -23,7 +23,7 @@ from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpa
                                                 read_eval_curves)
 from pipeline.evaluation.reports.figures import plot_metric_curves
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
-from pipeline.kinds import load_generator
+from pipeline.kinds import kind_of, load_generator
 from stages.common import ArgumentParser, run
 
 
@@ -35,7 +35,8 @@ def diagnose_runs(params, models: str, data: str) -> pd.DataFrame:
         for seed in params.seeds:
             generator = load_generator(seed_dir(models, row_name, seed), torch.device("cpu"),
                                        dataset=row.dataset)
-            records = diagnose_edits(generator, split, spec, items)
+            records = diagnose_edits(kind_of(params, row_name).edited_maps, generator, split,
+                                     spec, items)
             frames.append(pd.DataFrame([{"row": row_name, "seed": seed,
                                          "image": split.names[index], **record}
                                         for (index, _), record in zip(items, records)]))

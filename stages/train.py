@@ -33,11 +33,8 @@ def main():
     if seed not in params.seeds:
         raise ValueError(f"--seed {seed} is not one of params seeds {list(params.seeds)}")
     if args.dry_run:
-        settings = ({"inpainting": to_dict(params.inpainting)} if kind.name == "inpainting" else
-                    {"q": params.q_of(row), "model": to_dict(params.model),
-                     "loss": to_dict(params.loss), "train": to_dict(params.train)})
         print(json.dumps({"row": args.row, "kind": kind.name, **to_dict(row), "seed": seed,
-                          **settings}, indent=2))
+                          **kind.training_settings(params, row)}, indent=2))
         return
     summary = kind.train(params, args.row, seed)
     print(f"{args.row} seed {seed}: {summary['steps']} steps in {summary['train_seconds']:.1f} s")

@@ -15,7 +15,8 @@ import torch
 
 from pipeline.config.loading import load_params
 from pipeline.training.checkpoints import save_atomic
-from pipeline.evaluation.evaluation import RESULTS_SUBDIR, save_results, score_edits, test_items
+from pipeline.evaluation.evaluation import (RESULTS_SUBDIR, edited_maps, save_results, score_edits,
+                                            test_items)
 from pipeline.data.inputs import condition_channels
 from pipeline.models.networks import GlobalGenerator
 from pipeline.data.preparation import prepare_dataset
@@ -61,7 +62,7 @@ def make_project(root, test_images: int = 16) -> SimpleNamespace:
         generator = GlobalGenerator(channels, 3, m.ngf, m.n_downsampling, m.n_blocks).eval()
         _save_model(os.path.join(models, row, "seed0", "generator.pt"), generator, channels,
                     params, "structure", "cityscapes", d.width, d.height, row)
-        _, _, fused = score_edits(generator, split, spec, items)
+        _, _, fused = score_edits(edited_maps, generator, split, spec, items)
         save_results(results, row, SimpleNamespace(spec=spec, split=split, items=items), fused)
     torch.manual_seed(9)
     translator = GlobalGenerator(3, 3, m.ngf, m.n_downsampling, m.n_blocks).eval()

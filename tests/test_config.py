@@ -269,5 +269,4 @@ def test_row_threshold_is_the_rows_own_or_the_datasets(raw):
     assert params.row_threshold("twosm-cityscapes") == 0.01
     assert params.row_threshold("mexgan-cityscapes") == raw["datasets"]["cityscapes"][
         "size_threshold"]
-    assert params.is_twosm("twosm-full-mex-cityscapes") and not params.is_twosm("mexgan-nyu")
     assert params.row_q("twosm-full-mex-cityscapes") == raw["q"]

@@ -15,8 +15,9 @@ from PIL import Image
 
 from pipeline.config.validation import parse_params
 from pipeline.data.datasets import SPECS, read_split
-from pipeline.apps.editing import (Edit, EditError, load_editor, nearest_index, read_label_map,
-                              scale_box)
+from pipeline.apps.editing import Edit, EditError, load_editor
+from pipeline.apps.editing_maps import read_label_map
+from pipeline.models.map_edits import nearest_index, scale_box
 from pipeline.kinds import load_generator
 from pipeline.models.model_files import MODEL_FORMAT, ModelFileError
 from pipeline.kinds import TRANSLATOR, train_row

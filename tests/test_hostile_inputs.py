@@ -27,7 +27,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from pipeline.apps import webapp_editor, webapp_http
-from pipeline.apps.editing import EditError, read_label_map, side_by_side
+from pipeline.apps.editing import EditError
+from pipeline.apps.editing_maps import read_label_map, side_by_side
 from pipeline.apps.huev_votes import VoteStore
 from pipeline.apps.webapp import create_app
 from pipeline.apps.webapp_editor import build_editor

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from pipeline.evaluation.diagnostics import largest_blob_share
-from pipeline.apps.editing import Edit, load_editor, read_label_map
+from pipeline.apps.editing import Edit, load_editor
+from pipeline.apps.editing_maps import read_label_map
 from pipeline.apps.real_maps import blocky_mask
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -68,7 +68,8 @@ def test_floor_rows_follow_the_paper_rows_and_trained_rows_are_placed_against_th
 
 def test_differences_table_lists_the_papers_comparisons_with_paired_intervals():
     from pipeline.evaluation.reports.differences import differences_table
-    frame = differences_table(fake_scores(), ["cityscapes"], ["tiou"])
+    params = load_params(os.path.join(REPO, "params.yaml"))
+    frame = differences_table(params, fake_scores(), ["cityscapes"], ["tiou"])
     comparisons = list(frame["comparison"])
     assert comparisons[:2] == ["mexgan-cityscapes − pix2pixhd-cityscapes",
                                "amexgan-cityscapes − mexgan-cityscapes"]
@@ -112,19 +113,20 @@ def test_markdown_table_marks_missing_values():
 
 
 SWEEP = ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes"]
+MAIN = "mexgan-cityscapes"   # the Table 1 MExGAN row
 
 
 def test_q_sensitivity_keeps_the_sweep_rows_sorted_by_q_and_adds_the_main_row():
-    frame = q_sensitivity(fake_metrics(), SWEEP)
+    frame = q_sensitivity(fake_metrics(), SWEEP, MAIN)
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "mexgan-cityscapes"]
     assert list(frame["q"]) == [0, 2, 4] and list(frame["tiou"]) == [0.1, 0.3, 0.75]
     metrics = fake_metrics()
     metrics["mexgan-q4-cityscapes"] = dict(metrics["mexgan-cityscapes"], tiou=0.2)
-    frame = q_sensitivity(metrics, SWEEP + ["mexgan-q4-cityscapes"])  # q = 4 wins over main
+    frame = q_sensitivity(metrics, SWEEP + ["mexgan-q4-cityscapes"], MAIN)  # q = 4 wins over main
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "mexgan-q4-cityscapes"]
-    frame = q_sensitivity(metrics, SWEEP)   # a name alone does not make a sweep row
+    frame = q_sensitivity(metrics, SWEEP, MAIN)   # a name alone does not make a sweep row
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "mexgan-cityscapes"]
 
@@ -145,7 +147,7 @@ def test_the_q_sweep_rows_come_from_the_params_q_sweep_section():
     metrics = fake_metrics()
     metrics["fig10-three"] = dict(metrics["mexgan-q2-cityscapes"], q=3, tiou=0.35)
     metrics["mexgan-q4-cityscapes"] = dict(metrics["mexgan-cityscapes"], tiou=0.2)
-    frame = q_sensitivity(metrics, q_sweep_rows(changed))
+    frame = q_sensitivity(metrics, q_sweep_rows(changed), MAIN)
     assert list(frame["row"]) == ["mexgan-q0-cityscapes", "mexgan-q2-cityscapes",
                                   "fig10-three", "mexgan-cityscapes"]
     assert list(frame["q"]) == [0, 2, 3, 4] and list(frame["tiou"]) == [0.1, 0.3, 0.35, 0.75]

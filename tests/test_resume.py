@@ -359,7 +359,7 @@ def test_non_finite_loss_names_step_term_and_last_checkpoint(tmp_path):
 
 
 def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(setup):
-    from pipeline.evaluation.evaluation import HeldBackBoxes
+    from pipeline.evaluation.evaluation import HeldBackBoxes, edited_maps
     from pipeline.kinds import load_generator
     data_dir, model_dir, live_dir = dirs(setup["reference"])
     eval_dir = os.path.join(live_dir, "plots", "metrics", "eval")
@@ -368,7 +368,8 @@ def test_learning_curves_score_the_held_back_boxes_at_eval_every_and_at_the_end(
     assert lines[0] == "step\ttiou"
     assert [int(line.split("\t")[0]) for line in lines[1:]] == [5, 10, STEPS]
     # the last point is the final generator scored on the first eval_boxes test boxes
-    final = HeldBackBoxes("cityscapes", data_dir, 3).scores(load_generator(model_dir, "cpu"))
+    final = HeldBackBoxes("cityscapes", data_dir, 3, edited_maps).scores(
+        load_generator(model_dir, "cpu"))
     assert float(lines[-1].split("\t")[1]) == final["tiou"]
     with open(os.path.join(eval_dir, "hamm.tsv")) as f:
         assert float(f.read().splitlines()[-1].split("\t")[1]) == final["hamm"]

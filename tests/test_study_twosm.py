@@ -13,7 +13,7 @@ import torch
 from pipeline.config.loading import load_params
 from pipeline.data.datasets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
-from pipeline.evaluation.evaluation import edited_maps
+from pipeline.evaluation.evaluation import twosm_edited_maps
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.reports.study_questions import study_rows
 from pipeline.evaluation.reports.study_references import reference_lines
@@ -79,7 +79,8 @@ def test_twosm_diagnostics_read_the_streams_without_a_colour_decode():
     labels, instances = tiny_map()
     split = _Split(labels, instances)
     items = [(0, EditBox("a", 26, (8, 4, 20, 14)))]          # a car box around the car
-    record, = diagnose_edits(HandMadeTwoSM(Observation("full", 16)), split, SPEC, items)
+    record, = diagnose_edits(twosm_edited_maps, HandMadeTwoSM(Observation("full", 16)), split,
+                             SPEC, items)
     # painted: the box's columns 8-13 are car (mask > 0.5), 14-19 the context's road
     assert record["target_share"] == pytest.approx(60 / 120)
     assert record["kept_true_share"] == pytest.approx(36 / 120)   # road kept, not the car
@@ -95,8 +96,8 @@ def test_a_local_windows_observed_region_is_the_window_minus_the_box():
     split = _Split(labels, instances)
     # box 8 x 6 at (12, 5): window = side 16 centred -> (8, 0, 24, 16)
     items = [(0, EditBox("a", 24, (12, 5, 20, 11)))]
-    edited, = edited_maps(HandMadeTwoSM(Observation("local", 16)), split, SPEC, items,
-                          observe=True)
+    edited, = twosm_edited_maps(HandMadeTwoSM(Observation("local", 16)), split, SPEC, items,
+                                observe=True)
     assert edited.observed_region.sum() == 16 * 16 - 8 * 6
     assert not edited.observed_region[:, :8].any() and not edited.observed_region[5:11, 12:20].any()
     assert (edited.context[5:11, 12:20] == 7).all()

@@ -18,6 +18,7 @@ from pipeline.training import trainer
 from pipeline.config.sections import InpaintingRow, Params, Row
 from pipeline.data.datasets import get_spec
 from pipeline.kinds import INPAINTING, STRUCTURE, TWOSM
+from pipeline.config.losses import expands
 from pipeline.training.runs import acceleration
 from pipeline.data.synthetic import generate_split
 from pipeline.apps.reference_pix2pixhd import reference_pix2pixhd
@@ -51,11 +52,10 @@ def benchmark_row(params: Params, dataset: str, loss: str):
     """(kind, Row) a benchmark times: a TwoSM row of the params by name, else a structure row
     of `dataset` with loss `loss` (pix2pixhd, mex, amex) and the dataset's q (its
     q_overrides entry, else q), built by the same kind code as the pipeline's rows."""
-    if loss in params.twosm_rows:
-        return TWOSM, params.twosm_rows[loss]
+    if loss in TWOSM.rows(params):
+        return TWOSM, TWOSM.rows(params)[loss]
     q_from = f"q_overrides.{dataset}" if dataset in params.q_overrides else "q"
-    return STRUCTURE, Row(dataset=dataset, loss=loss,
-                          q_from="" if loss == "pix2pixhd" else q_from)
+    return STRUCTURE, Row(dataset=dataset, loss=loss, q_from=q_from if expands(loss) else "")
 
 
 CANVAS_ROW = "mex_canvas"   # MExGAN with its q+1 D_j as one grouped network (crop canvas)
@@ -64,7 +64,7 @@ CANVAS_ROW = "mex_canvas"   # MExGAN with its q+1 D_j as one grouped network (cr
 CANVAS_MULTIPLE = 32        # its canvas multiple when the params have none
 
 
-BASE_ROWS = ("pix2pixhd", "mex", "amex")
+BASE_ROWS = STRUCTURE.losses   # one structure row per loss
 
 
 def with_crop_canvas(params: Params) -> Params:
@@ -76,8 +76,8 @@ def with_crop_canvas(params: Params) -> Params:
 def benchmark_rows(params: Params, dataset: str) -> list:
     """Every row a benchmark of `dataset` can time: the three losses, MExGAN on the crop
     canvas and the dataset's TwoSM rows."""
-    return list(BASE_ROWS) + [CANVAS_ROW] + [name for name, row in params.twosm_rows.items()
-                              if row.dataset == dataset]
+    return list(BASE_ROWS) + [CANVAS_ROW] + [name for name, row in TWOSM.rows(params).items()
+                                             if row.dataset == dataset]
 
 
 def benchmark(params: Params, dataset: str, losses=None, *,
@@ -174,7 +174,7 @@ def benchmark_inpainting(params: Params, *, width: int, height: int, steps: int 
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     jobs = {loss: (_benchmark_gl_row, (params, loss, width, height, steps, images))
-            for loss in ("gl", "gl_amex")}
+            for loss in INPAINTING.losses}
     with cpu_kernels(portable):
         results["rows"] = run_interleaved(jobs, rounds, f"{ip.dataset} {width}x{height}"
                                           if progress else None)

@@ -4,6 +4,7 @@ target label").
 
     editor = load_editor("mexgan-cityscapes")             # a row of params.yaml, or a model file
     labels = read_label_map("my_map.png", editor)         # ids, or a colour map in the palette
+                                                          # (pipeline.apps.editing_maps)
     result = editor.apply(labels, [Edit((10, 4, 30, 20), "car")])
     result.labels, result.colour, result.incomplete, result.photo
 
@@ -30,12 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.data.datasets import colour_to_labels
-from pipeline.data.inputs import (EditBox, condition_tensor, edit_inputs, from_unit_range,
-                             instance_edges, to_unit_range)
+from pipeline.data.inputs import from_unit_range, to_unit_range
+from pipeline.kinds import KINDS, ROW_KINDS, TRANSLATOR, load_generator
+from pipeline.models.model_files import GENERATOR_FILE
+from pipeline.models.map_edits import resize_nearest
 
-__all__ = ["Edit", "EditResult", "Editor", "EditError", "load_editor", "read_label_map",
-           "read_instance_map", "parse_box"]
+__all__ = ["Edit", "EditResult", "Editor", "EditError", "load_editor", "parse_box"]
 
 
 class EditError(ValueError):
@@ -58,33 +59,7 @@ class EditResult:
 
 
 #---------------------------------------------------------------------------------------------
-# Geometry (pure functions)
-
-
-def nearest_index(dst: int, src: int) -> np.ndarray:
-    """For each of `dst` output pixels along one axis, the source pixel whose centre is nearest
-    (the map from a size-`src` axis resized to `dst`): floor((i + 0.5) * src / dst)."""
-    return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.int64), src - 1)
-
-
-def resize_nearest(array: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(H, W, ...) -> (height, width, ...) by nearest neighbour (labels, ids, colours)."""
-    if array.shape[:2] == (height, width):
-        return array
-    rows = nearest_index(height, array.shape[0])
-    cols = nearest_index(width, array.shape[1])
-    return array[rows[:, None], cols[None, :]]
-
-
-def scale_box(box, size_from: tuple, size_to: tuple) -> tuple:
-    """A half-open box of a (W, H) image mapped onto a (W', H') image so that it covers the same
-    region (floor of x1, y1; ceiling of x2, y2), never empty."""
-    (w0, h0), (w1, h1) = size_from, size_to
-    x1, y1, x2, y2 = box
-    nx1, ny1 = (x1 * w1) // w0, (y1 * h1) // h0
-    nx2, ny2 = -((-x2 * w1) // w0), -((-y2 * h1) // h0)
-    nx1, ny1 = min(nx1, w1 - 1), min(ny1, h1 - 1)
-    return (nx1, ny1, max(min(nx2, w1), nx1 + 1), max(min(ny2, h1), ny1 + 1))
+# Inputs (pure functions)
 
 
 def parse_box(text: str) -> tuple:
@@ -145,6 +120,7 @@ class Editor:
         meta = generator.meta
         self.generator, self.translator, self.device = generator, translator, torch.device(device)
         self.meta = meta
+        self.kind = KINDS[meta["kind"]]   # how it draws a box (edit_box)
         self.dataset: str = meta["dataset"]
         self.label_names: list = list(meta["label_names"])
         self.palette: np.ndarray = np.asarray(meta["palette"], dtype=np.uint8)
@@ -258,58 +234,10 @@ class Editor:
         return EditResult(labels=labels, colour=colour, incomplete=incomplete,
                           photo=self.translate(colour))
 
-    @torch.no_grad()
     def _edit_box(self, labels, instances, box, target) -> np.ndarray:
-        """The generator's labels inside `box` (input pixels) for target `target`.
-        A TwoSM model draws at the map's own resolution: a local-observation model crops its
-        box-centred window from the map as it is; a whole-map model sees the map at its
-        training size; either way its streams are resampled bilinearly onto the box's own
-        pixels (no blocks of the model's pixel size). A colour row sees the map resized to its
-        size and its labels are resized back (nearest)."""
-        if self.meta["kind"] == "twosm":
-            return self._twosm_box(labels, instances, box, target)
-        height, width = labels.shape
-        small_labels = resize_nearest(labels, self.width, self.height)
-        small_instances = resize_nearest(instances, self.width, self.height)
-        small_box = scale_box(box, (width, height), (self.width, self.height))
-        edit = EditBox("edit", target, small_box)
-        incomplete, edited_instances, mask = edit_inputs(small_labels, small_instances, edit)
-        condition = condition_tensor(
-            torch.from_numpy(incomplete[None]).long().to(self.device),
-            torch.from_numpy(instance_edges(edited_instances)[None]).to(self.device),
-            torch.from_numpy(mask[None]).to(self.device), self.num_labels)
-        generated = from_unit_range(self.generator(condition))[0]
-        small = colour_to_labels(generated, self.palette).astype(labels.dtype)  # Eq 5: only
-        x1, y1, x2, y2 = box                                                   # the box is used
-        rows = nearest_index(height, self.height)[y1:y2]
-        cols = nearest_index(width, self.width)[x1:x2]
-        return small[rows[:, None], cols[None, :]]
-
-    def _twosm_box(self, labels, instances, box, target) -> np.ndarray:
-        from pipeline.data.datasets import get_spec
-        from pipeline.models.twosm_prediction import (by_label_rule, painted_labels,
-                                                      upsampled_labels, window_logits)
-        spec, observation = get_spec(self.dataset), self.generator.observation
-        height, width = labels.shape
-        x1, y1, x2, y2 = box
-        if observation.kind == "local" or (width, height) == (self.width, self.height):
-            view_labels, view_instances, view_box = labels, instances, box
-        else:
-            view_labels = resize_nearest(labels, self.width, self.height)
-            view_instances = resize_nearest(instances, self.width, self.height)
-            view_box = scale_box(box, (width, height), (self.width, self.height))
-        window, context, mask = window_logits(self.generator, observation, view_labels,
-                                              view_instances, EditBox("edit", target, view_box),
-                                              spec, self.device)
-        wx1, wy1, wx2, wy2 = window
-        if view_labels is labels:  # the window is in map pixels
-            size, rows, cols = (wy2 - wy1, wx2 - wx1), (y1 - wy1, y2 - wy1), (x1 - wx1, x2 - wx1)
-        else:  # the whole small map: resample it onto the map's grid, read the box
-            size, rows, cols = (height, width), (y1, y2), (x1, x2)
-        context_labels, mask_on = upsampled_labels(context, mask, size, rows, cols,
-                                                   dtype=labels.dtype)
-        return by_label_rule(self.generator, painted_labels(context_labels, mask_on, target, spec),
-                             context_labels)
+        """The generator's labels inside `box` (input pixels) for target `target`, drawn as its
+        row kind draws (pipeline.kinds: `edit_box`, pipeline.models.map_edits)."""
+        return self.kind.edit_box(self.generator, labels, instances, box, target, self.device)
 
     @torch.no_grad()
     def translate(self, colour: np.ndarray) -> np.ndarray | None:
@@ -365,14 +293,6 @@ def _normalise(name: str) -> str:
 # Loading
 
 
-def _stage_of(params, row: str) -> str:
-    if row in params.baselines:
-        return "train_baseline"
-    if row in params.twosm_rows:
-        return "train_twosm"
-    return "train_mex"
-
-
 def _resolve_model(model: str, params_path: str) -> tuple:
     """(model file, project root for the default translator) of a row name or a path."""
     if os.path.isdir(model):
@@ -385,25 +305,27 @@ def _resolve_model(model: str, params_path: str) -> tuple:
     if not os.path.isfile(params_path):
         raise EditError(f"model {model!r}: no such file (and no {params_path} to look it up "
                         "as a row)")
-    from pipeline.config.loading import load_params, seed_dir
+    from pipeline.config.loading import load_params
     from pipeline.config.sections import ParamsError
     try:
         params = load_params(params_path)
     except ParamsError as err:
         raise EditError(str(err).splitlines()[0]) from None
     root = os.path.dirname(os.path.abspath(params_path))
-    if model in params.inpainting_rows:
-        raise EditError(f"{model} is an inpainting row (Table 3), not a segmentation-map "
-                        f"editor; rows: {', '.join(params.rows)}")
-    if model not in params.rows:
+    editable = {name: kind for kind in ROW_KINDS if kind.edits_maps for name in kind.rows(params)}
+    if model not in editable:
+        other = [kind.name for kind in ROW_KINDS if model in kind.rows(params)]
+        if other:
+            raise EditError(f"{model} is a row of kind {other[0]}, not a segmentation-map "
+                            f"editor; rows: {', '.join(editable)}")
         raise EditError(f"model {model!r}: no such file, and not a row of {params_path} "
-                        f"(rows: {', '.join(params.rows)})")
-    seed = params.seeds[0]
-    path = os.path.join(seed_dir(os.path.join(root, "artifacts", "models"), model, seed),
-                        "generator.pt")
+                        f"(rows: {', '.join(editable)})")
+    kind, seed = editable[model], params.seeds[0]
+    path = os.path.join(type(kind)(model_root=os.path.join(root, kind.model_root))
+                        .model_dir(model, seed), GENERATOR_FILE)
     if not os.path.isfile(path):
         raise EditError(f"model file {os.path.relpath(path)} of row {model} does not exist: "
-                        f"make it with `dvc repro {_stage_of(params, model)}@{model}-{seed}` "
+                        f"make it with `dvc repro {kind.stage(params, model)}@{model}-{seed}` "
                         "(or `dvc pull` it from your lab's DVC remote)")
     return path, root
 
@@ -421,8 +343,11 @@ def _default_translator(model_path: str, root: str | None, dataset: str):
     return None
 
 
+# the kinds of model an editor runs: those whose models redraw a box of a label map
+EDITING_KINDS = tuple(kind.name for kind in ROW_KINDS if kind.edits_maps)
+
+
 def _load(path: str, device, **checks):
-    from pipeline.kinds import load_generator
     try:
         return load_generator(path, device, **checks)
     except (FileNotFoundError, ValueError) as err:
@@ -437,7 +362,7 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
     or None for the dataset's G_I next to the model (artifacts/models/translator-<dataset>/;
     no photo when there is none). EditError (a ValueError) with one line on any problem."""
     path, root = _resolve_model(str(model), params_path)
-    generator = _load(path, device, kinds=("structure", "twosm"))
+    generator = _load(path, device, kinds=EDITING_KINDS)
     dataset = generator.meta["dataset"]
     note = ""
     if translator is None:
@@ -454,7 +379,7 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
             raise EditError(f"translator {translator}: no such model file (the pipeline makes "
                             f"it with `dvc repro translator@{dataset}`)")
     translator_model = (None if translator_path is None else
-                        _load(translator_path, device, dataset=dataset, kinds=("translator",)))
+                        _load(translator_path, device, dataset=dataset, kinds=(TRANSLATOR.name,)))
     size = (generator.meta["width"], generator.meta["height"])
     if translator is None and translator_model is not None and \
             (translator_model.meta["width"], translator_model.meta["height"]) != size:
@@ -466,164 +391,3 @@ def load_editor(model: str, *, params_path: str = "params.yaml", translator: str
         translator_model, translator_path = None, None
     return Editor(generator, translator_model, device=device, model_path=path,
                   translator_path=translator_path, translator_note=note)
-
-
-#---------------------------------------------------------------------------------------------
-# Reading maps
-
-
-def _open_image(path: str):
-    """The PNG at `path` (pipeline.data.map_files: known by its signature, its IHDR frame inside
-    MAX_SIDE / MAX_MAP_PIXELS before anything is decoded), decoded."""
-    from pipeline.data.map_files import MapFileError, open_png
-    try:
-        image = open_png(path)
-        image.load()
-    except MapFileError as err:
-        raise EditError(str(err)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as err:
-        raise EditError(f"{path}: not a readable PNG ({' '.join(str(err).split())[:160]})") \
-            from None
-    return image
-
-
-def _colour_codes(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) colours -> (...) uint32 codes 0xRRGGBB (one channel converted at a time)."""
-    rgb = np.asarray(rgb)
-    codes = rgb[..., 0].astype(np.uint32) << 16
-    codes |= rgb[..., 1].astype(np.uint32) << 8
-    codes |= rgb[..., 2].astype(np.uint32)
-    return codes
-
-
-CODE_ROWS = 256   # rows looked up at a time: bounds the temporaries of a 4096-wide map
-
-
-def colour_map_to_ids(rgb, palette: np.ndarray, where: str, dataset: str) -> np.ndarray:
-    """Exact palette lookup of a (H, W, 3) colour map (an array, or a decoded PIL image read
-    CODE_ROWS rows at a time, never converted whole), into id_dtype ids; EditError naming the
-    first colour that is not in the palette."""
-    palette_codes = _colour_codes(palette)
-    order = np.argsort(palette_codes)
-    sorted_codes = palette_codes[order]
-    image = None if isinstance(rgb, np.ndarray) else rgb
-    shape = rgb.shape[:2] if image is None else (image.size[1], image.size[0])
-    ids = np.empty(shape, dtype=id_dtype(len(palette)))
-    missing, first = 0, None
-    for top in range(0, shape[0], CODE_ROWS):
-        strip = (rgb[top:top + CODE_ROWS] if image is None else np.asarray(
-            image.crop((0, top, shape[1], min(top + CODE_ROWS, shape[0]))).convert("RGB")))
-        codes = _colour_codes(strip)
-        position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
-        found = sorted_codes[position] == codes
-        if not found.all():
-            missing += int((~found).sum())
-            if first is None:
-                y, x = (int(v[0]) for v in np.nonzero(~found))
-                first = (top + y, x, tuple(int(c) for c in strip[y, x]))
-        ids[top:top + CODE_ROWS] = order[position]
-    if missing:
-        y, x, colour = first
-        raise EditError(f"{where}: {missing} pixels have colours outside the "
-                        f"{dataset} palette (first {colour} at x={x}, y={y}); a colour map must "
-                        "use the palette's exact colours (a lossless PNG, not a JPEG), or give "
-                        "a PNG of label ids")
-    return ids
-
-
-def read_label_map(path: str, editor: Editor) -> np.ndarray:
-    """A label map file -> (H, W) ids of the editor's dataset. Greyscale / 16-bit PNGs hold ids
-    (Cityscapes *_labelIds.png); RGB(A) PNGs are colour maps in the dataset palette (exact
-    colours; alpha ignored); a palette-mode PNG holds ids when its palette agrees with the
-    dataset's on every used index (CMP Facade style), else it is read as a colour map.
-    EditError naming the file on a bad input."""
-    image = _open_image(path)
-    if image.mode == "P":
-        ids = np.asarray(image)
-        raw = image.getpalette() or []
-        file_palette = np.array(raw + [0] * (768 - len(raw)), dtype=np.int64)[:768].reshape(256, 3)
-        used = np.unique(ids)
-        agrees = (used.max() < editor.num_labels and
-                  (file_palette[used] == editor.palette[used]).all())
-        image = image if agrees else image.convert("RGB")
-        if agrees:
-            return _checked(ids, path, editor)
-    if image.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
-        return colour_map_to_ids(image, editor.palette, path, editor.dataset)
-    if image.mode in ("LA", "La", "PA"):
-        image = image.getchannel(0)
-    array = np.asarray(image)
-    if array.dtype.kind == "f":
-        if not np.all(np.mod(array, 1) == 0):
-            raise EditError(f"{path}: float pixels that are not whole label ids")
-    if array.ndim != 2:
-        raise EditError(f"{path}: image mode {image.mode} is neither label ids nor a colour map")
-    if array.dtype.kind == "f":
-        array = array.astype(np.int64)
-    return _checked(array, path, editor)
-
-
-def _checked(ids: np.ndarray, path: str, editor: Editor) -> np.ndarray:
-    try:
-        return editor.check_label_map(ids, what=path)
-    except EditError as err:
-        raise EditError(str(err).replace(f"{path}: ", f"{path}: label ids: ", 1)) from None
-
-
-def read_instance_map(path: str) -> np.ndarray:
-    """An instance-id PNG (e.g. Cityscapes *_instanceIds.png, 16-bit) -> (H, W) ints."""
-    image = _open_image(path)
-    if image.mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LA"):
-        raise EditError(f"{path}: an instance map must be a greyscale / 16-bit PNG of ids, not "
-                        f"mode {image.mode}")
-    array = np.asarray(image)
-    if array.ndim != 2:
-        raise EditError(f"{path}: not a 2-D instance map")
-    return array.astype(np.int32, copy=False)
-
-
-#---------------------------------------------------------------------------------------------
-# Picture
-
-
-def side_by_side(input_colour: np.ndarray, result: EditResult, boxes,
-                 min_height: int = 128, max_width: int = 1024,
-                 max_height: int = 1024) -> np.ndarray:
-    """One RGB picture: input | incomplete (G input) | edited | photo (G_I), each captioned, with
-    the boxes outlined in white (display only). Small maps are enlarged (nearest, integer
-    factor) to at least `min_height`, large ones reduced to fit `max_width` x `max_height` per
-    panel: the picture is at most 4 x max_width + 12 by max_height + 14 pixels."""
-    from PIL import Image, ImageDraw
-    height, width = input_colour.shape[:2]
-    scale = max(1, -(-min_height // height))
-    panel_w, panel_h = width * scale, height * scale
-    shrink = min(1.0, max_width / panel_w, max_height / panel_h)
-    if shrink < 1:
-        panel_w = max(1, min(max_width, round(panel_w * shrink)))
-        panel_h = max(1, min(max_height, round(panel_h * shrink)))
-    sx, sy = panel_w / width, panel_h / height
-    photo = result.photo if result.photo is not None else np.full_like(input_colour, 128)
-    panels = [("input", input_colour, True), ("incomplete (G input)", result.incomplete, True),
-              ("edited", result.colour, True),
-              ("photo (G_I)" if result.photo is not None else "no G_I", photo, False)]
-    caption, gap = 14, 4
-    canvas = Image.new("RGB", (4 * panel_w + 3 * gap, panel_h + caption), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, (title, array, is_map) in enumerate(panels):
-        if shrink < 1:  # reduce in numpy first (nearest; the photo to twice the panel, then
-            #             bilinear): no full-size copy of a large map in PIL's memory
-            factor = 1 if is_map else 2
-            array = array[nearest_index(min(height, panel_h * factor), height)[:, None],
-                          nearest_index(min(width, panel_w * factor), width)[None, :]]
-        image = Image.fromarray(np.ascontiguousarray(array))
-        image = image.resize((panel_w, panel_h), Image.NEAREST if is_map else Image.BILINEAR)
-        left = i * (panel_w + gap)
-        canvas.paste(image, (left, caption))
-        draw.text((left + 2, 1), title, fill=(0, 0, 0))
-        if i in (1, 2):
-            for x1, y1, x2, y2 in boxes:
-                draw.rectangle([left + int(x1 * sx), caption + int(y1 * sy),
-                                left + max(int(x2 * sx) - 1, int(x1 * sx)),
-                                caption + max(int(y2 * sy) - 1, int(y1 * sy))],
-                               outline=(255, 255, 255))
-    return np.asarray(canvas)

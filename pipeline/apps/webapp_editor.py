@@ -96,7 +96,7 @@ def read_upload(text: str, editor) -> np.ndarray:
     """An uploaded label PNG (base64) -> (H, W) label ids, read by pipeline.apps.editing's
     read_label_map (ValueError naming "uploaded file" on a bad one, e.g. over its size
     limit, which it checks from the header before decoding)."""
-    from pipeline.apps.editing import read_label_map
+    from pipeline.apps.editing_maps import read_label_map
     data = _decode_upload(text)
     with tempfile.TemporaryDirectory(prefix="mexgan-upload-") as folder:
         path = os.path.join(folder, "upload.png")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from pipeline.config.losses import expands
 from pipeline.data.boxes import DEFAULT_BOX_RULE
 
 
@@ -261,6 +262,29 @@ class Row:
 
 
 @dataclass(frozen=True)
+class RowSection:
+    """A params section of table rows: the dataclass of its rows, the losses they may name
+    (names of pipeline.config.losses.LOSSES), the stage that trains them and their
+    observations (empty: rows without one)."""
+    row: type
+    losses: tuple
+    stage: str                    # the dvc.yaml stage that trains its rows
+    observations: tuple = ()
+
+
+# Every params section of table rows (a row kind lists the ones it trains: pipeline.kinds).
+ROW_SECTIONS = {
+    "baselines": RowSection(Row, ("pix2pixhd",), "train_baseline"),
+    "mex_rows": RowSection(Row, ("mex", "amex"), "train_mex"),
+    "twosm_rows": RowSection(Row, ("twosm", "mex", "amex"), "train_twosm",
+                             observations=("local", "full")),
+    "inpainting_rows": RowSection(InpaintingRow, ("gl", "gl_amex"), "train_inpainting"),
+}
+# The sections of segmentation-map rows (Row: Tables 1-2, Fig 10), what Params.rows holds.
+MAP_ROW_SECTIONS = tuple(name for name, section in ROW_SECTIONS.items() if section.row is Row)
+
+
+@dataclass(frozen=True)
 class Params:
     q: int                        # MEx expansions: q+1 discriminators D_0..D_q (Eq 6-7)
     q_overrides: dict             # per-dataset q (paper: NYU uses q = 5)
@@ -287,10 +311,9 @@ class Params:
 
     @property
     def rows(self) -> dict:
-        return {**self.baselines, **self.mex_rows, **self.twosm_rows}
-
-    def is_twosm(self, name: str) -> bool:
-        return name in self.twosm_rows
+        """Row name -> Row of every segmentation row (the sections of Row rows)."""
+        return {name: row for section in MAP_ROW_SECTIONS
+                for name, row in getattr(self, section).items()}
 
     def row_epochs(self, name: str) -> int:
         """A row's training epochs: its own `epochs`, else train.epochs."""
@@ -329,7 +352,7 @@ class Params:
         """The q of a row with an expansion loss (mex / amex), read from the param its q_from
         names (e.g. q, q_overrides.nyu); None for a row without one. The one place a row's q
         is resolved."""
-        if row.loss not in ("mex", "amex"):
+        if not expands(row.loss):
             return None
         return int(lookup(self, row.q_from))
 

@@ -9,11 +9,12 @@ import typing
 
 from pipeline.data.boxes import BOX_CONVENTIONS, BOX_RULES
 from pipeline.data.datasets import SPECS
-from pipeline.config.sections import (DATA_SOURCES, DataParams, DatasetParams, EvaluateParams,
-                                      HuevParams, InpaintingParams, InpaintingRow, LossParams,
-                                      ModelParams, Params, ParamsError, ProfileParams, Row,
-                                      TWOSM_BUILDS, TWOSM_CHOICES, TrainParams, TranslatorParams,
-                                      TwoSMParams, data_sources)
+from pipeline.config.sections import (DATA_SOURCES, MAP_ROW_SECTIONS, ROW_SECTIONS, DataParams,
+                                      DatasetParams, EvaluateParams, HuevParams,
+                                      InpaintingParams, LossParams, ModelParams, Params,
+                                      ParamsError, ProfileParams, TWOSM_BUILDS, TWOSM_CHOICES,
+                                      TrainParams, TranslatorParams, TwoSMParams, data_sources)
+from pipeline.config.losses import expands
 
 
 def _build(cls, data, where: str):
@@ -110,17 +111,11 @@ def parse_params(raw: dict) -> Params:
         translator=_build(TranslatorParams, raw["translator"], "translator"),
         evaluate=_build(EvaluateParams, raw["evaluate"], "evaluate"),
         twosm=_twosm(raw["twosm"]),
-        baselines={name: _build(Row, value, f"baselines.{name}")
-                   for name, value in _mapping(raw["baselines"], "baselines").items()},
-        mex_rows={name: _build(Row, value, f"mex_rows.{name}")
-                  for name, value in _mapping(raw["mex_rows"], "mex_rows").items()},
-        twosm_rows={name: _build(Row, value, f"twosm_rows.{name}")
-                    for name, value in _mapping(raw["twosm_rows"], "twosm_rows").items()},
         inpainting=_inpainting(raw["inpainting"]),
-        inpainting_rows={name: _build(InpaintingRow, value, f"inpainting_rows.{name}")
-                         for name, value in _mapping(raw["inpainting_rows"],
-                                                     "inpainting_rows").items()},
         huev=_huev(raw["huev"]),
+        **{section: {name: _build(rows.row, value, f"{section}.{name}")
+                     for name, value in _mapping(raw[section], section).items()}
+           for section, rows in ROW_SECTIONS.items()},
     )
     _validate(params)
     return params
@@ -286,25 +281,22 @@ def _validate(p: Params) -> None:
     _check(0 <= p.twosm.background_boxes < 1, "twosm.background_boxes", p.twosm.background_boxes,
            "a share in [0, 1) (Hong et al.: 0.3)")
     _validate_inpainting(p)
-    groups = (("baselines", p.baselines), ("mex_rows", p.mex_rows),
-              ("twosm_rows", p.twosm_rows))
-    allowed_losses = {"baselines": ("pix2pixhd",), "mex_rows": ("mex", "amex"),
-                      "twosm_rows": ("twosm", "mex", "amex")}
-    for group, rows in groups:
-        for name, row in rows.items():
+    for group in MAP_ROW_SECTIONS:
+        section = ROW_SECTIONS[group]
+        for name, row in getattr(p, group).items():
             _check(isinstance(name, str) and ROW_NAME.fullmatch(name) is not None,
                    f"{group}.{name}", name, "a row name of letters, digits, '.', '_', '-' "
                    "(it names folders)")
             _check(row.dataset in p.datasets, f"{group}.{name}.dataset", row.dataset,
                    f"a dataset of `datasets`: {', '.join(p.datasets)}")
-            allowed = allowed_losses[group]
+            allowed = section.losses
             _check(row.loss in allowed, f"{group}.{name}.loss", row.loss, " or ".join(allowed))
             _check(row.profile == "" or row.profile in p.profiles, f"{group}.{name}.profile",
                    row.profile, f"empty (the top-level profile) or a name in `profiles`: "
                    f"{', '.join(p.profiles)}")
-            if group == "twosm_rows":
-                _check(row.observation in ("local", "full"), f"{group}.{name}.observation",
-                       row.observation, "local or full")
+            if section.observations:
+                _check(row.observation in section.observations, f"{group}.{name}.observation",
+                       row.observation, " or ".join(section.observations))
             else:
                 _check(row.observation == "", f"{group}.{name}.observation", row.observation,
                        "empty: only TwoSM rows have an observation")
@@ -317,7 +309,7 @@ def _validate(p: Params) -> None:
                        row.size_threshold, f"0 (the dataset's) or a fraction >= datasets."
                        f"{row.dataset}.box_list_threshold ({lowest:g}; boxes.csv lists no "
                        "smaller box)")
-            if group == "mex_rows" or (group == "twosm_rows" and row.loss != "twosm"):
+            if expands(row.loss):
                 q_names = ["q"] + [f"q_overrides.{k}" for k in p.q_overrides] + \
                     [f"q_sweep.{k}" for k in p.q_sweep]
                 _check(row.q_from in q_names, f"{group}.{name}.q_from", row.q_from,
@@ -325,27 +317,25 @@ def _validate(p: Params) -> None:
             else:
                 _check(row.q_from == "", f"{group}.{name}.q_from", row.q_from,
                        "empty: a row without an expansion loss has no q")
+    inpainting_losses = ROW_SECTIONS["inpainting_rows"].losses
     for name, row in p.inpainting_rows.items():
         _check(isinstance(name, str) and ROW_NAME.fullmatch(name) is not None,
                f"inpainting_rows.{name}", name, "a row name of letters, digits, '.', '_', '-' "
                "(it names folders)")
-        _check(row.loss in INPAINTING_LOSSES, f"inpainting_rows.{name}.loss", row.loss,
-               " or ".join(INPAINTING_LOSSES))
+        _check(row.loss in inpainting_losses, f"inpainting_rows.{name}.loss", row.loss,
+               " or ".join(inpainting_losses))
         _check(row.amex_reading in INPAINTING_AMEX_READINGS,
                f"inpainting_rows.{name}.amex_reading", row.amex_reading,
                " or ".join(INPAINTING_AMEX_READINGS))
-        _check(row.loss == "gl_amex" or row.amex_reading == "ours",
+        _check(expands(row.loss) or row.amex_reading == "ours",
                f"inpainting_rows.{name}.amex_reading", row.amex_reading,
                "ours: only gl_amex rows have an A-MEx reading")
         _check(row.rec_divisor in INPAINTING_REC_DIVISORS,
                f"inpainting_rows.{name}.rec_divisor", row.rec_divisor,
                " or ".join(INPAINTING_REC_DIVISORS))
-    names = [name for _, rows in groups for name in rows] + list(p.inpainting_rows)
+    names = [name for group in ROW_SECTIONS for name in getattr(p, group)]
     overlap = sorted({name for name in names if names.count(name) > 1})
     _check(not overlap, "mex_rows", overlap, "row names unique across the row groups")
-
-
-INPAINTING_LOSSES = ("gl", "gl_amex")
 
 
 INPAINTING_AMEX_READINGS = ("ours", "authors")  # inpainting_rows.<row>.amex_reading

@@ -20,7 +20,6 @@ import numpy as np
 from skimage.measure import label as connected_parts
 
 from pipeline.data.boxes import box_mask
-from pipeline.evaluation.evaluation import edited_maps
 from pipeline.evaluation.metrics import _crop, tiou
 
 SPLIT_KEYS = ("target_share", "kept_true_share", "other_share")
@@ -64,14 +63,15 @@ def largest_blob_share(predicted, box, label) -> float:
     return float(np.bincount(parts.ravel())[1:].max() / total)
 
 
-def diagnose_edits(generator, split, spec, items, batch_size: int = 8) -> list:
-    """Per test box (in `items` order), from the evaluation's own edit pass
-    (pipeline.evaluation.evaluation.edited_maps): the accuracy of the model's labels where the input shows
-    the answer (a colour row: Ỹ decoded outside the box; TwoSM: its context stream outside the
-    box, inside its window), the label split and the largest blob of the labels tIOU scores
-    inside the box; a TwoSM row also the tIOU of its context argmax alone (context_tiou)."""
+def diagnose_edits(draw, generator, split, spec, items, batch_size: int = 8) -> list:
+    """Per test box (in `items` order), from the evaluation's own edit pass (`draw`, the row
+    kind's edited_maps, pipeline.evaluation.evaluation): the accuracy of the model's labels
+    where the input shows the answer (a colour row: Ỹ decoded outside the box; TwoSM: its
+    context stream outside the box, inside its window), the label split and the largest blob
+    of the labels tIOU scores inside the box; a TwoSM row also the tIOU of its context argmax
+    alone (context_tiou)."""
     records = []
-    for edited in edited_maps(generator, split, spec, items, batch_size, observe=True):
+    for edited in draw(generator, split, spec, items, batch_size, observe=True):
         truth, box, label = split.labels[edited.index], edited.edit.box, edited.edit.label
         record = {"label": int(label),
                   "outside_decode_accuracy": region_accuracy(edited.observed, truth,

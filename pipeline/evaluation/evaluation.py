@@ -26,7 +26,6 @@ from pipeline.models.inpainting import complete, read_test_holes
 from pipeline.evaluation.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou
 from pipeline.config.loading import seed_dir
 from pipeline.models.model_files import RESOURCES_FILE, SUMMARY_FILE
-from pipeline.models.twosm import TwoStreamGenerator
 from pipeline.models.twosm_prediction import by_label_rule, edited_map, predict_window
 from pipeline.atomic import replace_dir
 
@@ -73,30 +72,35 @@ def _outside(shape, box, window=None) -> np.ndarray:
 
 
 @torch.no_grad()
-def edited_maps(generator, split, spec, items, batch_size: int = 8, observe: bool = False):
-    """Redraw each (image, box) of `items` with `generator` (on its own device) and fuse (Eq 5):
-    one EditedMap per item, in order. A colour row's labels are read back by nearest palette
-    colour; a TwoSM generator's come from its streams (pipeline.models.twosm), with no colour round
-    trip."""
+def twosm_edited_maps(generator, split, spec, items, batch_size: int = 8,
+                      observe: bool = False):
+    """edited_maps of a two-stream generator: its labels come from its streams
+    (pipeline.models.twosm_prediction), with no colour round trip, one box at a time."""
     device = next(generator.parameters()).device
-    if isinstance(generator, TwoStreamGenerator):
-        for index, edit in items:
-            labels = split.labels[index]
-            prediction = predict_window(generator, generator.observation, labels,
-                                        split.instances[index], edit, spec, device)
-            painted = edited_map(labels, prediction, prediction.painted, edit.box)
-            context = edited_map(labels, prediction, prediction.context, edit.box)
-            predicted = by_label_rule(generator, painted, context)
-            extra = {}
-            if observe:
-                wx1, wy1, wx2, wy2 = prediction.window
-                observed = labels.copy()
-                observed[wy1:wy2, wx1:wx2] = prediction.context
-                extra = {"observed": observed, "context": context,
-                         "observed_region": _outside(labels.shape, edit.box, prediction.window)}
-            yield EditedMap(index, edit, predicted,
-                            spec.palette[predicted].astype(np.uint8), **extra)
-        return
+    for index, edit in items:
+        labels = split.labels[index]
+        prediction = predict_window(generator, generator.observation, labels,
+                                    split.instances[index], edit, spec, device)
+        painted = edited_map(labels, prediction, prediction.painted, edit.box)
+        context = edited_map(labels, prediction, prediction.context, edit.box)
+        predicted = by_label_rule(generator, painted, context)
+        extra = {}
+        if observe:
+            wx1, wy1, wx2, wy2 = prediction.window
+            observed = labels.copy()
+            observed[wy1:wy2, wx1:wx2] = prediction.context
+            extra = {"observed": observed, "context": context,
+                     "observed_region": _outside(labels.shape, edit.box, prediction.window)}
+        yield EditedMap(index, edit, predicted,
+                        spec.palette[predicted].astype(np.uint8), **extra)
+
+
+@torch.no_grad()
+def edited_maps(generator, split, spec, items, batch_size: int = 8, observe: bool = False):
+    """Redraw each (image, box) of `items` with a colour-map `generator` (on its own device) and
+    fuse (Eq 5): one EditedMap per item, in order; the labels are read back by nearest palette
+    colour. (A row kind names its own: pipeline.kinds, `edited_maps`.)"""
+    device = next(generator.parameters()).device
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         batch = edit_batch(split, spec, [i for i, _ in chunk], [edit for _, edit in chunk],
@@ -113,13 +117,13 @@ def edited_maps(generator, split, spec, items, batch_size: int = 8, observe: boo
                             **extra)
 
 
-def score_edits(generator, split, spec, items, batch_size: int = 8,
+def score_edits(draw, generator, split, spec, items, batch_size: int = 8,
                 box_convention: str = "whole"):
-    """Redraw, fuse and score every test box (edited_maps) on its scored part
-    (pipeline.data.boxes.scored_box): (per-box tiou list, hamm list, fused colour maps (N, H, W, 3)
-    uint8)."""
+    """Redraw, fuse and score every test box (`draw`: edited_maps or twosm_edited_maps, the
+    row kind's) on its scored part (pipeline.data.boxes.scored_box): (per-box tiou list, hamm
+    list, fused colour maps (N, H, W, 3) uint8)."""
     tious, hamms, fused_maps = [], [], []
-    for edited in edited_maps(generator, split, spec, items, batch_size):
+    for edited in draw(generator, split, spec, items, batch_size):
         truth = split.labels[edited.index]
         box = scored_box(edited.edit.box, box_convention)
         tious.append(tiou(edited.labels, truth, box, edited.edit.label))
@@ -132,13 +136,15 @@ class HeldBackBoxes:
     """The first `count` seed-679 test boxes of a dataset, scored during training (the learning
     curves of tIOU / hamm; the floors are drawn on the same boxes)."""
 
-    def __init__(self, dataset: str, data_dir: str, count: int, box_convention: str = "whole"):
+    def __init__(self, dataset: str, data_dir: str, count: int, draw,
+                 box_convention: str = "whole"):
         self.spec, self.split, items = test_items(dataset, data_dir)
         self.items = items[:count]
         self.box_convention = box_convention
+        self.draw = draw   # the row kind's edited_maps
 
     def scores(self, generator) -> dict:
-        tious, hamms, _ = score_edits(generator, self.split, self.spec, self.items,
+        tious, hamms, _ = score_edits(self.draw, generator, self.split, self.spec, self.items,
                                       box_convention=self.box_convention)
         return {"tiou": float(np.mean(tious)), "hamm": float(np.mean(hamms))}
 
@@ -174,10 +180,10 @@ class BoxTestSet:
         return {"test_boxes": len(self.items)}
 
     @torch.no_grad()
-    def run(self, generator, batch_size: int = 8):
+    def run(self, generator, draw, batch_size: int = 8):
         """({"tiou": per-box list, "hamm": ...}, (fused colour maps, translated photos)) of a
-        row's generator."""
-        tious, hamms, fused = score_edits(generator, self.split, self.spec, self.items,
+        row's generator, its boxes drawn by `draw` (the row kind's edited_maps)."""
+        tious, hamms, fused = score_edits(draw, generator, self.split, self.spec, self.items,
                                           batch_size, self.box_convention)
         photos = [from_unit_range(self.translator(to_unit_range(fused[i:i + batch_size])
                                                   .to(self.device)))
@@ -330,7 +336,7 @@ def evaluate(params: Params, kinds: dict, test_sets: dict, *, device, load,
         for name, seed in tqdm(runs, desc="evaluate", disable=not progress):
             kind = kinds[name]
             test = test_sets[kind.dataset(params, name)]
-            values, outputs = test.run(load(kind.model_dir(name, seed), device))
+            values, outputs = kind.score(test, load(kind.model_dir(name, seed), device))
             scores.extend(test.records(name, seed, values))
             per_seed.setdefault(name, []).append(test.means(values, outputs))
             if seed == params.seeds[0]:

@@ -29,11 +29,13 @@ STRUCTURE, TWOSM, INPAINTING, TRANSLATOR = (StructureKind(), TwoSMKind(), Inpain
                                             TranslatorKind())
 KINDS = {kind.name: kind for kind in (STRUCTURE, TWOSM, INPAINTING, TRANSLATOR)}
 ROW_KINDS = (STRUCTURE, TWOSM, INPAINTING)   # the kinds of table rows
-# The rows each evaluate stage scores, and the kinds of its test sets
-TABLES = {"segmentation": (STRUCTURE, TWOSM), "inpainting": (INPAINTING,)}
+# The rows each evaluate stage scores (table -> the kinds that declare it), and the kinds of its
+# test sets
+TABLES = {table: tuple(kind for kind in ROW_KINDS if kind.table == table)
+          for table in dict.fromkeys(kind.table for kind in ROW_KINDS)}
 
-__all__ = ["KINDS", "RowKind", "kind_of", "load_generator", "train_row", "evaluate_table",
-           "table_rows", "translator_name"]
+__all__ = ["KINDS", "ROW_KINDS", "TRANSLATOR", "RowKind", "kind_of", "load_generator",
+           "train_row", "evaluate_table", "table_rows", "translator_name"]
 
 
 def kind_of(params: Params, name: str) -> RowKind:
@@ -102,15 +104,12 @@ def evaluate_table(params: Params, table: str, rows=None, *, samples_dir: str,
     t = params.train
     trainer.make_deterministic(t.seed, t.cpu_threads, t.deterministic)
     device = trainer.pick_device(t.device)
-    if table == "inpainting":
-        datasets = [params.inpainting.dataset]
-    else:
-        datasets = list(dict.fromkeys(kinds[name].dataset(params, name) for name in rows))
+    kind = table_kinds[TABLES[table][0].name]
+    datasets = kind.test_datasets(params, [kinds[name].dataset(params, name) for name in rows])
 
     def load_translator(folder, dataset):
         return load_generator(folder, device, dataset=dataset, kinds=(TRANSLATOR.name,))
 
-    kind = table_kinds[TABLES[table][0].name]
     test_sets = {dataset: kind.test_set(params, dataset, device, load_translator)
                  for dataset in datasets}
     result = evaluate(params, kinds, test_sets, device=device, load=load_generator,

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from pipeline.training import trainer
 from pipeline.config.loading import seed_dir
-from pipeline.config.sections import Params
+from pipeline.config.sections import ROW_SECTIONS, Params
 from pipeline.training.runs import Run, train_run
 
 LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
@@ -17,9 +17,13 @@ LIVE_ROOT = "reports/train"   # dvclive logs and resources.json of every run
 
 class RowKind:
     """A kind of table row. `name` is the `meta["kind"]` of its model files; `sections` the
-    params sections that list its rows."""
+    params sections that list its rows (pipeline.config.sections.ROW_SECTIONS: each one's row
+    schema, losses and training stage); `table` the evaluation that scores them; `edits_maps`:
+    its models redraw a box of a label map (the editor loads them: pipeline.apps.editing)."""
     name = ""
     sections: tuple = ()
+    table = ""        # the evaluate stage (stages.evaluate --table) that scores its rows
+    edits_maps = False
     data_root = "artifacts/data"
     model_root = "artifacts/models"
 
@@ -30,6 +34,20 @@ class RowKind:
             self.data_root = data_root
         if model_root is not None:
             self.model_root = model_root
+
+    @property
+    def losses(self) -> tuple:
+        """The losses (pipeline.config.losses.LOSSES names) its rows may name."""
+        return tuple(dict.fromkeys(loss for section in self.sections
+                                   for loss in ROW_SECTIONS[section].losses))
+
+    def section_of(self, params: Params, name: str) -> str:
+        """The params section that lists row `name`."""
+        return next(section for section in self.sections if name in getattr(params, section))
+
+    def stage(self, params: Params, name: str) -> str:
+        """The DVC stage that trains row `name` (dvc repro <stage>@<row>-seed<k>)."""
+        return ROW_SECTIONS[self.section_of(params, name)].stage
 
     def rows(self, params: Params) -> dict:
         """Row name -> params entry of every row of this kind."""
@@ -52,6 +70,20 @@ class RowKind:
 
     def network(self, state: dict) -> nn.Module:
         """The (untrained) network a model file of this kind holds, from its saved keys."""
+        raise NotImplementedError
+
+    def score(self, test, generator) -> tuple:
+        """(per-item scores, outputs) of a trained generator on a test set of this kind's
+        (pipeline.evaluation.evaluation: BoxTestSet.run, InpaintingTestSet.run)."""
+        raise NotImplementedError
+
+    def test_datasets(self, params: Params, row_datasets: list) -> list:
+        """The datasets whose test sets its table scores, given the datasets of the rows."""
+        raise NotImplementedError
+
+    def training_settings(self, params: Params, row) -> dict:
+        """The resolved settings a row trains with besides the row itself (stages.train
+        --dry-run prints them)."""
         raise NotImplementedError
 
     def train(self, params: Params, name: str, seed: int | None = None, *,

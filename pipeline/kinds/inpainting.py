@@ -82,6 +82,7 @@ def build_gl(loss: str, params: Params, height: int, width: int, reading: str = 
 class InpaintingKind(RowKind):
     name = "inpainting"
     sections = ("inpainting_rows",)
+    table = "inpainting"
     # outside artifacts/data and artifacts/models: the segmentation stages depend on those
     data_root = "artifacts/inpainting/data"
     model_root = "artifacts/inpainting/models"
@@ -145,6 +146,16 @@ class InpaintingKind(RowKind):
                                       state["in_channels"])
         generator.fill = tuple(gl["fill"])
         return generator
+
+    def score(self, test: InpaintingTestSet, generator) -> tuple:
+        return test.run(generator)
+
+    def test_datasets(self, params: Params, row_datasets: list) -> list:
+        """The inpainting dataset's test set, scored for its floors even without rows."""
+        return [params.inpainting.dataset]
+
+    def training_settings(self, params: Params, row) -> dict:
+        return {"inpainting": to_dict(params.inpainting)}
 
     def test_set(self, params: Params, dataset: str, device, load_translator=None):
         """The seed-679 holes of every test photo, with the floors' fill colour (the mean

@@ -2,17 +2,23 @@
 λ4·L_A-MEx) and the frozen VGG19 of L_perc."""
 from __future__ import annotations
 
+import importlib
 import logging
 
 import torch.nn as nn
 
 from pipeline.config.sections import Params, ProfileParams
-from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
+from pipeline.config.losses import LOSSES, expands
+from pipeline.models.losses import Pix2PixHDLoss
 from pipeline.models.networks import VGG19_FILE, GlobalGenerator, VGG19Features, find_weights
 
 log = logging.getLogger(__name__)
 
-EXPANSION_LOSSES = {"mex": MExLoss, "amex": AMExLoss}
+
+def loss_class(loss: str) -> type:
+    """The plug-in class of loss `loss` (pipeline.config.losses.LOSSES names it)."""
+    module, _, name = LOSSES[loss].class_name.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_generator(in_channels: int, params: Params) -> GlobalGenerator:
@@ -33,7 +39,7 @@ def expansion_loss(loss: str, condition_channels: int, top_level: int, params: P
     with the model's PatchGAN sizes (MEx: the params' crop path, train.mex_crop_canvas).
     `image`: image_channels / channels for the TwoSM rows."""
     how = {"crop_canvas": params.train.mex_crop_canvas} if loss == "mex" else {}
-    return EXPANSION_LOSSES[loss](condition_channels, top_level=top_level, alpha=params.alpha,
+    return loss_class(loss)(condition_channels, top_level=top_level, alpha=params.alpha,
                                   beta=params.beta, ndf=params.model.ndf,
                                   n_layers=params.model.n_layers_d,
                                   lambda_mex=params.loss.lambda_mex, **how, **image)
@@ -67,7 +73,7 @@ def build_losses(loss: str, in_channels: int, params: Params, q: int | None,
                              lambda_perc=profile.lambda_perc,
                              vgg_layer_weights=lp.vgg_layer_weights,
                              on=profile.basic_loss_on)]
-    if loss in EXPANSION_LOSSES:
+    if expands(loss):
         top_level = highest_expansion(q, profile)
         if top_level >= 0:
             plugins.append(expansion_loss(loss, in_channels, top_level, params))

@@ -11,9 +11,10 @@ from pipeline.data.boxes import box_size_passes
 from pipeline.config.loading import to_dict
 from pipeline.config.sections import Params, Row
 from pipeline.data.datasets import get_spec, read_split
-from pipeline.evaluation.evaluation import BoxTestSet, HeldBackBoxes
+from pipeline.evaluation.evaluation import BoxTestSet, HeldBackBoxes, edited_maps
 from pipeline.data.inputs import EditTask, check_boxes, condition_channels, read_boxes
 from pipeline.kinds.base import RowKind
+from pipeline.models.map_edits import colour_box
 from pipeline.kinds.parts import build_generator, build_losses, build_vgg, global_generator
 from pipeline.training.runs import Run, files_md5
 
@@ -23,7 +24,13 @@ DATA_FILES = ("train.h5", "boxes.csv", "test.h5", "test_boxes.csv")
 class StructureKind(RowKind):
     name = "structure"
     sections = ("baselines", "mex_rows")
+    table = "segmentation"
+    edits_maps = True
     no_vgg = "none"    # every structure row has L_B, which says why it has no VGG19
+    # how its generator redraws test boxes: Ỹ fused (Eq 5), labels by nearest palette colour
+    edited_maps = staticmethod(edited_maps)
+    # how it redraws a box of a user's map (the editor): at its size, labels resized back
+    edit_box = staticmethod(colour_box)
 
     def networks(self, params: Params, row: Row) -> tuple:
         """(generator, loss plug-ins) of a row, with the settings of its profile."""
@@ -89,7 +96,8 @@ class StructureKind(RowKind):
                  "observation": row.observation,
                  "twosm": self.settings(params),
                  "data_md5": files_md5(data_dir, DATA_FILES)}
-        held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, params.box_convention)
+        held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, self.edited_maps,
+                                  params.box_convention)
         return Run(name=name, kind=self.name, generator=generator, losses=losses, task=task,
                    epochs=params.row_epochs(name), size=(width, height), extra=extra,
                    optimiser=(t.lr, (t.beta1, t.beta2)),
@@ -103,6 +111,17 @@ class StructureKind(RowKind):
                                      dataset)
         return BoxTestSet(dataset, os.path.join(self.data_root, dataset), translator, device,
                           params.box_convention)
+
+    def score(self, test: BoxTestSet, generator) -> tuple:
+        return test.run(generator, self.edited_maps)
+
+    def test_datasets(self, params: Params, row_datasets: list) -> list:
+        """One test set per dataset of the rows."""
+        return list(dict.fromkeys(row_datasets))
+
+    def training_settings(self, params: Params, row: Row) -> dict:
+        return {"q": params.q_of(row), "model": to_dict(params.model),
+                "loss": to_dict(params.loss), "train": to_dict(params.train)}
 
     def conditions(self, params: Params, test_sets: dict) -> dict:
         """What run_conditions.json records besides the device, FID, seeds and VGG19s."""

@@ -10,8 +10,11 @@ from pipeline.config.loading import to_dict
 from pipeline.config.sections import Params, Row
 from pipeline.data.datasets import get_spec
 from pipeline.data.inputs import condition_channels
-from pipeline.kinds.parts import EXPANSION_LOSSES, expansion_loss, highest_expansion
+from pipeline.evaluation.evaluation import twosm_edited_maps
+from pipeline.kinds.parts import expansion_loss, highest_expansion
+from pipeline.config.losses import expands
 from pipeline.kinds.structure import StructureKind
+from pipeline.models.map_edits import twosm_box
 from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
 from pipeline.models.twosm_views import Observation, TwoStreamTask
 
@@ -20,6 +23,9 @@ class TwoSMKind(StructureKind):
     name = "twosm"
     sections = ("twosm_rows",)
     no_vgg = "none (TwoSM: no perceptual loss)"
+    # its labels come from its streams, with no colour round trip
+    edited_maps = staticmethod(twosm_edited_maps)
+    edit_box = staticmethod(twosm_box)   # at the map's own resolution
 
     def networks(self, params: Params, row: Row) -> tuple:
         """(two-stream generator with its `observation`, [TwoSM's objective, λ4·L_(A-)MEx on
@@ -34,7 +40,7 @@ class TwoSMKind(StructureKind):
                                  lambda_mask=t.lambda_mask, lambda_context=t.lambda_context,
                                  context_loss=t.context_loss, discriminator=t.discriminator,
                                  mask_gate=t.mask_gate)]
-        if row.loss in EXPANSION_LOSSES:
+        if expands(row.loss):
             top_level = highest_expansion(params.q_of(row), params.profile_of(row))
             if top_level >= 0:
                 plugins.append(expansion_loss(row.loss, channels, top_level, params,

@@ -5,35 +5,35 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.evaluation.intervals import paired_difference
+from pipeline.evaluation.reports.paper_rows import COMPARISONS, TABLE1, TABLE2, row_of, rows_of
 from pipeline.evaluation.reports.tables import floor_rows, score_matrices
 
 
-def comparisons(rows, datasets) -> list:
-    """The paper's comparisons as (A, B, dataset) pairs for paired differences: MExGAN −
-    Pix2PixHD per dataset, A-MExGAN − MExGAN (Cityscapes), the Table 2 steps (+Full − TwoSM,
-    +MEx / +A-MEx − +Full, +A-MEx − +MEx), and every trained row − each floor."""
+def comparisons(params, rows, datasets) -> list:
+    """The paper's comparisons as (A, B, dataset) pairs for paired differences, between the
+    rows of `params` that play the paper's rows (paper_rows.COMPARISONS: MExGAN − Pix2PixHD per
+    dataset, A-MExGAN − MExGAN, the Table 2 steps), then every trained row of the paper's
+    tables − each floor; only pairs whose rows are both in `rows` (those scored)."""
     rows = set(rows)
     pairs = []
     for dataset in datasets:
-        trained = [f"pix2pixhd-{dataset}", f"mexgan-{dataset}", f"amexgan-{dataset}"]
-        two_stream = [f"twosm-{dataset}", f"twosm-full-{dataset}", f"twosm-full-mex-{dataset}",
-                      f"twosm-full-amex-{dataset}"]
-        wanted = [(trained[1], trained[0]), (trained[2], trained[1]),
-                  (two_stream[1], two_stream[0]), (two_stream[2], two_stream[1]),
-                  (two_stream[3], two_stream[1]), (two_stream[3], two_stream[2])]
-        pairs += [(a, b, dataset) for a, b in wanted if {a, b} <= rows]
-        for row in trained + two_stream:
+        pairs += [(a, b, dataset) for a, b in ((row_of(params, a, dataset),
+                                                row_of(params, b, dataset))
+                                               for a, b in COMPARISONS) if {a, b} <= rows]
+        for row in rows_of(params, TABLE1 + TABLE2, dataset):
             for floor in floor_rows(dataset):
                 if {row, floor} <= rows:
                     pairs.append((row, floor, dataset))
     return pairs
 
 
-def differences_table(scores: pd.DataFrame, datasets, metric_names=("tiou", "hamm")) -> pd.DataFrame:
+def differences_table(params, scores: pd.DataFrame, datasets,
+                      metric_names=("tiou", "hamm")) -> pd.DataFrame:
     """Paired differences A − B on the same test boxes with their 95 % bootstrap interval;
     `excludes_0` says whether the interval excludes 0 (a difference this run can resolve)."""
     matrices = {metric: score_matrices(scores, metric) for metric in metric_names}
-    return difference_lines(comparisons(set(scores["row"]), datasets), matrices, metric_names)
+    return difference_lines(comparisons(params, set(scores["row"]), datasets), matrices,
+                            metric_names)
 
 
 DIFFERENCE_COLUMNS = ["comparison", "dataset", "metric", "difference", "ci_low", "ci_high",

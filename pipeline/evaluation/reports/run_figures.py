@@ -17,13 +17,14 @@ from pipeline.evaluation.reports.figures import (inpainting_grid, plot_metric_cu
                                                  plot_q_sensitivity, plot_training_curves,
                                                  qualitative_grid)
 from pipeline.evaluation.reports.paper_values import TABLE3_READINGS
+from pipeline.evaluation.reports.paper_rows import MEXGAN, PIX2PIXHD, TWOSM_FULL, row_of
 from pipeline.evaluation.reports.tables import floor_rows, q_sensitivity, q_sweep_rows
 
 
 def draw_q_sensitivity(params, metrics: dict, conditions: dict, reports: str) -> tuple:
     """reports/q_sensitivity.{csv,png} (a declared output: drawn, empty and saying so, without
     q-sweep rows); (the sweep's frame, the plot's path or None without rows)."""
-    sweep = q_sensitivity(metrics, q_sweep_rows(params))
+    sweep = q_sensitivity(metrics, q_sweep_rows(params), row_of(params, MEXGAN, "cityscapes"))
     sweep.to_csv(os.path.join(reports, "q_sensitivity.csv"), index=False, float_format="%.6g")
     q_plot = "q_sensitivity.png"
     q_floors = {m: {r: metrics[r][m] for r in floor_rows("cityscapes") if r in metrics}
@@ -40,11 +41,11 @@ def draw_grids(params, artifacts: str, figures: str) -> list:
     grids = []
     for dataset in params.datasets:
         shown = {}
-        for title, prefix in (("Pix2PixHD", "pix2pixhd"), ("MExGAN", "mexgan"),
-                              ("TwoSM+Full", "twosm-full")):
-            path = os.path.join(artifacts, "eval", f"{prefix}-{dataset}.npz")
-            if os.path.exists(path):
-                shown[title] = dict(np.load(path))
+        for role in (PIX2PIXHD, MEXGAN, TWOSM_FULL):
+            row = row_of(params, role, dataset)
+            path = os.path.join(artifacts, "eval", f"{row}.npz")
+            if row is not None and os.path.exists(path):
+                shown[role.title] = dict(np.load(path))
         if shown:
             qualitative_grid(shown, get_spec(dataset).label_names,
                              os.path.join(figures, f"grid_{dataset}.png"))

@@ -122,7 +122,7 @@ def write_run_tables(tables: list, note: str, reports: str) -> None:
 def run_differences(params, scores: pd.DataFrame, inpainting_scores: pd.DataFrame,
                     reports: str) -> pd.DataFrame:
     """The paired differences of Tables 1, 2, 4 and 3, written to reports/differences.{md,csv}."""
-    differences = pd.concat([differences_table(scores, list(params.datasets)),
+    differences = pd.concat([differences_table(params, scores, list(params.datasets)),
                              inpainting_differences(inpainting_scores,
                                                     list(params.inpainting_rows),
                                                     params.inpainting.dataset)],

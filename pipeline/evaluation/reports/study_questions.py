@@ -6,6 +6,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from pipeline.evaluation.reports.paper_rows import (TABLE1, TABLE1_STEPS, TABLE2, TABLE2_STEPS,
+                                                   row_of)
+
 
 class StudyRows(NamedTuple):
     """A study's row set: `steps`, the paper's comparisons as (row a, row b, name of a, name of
@@ -17,17 +20,24 @@ class StudyRows(NamedTuple):
 
 def study_rows(params, dataset: str) -> StudyRows:
     """The Table 2 rows (TwoSM, +Full, +Full+MEx, +Full+A-MEx) when the study has TwoSM rows,
-    else the Table 1 rows (Pix2PixHD, MExGAN, A-MExGAN)."""
-    if params.twosm_rows:
-        local, full, full_mex, full_amex = (f"{p}-{dataset}" for p in (
-            "twosm", "twosm-full", "twosm-full-mex", "twosm-full-amex"))
-        steps = [(full, local, "TwoSM+Full", "TwoSM"),
-                 (full_mex, full, "TwoSM+Full+MEx", "TwoSM+Full"),
-                 (full_amex, full, "TwoSM+Full+A-MEx", "TwoSM+Full")]
-        return StudyRows(steps, [local, full, full_mex, full_amex], "table2")
-    pix, mex, amex = (f"{p}-{dataset}" for p in ("pix2pixhd", "mexgan", "amexgan"))
-    return StudyRows([(mex, pix, "MExGAN", "Pix2PixHD"), (amex, mex, "A-MExGAN", "MExGAN")],
-                     [pix, mex, amex], "table1")
+    else the Table 1 rows (Pix2PixHD, MExGAN, A-MExGAN), found by their params
+    (pipeline.evaluation.reports.paper_rows; None for a role no row of params plays)."""
+    roles, steps, table = ((TABLE2, TABLE2_STEPS, "table2") if params.twosm_rows
+                           else (TABLE1, TABLE1_STEPS, "table1"))
+    return StudyRows([(row_of(params, a, dataset), row_of(params, b, dataset), a.title, b.title)
+                      for a, b in steps],
+                     [row_of(params, role, dataset) for role in roles], table)
+
+
+def joined(rows: StudyRows, other: StudyRows) -> StudyRows:
+    """Two sittings of one study (the same table) as one: each role's row of `rows`, else of
+    `other`."""
+    def pick(mine, theirs):
+        return theirs if mine is None else mine
+
+    return StudyRows([(pick(a, c), pick(b, d), name_a, name_b)
+                      for (a, b, name_a, name_b), (c, d, _, _) in zip(rows.steps, other.steps)],
+                     [pick(a, b) for a, b in zip(rows.trained, other.trained)], rows.table)
 
 
 def verdict(frame: pd.DataFrame, a: str, b: str, metric: str, direction: int = 1) -> str:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.evaluation.floors import floor_row_name
 from pipeline.evaluation.reports.differences import difference_lines
-from pipeline.evaluation.reports.study_questions import StudyRows, study_rows, verdict
+from pipeline.evaluation.reports.study_questions import StudyRows, joined, study_rows, verdict
 from pipeline.evaluation.reports.tables import score_matrices
 
 
@@ -25,8 +25,8 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
     paths differ and the paper does not compare the two (issue 34); the table says so."""
     fill = floor_row_name("fill-box", dataset)
     theirs = reference["scores"]
-    their_rows = study_rows(reference["params"], dataset).trained
-    their_rows = [row for row in their_rows if row in set(theirs["row"])]
+    their = study_rows(reference["params"], dataset)
+    their_rows = [row for row in their.trained if row in set(theirs["row"])]
     boxes = lambda frame, row: set(frame.loc[frame["row"] == row, "image"])  # noqa: E731
     if not their_rows or boxes(theirs, fill) != boxes(scores, fill):
         return ["", f"{reference['name']}: not comparable (other test boxes)."]
@@ -55,7 +55,7 @@ def reference_lines(scores: pd.DataFrame, reference: dict, rows: StudyRows, data
         out.append(f"| {row} | {paths.get(row, '')} | {matrices['tiou'][row].mean():.4f} | "
                    f"{cell} |")
     if same_path:
-        out += sitting_lines(both, rows, mine, their_rows)
+        out += sitting_lines(both, joined(rows, their), mine, their_rows)
     return out
 
 

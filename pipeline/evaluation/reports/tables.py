@@ -139,11 +139,11 @@ def q_sweep_rows(params) -> list:
             if row.loss == "mex" and row.q_from in sources]
 
 
-def q_sensitivity(metrics: dict, sweep_rows, main_row: str = "mexgan-cityscapes"
-                  ) -> pd.DataFrame:
+def q_sensitivity(metrics: dict, sweep_rows, main_row: str | None) -> pd.DataFrame:
     """Fig 10: tIOU / hamm of the MExGAN q-sweep rows (`sweep_rows`, see q_sweep_rows) against
-    q. The Table 1 row `main_row` is the point at its own q when no sweep row has that q (the
-    sweep need not train a second, identical q = 4 model)."""
+    q. The Table 1 row `main_row` (MExGAN on the sweep's dataset; None: none) is the point at
+    its own q when no sweep row has that q (the sweep need not train a second, identical q = 4
+    model)."""
     sweep_rows = set(sweep_rows)
     sweep = {row: values for row, values in metrics.items() if row in sweep_rows}
     if sweep and main_row in metrics and \
