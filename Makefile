@@ -1,6 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   create .venv, install the pinned requirements, run the DVC pipeline (embedded data;
-#               DEMO_JOBS=2 training runs at a time)
+#   make demo   create .venv, install the pinned requirements, run the DVC pipeline (embedded data)
 #   make test   same set-up, then the test suite
 #   make ci     the test suite, a from-scratch `dvc repro` of HEAD and the metrics gate (.ci/run)
 # Every other README command runs with .venv's tools, from any shell, without activating it:
@@ -38,11 +37,8 @@ $(STAMP): requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-# the training runs (one CPU thread each, train.cpu_threads) DEMO_JOBS at a time, the rest as
-# `dvc repro` runs it; plain `dvc repro` gives the same results, one run at a time
-DEMO_JOBS ?= 2
 demo: $(STAMP)
-	$(WITH_VENV) $(BIN)/python tools/repro_parallel.py --jobs $(DEMO_JOBS)
+	$(WITH_VENV) $(BIN)/dvc repro
 
 # The browser test (tests/test_browser.py) drives Debian's chromium through Playwright (whose
 # own browser download needs internet). Installed here when missing and run as root; otherwise

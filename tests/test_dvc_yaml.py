@@ -1,4 +1,5 @@
 """dvc.yaml and the params files agree with each other and with the code."""
+import hashlib
 import json
 import os
 import re
@@ -128,23 +129,50 @@ def test_the_row_expansion_stage_writes_each_rows_own_settings(tmp_path):
     assert written["twosm-cityscapes"] == {"q": None} and written["mexgan-nyu"]["q"] == 5
 
 
-def test_every_stage_lists_exactly_the_code_it_imports():
-    """Each stage's code deps (.py files and whatever lies in pipeline/, stages/, ...) are the
-    files its command imports, transitively (tools/stage_deps.py), both ways: every stage of
-    dvc.yaml, as DVC expands it, stages added later included."""
+def test_every_stage_depends_on_its_code_fingerprint_and_lists_no_code():
+    """Each stage (as DVC expands dvc.yaml, stages added later included) depends on
+    artifacts/code/<its group>.json and lists no code file or folder itself: the fingerprint
+    holds exactly the files it imports (tools/stage_deps.py)."""
     problems = stage_deps.drift(REPO)
     report = "; ".join(f"{name}: add {missing or '-'}, drop {extra or '-'}"
                        for name, (missing, extra) in problems.items())
-    assert not problems, f"dvc.yaml's code deps drift (python tools/stage_deps.py): {report}"
+    assert not problems, f"dvc.yaml's code deps (python tools/stage_deps.py): {report}"
 
 
-def test_no_code_dep_is_a_folder():
-    """A folder dep hashes whatever lies in it, Python's __pycache__ included: list files."""
-    folders = stage_deps.code_folders(REPO)
-    for name, _, deps in stage_deps.stages(REPO):
-        for dep in deps:
-            if stage_deps.is_code(dep, REPO, folders):
-                assert not os.path.isdir(os.path.join(REPO, dep)), f"{name}: {dep} is a folder"
+def test_the_fingerprint_stage_runs_first_every_time_and_covers_every_stage(tmp_path):
+    """code_hashes reruns with every repro and writes one file per stage group, each naming
+    exactly the files that group's command imports, with the SHA-256 of their bytes."""
+    spec = load("dvc.yaml")["stages"]
+    stage = spec[stage_deps.FINGERPRINT_STAGE]
+    assert stage["always_changed"] is True and "deps" not in stage
+    assert stage["outs"] == [{stage_deps.FINGERPRINTS: {"cache": False}}]
+    subprocess.run([sys.executable, "-m", "stages.code_hashes", "--out", str(tmp_path / "code")],
+                   cwd=REPO, check=True, capture_output=True)
+    written = {name[:-len(".json")] for name in os.listdir(tmp_path / "code")}
+    assert written == set(spec) - {stage_deps.FINGERPRINT_STAGE}
+    with open(tmp_path / "code" / "train_mex.json") as f:
+        train_mex = json.load(f)
+    assert list(train_mex) == stage_deps.stage_code(spec["train_mex"]["cmd"], REPO)
+    assert "stages/train.py" in train_mex and "pipeline/models/losses.py" in train_mex
+    assert "pipeline/evaluation/reports/tables.py" not in train_mex  # a report module
+    with open(os.path.join(REPO, "pipeline/models/losses.py"), "rb") as f:
+        assert train_mex["pipeline/models/losses.py"] == hashlib.sha256(f.read()).hexdigest()
+
+
+def test_a_changed_import_changes_only_the_fingerprints_of_the_stages_that_import_it(tmp_path):
+    files = {"dvc.yaml": "stages:\n  a:\n    cmd: python -m stages.a\n"
+                         "  b:\n    cmd: python -m stages.b --x ${item}\n",
+             "stages/a.py": "from lib import shared\n", "stages/b.py": "import lib.own\n",
+             "lib/shared.py": "", "lib/own.py": "from . import shared\n"}
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    before = stage_deps.fingerprints(str(tmp_path))
+    assert set(before["a"]) == {"lib/shared.py", "stages/a.py"}
+    assert set(before["b"]) == {"lib/own.py", "lib/shared.py", "stages/b.py"}
+    (tmp_path / "lib/own.py").write_text("from . import shared\nX = 2\n")
+    after = stage_deps.fingerprints(str(tmp_path))
+    assert after["a"] == before["a"] and after["b"] != before["b"]
 
 
 def test_bytecode_caches_are_dvcignored():

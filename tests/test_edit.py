@@ -370,8 +370,8 @@ def test_models_shared_through_a_dvc_remote(tmp_path):
     sh("git", "init", "-q")
     sh("git", "add", "-A")
     sh(*git, "commit", "-qm", "code")   # dvclive needs a commit
-    sh(*dvc, "repro", "-s", "raw_manifest", "prepare@cityscapes", "translator@cityscapes",
-       f"train_baseline@{ROW}-0")
+    sh(*dvc, "repro", "-s", "code_hashes", "raw_manifest", "prepare@cityscapes",
+       "translator@cityscapes", f"train_baseline@{ROW}-0")
     sh(*dvc, "remote", "add", "-d", "lab", str(remote))
     sh("git", "add", "-A")
     sh(*git, "commit", "-qm", "trained")

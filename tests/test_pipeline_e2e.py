@@ -57,6 +57,8 @@ def _project(tmp_path, params, vgg_weights):
     for folder in ("pipeline", "stages"):
         shutil.copytree(os.path.join(REPO, folder), tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "tools").mkdir()   # stage code_hashes reads the imports with it
+    shutil.copy(os.path.join(REPO, "tools", "stage_deps.py"), tmp_path / "tools")
     shutil.copy(os.path.join(REPO, "dvc.yaml"), tmp_path / "dvc.yaml")
     shutil.copy(os.path.join(REPO, ".dvcignore"), tmp_path / ".dvcignore")
     (tmp_path / "huev").mkdir()

@@ -54,7 +54,8 @@ SMOKE_FOLDER = "gpu_paper_smoke"
 # the files whose content is "the code that ran" (tools/unpack_gpu_study.py compares)
 CODE_PATTERNS = ("pipeline/*.py", "pipeline/*/*.py", "stages/*.py", "dvc.yaml", "params_study.yaml",
                  "params_study_twosm.yaml", "params_paper.yaml", "tools/study.sh",
-                 "tools/repro_parallel.py", "tools/stage_inputs.py", "tools/gpu_study.sh",
+                 "tools/repro_parallel.py", "tools/stage_inputs.py", "tools/stage_deps.py",
+                 "tools/gpu_study.sh",
                  "tools/gpu/*.py", "tools/gpu/*.sh")
 
 
