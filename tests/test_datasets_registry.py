@@ -41,11 +41,11 @@ def test_a_dataset_runs_its_own_code(name):
     street_scene may serve one)."""
     dataset = get_dataset(name)
     others = {f"pipeline.data.sets.{other}" for other in DATASETS if other != name}
-    for field in ("scene", "extract", "read", "present", "fetch", "test_masks"):
+    for field in ("scene", "extract", "read", "fetch", "test_masks"):
         function = getattr(dataset, field)
         if function is not None:
             assert function.__module__ not in others, (name, field, function.__module__)
-    for field in ("extract", "read", "present", "fetch"):
+    for field in ("extract", "read", "fetch"):
         assert getattr(dataset, field).__module__ == f"pipeline.data.sets.{name}", (name, field)
 
 

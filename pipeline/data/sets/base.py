@@ -34,10 +34,8 @@ class Dataset:
     scene: Callable             # (height, width, rng) -> (labels, instances, photo): synthetic
     extract: Callable           # (raw_dir, dest_dir) -> the folder to read it from
     read: Callable              # (raw_dir, *, progress, workers, **options) -> {split: arrays}
-    present: Callable           # raw_dir -> whether its files are extracted there
     fetch: Callable             # (raw_dir, retries) -> None: download, or say what goes where
     archives: tuple = ()        # zip files under the raw folder that must open (download)
-    origin: str = ""            # where its files come from ({raw} = the raw folder)
     sources: tuple = ()         # public downloads (Source)
     data_options: tuple = ()    # params.data keys its reader takes (e.g. val_sequences)
     authors_test_boxes: dict | None = None  # the authors' test-box count (their box lists)

@@ -313,9 +313,8 @@ def fetch_cityscapes(raw_dir: str, retries: int) -> None:
 
 DATASET = Dataset(
     spec=SPEC, title=TITLE, paper=PAPER, paper_images=(2975, 500), stream=0, scene=street_scene,
-    extract=extract_cityscapes, read=read_cityscapes, present=cityscapes_present,
-    fetch=fetch_cityscapes, archives=tuple(CITYSCAPES_ZIPS.values()), origin=ORIGIN,
-    data_options=("val_sequences",),
+    extract=extract_cityscapes, read=read_cityscapes, fetch=fetch_cityscapes,
+    archives=tuple(CITYSCAPES_ZIPS.values()), data_options=("val_sequences",),
     # the authors' BBox_cityscape.json: 376 entries (AUTHOR_CODE_FACTS.md §6)
     authors_test_boxes={"test_boxes": 376, "test_images": 500,
                         "size": "256x128, threshold 0.02"})

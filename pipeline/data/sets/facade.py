@@ -284,7 +284,7 @@ def fetch_facade(raw_dir: str, retries: int) -> None:
 
 DATASET = Dataset(
     spec=SPEC, title=TITLE, paper=PAPER, stream=3, scene=facade_scene, extract=extract_facade,
-    read=read_facade, present=facade_present, fetch=fetch_facade,
+    read=read_facade, fetch=fetch_facade,
     archives=tuple(os.path.join(folder, name) for name in FACADE_ZIPS.values()
                    for folder in ("", "facade")),
-    origin=ORIGIN, sources=SOURCES, test_masks=facade_test_masks)
+    sources=SOURCES, test_masks=facade_test_masks)

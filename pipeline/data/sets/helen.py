@@ -157,5 +157,4 @@ def fetch_helen(raw_dir: str, _retries: int) -> None:
 
 DATASET = Dataset(
     spec=SPEC, title=TITLE, paper=PAPER, paper_images=(1800, 299), stream=1, scene=face_scene,
-    extract=extract_helen, read=read_helen, present=helen_present, fetch=fetch_helen,
-    archives=(HELEN_ZIP,), origin=ORIGIN)
+    extract=extract_helen, read=read_helen, fetch=fetch_helen, archives=(HELEN_ZIP,))

@@ -251,7 +251,6 @@ def fetch_nyu(raw_dir: str, retries: int) -> None:
 
 DATASET = Dataset(
     spec=SPEC, title=TITLE, paper=PAPER, paper_images=(1200, 249), stream=2, scene=indoor_scene,
-    extract=check_nyu, read=read_nyu, present=nyu_present, fetch=fetch_nyu, origin=ORIGIN,
-    sources=SOURCES,
+    extract=check_nyu, read=read_nyu, fetch=fetch_nyu, sources=SOURCES,
     # the authors' BBox_NYU.json: 249 entries (AUTHOR_CODE_FACTS.md §6)
     authors_test_boxes={"test_boxes": 249, "test_images": 249, "size": "192x144, threshold 0.02"})
