@@ -18,7 +18,7 @@ from pipeline.apps.benchmark import BASE_ROWS, CANVAS_ROW, benchmark, benchmark_
 from pipeline.atomic import write_json_atomic, write_text_atomic
 from pipeline.training.trainer import pick_device
 from pipeline.config.loading import load_params
-from pipeline.data.datasets import PAPER_SETTINGS
+from pipeline.data.sets import PAPER_SETTINGS
 from stages.common import ArgumentParser, run
 
 

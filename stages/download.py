@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.data.datasets import SPECS
-from pipeline.data.download import DownloadError, fetch_dataset
+from pipeline.data.sets import SPECS
+from pipeline.data.download import DownloadError
+from pipeline.data.raw_datasets import fetch_dataset
 
 
 def main(argv=None) -> int:

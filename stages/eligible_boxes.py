@@ -14,13 +14,13 @@ import os
 
 from pipeline.atomic import write_json_atomic
 from pipeline.data.boxes import BOX_RULES, select_test_box
-from pipeline.data.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS, get_spec
+from pipeline.data.sets import AUTHORS_TEST_BOXES, PAPER_SETTINGS, get_spec
 from stages.common import ArgumentParser, run
 
 
 def count(inst_dir: str, label: str) -> dict:
     """{"rules": {rule: {"eligible_images", "boxes_per_class"}}, "images": N, ...}."""
-    from pipeline.data.raw_cityscapes import read_cityscapes_instance_maps
+    from pipeline.data.sets.cityscapes import read_cityscapes_instance_maps
     spec, settings = get_spec("cityscapes"), PAPER_SETTINGS["cityscapes"]
     names, maps = read_cityscapes_instance_maps(inst_dir)
     rules = {}

@@ -16,8 +16,8 @@ import os
 
 from pipeline.config.loading import load_params
 from pipeline.config.sections import DataParams
-from pipeline.data.datasets import AUTHORS_TEST_BOXES, PAPER_SETTINGS
 from pipeline.data.preparation import prepare_dataset
+from pipeline.data.sets import AUTHORS_TEST_BOXES, PAPER_SETTINGS, get_dataset
 from stages.common import ArgumentParser, run
 
 
@@ -77,10 +77,10 @@ def main():
             from pipeline.data.raw_datasets import load_raw
             from pipeline.data.raw_files import MissingRawData
             try:
+                options = {key: getattr(params.data, key)   # e.g. Cityscapes' val_sequences
+                           for key in get_dataset(args.dataset).data_options}
                 splits = load_raw(args.dataset, params.data.raw_dir,
-                                  extract_dir=extract_dir,
-                                  val_sequences=params.data.val_sequences
-                                  if args.dataset == "cityscapes" else ())
+                                  extract_dir=extract_dir, **options)
             except MissingRawData as err:  # one line: which archive, where, or go synthetic
                 raise MissingRawData(f"{err}; or use synthetic {args.dataset} data: "
                                      f"data.sources: {{{args.dataset}: synthetic}} in "

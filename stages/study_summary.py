@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from pipeline.config.loading import load_params, seed_dir
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import test_items
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,

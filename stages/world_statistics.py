@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from pipeline.atomic import write_json_atomic
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.evaluation import map_statistics as ms
 from stages.common import ArgumentParser, run
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.apps import editing_maps
 from pipeline.apps.editing import EditError, id_dtype
-from pipeline.data.datasets import SPECS
+from pipeline.data.sets import SPECS
 
 PALETTE = SPECS["cityscapes"].palette
 

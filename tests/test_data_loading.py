@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.training import trainer
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.models.inpainting import InpaintingTask, mean_colour
 from pipeline.data.inputs import EditBox, EditTask, TranslationTask
 from pipeline.models.networks import GlobalGenerator

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.datasets import (NYU_IDS, NYU_NUM_LABELS, SPECS, SplitArrays, colour_to_labels,
-                               labels_to_colour, read_split, voc_colormap, write_split)
+from pipeline.data.datasets import (SplitArrays, colour_to_labels, labels_to_colour, read_split,
+                                    voc_colormap, write_split)
+from pipeline.data.sets import SPECS
+from pipeline.data.sets.nyu import NYU_IDS, NYU_NUM_LABELS
 from pipeline.data.inputs import (EditBox, EditTask, condition_tensor, edit_inputs, flip_box,
                              instance_edges)
 from shared_data import shared_path

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.training.distributed import Context
 from pipeline.data.inputs import condition_channels
 from pipeline.data.preparation import prepare_dataset

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data import download as download_module
-from pipeline.data.download import (DownloadError, InterruptedDownload, Source, cityscapes_login,
-                               download, fetch_dataset)
-from pipeline.data.raw_datasets import load_raw
+from pipeline.data.download import DownloadError, InterruptedDownload, download
+from pipeline.data.raw_datasets import fetch_dataset, load_raw
+from pipeline.data.sets import Source
+from pipeline.data.sets import cityscapes as cityscapes_module
+from pipeline.data.sets import facade as facade_module
+from pipeline.data.sets.cityscapes import cityscapes_login
 
 PAYLOAD = bytes(range(256)) * 4096 + b"tail"       # ~1 MiB, not a multiple of the chunk size
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -208,7 +210,7 @@ def test_fetch_facade_downloads_and_prepare_extracts_elsewhere(tmp_path, monkeyp
                                           "extended/cmp_x0001.png": png.getvalue()})}
     raw = str(tmp_path / "raw")
     with _Server(files=files) as server:
-        monkeypatch.setitem(download_module.SOURCES, "facade", [
+        monkeypatch.setattr(facade_module, "SOURCES", [
             Source(server.root + "/base.zip", "facade/CMP_facade_DB_base.zip",
                    size=len(files["/base.zip"]),
                    sha256=hashlib.sha256(files["/base.zip"]).hexdigest()),
@@ -247,8 +249,8 @@ def test_cityscapes_login_client(tmp_path, monkeypatch):
         assert open(dest, "rb").read() == gt
 
         raw = tmp_path / "raw"
-        monkeypatch.setattr(download_module, "CITYSCAPES_LOGIN_URL", server.root + "/login/")
-        monkeypatch.setattr(download_module, "CITYSCAPES_PACKAGE_URL",
+        monkeypatch.setattr(cityscapes_module, "LOGIN_URL", server.root + "/login/")
+        monkeypatch.setattr(cityscapes_module, "PACKAGE_URL",
                             server.root + "/file-handling/?packageID={}")
         monkeypatch.setenv("CITYSCAPES_USERNAME", "alice")
         monkeypatch.setenv("CITYSCAPES_PASSWORD", "s3cret")

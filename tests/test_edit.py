@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from pipeline.config.validation import parse_params
-from pipeline.data.datasets import SPECS, read_split
+from pipeline.data.datasets import read_split
+from pipeline.data.sets import SPECS
 from pipeline.apps.editing import Edit, EditError, load_editor
 from pipeline.apps.editing_maps import read_label_map
 from pipeline.models.map_edits import nearest_index, scale_box

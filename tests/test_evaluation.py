@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from pipeline.evaluation import evaluation
 from pipeline.config.validation import parse_params
-from pipeline.data.datasets import SplitArrays, get_spec, write_split
+from pipeline.data.datasets import SplitArrays, write_split
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
 from pipeline.kinds.structure import StructureKind
 from tiny_project import tiny_params

@@ -185,7 +185,7 @@ def check_repro(project, params, repro=None):
         assert "mexgan-helen" in (project / "reports" / "table1.md").read_text()
     # HuEv: the study items (every test box's result of both rows) and, with no votes, a Table 1
     # HuEv line that says so
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     from pipeline.apps.huev import load_items
     items = load_items(str(project / "artifacts/eval/results"), params["huev"]["rows"],
                        get_spec("cityscapes").palette)

@@ -61,7 +61,7 @@ def child(steps: int, fid: bool) -> dict:
     from pipeline.training import platform, trainer
     from pipeline.apps.step_timing import TimedTask
     from pipeline.config.loading import load_params
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     from pipeline.data.inputs import EditBox, EditTask, condition_channels
     from pipeline.models.networks import VGG19Features
     from pipeline.data.preparation import box_rows

@@ -11,11 +11,10 @@ import pytest
 from PIL import Image
 
 from pipeline.data.boxes import eligible_instances
-from pipeline.data.datasets import NYU_IDS, get_spec
 from pipeline.data.raw_datasets import load_raw
-from pipeline.data.raw_facade import facade_test_masks
-from pipeline.data.raw_files import SIZES
-from pipeline.data.raw_nyu import read_nyu_names_file
+from pipeline.data.sets import SIZES, get_spec
+from pipeline.data.sets.facade import facade_test_masks
+from pipeline.data.sets.nyu import NYU_IDS, read_nyu_names_file
 
 from shared_data import shared_path
 

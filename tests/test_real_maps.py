@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.data.raw_cityscapes import cityscapes_train_only, sequence_of, split_by_sequence
+from pipeline.data.sets.cityscapes import cityscapes_train_only, sequence_of, split_by_sequence
 from pipeline.data.raw_datasets import load_raw
 from pipeline.apps.real_maps import (RealBox, blocky_mask, box_scores, cluster_difference,
                                 eligible_boxes, gtfine_frames, video_frames)
@@ -124,7 +124,7 @@ class Disk(torch.nn.Module):
     label_rule = "painted_mask"
 
     def forward(self, x):
-        from pipeline.data.datasets import get_spec
+        from pipeline.data.sets import get_spec
         box = x[:, -1:]
         height, width = x.shape[-2:]
         ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32),

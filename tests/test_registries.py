@@ -105,7 +105,7 @@ def test_a_map_kind_draws_and_edits_the_boxes_of_its_own_generator(params, kind,
     """Its edited_maps (evaluation) and edit_box (the editor) run on the generator it builds:
     another kind's way of drawing fails on it (a colour decode of label streams, or streams
     asked of a colour generator)."""
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     spec = get_spec("cityscapes")
     loss = kind.losses[0]
     row = Row(dataset="cityscapes", loss=loss, q_from="q" if expands(loss) else "",

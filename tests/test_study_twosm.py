@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.config.loading import load_params
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
 from pipeline.evaluation.evaluation import twosm_edited_maps
 from pipeline.data.inputs import EditBox

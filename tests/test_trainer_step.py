@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pipeline.training import trainer
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import EditBox, EditTask, condition_channels
 from pipeline.models.losses import AMExLoss, MExLoss, Pix2PixHDLoss
 from pipeline.models.networks import GlobalGenerator, VGG19Features

@@ -10,7 +10,7 @@ from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
 from pipeline.models.twosm_prediction import predict_labels
 from pipeline.models.twosm_views import (Observation, box_in_window, local_window, resize_nearest,
                                          twosm_batch)
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 
 
 def test_local_window_is_a_square_of_twice_the_longer_side_centred_on_the_box():

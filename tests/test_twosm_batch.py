@@ -45,7 +45,8 @@ def test_a_hong_twosm_row_trains_and_predicts_at_batch_4(tmp_path):
     generator = load_generator(str(tmp_path / "model"), torch.device("cpu"),
                                dataset="cityscapes")
     assert not generator.training
-    from pipeline.data.datasets import get_spec, read_split
+    from pipeline.data.datasets import read_split
+    from pipeline.data.sets import get_spec
     from pipeline.data.inputs import EditBox
     spec, split = get_spec("cityscapes"), read_split(os.path.join(data, "train.h5"))
     edit = EditBox(split.names[0], 26, (4, 4, 14, 10))     # a car box on the first map

@@ -10,7 +10,7 @@ import torch
 
 from pipeline.config.sections import ParamsError, TWOSM_BUILDS
 from pipeline.config.validation import parse_params
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import EditBox
 from pipeline.models.twosm import TwoStreamGenerator, TwoStreamLoss
 from pipeline.models.twosm_prediction import predict_label_maps, predict_labels

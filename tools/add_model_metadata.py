@@ -22,7 +22,7 @@ if ROOT not in sys.path:
 
 def convert(old: str, new: str, *, row: str, dataset: str, width: int, height: int) -> dict:
     from pipeline.training.checkpoints import load_model_file, save_atomic
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     from pipeline.models.model_files import MODEL_FORMAT, model_metadata
     state = load_model_file(old, ("generator", "in_channels"))
     if isinstance(state.get("meta"), dict) and state["meta"].get("format") == MODEL_FORMAT:

@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     from pipeline.apps.bench_report import paper_size
     from pipeline.data.boxes import expand_box
     from pipeline.config.loading import load_params
-    from pipeline.data.datasets import PAPER_SETTINGS, get_spec
+    from pipeline.data.sets import PAPER_SETTINGS, get_spec
     from pipeline.data.inputs import condition_channels
     from pipeline.models.networks import PatchDiscriminator
     from pipeline.data.preparation import box_rows

@@ -222,7 +222,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     from pipeline.atomic import write_json_atomic
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     palette = get_spec("cityscapes").palette
     cases = [("tiny_8x8.png", "0,0,8,8"),  # any edit's own cost (the model's forward)
              ("ico_13000x13000.ico.png", "0,0,256,256"),

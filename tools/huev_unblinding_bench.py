@@ -125,7 +125,7 @@ def main():
     from pipeline.atomic import write_json_atomic
     from pipeline.config.loading import load_params
     from pipeline.config.validation import check_huev_rows
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     params = load_params(os.path.join(served, "params.yaml"))
     rows = list(params.huev.rows)
     database = os.path.join(served, params.huev.database)

@@ -106,7 +106,7 @@ def release(run: str, translator: str | None, study: str | None, out: str,
         provenance["study_test_scores_all_seeds"] = study_scores(study, row)
     if data_dir:  # which sequences trained it: a real-map score is only fair on the others
         from pipeline.data.datasets import read_split
-        from pipeline.data.raw_cityscapes import sequence_of
+        from pipeline.data.sets.cityscapes import sequence_of
         names = read_split(os.path.join(data_dir, "train.h5")).names
         provenance["trained_on_sequences"] = sorted({sequence_of(name) for name in names})
     if real_maps:

@@ -21,7 +21,7 @@ How imports are counted (statically, with `ast`, no code is run):
 - a module counts when it resolves to a file of this repository (root on sys.path, as for
   `python -m` run from the root); others (the standard library, torch, ...) do not.
 Resources: a string literal in an imported module that names a non-Python file in the module's
-own folder (pipeline/data/raw_nyu.py: "nyu894_names.tsv") is part of that module's code too.
+own folder (pipeline/data/sets/nyu.py: "nyu894_names.tsv") is part of that module's code too.
 
 A code dep is a dep that is a .py file or lies in a top-level folder holding Python files
 (pipeline/, stages/, tools/, ...). A folder is never a code dep: its hash would count whatever

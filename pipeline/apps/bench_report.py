@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.config.sections import Params
+from pipeline.data.sets import get_dataset
 from pipeline.apps.benchmark import CANVAS_ROW, step_ratios
 
 
@@ -22,9 +23,6 @@ def inpainting_paper_size(params: Params) -> Params:
     return dataclasses.replace(params, inpainting=dataclasses.replace(
         params.inpainting, ngf=64, ndf=64, dilations=(2, 4, 8, 16), global_layers=6,
         local_layers=5, q=4, alpha=4, beta=4, batch_size=64))
-
-
-PAPER_TRAIN_IMAGES = {"cityscapes": 2975}  # the paper's training split (batch 1, 200 epochs)
 
 
 TARGETS = {"mex": 1.25, "amex": 1.35, CANVAS_ROW: 1.25}  # step time vs our Pix2PixHD (issue 14)
@@ -113,7 +111,8 @@ def bench_markdown(results: dict) -> str:
             amex = rows["amex"]["mem_gpu_step_peak_max_gb"]
             lines.append(f"- per-step peak memory MEx {mex:.2f} GB < A-MEx {amex:.2f} GB "
                          f"(paper Table 4: 4.43 < 4.54): {'yes' if mex < amex else 'no'}")
-        images = PAPER_TRAIN_IMAGES.get(result["dataset"])
+        paper_images = get_dataset(result["dataset"]).paper_images  # batch 1, 200 epochs
+        images = paper_images[0] if paper_images else None
         if gpu and images and size == "paper":
             for name in ("pix2pixhd", "mex", "amex"):
                 if name in rows:

@@ -16,7 +16,7 @@ import torch
 
 from pipeline.training import trainer
 from pipeline.config.sections import InpaintingRow, Params, Row
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.kinds import INPAINTING, STRUCTURE, TWOSM
 from pipeline.config.losses import expands
 from pipeline.training.runs import acceleration

@@ -14,20 +14,17 @@ and understates the uncertainty.
 """
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.evaluation import floors
 from pipeline.data.boxes import eligible_instances
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import SIZES, STREET_DATASET, get_spec
 from pipeline.data.inputs import EditBox
 from pipeline.evaluation.intervals import CONFIDENCE, RESAMPLES, SEED, Estimate, paired_difference
 from pipeline.evaluation.metrics import tiou
-from pipeline.data.raw_cityscapes import sequence_of
-from pipeline.data.raw_files import SIZES, read_index_map, resize_ids
+from pipeline.data.sets.cityscapes import read_pix2pixhd_frames, sequence_of
 
 BLOCK = 4  # the pixel of a 64x32 model at 256x128: a mask constant on these blocks is "blocky"
 
@@ -54,44 +51,33 @@ class RealBox:
     label: int
 
 
-def video_frames(raw_dir: str, val_sequences, size=SIZES["cityscapes"]) -> tuple:
+def video_frames(raw_dir: str, val_sequences, size=SIZES[STREET_DATASET]) -> tuple:
     """(train Frames, held-out Frames) of a Cityscapes folder with a train split only, split by
-    sequence (pipeline.data.raw_cityscapes.split_by_sequence), at `size` (W, H)."""
+    sequence (pipeline.data.sets.cityscapes.split_by_sequence), at `size` (W, H)."""
     from pipeline.data.raw_datasets import load_raw
-    if tuple(size) != tuple(SIZES["cityscapes"]):
-        raise ValueError(f"real maps are read at {SIZES['cityscapes']}, not {size}")
-    splits = load_raw("cityscapes", raw_dir, val_sequences=val_sequences, progress=False)
+    if tuple(size) != tuple(SIZES[STREET_DATASET]):
+        raise ValueError(f"real maps are read at {SIZES[STREET_DATASET]}, not {size}")
+    splits = load_raw(STREET_DATASET, raw_dir, val_sequences=val_sequences, progress=False)
     return tuple(Frames(f"{raw_dir} ({split})", list(splits[split].names),
                         splits[split].labels.astype(np.int64),
                         splits[split].instances.astype(np.int64))
                  for split in ("train", "test"))
 
 
-def gtfine_frames(folder: str, sequences, size=SIZES["cityscapes"]) -> Frames | None:
+def gtfine_frames(folder: str, sequences, size=SIZES[STREET_DATASET]) -> Frames | None:
     """The human-labelled frames of `sequences` in a pix2pixHD-layout Cityscapes folder
-    (train_label/*_gtFine_labelIds.png, train_inst/*_gtFine_instanceIds.png: ../shared/data/
-    cityscapes), at `size`; None when it holds none of them."""
-    wanted = set(sequences)
-    paths = [p for p in sorted(glob.glob(os.path.join(folder, "*_label", "*_gtFine_labelIds.png")))
-             if sequence_of(os.path.basename(p)[:-len("_gtFine_labelIds.png")]) in wanted]
-    if not paths:
+    (pipeline.data.sets.cityscapes.read_pix2pixhd_frames: ../shared/data/cityscapes), at
+    `size`; None when it holds none of them."""
+    found = read_pix2pixhd_frames(folder, sequences, size)
+    if found is None:
         return None
-    names, labels, instances = [], [], []
-    for path in paths:
-        stem = os.path.basename(path)[:-len("_gtFine_labelIds.png")]
-        inst = os.path.join(os.path.dirname(os.path.dirname(path)),
-                            os.path.basename(os.path.dirname(path)).replace("_label", "_inst"),
-                            f"{stem}_gtFine_instanceIds.png")
-        names.append(stem)
-        labels.append(resize_ids(read_index_map(path), size))
-        instances.append(resize_ids(read_index_map(inst), size))
-    return Frames(f"{folder} (gtFine)", names, np.stack(labels).astype(np.int64),
-                  np.stack(instances).astype(np.int64))
+    names, labels, instances = found
+    return Frames(f"{folder} (gtFine)", names, labels, instances)
 
 
 def eligible_boxes(frames: Frames, threshold: float, rule: str) -> list:
     """Every eligible box of every frame (pipeline.data.boxes.eligible_instances), frame order."""
-    spec = get_spec("cityscapes")
+    spec = get_spec(STREET_DATASET)
     return [RealBox(index, sequence_of(name), inst.box, inst.label)
             for index, name in enumerate(frames.names)
             for inst in eligible_instances(frames.instances[index], spec.edit_classes,

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import STREET_DATASET, get_spec
 
 SHOWN = 8  # boxes per grid
 
@@ -26,7 +26,7 @@ def grid(frames, boxes, maps: dict, folder: str, shown: int = SHOWN) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
-    palette = get_spec("cityscapes").palette
+    palette = get_spec(STREET_DATASET).palette
     picks = np.unique(np.linspace(0, len(boxes) - 1, min(shown, len(boxes))).astype(int))
     columns = ["ground truth", *maps]
     figure, axes = plt.subplots(len(picks), len(columns),

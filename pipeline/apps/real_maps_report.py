@@ -8,7 +8,7 @@ import numpy as np
 from pipeline.apps.real_maps import (blocky_share, box_scores, class_mean_masks,
                                      cluster_difference, compare, edited_maps, eligible_boxes,
                                      floor_maps, per_class)
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import STREET_DATASET, get_spec
 
 FLOOR_ROWS = ("fill-box", "mean-mask")
 
@@ -38,7 +38,7 @@ def score_set(frames, train, editors: dict, threshold: float, rule: str, figures
         result["rows"][row] = entry
     result["per_class"] = [{"class": name, "boxes": count, "tiou": means}
                            for name, count, means in per_class(scores, boxes,
-                                                               get_spec("cityscapes").label_names)]
+                                                               get_spec(STREET_DATASET).label_names)]
     if figures:
         from pipeline.apps.real_maps_figures import grid
         grid(frames, boxes, maps, figures)

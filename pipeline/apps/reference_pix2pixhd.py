@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from pipeline.training import trainer
 from pipeline.config.sections import Params
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import EditTask, condition_channels
 from pipeline.models.networks import count_parameters
 from pipeline.training.runlog import StepMemory

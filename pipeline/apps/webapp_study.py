@@ -77,7 +77,7 @@ def build_study(params, database: str, results: str, secret: str | None = None) 
     pipeline.apps.huev.choose_items: never a test box the committed figures show), votes in
     `database` (trials of items or rows no longer in the study are skipped). Imports no torch."""
     from pipeline.config.validation import check_huev_rows
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     dataset = check_huev_rows(params)
     key = study_secret(secret or secret_path(database))
     items = choose_items(load_items(results, params.huev.rows, get_spec(dataset).palette), key,

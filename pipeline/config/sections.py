@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pipeline.config.losses import expands
 from pipeline.data.boxes import DEFAULT_BOX_RULE
+from pipeline.data.sets import INPAINTING_DATASET
 
 
 class ParamsError(ValueError):
@@ -191,7 +192,7 @@ TWOSM_CHOICES = {"context_loss": ("view", "enlarged_box"), "discriminator": ("co
 class InpaintingParams:
     """Table 3: GL and GL+A-MEx inpainting on CMP Facade (pipeline.models.inpainting). Its own data
     size, networks, phases and optimiser: the segmentation sections do not apply."""
-    dataset: str = "facade"       # the inpainting dataset (CMP Facade; no edit classes)
+    dataset: str = INPAINTING_DATASET  # the inpainting dataset (CMP Facade; no edit classes)
     width: int = 248              # prepared photo size (paper 248x242: any size, the completion
     height: int = 242             # network pads to its stride and crops back)
     synthetic_train: int = 48     # images generated for the synthetic default

@@ -8,7 +8,7 @@ import re
 import typing
 
 from pipeline.data.boxes import BOX_CONVENTIONS, BOX_RULES
-from pipeline.data.datasets import SPECS
+from pipeline.data.sets import DATASETS, SPECS
 from pipeline.config.sections import (DATA_SOURCES, MAP_ROW_SECTIONS, ROW_SECTIONS, DataParams,
                                       DatasetParams, EvaluateParams, HuevParams,
                                       InpaintingParams, LossParams, ModelParams, Params,
@@ -346,8 +346,9 @@ INPAINTING_REC_DIVISORS = ("hole", "image")     # inpainting_rows.<row>.rec_divi
 
 def _validate_inpainting(p: Params) -> None:
     ip = p.inpainting
-    _check(ip.dataset == "facade", "inpainting.dataset", ip.dataset,
-           "facade (CMP Facade, the paper's inpainting dataset)")
+    holes = {name: d.title for name, d in DATASETS.items() if d.test_masks is not None}
+    _check(ip.dataset in holes, "inpainting.dataset", ip.dataset,
+           f"{' or '.join(holes)} ({', '.join(holes.values())}, the paper's inpainting dataset)")
     _check(ip.dataset not in p.datasets, f"datasets.{ip.dataset}", ip.dataset,
            "the inpainting dataset has no edit classes: configure it under `inpainting`")
     stride = 2 ** ip.n_downsampling

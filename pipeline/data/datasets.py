@@ -1,5 +1,6 @@
-"""Dataset descriptions (label ids, palettes, edit classes), the prepared-split HDF5 format and
-the torch datasets that feed the trainer.
+"""What describes a dataset's label space (``DatasetSpec``; each dataset's own, with its label
+ids, palette and edit classes, is in the registry pipeline.data.sets), colour <-> label, and the
+prepared-split HDF5 format.
 
 A prepared dataset directory (written by ``stages/prepare.py``) holds::
 
@@ -21,48 +22,7 @@ import numpy as np
 from pipeline.atomic import atomic_path
 
 #---------------------------------------------------------------------------------------------
-# Palettes
-
-# Cityscapes label ids 0..33 with the official colours (cityscapesScripts labels.py), plus id 34
-# (license plate). Ids that share a colour officially (0-4, 17/18, 26/34) get distinct colours
-# here, otherwise "colour -> nearest palette colour -> label" could not round-trip.
-_CITYSCAPES_COLOURS = [
-    (0, 0, 0), (255, 255, 255), (255, 128, 255), (128, 255, 255), (255, 255, 128),
-    (111, 74, 0), (81, 0, 81), (128, 64, 128), (244, 35, 232), (250, 170, 160),
-    (230, 150, 140), (70, 70, 70), (102, 102, 156), (190, 153, 153), (180, 165, 180),
-    (150, 100, 100), (150, 120, 90), (153, 153, 153), (200, 200, 200), (250, 170, 30),
-    (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 0, 90),
-    (0, 0, 110), (0, 80, 100), (0, 0, 230), (119, 11, 32), (0, 255, 0),
-]
-_CITYSCAPES_NAMES = [
-    "unlabeled", "ego vehicle", "rectification border", "out of roi", "static", "dynamic",
-    "ground", "road", "sidewalk", "parking", "rail track", "building", "wall", "fence",
-    "guard rail", "bridge", "tunnel", "pole", "polegroup", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "caravan",
-    "trailer", "train", "motorcycle", "bicycle", "license plate",
-]
-
-_HELEN_COLOURS = [
-    (0, 0, 0), (255, 204, 153), (128, 0, 128), (255, 0, 255), (0, 0, 255), (0, 255, 255),
-    (0, 255, 0), (255, 0, 0), (255, 255, 0), (128, 0, 0), (96, 64, 32),
-]
-_HELEN_NAMES = ["background", "skin", "left brow", "right brow", "left eye", "right eye",
-                "nose", "upper lip", "inner mouth", "lower lip", "hair"]
-
-_FACADE_COLOURS = [
-    (0, 0, 0), (0, 0, 170), (0, 0, 255), (0, 85, 255), (0, 170, 255), (0, 255, 255),
-    (85, 255, 170), (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0),
-    (170, 0, 0),
-]
-_FACADE_NAMES = ["unused", "background", "facade", "window", "door", "cornice", "sill",
-                 "balcony", "blind", "deco", "molding", "pillar", "shop"]
-
-# NYU Depth v2 labeled: 894 named classes (ids 1..894 in the .mat file), 0 = unlabeled.
-NYU_NUM_LABELS = 895
-# Ids of the names we need (from the file's `names`; checked in tests against the shared dump).
-NYU_IDS = {"cabinet": 3, "ceiling": 4, "chair": 5, "floor": 11, "table": 19, "wall": 21,
-           "door": 28, "window": 59, "picture": 64, "sofa": 83, "bed": 157}
+# Dataset descriptions (each dataset's own: pipeline.data.sets)
 
 
 def voc_colormap(n: int) -> np.ndarray:
@@ -74,10 +34,6 @@ def voc_colormap(n: int) -> np.ndarray:
             bit = (ids >> (3 * shift + channel)) & 1
             colours[:, channel] |= bit << (7 - shift)
     return colours.astype(np.uint8)
-
-
-#---------------------------------------------------------------------------------------------
-# Dataset descriptions
 
 
 @dataclass(frozen=True)
@@ -93,43 +49,6 @@ class DatasetSpec:
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
-
-
-def _nyu_names() -> tuple:
-    names = [f"nyu_class_{i}" for i in range(NYU_NUM_LABELS)]
-    names[0] = "unlabeled"
-    for name, label in NYU_IDS.items():
-        names[label] = name
-    return tuple(names)
-
-
-SPECS = {
-    "cityscapes": DatasetSpec(
-        name="cityscapes", label_names=tuple(_CITYSCAPES_NAMES),
-        palette=np.array(_CITYSCAPES_COLOURS, dtype=np.uint8),
-        edit_classes=(24, 25, 26, 27, 28, 31, 32, 33), instances_from="ids",
-        mask_background=False),
-    "nyu": DatasetSpec(
-        name="nyu", label_names=_nyu_names(), palette=voc_colormap(NYU_NUM_LABELS),
-        edit_classes=tuple(NYU_IDS[n] for n in
-                           ("cabinet", "chair", "floor", "table", "wall", "window", "picture")),
-        instances_from="ids", mask_background=False),
-    "helen": DatasetSpec(
-        name="helen", label_names=tuple(_HELEN_NAMES),
-        palette=np.array(_HELEN_COLOURS, dtype=np.uint8),
-        edit_classes=(2, 3, 4, 5, 6, 7, 8, 9), instances_from="components",
-        mask_background=True),
-    "facade": DatasetSpec(
-        name="facade", label_names=tuple(_FACADE_NAMES),
-        palette=np.array(_FACADE_COLOURS, dtype=np.uint8),
-        edit_classes=(), instances_from="components", mask_background=False),
-}
-
-
-def get_spec(name: str) -> DatasetSpec:
-    if name not in SPECS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(SPECS)}")
-    return SPECS[name]
 
 
 #---------------------------------------------------------------------------------------------
@@ -198,22 +117,3 @@ def read_split(path: str) -> SplitArrays:
                                photos=f["photos"][:])
     except (OSError, KeyError) as err:
         raise ValueError(f"{path}: not a prepared split ({err})") from None
-
-
-# The authors' count of test images with an eligible box (their BBox_cityscape.json: 376
-# entries, BBox_NYU.json: 249; AUTHOR_CODE_FACTS.md §6), to set beside ours on the full real
-# test split.
-AUTHORS_TEST_BOXES = {
-    "cityscapes": {"test_boxes": 376, "test_images": 500, "size": "256x128, threshold 0.02"},
-    "nyu": {"test_boxes": 249, "test_images": 249, "size": "192x144, threshold 0.02"},
-}
-
-# The paper's prepared sizes (W, H) and box size thresholds (§4); the outside-DVC prepare CLI
-# uses these, the DVC stages read theirs from params.yaml.
-PAPER_SETTINGS = {
-    "cityscapes": {"width": 256, "height": 128, "size_threshold": 0.02,
-                   "box_list_threshold": 0.01},  # TwoSM rows train on boxes >= 0.01
-    "nyu": {"width": 192, "height": 144, "size_threshold": 0.02},
-    "helen": {"width": 256, "height": 256, "size_threshold": 0.0003},
-    "facade": {"width": 248, "height": 242, "size_threshold": 0.0003},
-}

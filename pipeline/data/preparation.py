@@ -13,8 +13,9 @@ from PIL import Image
 
 from pipeline.data.boxes import (DEFAULT_BOX_RULE, eligible_instances, per_class_instances,
                             select_test_box)
-from pipeline.data.datasets import DatasetSpec, SplitArrays, get_spec, write_split
+from pipeline.data.datasets import DatasetSpec, SplitArrays, write_split
 from pipeline.data.inputs import BOX_COLUMNS, TEST_BOX_COLUMNS, write_csv
+from pipeline.data.sets import get_dataset
 from pipeline.atomic import replace_dir
 
 SPLITS = ("train", "test")
@@ -83,10 +84,12 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
     Eligible boxes and the test boxes use `threshold` and `box_rule` (pipeline.data.boxes: authors |
     tight; under authors Helen's instances are one per class); boxes.csv lists every box down to
     `list_threshold` (default: threshold), for rows trained with a lower one (TwoSM: 0.01).
-    Everything goes to a temp dir that replaces `out_dir` only when complete. Facade (inpainting,
-    no edit classes) also gets test_masks.csv: `hole_repeats` fixed seed-`seed` holes per test
-    image, each side `hole` (min, max) times the image side."""
-    spec = get_spec(spec_name)
+    Everything goes to a temp dir that replaces `out_dir` only when complete. An inpainting
+    dataset (one with ``Dataset.test_masks``: Facade, no edit classes) also gets
+    test_masks.csv: `hole_repeats` fixed seed-`seed` holes per test image, each side `hole`
+    (min, max) times the image side."""
+    dataset = get_dataset(spec_name)
+    spec = dataset.spec
     tmp_dir = out_dir.rstrip("/") + ".tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)
@@ -121,9 +124,8 @@ def prepare_dataset(spec_name: str, splits: dict, out_dir: str, *, width: int, h
                 stats["test"]["test_boxes"] = len(test_rows)
                 stats["test"]["skipped_images"] = skipped
         write_csv(os.path.join(tmp_dir, "boxes.csv"), BOX_COLUMNS, all_boxes)
-        if spec_name == "facade":
-            from pipeline.data.raw_facade import facade_test_masks
-            masks = facade_test_masks(resize_split(splits["test"], width, height),
+        if dataset.test_masks is not None:
+            masks = dataset.test_masks(resize_split(splits["test"], width, height),
                                       repeats=hole_repeats, seed=seed, hole=tuple(hole))
             write_csv(os.path.join(tmp_dir, "test_masks.csv"),
                       ["image", "repeat", "x1", "y1", "x2", "y2"], masks)

@@ -1,6 +1,7 @@
 """Readers that turn the official raw archives (extracted under one raw folder) into
-``SplitArrays`` at the paper's resolution: the entry points here, one module per dataset
-(raw_cityscapes, raw_nyu, raw_helen, raw_facade) and what they share (raw_files).
+``SplitArrays`` at the paper's resolution, and the fetching of those archives: the entry points
+here; each dataset's reader, extraction and sources are in its registry module
+(pipeline.data.sets), what they share in raw_files.
 
 Raw folder layout (one folder may hold all four datasets)::
 
@@ -39,12 +40,11 @@ label is 0.
 """
 from __future__ import annotations
 
-from pipeline.data.datasets import get_spec
-from pipeline.data.raw_cityscapes import extract_cityscapes, read_cityscapes
-from pipeline.data.raw_facade import extract_facade, read_facade
+import os
+import zipfile
+
 from pipeline.data.raw_files import default_workers
-from pipeline.data.raw_helen import extract_helen, read_helen
-from pipeline.data.raw_nyu import NYU_NAMES_FILE, check_nyu, read_nyu
+from pipeline.data.sets import get_dataset
 
 
 def prepare_raw_dir(dataset: str, raw_dir: str, extract_dir: str | None = None) -> str:
@@ -54,33 +54,49 @@ def prepare_raw_dir(dataset: str, raw_dir: str, extract_dir: str | None = None) 
     the user extracted it there, else ``extract_dir``. The pipeline passes an extraction folder
     that is a stage output (artifacts/raw/<dataset>), so the folder `data.dvc` tracks is only
     ever read."""
-    get_spec(dataset)
-    dest_dir = extract_dir or raw_dir
-    return {"cityscapes": extract_cityscapes, "helen": extract_helen,
-            "facade": extract_facade, "nyu": check_nyu}[dataset](raw_dir, dest_dir)
+    return get_dataset(dataset).extract(raw_dir, extract_dir or raw_dir)
 
 
-def load_raw(dataset: str, raw_dir: str, *, nyu_split=(1200, 249), nyu_names_file=NYU_NAMES_FILE,
-             facade_test=8, progress=True, workers=None,
-             extract_dir: str | None = None, val_sequences=()) -> dict:
+def load_raw(dataset: str, raw_dir: str, *, progress=True, workers=None,
+             extract_dir: str | None = None, **options) -> dict:
     """Read ``dataset`` from ``raw_dir`` (extracting archives found there) into
-    ``{"train": SplitArrays, "test": SplitArrays}`` at the paper's size (``SIZES``).
+    ``{"train": SplitArrays, "test": SplitArrays}`` at the paper's size (``Dataset.size``).
     Archives are extracted into ``extract_dir`` (default: ``raw_dir``; see prepare_raw_dir).
+    ``options`` are the dataset reader's own (pipeline.data.sets.<dataset>), e.g.:
 
-    ``nyu_names_file``: optional ``nyu894_to_40.txt``-style list of the expected class names;
-    with it the .mat's labels are remapped by name, without it the file's own order is kept
-    (after checking the edit classes sit on their ``NYU_IDS`` ids).
-
-    ``val_sequences``: Cityscapes in a folder with a train split only (the video frames): the
-    sequences whose frames form the test split (split_by_sequence).
+    - Cityscapes ``val_sequences``: in a folder with a train split only (the video frames), the
+      sequences whose frames form the test split (split_by_sequence);
+    - NYU ``nyu_split`` (train, test frame counts) and ``nyu_names_file``: an optional
+      ``nyu894_to_40.txt``-style list of the expected class names; with it the .mat's labels
+      are remapped by name, without it (None) the file's own order is kept (after checking the
+      edit classes sit on their ``NYU_IDS`` ids);
+    - Facade ``facade_test``: how many base images form the test split.
     """
-    get_spec(dataset)
+    reader = get_dataset(dataset).read
     workers = workers or default_workers()
     raw_dir = prepare_raw_dir(dataset, raw_dir, extract_dir)
-    if dataset == "cityscapes":
-        return read_cityscapes(raw_dir, progress, workers, tuple(val_sequences))
-    if dataset == "nyu":
-        return read_nyu(raw_dir, nyu_split, nyu_names_file, progress)
-    if dataset == "helen":
-        return read_helen(raw_dir, progress, workers)
-    return read_facade(raw_dir, facade_test, progress, workers)
+    return reader(raw_dir, progress=progress, workers=workers, **options)
+
+
+def fetch_dataset(dataset: str, raw_dir: str, *, retries: int = 5) -> None:
+    """Make ``raw_dir`` hold ``dataset``'s raw files: download the public ones, or say which
+    file goes where (raising FileNotFoundError) for those behind a login or not downloadable
+    here (the dataset's ``fetch``); then check that its archives there open."""
+    fetch = get_dataset(dataset).fetch
+    os.makedirs(raw_dir, exist_ok=True)
+    fetch(raw_dir, retries)
+    check_archives(dataset, raw_dir)
+
+
+def check_archives(dataset: str, raw_dir: str) -> None:
+    """Every zip archive of `dataset` in the raw folder opens (its central directory reads):
+    a junk or truncated download fails here, naming the file, not at prepare time. Reads only."""
+    for name in get_dataset(dataset).archives:
+        path = os.path.join(raw_dir, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"{path}: corrupt or truncated zip archive ({err})") from None

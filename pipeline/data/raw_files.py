@@ -1,5 +1,5 @@
-"""What every raw-dataset reader shares: the paper's sizes and the archives' names, the
-messages for missing data, reading and resizing images, safe zip extraction (once per archive),
+"""What every raw-dataset reader shares (each dataset's own reader is in pipeline.data.sets):
+the message for missing data, reading and resizing images, safe zip extraction (once per archive),
 and loading samples in parallel."""
 from __future__ import annotations
 
@@ -21,32 +21,7 @@ from pipeline.data.datasets import SplitArrays
 from pipeline.atomic import atomic_open, move_into_place
 
 
-SIZES = {"cityscapes": (256, 128), "nyu": (192, 144), "helen": (256, 256), "facade": (248, 242)}
-
-
 PHOTO_FILTER = Image.BOX
-
-
-NYU_FILE = "nyu_depth_v2_labeled.mat"
-
-
-NYU_URL = "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat"
-
-
-CITYSCAPES_ZIPS = {"gtFine": "gtFine_trainvaltest.zip",
-                   "leftImg8bit": "leftImg8bit_trainvaltest.zip"}
-
-
-FACADE_ZIPS = {"base": "CMP_facade_DB_base.zip", "extended": "CMP_facade_DB_extended.zip"}
-
-
-FACADE_PREFIX = {"base": "cmp_b", "extended": "cmp_x"}
-
-
-FACADE_URL = "https://cmp.felk.cvut.cz/~tylecr1/facade/"
-
-
-HELEN_ZIP = "helenstar_release.zip"
 
 
 class MissingRawData(FileNotFoundError):
@@ -55,27 +30,13 @@ class MissingRawData(FileNotFoundError):
     without a traceback)."""
 
 
-# dataset -> (its name in messages, where its files come from; {raw} = the raw folder)
-RAW_ORIGINS = {
-    "cityscapes": ("Cityscapes", "log in at https://www.cityscapes-dataset.com/ to download it, "
-                   "or set CITYSCAPES_USERNAME/CITYSCAPES_PASSWORD and run `python -m "
-                   "stages.download cityscapes --raw {raw}`; its extracted gtFine/ or "
-                   "leftImg8bit/ folder works too"),
-    "nyu": ("NYU Depth v2", "run `python -m stages.download nyu --raw {raw}` or download "
-            f"{NYU_URL} (2.8 GB)"),
-    "helen": ("Helen", "from https://github.com/JPlin/Relabeled-HELEN-Dataset; or extract its "
-              "helenstar_release.7z there, as helenstar_release/train and /test"),
-    "facade": ("CMP Facade", "run `python -m stages.download facade --raw {raw}` or download it "
-               f"from {FACADE_URL}"),
-}
-
-
-def missing_raw_data(dataset: str, raw_dir: str, files, folder: str = "") -> MissingRawData:
-    """The error for `files` (archive names) of `dataset` missing: one line naming each file
-    and the folder it goes in (raw_dir, or raw_dir/folder)."""
-    name, origin = RAW_ORIGINS[dataset]
+def missing_raw_data(title: str, origin: str, raw_dir: str, files,
+                     folder: str = "") -> MissingRawData:
+    """The error for `files` (archive names) of a dataset (`title`, its files' `origin`, where
+    {raw} stands for the raw folder) missing: one line naming each file and the folder it goes
+    in (raw_dir, or raw_dir/folder)."""
     where = os.path.join(raw_dir, folder) if folder else raw_dir
-    return MissingRawData(f"{name}: {' and '.join(files)} missing: put "
+    return MissingRawData(f"{title}: {' and '.join(files)} missing: put "
                           f"{'it' if len(files) == 1 else 'them'} in {where.rstrip('/')}/ "
                           f"({origin.format(raw=raw_dir)})")
 

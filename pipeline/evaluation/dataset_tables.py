@@ -4,7 +4,7 @@ with an eligible box), the eligible-image counts on real instance maps (stages.e
 and real and synthetic street maps side by side (stages.world_statistics)."""
 from __future__ import annotations
 
-from pipeline.data.datasets import AUTHORS_TEST_BOXES
+from pipeline.data.sets import AUTHORS_TEST_BOXES
 
 
 def datasets_markdown(stats: list, real_counts: dict | None = None,

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from pipeline.evaluation import floors
 from pipeline.data.boxes import BOX_CONVENTIONS, box_mask, scored_box
 from pipeline.config.sections import Params
-from pipeline.data.datasets import colour_to_labels, get_spec, read_split
+from pipeline.data.datasets import colour_to_labels, read_split
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import check_boxes, edit_batch, from_unit_range, read_boxes, to_unit_range
 from pipeline.models.inpainting import complete, read_test_holes
 from pipeline.evaluation.metrics import FIDScorer, hamm, hole_l1, hole_ssim, l1, ssim, tiou

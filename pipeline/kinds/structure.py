@@ -10,7 +10,8 @@ import os
 from pipeline.data.boxes import box_size_passes
 from pipeline.config.loading import to_dict
 from pipeline.config.sections import Params, Row
-from pipeline.data.datasets import get_spec, read_split
+from pipeline.data.datasets import read_split
+from pipeline.data.sets import get_spec
 from pipeline.evaluation.evaluation import BoxTestSet, HeldBackBoxes, edited_maps
 from pipeline.data.inputs import EditTask, check_boxes, condition_channels, read_boxes
 from pipeline.kinds.base import RowKind

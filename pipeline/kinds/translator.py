@@ -8,7 +8,8 @@ import os
 from pipeline.training import trainer
 from pipeline.config.loading import to_dict
 from pipeline.config.sections import Params
-from pipeline.data.datasets import get_spec, read_split
+from pipeline.data.datasets import read_split
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import TranslationTask
 from pipeline.kinds.base import LIVE_ROOT, RowKind
 from pipeline.kinds.parts import build_generator, build_losses, build_vgg, global_generator

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pipeline.config.loading import to_dict
 from pipeline.config.sections import Params, Row
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import condition_channels
 from pipeline.evaluation.evaluation import twosm_edited_maps
 from pipeline.kinds.parts import expansion_loss, highest_expansion

@@ -56,7 +56,7 @@ ADVERSARIAL_PLUGINS = ("global_local", "amex", "global_amex")
 def hole_side_range(side: int, low: float, high: float) -> tuple:
     """Smallest and largest hole side (pixels) for an image side: round(low·side) ..
     round(high·side), at least 1 (the rule of the fixed test holes,
-    raw_facade.facade_test_masks)."""
+    sets.facade.facade_test_masks)."""
     return max(1, round(low * side)), max(1, round(high * side))
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.data.datasets import colour_to_labels, get_spec
+from pipeline.data.datasets import colour_to_labels
+from pipeline.data.sets import get_spec
 from pipeline.data.inputs import (EditBox, condition_tensor, edit_inputs, from_unit_range,
                                   instance_edges)
 from pipeline.models.twosm_prediction import (by_label_rule, painted_labels, upsampled_labels,

@@ -52,7 +52,7 @@ def model_metadata(kind: str, dataset: str, width: int, height: int, name: str,
     `meta`): its dataset's label names and palette, the input size it was trained at, its
     conditioning, the row name, the hash of the configuration it was trained with and the code
     commit."""
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     spec = get_spec(dataset)
     return {"format": MODEL_FORMAT, "kind": kind, "row": name, "dataset": dataset,
             "label_names": list(spec.label_names), "palette": spec.palette.tolist(),

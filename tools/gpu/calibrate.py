@@ -65,7 +65,7 @@ class _Timer:
 def _build(params, row_name: str, seed: int):
     """(generator, losses, task) of a row as its kind builds them (pipeline.kinds), on
     synthetic maps generated here (the prepared data does not exist yet)."""
-    from pipeline.data.datasets import get_spec
+    from pipeline.data.sets import get_spec
     from pipeline.data.inputs import EditBox
     from pipeline.kinds import kind_of
     from pipeline.data.preparation import box_rows

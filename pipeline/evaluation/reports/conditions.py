@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-PAPER_SIZES = {"cityscapes": "256x128", "nyu": "192x144", "helen": "256x256"}
-PAPER_SPLITS = {"cityscapes": "2975 / 500", "nyu": "1200 / 249", "helen": "1800 / 299"}
+from pipeline.data.sets import get_dataset
 
 
 def run_conditions(params, conditions: dict, data_root: str) -> list:
@@ -25,8 +24,9 @@ def run_conditions(params, conditions: dict, data_root: str) -> list:
                 stats = json.load(f)
             split = (f"{stats['train']['images']} / {stats['test']['images']} images, "
                      f"{stats['test'].get('test_boxes', '?')} test boxes")
+        paper = get_dataset(name)
         lines.append((f"{name}: size, train / test", f"{dataset.width}x{dataset.height}, {split}",
-                      f"{PAPER_SIZES.get(name, '?')}, {PAPER_SPLITS.get(name, '?')}"))
+                      "{}x{}, {}".format(*paper.size, paper.paper_split)))
     m, loss, profile = params.model, params.loss, params.row_profile()
     lines += [
         ("epochs (structure G / translator G_I)",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.loading import seed_dir
-from pipeline.data.datasets import get_spec
+from pipeline.data.sets import STREET_DATASET, get_spec
 from pipeline.evaluation.floors import floor_row_name
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
                                                 read_curves, read_eval_curves)
@@ -24,10 +24,11 @@ from pipeline.evaluation.reports.tables import floor_rows, q_sensitivity, q_swee
 def draw_q_sensitivity(params, metrics: dict, conditions: dict, reports: str) -> tuple:
     """reports/q_sensitivity.{csv,png} (a declared output: drawn, empty and saying so, without
     q-sweep rows); (the sweep's frame, the plot's path or None without rows)."""
-    sweep = q_sensitivity(metrics, q_sweep_rows(params), row_of(params, MEXGAN, "cityscapes"))
+    sweep = q_sensitivity(metrics, q_sweep_rows(params),
+                          row_of(params, MEXGAN, STREET_DATASET))   # Fig 10 is on Cityscapes
     sweep.to_csv(os.path.join(reports, "q_sensitivity.csv"), index=False, float_format="%.6g")
     q_plot = "q_sensitivity.png"
-    q_floors = {m: {r: metrics[r][m] for r in floor_rows("cityscapes") if r in metrics}
+    q_floors = {m: {r: metrics[r][m] for r in floor_rows(STREET_DATASET) if r in metrics}
                 for m in ("tiou", "hamm")}
     plot_q_sensitivity(sweep, os.path.join(reports, q_plot),
                        f"{conditions['data_source']} Cityscapes, alpha=beta={params.alpha}",

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from pipeline.data.sets import STREET_DATASET
 from pipeline.evaluation.paper_tables import write_paper_table
 from pipeline.evaluation.reports.differences import differences_table
 from pipeline.evaluation.reports.inpainting_tables import inpainting_differences, inpainting_table
@@ -69,7 +70,7 @@ def run_tables(params, metrics: dict, scores: pd.DataFrame, inpainting: dict,
     inpainting_scores / inpainting_conditions of evaluate_inpainting. Table 1 has no HuEv
     column yet (pipeline.apps.huev.table1_with_huev adds it)."""
     datasets = list(params.datasets)
-    city = [d for d in datasets if d == "cityscapes"]
+    city = [d for d in datasets if d == STREET_DATASET]   # Table 2 is on Cityscapes
     tables = [
         ("Table 1 — Pix2PixHD vs MExGAN", "table1",
          comparison_table(metrics, PAPER_TABLE1, ["tiou", "hamm", "fid"], scores, datasets),
@@ -88,7 +89,7 @@ def run_tables(params, metrics: dict, scores: pd.DataFrame, inpainting: dict,
             "box (Hong et al.). " if params.twosm.labels == "painted_mask" else
             "the context stream's argmax. ")
          + "Boxes: the same seed-679 Cityscapes test boxes as Tables 1 and 4 (size threshold "
-         + (f"{params.datasets['cityscapes'].size_threshold:g}" if city else "—")
+         + (f"{params.datasets[STREET_DATASET].size_threshold:g}" if city else "—")
          + "); the TwoSM rows train on boxes down to their own threshold (paper: 0.01). The "
          "paper's TwoSM rows were scored on other boxes than its Pix2PixHD rows. "
          + FLOOR_NOTE),
