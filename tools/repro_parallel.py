@@ -1,4 +1,4 @@
-"""`dvc repro` with the training runs N at a time (`make demo`, `make study`).
+"""`dvc repro` with the training runs N at a time (`make study`: one CPU thread a run).
 
 DVC runs one stage at a time and one `dvc repro` holds the repository's lock, so a study whose
 runs each use one CPU thread (or a slice of one GPU) would leave the other cores idle. This tool:
