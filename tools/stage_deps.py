@@ -215,15 +215,14 @@ def stage_commands(root: str = ROOT) -> dict:
 
 
 def fingerprints(root: str = ROOT) -> dict:
-    """stage group -> {repository file it runs: SHA-256 of the file's bytes}."""
-    result = {}
-    for group, cmd in stage_commands(root).items():
-        files = {}
-        for path in stage_code(cmd, root):
-            with open(os.path.join(root, path), "rb") as f:
-                files[path] = hashlib.sha256(f.read()).hexdigest()
-        result[group] = files
-    return result
+    """stage group -> {repository file it runs: SHA-256 of the file's bytes}; each file is read
+    once, however many stages run it."""
+    code = {group: stage_code(cmd, root) for group, cmd in stage_commands(root).items()}
+    digests = {}
+    for path in sorted({path for paths in code.values() for path in paths}):
+        with open(os.path.join(root, path), "rb") as f:
+            digests[path] = hashlib.sha256(f.read()).hexdigest()
+    return {group: {path: digests[path] for path in paths} for group, paths in code.items()}
 
 
 def drift(root: str = ROOT) -> dict:
