@@ -28,12 +28,14 @@ import repro_parallel  # noqa: E402
 SPEC = get_spec("cityscapes")
 TWOSM_ROWS = ["twosm-cityscapes", "twosm-full-cityscapes", "twosm-full-mex-cityscapes",
               "twosm-full-amex-cityscapes"]
+BATCH1 = "twosm-full-batch1-cityscapes"   # +Full at batch 1: a variant, beside +Full at batch 8
 
 
 def test_the_twosm_study_params_are_table_2_as_hong_et_al_built_it():
     params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
     colour = load_params(os.path.join(REPO, "params_study.yaml"))
-    assert list(params.rows) == TWOSM_ROWS and len(params.seeds) >= 3
+    assert list(params.rows) == TWOSM_ROWS + [BATCH1] and len(params.seeds) >= 3
+    assert params.twosm.batch_size == 8 and params.rows[BATCH1].batch_size == 1
     assert params.twosm.build == "hong" and params.twosm.labels == "painted_mask"
     # the same data and test boxes as the colour rows' study, so the two can be paired
     for key in ("width", "height", "size_threshold", "synthetic_train", "synthetic_test"):
@@ -144,6 +146,22 @@ def test_the_twosm_summary_asks_table_2s_questions():
     assert "context-argmax tIOU |" in text
     assert "| twosm-full-cityscapes | 0.9700 | 0.600 | 0.300 | 0.100 | 0.900 | 0.5500 |" in text
     assert "MExGAN" not in text
+
+
+def test_the_summary_asks_about_the_batch_1_variant_beside_the_row_it_varies():
+    params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
+    full, fill = TWOSM_ROWS[1], "floor-fill-box-cityscapes"
+    differences = _differences({(BATCH1, full): -0.08, (BATCH1, fill): 0.02})
+    metrics = {row: {"tiou": 0.7, "hamm": 0.7, "test_boxes": 47}
+               for row in TWOSM_ROWS + [BATCH1, fill, "floor-mean-mask-cityscapes"]}
+    text = study_summary(metrics=metrics, differences=differences, eval_curves={},
+                         held_back={}, params=params, wall_seconds=600, platform="test CPU",
+                         folder="study_twosm", params_file="params_study_twosm.yaml")
+    assert (f"| Does {BATCH1} (batch 1 against 8) beat {full}? | **no, it is worse**: "
+            "tiou") in text
+    assert f"| Does {BATCH1} beat the fill-box floor? | **cannot tell**" in text
+    assert f"| {BATCH1} | 0.7000 | 0.7000 |" in text
+    assert study_rows(params, "cityscapes").trained == TWOSM_ROWS   # it plays no paper role
 
 
 def test_a_sitting_asks_only_the_questions_of_the_rows_it_trained():

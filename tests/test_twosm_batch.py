@@ -54,3 +54,37 @@ def test_a_hong_twosm_row_trains_and_predicts_at_batch_4(tmp_path):
                             split.instances[0], edit, spec, torch.device("cpu"))
     assert labels.shape == split.labels[0].shape
     assert np.isin(labels, np.arange(spec.num_labels)).all()
+
+
+def test_a_rows_own_batch_wins_and_makes_it_a_variant_of_the_row_that_plays_its_role(tmp_path,
+                                                                                     monkeypatch):
+    """`twosm_rows.<row>.batch_size` (0: twosm.batch_size): the run batches by the row's own
+    value and records it; that row plays no paper role (the report still finds one row per
+    role) and the study pairs it with the row that does (issue 34: batch 1 beside batch 8)."""
+    from pipeline import kinds
+    from pipeline.config.sections import ParamsError
+    from pipeline.evaluation.reports.differences import comparisons
+    from pipeline.evaluation.reports.paper_rows import TWOSM_FULL, row_of, variants
+    from pipeline.kinds import base
+    import pytest
+    raw = _raw(4)
+    variant = "twosm-full-batch3-cityscapes"
+    raw["twosm_rows"][variant] = {**raw["twosm_rows"][ROW], "batch_size": 3}
+    prepare(tmp_path, raw)
+    params = parse_params(raw)
+    seen = {}
+    monkeypatch.setattr(base, "train_run", lambda params, run, *args: seen.update(vars(run)) or {})
+    data = str(tmp_path / "artifacts" / "data" / "cityscapes")
+    for name in (ROW, variant):
+        kinds.train_row(params, name, data, str(tmp_path / name), str(tmp_path / "live"),
+                        progress=False)
+        seen[name] = (seen["task"].batch_size, seen["extra"].get("batch_size"))
+    assert seen[ROW] == (4, None) and seen[variant] == (3, 3)
+    assert row_of(params, TWOSM_FULL, "cityscapes") == ROW
+    assert variants(params, "cityscapes") == [(variant, ROW, "batch 3 against 4")]
+    pairs = comparisons(params, [ROW, variant, "floor-fill-box-cityscapes"], ["cityscapes"])
+    assert (variant, ROW, "cityscapes") in pairs
+    assert (variant, "floor-fill-box-cityscapes", "cityscapes") in pairs
+    raw["twosm_rows"][variant]["batch_size"] = -1
+    with pytest.raises(ParamsError, match=rf"twosm_rows\.{variant}\.batch_size: -1"):
+        parse_params(raw)

@@ -259,7 +259,11 @@ class Row:
     observation: str = ""         # TwoSM rows: local | full
     size_threshold: float = 0.0   # training boxes' area threshold (0: the dataset's)
     profile: str = ""             # a name in `profiles` ("": the top-level `profile`)
-    epochs: int = 0               # this row's training epochs (0: train.epochs); a row that
+    epochs: int = 0               # this row's training epochs (0: train.epochs)
+    batch_size: int = 0           # this row's batch (0: its section's, twosm.batch_size for
+                                  # TwoSM rows, train.batch_size else). A row with its own batch
+                                  # plays no paper role: it is a variant of the row that does
+                                  # (pipeline.evaluation.reports.paper_rows.variants)
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,9 @@ def _validate(p: Params) -> None:
                        "empty: only TwoSM rows have an observation")
             _check(isinstance(row.epochs, int) and row.epochs >= 0, f"{group}.{name}.epochs",
                    row.epochs, "an integer >= 1, or 0 for train.epochs")
+            _check(isinstance(row.batch_size, int) and row.batch_size >= 0,
+                   f"{group}.{name}.batch_size", row.batch_size,
+                   "an integer >= 1, or 0 for its section's batch")
             if row.size_threshold:
                 dataset = p.datasets[row.dataset]
                 lowest = dataset.box_list_threshold or dataset.size_threshold

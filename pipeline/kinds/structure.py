@@ -45,7 +45,7 @@ class StructureKind(RowKind):
     def task(self, params: Params, row: Row, split, boxes: dict, seed: int, generator):
         """The batches: a random eligible box per image per epoch (EditTask)."""
         t = params.train
-        return EditTask(split, get_spec(row.dataset), boxes, batch_size=t.batch_size,
+        return EditTask(split, get_spec(row.dataset), boxes, batch_size=row.batch_size or t.batch_size,
                         flip=t.flip, seed=seed)
 
     def build(self, params: Params, row: Row, split, boxes: dict, seed: int) -> tuple:
@@ -96,7 +96,10 @@ class StructureKind(RowKind):
                              **to_dict(params.profile_of(row))},
                  "observation": row.observation,
                  "twosm": self.settings(params),
-                 "data_md5": files_md5(data_dir, DATA_FILES)}
+                 "data_md5": files_md5(data_dir, DATA_FILES),
+                 # a row's own batch (its run's records and checkpoint must say so); absent
+                 # for a row at its section's batch, so their records stay as they were
+                 **({"batch_size": row.batch_size} if row.batch_size else {})}
         held_back = HeldBackBoxes(row.dataset, data_dir, t.eval_boxes, self.edited_maps,
                                   params.box_convention)
         return Run(name=name, kind=self.name, generator=generator, losses=losses, task=task,

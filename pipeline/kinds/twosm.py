@@ -55,8 +55,8 @@ class TwoSMKind(StructureKind):
     def task(self, params: Params, row: Row, split, boxes: dict, seed: int, generator):
         """EditTask's boxes, flips and order, plus the generator's observation windows."""
         return TwoStreamTask(split, get_spec(row.dataset), boxes, generator.observation,
-                             batch_size=params.twosm.batch_size, flip=params.train.flip,
-                             seed=seed)
+                             batch_size=row.batch_size or params.twosm.batch_size,
+                             flip=params.train.flip, seed=seed)
 
     def settings(self, params: Params) -> dict:
         return to_dict(params.twosm)

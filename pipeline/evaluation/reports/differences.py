@@ -5,22 +5,27 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.evaluation.intervals import paired_difference
-from pipeline.evaluation.reports.paper_rows import COMPARISONS, TABLE1, TABLE2, row_of, rows_of
+from pipeline.evaluation.reports.paper_rows import (COMPARISONS, TABLE1, TABLE2, row_of, rows_of,
+                                                    variants)
 from pipeline.evaluation.reports.tables import floor_rows, score_matrices
 
 
 def comparisons(params, rows, datasets) -> list:
     """The paper's comparisons as (A, B, dataset) pairs for paired differences, between the
     rows of `params` that play the paper's rows (paper_rows.COMPARISONS: MExGAN − Pix2PixHD per
-    dataset, A-MExGAN − MExGAN, the Table 2 steps), then every trained row of the paper's
-    tables − each floor; only pairs whose rows are both in `rows` (those scored)."""
+    dataset, A-MExGAN − MExGAN, the Table 2 steps), each variant (paper_rows.variants) − the row
+    whose role it varies, then every trained row of the paper's tables and every variant − each
+    floor; only pairs whose rows are both in `rows` (those scored)."""
     rows = set(rows)
     pairs = []
     for dataset in datasets:
         pairs += [(a, b, dataset) for a, b in ((row_of(params, a, dataset),
                                                 row_of(params, b, dataset))
                                                for a, b in COMPARISONS) if {a, b} <= rows]
-        for row in rows_of(params, TABLE1 + TABLE2, dataset):
+        varied = variants(params, dataset)
+        pairs += [(variant, row, dataset) for variant, row, _ in varied
+                  if {variant, row} <= rows]
+        for row in rows_of(params, TABLE1 + TABLE2, dataset) + [v for v, _, _ in varied]:
             for floor in floor_rows(dataset):
                 if {row, floor} <= rows:
                     pairs.append((row, floor, dataset))

@@ -1,6 +1,7 @@
 """The paper's rows found by their params, never by their names: a role is what a row trains
 (its params section, loss and observation); the row of params that trains it on a dataset plays
-it. A row of the q-sensitivity sweep (q_from `q_sweep.<name>`, Fig 10) plays no role. The
+it. A row of the q-sensitivity sweep (q_from `q_sweep.<name>`, Fig 10) plays no role, nor does a
+row with its own batch_size: that is a variant of the row that plays its role (`variants`). The
 report's comparisons, the study's questions and the picture grids pick their rows here, so a
 row named otherwise keeps its paired differences."""
 from __future__ import annotations
@@ -39,7 +40,7 @@ def row_of(params, role: Role, dataset: str) -> str | None:
     sweep = {f"q_sweep.{name}" for name in params.q_sweep}
     found = [name for name, row in getattr(params, role.section).items()
              if (row.dataset, row.loss, row.observation) == (dataset, role.loss, role.observation)
-             and row.q_from not in sweep]
+             and row.q_from not in sweep and not row.batch_size]
     if len(found) > 1:
         raise ValueError(f"{role.section} rows {', '.join(found)} all train {role.title} on "
                          f"{dataset}: the report needs one row per role")
@@ -49,3 +50,25 @@ def row_of(params, role: Role, dataset: str) -> str | None:
 def rows_of(params, roles, dataset: str) -> list:
     """row_of each role, in order (None where no row plays it)."""
     return [row_of(params, role, dataset) for role in roles]
+
+
+def section_batch(params, section: str) -> int:
+    """The batch of a section's rows that set none (TwoSM rows: twosm.batch_size)."""
+    return params.twosm.batch_size if section == "twosm_rows" else params.train.batch_size
+
+
+def variants(params, dataset: str) -> list:
+    """(variant, row, what differs) for each row on `dataset` with its own batch_size whose
+    role another row plays (same section, loss and observation, the section's batch): the
+    study reports the variant beside that row, e.g. TwoSM+Full at batch 1 beside batch 8."""
+    found = []
+    for role in TABLE1 + TABLE2:
+        row = row_of(params, role, dataset)
+        if row is None:
+            continue
+        for name, other in getattr(params, role.section).items():
+            if (other.dataset, other.loss, other.observation) == \
+                    (dataset, role.loss, role.observation) and other.batch_size:
+                found.append((name, row, f"batch {other.batch_size} against "
+                              f"{section_batch(params, role.section)}"))
+    return found

@@ -11,6 +11,7 @@ from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, f
 from pipeline.evaluation.reports.inpainting_tables import (INPAINTING_DIRECTION,
                                                            inpainting_differences,
                                                            inpainting_table)
+from pipeline.evaluation.reports.paper_rows import variants
 from pipeline.evaluation.reports.paper_values import (TABLE3_READINGS, study_paper_values,
                                                       table3_paper, table3_readings)
 from pipeline.evaluation.reports.study_questions import (ANSWER_WORDS, resolved_side, study_rows,
@@ -110,6 +111,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     ran = set(params.rows)
     steps = [step for step in rows.steps if step[0] in ran and step[1] in ran]
     trained = [row for row in rows.trained if row in ran]
+    varied = [(variant, row, what) for variant, row, what in variants(params, dataset)
+              if variant in ran and row in ran]   # e.g. TwoSM+Full at batch 1 beside batch 8
     fill, mean_mask = (floor_row_name(floor, dataset) for floor in ("fill-box", "mean-mask"))
     vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
            else "random stand-in without VGG19 weights")
@@ -137,8 +140,10 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
            "", f"**In short:** {_plain_answer(differences, steps, trained, fill)}", "",
            "| question | answer (tIOU) | answer (hamm) |", "|---|---|---|"]
     questions = [(f"Does {name_a} beat {name_b}?", a, b) for a, b, name_a, name_b in steps]
+    questions += [(f"Does {variant} ({what}) beat {row}?", variant, row)
+                  for variant, row, what in varied]
     questions += [(f"Does {row} beat the {name} floor?", row, floor)
-                  for row in trained
+                  for row in trained + [variant for variant, _, _ in varied]
                   for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
     for question, a, b in questions:
         out.append(f"| {question} | {verdict(differences, a, b, 'tiou')} | "
@@ -153,7 +158,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
             "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
             f"first step above the fill-box floor on the held-back {params.train.eval_boxes} "
             "boxes (seed mean) |", "|---|---|---|---|---|---|"]
-    for row in [fill, mean_mask, *rows.trained]:
+    for row in [fill, mean_mask, *rows.trained, *(variant for variant, _, _ in varied)]:
         values = metrics.get(row)
         if values is None:
             continue
@@ -209,7 +214,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
             out += [f"- {_why_below(row, means, twosm)}." for row in below]
     if scores is not None and len(label_names):
         out += ["", "tIOU per target class (test boxes of the class in brackets):", ""]
-        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained)
+        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained,
+                                                    *(variant for variant, _, _ in varied))
                                         if r in set(scores["row"])], label_names)
     if reference is not None and scores is not None:
         same_path = label_path(reference["params"]) == label_path(params)
