@@ -265,7 +265,7 @@ def test_table3_names_the_reading_of_each_row_and_pairs_the_readings():
     scores = pd.DataFrame([{"row": row, "seed": 0, "image": f"facade_{i}", "repeat": 0,
                             "ssim": 1 - v / 100, "l1": v} for row, values in l1.items()
                            for i, v in enumerate(values)])
-    frame = inpainting_differences(scores, list(rows), "facade", ("l1",))
+    frame = inpainting_differences(scores, rows, "facade", ("l1",))
     differences = dict(zip(frame["comparison"], frame["difference"]))
     assert differences == pytest.approx({"gl-amex-facade − gl-facade": -3.0,
                                          "gl-amex-authors-facade − gl-facade": -6.0,

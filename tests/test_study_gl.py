@@ -9,15 +9,17 @@ from pipeline.config.loading import load_params
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = ["gl-facade", "gl-amex-facade", "gl-amex-authors-facade"]
+ROWS = ["gl-facade", "gl-amex-facade", "gl-amex-authors-facade", "gl-image-facade",
+        "gl-amex-image-facade"]
 FLOORS = ["floor-mean-fill-facade", "floor-biharmonic-facade"]
 
 
 def test_the_gl_study_params_have_both_readings_and_no_segmentation_row():
     params = load_params(os.path.join(REPO, "params_study_gl.yaml"))
     assert list(params.inpainting_rows) == ROWS and not params.rows
-    assert [r.amex_reading for r in params.inpainting_rows.values()] == ["ours", "ours",
-                                                                          "authors"]
+    assert [(r.amex_reading, r.rec_divisor) for r in params.inpainting_rows.values()] == [
+        ("ours", "hole"), ("ours", "hole"), ("authors", "image"), ("ours", "image"),
+        ("ours", "image")]
     ip = params.inpainting
     assert ip.completion_epochs + ip.discriminator_epochs < ip.epochs
     assert params.train.eval_every <= -(-ip.synthetic_train // ip.batch_size)  # once an epoch
@@ -44,7 +46,8 @@ def _scores(levels: dict) -> pd.DataFrame:
 def test_the_gl_summary_asks_table_3s_questions_in_each_metrics_direction():
     params = load_params(os.path.join(REPO, "params_study_gl.yaml"))
     levels = {"gl-facade": (0.30, 20.0), "gl-amex-facade": (0.40, 15.0),
-              "gl-amex-authors-facade": (0.20, 30.0),
+              "gl-amex-authors-facade": (0.20, 30.0), "gl-image-facade": (0.35, 18.0),
+              "gl-amex-image-facade": (0.30, 20.0),
               "floor-mean-fill-facade": (0.05, 60.0), "floor-biharmonic-facade": (0.25, 25.0)}
     scores = _scores(levels)
     metrics = {row: {"ssim": s, "l1": l, "ssim_image": 0.9, "l1_image": 5.0,
@@ -58,15 +61,22 @@ def test_the_gl_summary_asks_table_3s_questions_in_each_metrics_direction():
     assert "| Does GL+A-MEx beat GL? | **yes**: ssim gl-amex-facade − gl-facade = +0.0983" in text
     # L1 is lower for GL+A-MEx: a negative difference is a "yes"
     assert "**yes**: l1 gl-amex-facade − gl-facade = -4.8307" in text
-    assert ("| Does GL+A-MEx (authors' D) beat GL? | **no, it is worse**: ssim "
-            "gl-amex-authors-facade − gl-facade = -0.1003") in text
-    assert "| Does GL+A-MEx (authors' D) beat GL+A-MEx? | **no, it is worse**" in text
+    # the authors' reading divides L_rec by the image's pixels: it meets the rows that do too
+    assert ("| Does GL+A-MEx (authors' D) beat GL, L_rec / image? | **no, it is worse**: ssim "
+            "gl-amex-authors-facade − gl-image-facade = -0.1") in text
+    assert ("| Does GL+A-MEx (authors' D) beat GL+A-MEx, L_rec / image? | **no, it is worse**"
+            in text)
+    # the divisor switch, row by row
+    assert ("| Does GL, L_rec / image beat GL? | **yes**: ssim gl-image-facade − gl-facade = "
+            "+0.05") in text
+    assert ("| Does GL+A-MEx, L_rec / image beat GL+A-MEx? | **no, it is worse**: ssim "
+            "gl-amex-image-facade − gl-amex-facade = -0.09") in text
+    assert "| Does GL+A-MEx, L_rec / image beat GL, L_rec / image? | **no, it is worse**" in text
     assert "| Does gl-facade beat floor-biharmonic-facade? | **yes**" in text
     assert "| Does gl-amex-authors-facade beat floor-biharmonic-facade? | **no, it is worse**" \
         in text
     assert ("**In short:** on SSIM, GL+A-MEx beats GL, GL+A-MEx (authors' D) is worse than GL, "
-            "GL+A-MEx (authors' D) is worse than GL+A-MEx, and gl-facade, gl-amex-facade beat "
-            "every floor.") in text
+            "L_rec / image") in text
     assert "| gl-facade | 0.3000 | 20.0000 | +0.0000 | yes |" in text
-    assert "1500 steps: GL's phases 11 / 1 / 48 epochs" in text
+    assert "3000 steps: GL's phases 22 / 2 / 96 epochs" in text
     assert "(study_gl/figures/metric_curves_facade.png)" in text

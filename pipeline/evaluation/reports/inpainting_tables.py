@@ -80,20 +80,40 @@ def inpainting_table(metrics: dict, scores: pd.DataFrame, paper: dict, dataset: 
     return pd.DataFrame(lines, columns=TABLE_COLUMNS)
 
 
-def inpainting_differences(scores: pd.DataFrame, rows, dataset: str,
+def inpainting_steps(rows: dict) -> list:
+    """Table 3's paired questions (a, b), a − b, between the rows of `rows` (name ->
+    InpaintingRow), found by their params: each GL+A-MEx reading − GL (the paper's comparison),
+    the authors' reading − our GL+A-MEx, each with the same L_rec divisor where a row has one,
+    and each row whose L_rec divides by the image's pixels − its twin that divides by the
+    hole's (issue 34's switch; the same loss and reading)."""
+    def find(loss, reading, divisor):
+        return next((name for name, row in rows.items()
+                     if (row.loss, row.amex_reading, row.rec_divisor) == (loss, reading, divisor)),
+                    None)
+
+    steps = []
+    for name, row in rows.items():
+        if row.loss == "gl_amex":
+            gl = find("gl", "ours", row.rec_divisor) or find("gl", "ours", "hole")
+            steps += [(name, gl)] if gl else []
+            if row.amex_reading != "ours":
+                ours = (find("gl_amex", "ours", row.rec_divisor)
+                        or find("gl_amex", "ours", "hole"))
+                steps += [(name, ours)] if ours else []
+        twin = find(row.loss, row.amex_reading, "hole")
+        if row.rec_divisor == "image" and twin:
+            steps.append((name, twin))
+    return steps
+
+
+def inpainting_differences(scores: pd.DataFrame, rows: dict, dataset: str,
                            metric_names=("ssim", "l1")) -> pd.DataFrame:
-    """Paired differences on the same test images (per-image means over the same holes):
-    GL+A-MEx − GL (the paper's comparison), every other GL+A-MEx row (`gl-amex-*`, another
-    reading) − GL and − our GL+A-MEx, and every row − each floor; same columns as
-    differences_table."""
+    """Paired differences on the same test images (per-image means over the same holes) of
+    the questions of `rows` (name -> InpaintingRow; inpainting_steps) and of every row − each
+    floor; same columns as differences_table."""
     matrices = {m: inpainting_matrices(scores, m) for m in metric_names}
     present = set(scores["row"])
-    trained = [r for r in rows if r in present]
-    gl, ours = "gl-" + dataset, "gl-amex-" + dataset
-    pairs = [(a, b) for a, b in ((ours, gl),) if {a, b} <= present]
-    readings = [r for r in trained if r != ours and r.startswith("gl-amex-")
-                and r.endswith("-" + dataset)]
-    pairs += [(row, other) for row in readings for other in (gl, ours) if other in present]
-    pairs += [(row, floor) for row in trained
+    pairs = [(a, b) for a, b in inpainting_steps(rows) if {a, b} <= present]
+    pairs += [(row, floor) for row in rows if row in present
               for floor in sorted(_inpainting_floors(matrices[metric_names[0]], dataset))]
     return difference_lines([(a, b, dataset) for a, b in pairs], matrices, metric_names)

@@ -125,7 +125,7 @@ def run_differences(params, scores: pd.DataFrame, inpainting_scores: pd.DataFram
     """The paired differences of Tables 1, 2, 4 and 3, written to reports/differences.{md,csv}."""
     differences = pd.concat([differences_table(params, scores, list(params.datasets)),
                              inpainting_differences(inpainting_scores,
-                                                    list(params.inpainting_rows),
+                                                    params.inpainting_rows,
                                                     params.inpainting.dataset)],
                             ignore_index=True)
     write_table(differences, os.path.join(reports, "differences"),

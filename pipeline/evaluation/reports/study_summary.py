@@ -10,6 +10,7 @@ from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, f
                                                 late_gain)
 from pipeline.evaluation.reports.inpainting_tables import (INPAINTING_DIRECTION,
                                                            inpainting_differences,
+                                                           inpainting_steps,
                                                            inpainting_table)
 from pipeline.evaluation.reports.paper_rows import variants
 from pipeline.evaluation.reports.paper_values import (TABLE3_READINGS, study_paper_values,
@@ -238,21 +239,21 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
                              wall_seconds: int, platform: str, folder: str = "study_gl",
                              params_file: str = "params_study_gl.yaml") -> str:
     """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
-    paired questions (each GL+A-MEx reading − GL, the authors' reading − ours, each row − each
-    floor) on SSIM and L1 over the hole, whether each row's held-back SSIM curve is flat, and
+    paired questions (inpainting_steps: each GL+A-MEx reading − GL, the authors' reading −
+    ours, L_rec / image − L_rec / hole; each row − each floor) on SSIM and L1 over the hole, whether each row's held-back SSIM curve is flat, and
     the curves (figures/metric_curves_<dataset>.png in `folder`)."""
     ip = params.inpainting
     dataset = ip.dataset
     rows = list(params.inpainting_rows)
-    differences = inpainting_differences(scores, rows, dataset)
+    differences = inpainting_differences(scores, params.inpainting_rows, dataset)
     floors = sorted(r for r in metrics if is_floor_row(r, dataset))
-    names = {name: TABLE3_READINGS.get((row.loss, row.amex_reading), (None, name))[1]
+    readings = {(row.loss, row.amex_reading) for row in params.inpainting_rows.values()
+                if row.rec_divisor == "hole"}
+    names = {name: TABLE3_READINGS.get((row.loss, row.amex_reading), (None, name))[1] + (
+                 ", L_rec / image" if row.rec_divisor == "image"
+                 and (row.loss, row.amex_reading) in readings else "")
              for name, row in params.inpainting_rows.items()}
-    gl = next((n for n, r in params.inpainting_rows.items() if r.loss == "gl"), None)
-    readings = [n for n, r in params.inpainting_rows.items() if r.loss == "gl_amex"]
-    ours = [n for n in readings if params.inpainting_rows[n].amex_reading == "ours"]
-    steps = [(row, gl) for row in readings if gl] + [
-        (row, ours[0]) for row in readings if ours and row != ours[0]]
+    steps = inpainting_steps(params.inpainting_rows)
     joint = ip.epochs - ip.completion_epochs - ip.discriminator_epochs
     per_epoch = -(-ip.synthetic_train // ip.batch_size)
 
