@@ -240,3 +240,47 @@ def test_study_finish_without_a_finished_study_says_so(tmp_path):
                                                 STUDY_WORK=str(tmp_path)), timeout=60)
     assert result.returncode == 1
     assert "metrics.json does not exist: run the study first" in result.stderr
+
+
+# Committed studies whose params.yaml differs from their params file today, and why; a study
+# rerun with its params file must leave this list (the test fails while it is still named here)
+STALE_STUDIES = {
+    "study_authors": "trained 36 epochs before params_study.yaml said 54 (A-MExGAN 72): issue 34",
+    "study_gl": "60 epochs and 3 rows before params_study_gl.yaml's 120 epochs and the L_rec "
+                "divisor rows: issue 34",
+    "study_twosm": "batch 1, before params_study_twosm.yaml's batch 8 and batch-1 row: issue 34",
+}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_every_committed_study_was_trained_with_its_params_file():
+    """reports/<study>/params.yaml (what the study ran: its params file with `profile` set) equals
+    the params file its summary names, key by key, except the studies STALE_STUDIES names."""
+    import glob
+    import re
+    import yaml
+    drift = {}
+    for folder in sorted(glob.glob(os.path.join(REPO, "reports", "study*", ""))):
+        name = os.path.basename(os.path.dirname(folder))
+        with open(os.path.join(folder, "summary.md")) as f:
+            found = re.search(r"\(`(params[a-z_]*\.yaml)`(?:, profile `(\w+)`)?", f.read())
+        assert found, f"{name}/summary.md names no params file"
+        with open(os.path.join(folder, "params.yaml")) as f:
+            trained = _flat(yaml.safe_load(f))
+        with open(os.path.join(REPO, found.group(1))) as f:
+            current = yaml.safe_load(f)
+        if found.group(2):
+            current["profile"] = found.group(2)
+        current = _flat(current)
+        drift[name] = sorted(k for k in set(trained) | set(current)
+                             if trained.get(k) != current.get(k))
+    assert {name for name, keys in drift.items() if keys} == set(STALE_STUDIES), drift
