@@ -22,6 +22,7 @@ from pipeline.evaluation.evaluation import test_items
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
                                                 read_eval_curves)
 from pipeline.evaluation.reports.figures import plot_metric_curves
+from pipeline.evaluation.reports.study_references import read_study
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
 from pipeline.kinds import kind_of, load_generator
 from stages.common import ArgumentParser, run
@@ -101,6 +102,11 @@ def main():
     parser.add_argument("--reference-name", help="how the summary names --reference when it is "
                         "not the committed reports/<folder> (e.g. that folder at an older "
                         "commit); default: reports/<folder>, linked to its summary")
+    parser.add_argument("--previous", help="an earlier run of this study (a study folder: "
+                        "differences.csv, metrics.json) whose answers the summary sets beside "
+                        "these, e.g. the committed one on the old synthetic world")
+    parser.add_argument("--previous-name", help="how the summary names --previous "
+                        "(default: reports/<folder>)")
     args = parser.parse_args()
     if bool(args.models) != bool(args.data):
         parser.error("--models and --data go together")
@@ -119,13 +125,8 @@ def main():
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
     where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
-    reference = None
-    if args.reference:
-        folder = os.path.basename(os.path.normpath(args.reference))
-        reference = {"name": args.reference_name or f"reports/{folder}", "folder": folder,
-                     "link": not args.reference_name,
-                     "scores": pd.read_csv(os.path.join(args.reference, "scores.csv")),
-                     "params": load_params(os.path.join(args.reference, "params.yaml"))}
+    reference = args.reference and read_study(args.reference, args.reference_name)
+    previous = args.previous and read_study(args.previous, args.previous_name)
     diagnostics = None
     if args.diagnostics:
         diagnostics = pd.read_csv(args.diagnostics)
@@ -138,7 +139,8 @@ def main():
                          folder=args.folder or os.path.basename(os.path.normpath(args.out)),
                          scores=scores, diagnostics=diagnostics,
                          label_names=get_spec(dataset).label_names,
-                         params_file=args.params_file, reference=reference)
+                         params_file=args.params_file, reference=reference or None,
+                         previous=previous or None)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

@@ -164,6 +164,31 @@ def test_the_summary_asks_about_the_batch_1_variant_beside_the_row_it_varies():
     assert study_rows(params, "cityscapes").trained == TWOSM_ROWS   # it plays no paper role
 
 
+def test_the_summary_sets_an_earlier_runs_answers_beside_its_own():
+    """--previous: each question answered by each run's own interval, the changed ones named."""
+    params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
+    local, full, mex, amex = TWOSM_ROWS
+    fill = "floor-fill-box-cityscapes"
+    now = _differences({(full, local): 0.12, (mex, full): -0.01, (amex, full): -0.2})
+    before = _differences({(full, local): 0.12, (mex, full): 0.09})
+    metrics = {row: {"tiou": 0.8, "hamm": 0.8, "test_boxes": 47}
+               for row in TWOSM_ROWS + [fill, "floor-mean-mask-cityscapes"]}
+    old_metrics = {**metrics, full: {"tiou": 0.625, "hamm": 0.6}}
+    text = study_summary(metrics=metrics, differences=now, eval_curves={}, held_back={},
+                         params=params, wall_seconds=600, platform="test CPU",
+                         previous={"name": "the old world's run", "differences": before,
+                                   "metrics": old_metrics})
+    assert ("Beside the old world's run: the same questions, each answered by its own run's "
+            "paired 95 % intervals; 1 of ") in text
+    assert "Changed: Does TwoSM+Full+MEx beat TwoSM+Full?" in text
+    assert ("| Does TwoSM+Full beat TwoSM? | yes: +0.120 [+0.070, +0.170] | yes: +0.120 "
+            "[+0.070, +0.170] | no |") in text
+    assert ("| Does TwoSM+Full+MEx beat TwoSM+Full? | yes: +0.090 [+0.040, +0.140] | cannot "
+            "tell: -0.010 [-0.060, +0.040] | **yes** |") in text
+    assert "| Does TwoSM+Full+A-MEx beat TwoSM+Full? | not asked | no, worse: -0.200" in text
+    assert f"| {full} | 0.6250 | 0.8000 |" in text
+
+
 def test_a_sitting_asks_only_the_questions_of_the_rows_it_trained():
     """params_study_real_mex.yaml trains +MEx and +A-MEx: no question names TwoSM or +Full
     (they are answered beside the first sitting), and the short answer has no empty clause."""

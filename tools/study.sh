@@ -16,7 +16,8 @@
 #                           stages it would run (seconds)
 #   make study FINISH=1     only the last step on finished scratch copies: copy the results and
 #                           rewrite summary.md with this checkout's code (no training);
-#                           STUDY_SOURCE="..." says which code trained them
+#                           STUDY_SOURCE="..." says which code trained them; PREVIOUS=DIR
+#                           (PREVIOUS_NAME="...") sets an earlier run's answers beside these
 #   resumable: stop it anywhere (Ctrl-C, a lost session) and rerun the same command; finished
 #   runs are kept and an unfinished one continues from its last epoch's checkpoint, as long as
 #   the code and params are unchanged. STUDY_WORK=DIR puts the scratch copies elsewhere.
@@ -126,7 +127,8 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
     --params "$WORK/repo/params.yaml" --out "$OUT.tmp" --wall-seconds "$seconds" \
     --source "$source" --folder "$(basename "$OUT")" --models "$WORK/repo/artifacts/models" \
     --data "$WORK/repo/artifacts/data" --params-file "$(basename "$PARAMS")" \
-    ${REFERENCE:+--reference "$REFERENCE"})
+    ${REFERENCE:+--reference "$REFERENCE"} \
+    ${PREVIOUS:+--previous "$PREVIOUS" --previous-name "${PREVIOUS_NAME:-$PREVIOUS}"})
   rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
   echo "== study results: $OUT/summary.md"
 }

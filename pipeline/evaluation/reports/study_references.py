@@ -2,12 +2,29 @@
 floor, and, for another sitting of one study, the study's questions across the sittings."""
 from __future__ import annotations
 
+import json
+import os
+
 import pandas as pd
 
+from pipeline.config.loading import load_params
 from pipeline.evaluation.floors import floor_row_name
 from pipeline.evaluation.reports.differences import difference_lines
 from pipeline.evaluation.reports.study_questions import StudyRows, joined, study_rows, verdict
 from pipeline.evaluation.reports.tables import score_matrices
+
+
+def read_study(folder: str, name: str | None = None) -> dict:
+    """A finished study's folder (reports/study*) as the summary's `reference` and `previous`
+    read it: name (default reports/<folder>), folder, link (whether the name is the committed
+    folder, linked to its summary), scores, differences, metrics and params."""
+    base = os.path.basename(os.path.normpath(folder))
+    with open(os.path.join(folder, "metrics.json")) as f:
+        metrics = json.load(f)
+    return {"name": name or f"reports/{base}", "folder": base, "link": not name,
+            "scores": pd.read_csv(os.path.join(folder, "scores.csv")),
+            "differences": pd.read_csv(os.path.join(folder, "differences.csv")),
+            "metrics": metrics, "params": load_params(os.path.join(folder, "params.yaml"))}
 
 
 def label_path(params) -> str:

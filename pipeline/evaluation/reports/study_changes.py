@@ -1,0 +1,38 @@
+"""A study's answers beside an earlier run of the same study (another synthetic world, other
+code): which questions changed their answer, read off each run's own paired intervals."""
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.evaluation.reports.study_questions import resolved_side
+
+SHORT_ANSWERS = {1: "yes", -1: "no, worse", 0: "cannot tell", None: "not asked"}
+
+
+def _cell(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
+    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
+    if not len(line):
+        return "not asked"
+    d = line.iloc[0]
+    side = resolved_side(frame, a, b, metric)
+    return (f"{SHORT_ANSWERS[side]}: {d['difference']:+.3f} "
+            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")
+
+
+def changed_answers(questions, differences: pd.DataFrame, previous: pd.DataFrame,
+                    metric: str = "tiou") -> tuple:
+    """(markdown table lines, questions whose answer changed) for `questions` ((text, a, b):
+    does a beat b?) answered from this run's `differences` and the `previous` run's (both
+    differences.csv frames): the answer yes / no / cannot tell with the paired difference and
+    its 95 % interval in each run, and whether the answer changed (a question one run did not
+    ask is not counted as changed)."""
+    lines = [f"| question | before ({metric}) | now ({metric}) | answer changed |",
+             "|---|---|---|---|"]
+    changed = []
+    for text, a, b in questions:
+        before, now = (resolved_side(frame, a, b, metric) for frame in (previous, differences))
+        moved = before is not None and now is not None and before != now
+        changed += [text] if moved else []
+        lines.append(f"| {text} | {_cell(previous, a, b, metric)} | "
+                     f"{_cell(differences, a, b, metric)} | {'**yes**' if moved else 'no'} |")
+    return lines, changed
