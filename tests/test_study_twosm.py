@@ -152,7 +152,7 @@ def test_the_summary_asks_about_the_batch_1_variant_beside_the_row_it_varies():
     params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
     full, fill = TWOSM_ROWS[1], "floor-fill-box-cityscapes"
     differences = _differences({(BATCH1, full): -0.08, (BATCH1, fill): 0.02})
-    metrics = {row: {"tiou": 0.7, "hamm": 0.7, "test_boxes": 47}
+    metrics = {row: {"tiou": 0.7, "hamm": 0.7, "test_boxes": 12}  # fewer than eval_boxes
                for row in TWOSM_ROWS + [BATCH1, fill, "floor-mean-mask-cityscapes"]}
     text = study_summary(metrics=metrics, differences=differences, eval_curves={},
                          held_back={}, params=params, wall_seconds=600, platform="test CPU",
@@ -161,6 +161,7 @@ def test_the_summary_asks_about_the_batch_1_variant_beside_the_row_it_varies():
             "tiou") in text
     assert f"| Does {BATCH1} beat the fill-box floor? | **cannot tell**" in text
     assert f"| {BATCH1} | 0.7000 | 0.7000 |" in text
+    assert params.train.eval_boxes > 12 and "fill-box floor on the held-back 12 boxes" in text
     assert study_rows(params, "cityscapes").trained == TWOSM_ROWS   # it plays no paper role
 
 

@@ -98,9 +98,12 @@ def draw_metric_curves(params, reports: str, scores: pd.DataFrame,
             floors_here = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                            for m in ("tiou", "hamm")}
             image = f"figures/metric_curves_{dataset}.png"
+            fill = scores[(scores["dataset"] == dataset)
+                          & (scores["row"] == floor_row_name("fill-box", dataset))]
+            boxes = min(params.train.eval_boxes, len(fill) or params.train.eval_boxes)
             plot_metric_curves(rows, floors_here, os.path.join(reports, image),
-                               f"{dataset}: tIOU / hamm on the first {params.train.eval_boxes} "
-                               "test boxes during training")
+                               f"{dataset}: tIOU / hamm on the first {boxes} test boxes during "
+                               "training")
             metric_curves.append((dataset, image))
 
     ip = params.inpainting

@@ -73,6 +73,12 @@ def _epochs(params) -> str:
         f" ({', '.join(names)}: {epochs})" for epochs, names in sorted(own.items()))
 
 
+def _held_back_boxes(params, test_boxes) -> int:
+    """How many test boxes the learning curves score: train.eval_boxes, or every test box when
+    there are fewer."""
+    return min(params.train.eval_boxes, test_boxes or params.train.eval_boxes)
+
+
 def _study_settings(params, dataset: str, vgg: str) -> str:
     """The study's training settings, as the summary's first paragraph states them."""
     if params.twosm_rows:
@@ -169,7 +175,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     out += ["", f"Flat: the seed-mean held-back tIOU gains less than {FLAT_TOLERANCE} over the "
             f"last {FLAT_FRACTION:.0%} of the steps.", "",
             "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
-            f"first step above the fill-box floor on the held-back {params.train.eval_boxes} "
+            "first step above the fill-box floor on the held-back "
+            f"{_held_back_boxes(params, metrics.get(fill, {}).get('test_boxes'))} "
             "boxes (seed mean) |", "|---|---|---|---|---|---|"]
     for row in [fill, mean_mask, *rows.trained, *(variant for variant, _, _ in varied)]:
         values = metrics.get(row)
