@@ -248,7 +248,6 @@ STALE_STUDIES = {
     "study_authors": "trained 36 epochs before params_study.yaml said 54 (A-MExGAN 72): issue 34",
     "study_gl": "60 epochs and 3 rows before params_study_gl.yaml's 120 epochs and the L_rec "
                 "divisor rows: issue 34",
-    "study_twosm": "batch 1, before params_study_twosm.yaml's batch 8 and batch-1 row: issue 34",
 }
 
 
