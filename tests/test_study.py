@@ -193,7 +193,9 @@ def test_study_summary_reports_flatness_floors_diagnostics_and_classes():
     metrics = {row: {"tiou": 0.5, "hamm": 0.5, "test_boxes": 4} for row in rows + floors}
     steps = [255 * k for k in range(1, 11)]
     curves = {"mexgan-cityscapes": {0: {"tiou": (steps, [0.1 * k for k in range(1, 11)])}},
-              "pix2pixhd-cityscapes": {0: {"tiou": (steps, [0.5] * 8 + [0.51, 0.515])}}}
+              "pix2pixhd-cityscapes": {0: {"tiou": (steps, [0.5] * 8 + [0.51, 0.515])}},
+              # three points: flat by the rule between the last two, too coarse to say so
+              "amexgan-cityscapes": {0: {"tiou": ([255, 510, 540], [0.3, 0.6, 0.601])}}}
     diagnostics = pd.DataFrame([
         {"row": "mexgan-cityscapes", "seed": s, "image": "a", "label": 26,
          "outside_decode_accuracy": 0.99, "target_share": 0.6 + 0.1 * s,
@@ -214,6 +216,8 @@ def test_study_summary_reports_flatness_floors_diagnostics_and_classes():
     # mexgan gains 1.0 - 0.8 = +0.2 over its last fifth (steps 2040..2550): not flat
     assert "| mexgan-cityscapes | 0.5000 | 0.5000 | +0.2000 | **no** |" in text
     assert "| pix2pixhd-cityscapes | 0.5000 | 0.5000 | +0.0150 | yes |" in text
+    assert ("| amexgan-cityscapes | 0.5000 | 0.5000 | +0.0010 | **too few points (3)** to tell |"
+            in text)
     assert "| mexgan-cityscapes | 0.9900 | 0.650 | 0.250 | 0.100 | 0.900 |" in text
     assert "- mexgan-cityscapes: its box is 65% l_t, 25% the true surroundings kept" in text
     assert "| row | class24 (1) | class26 (2) |" in text
@@ -246,6 +250,8 @@ def test_study_finish_without_a_finished_study_says_so(tmp_path):
 # rerun with its params file must leave this list (the test fails while it is still named here)
 STALE_STUDIES = {
     "study_authors": "trained 36 epochs before params_study.yaml said 54 (A-MExGAN 72): issue 34",
+    "study_twosm": "curves every 255 steps, 3 points for the batch-8 rows: params_study_twosm.yaml"
+                   " now logs every 54 (issue 34)",
     "study_gl": "60 epochs and 3 rows before params_study_gl.yaml's 120 epochs and the L_rec "
                 "divisor rows: issue 34",
 }

@@ -79,6 +79,14 @@ def seed_mean_curve(curves: dict) -> tuple:
             np.mean([np.asarray(values[:length]) for _, values in runs], axis=0))
 
 
+MIN_CURVE_POINTS = 5   # fewer logged points than this: a curve too coarse to call flat
+
+
+def curve_points(curves: dict) -> int:
+    """How many logged points the seed-mean curve has (those every seed has)."""
+    return len(seed_mean_curve(curves)[0])
+
+
 def late_gain(curves: dict, fraction: float = FLAT_FRACTION) -> float:
     """What the seed-mean curve gained over the last `fraction` of its steps: its last value
     minus its value at the first logged step at or after (1 − fraction) × the last step."""

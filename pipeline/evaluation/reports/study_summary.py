@@ -6,8 +6,8 @@ import pandas as pd
 
 from pipeline.evaluation.floors import floor_row_name, is_floor_row
 from pipeline.evaluation.paper_tables import paper_table_markdown
-from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, first_step_above,
-                                                late_gain)
+from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, MIN_CURVE_POINTS,
+                                                curve_points, first_step_above, late_gain)
 from pipeline.evaluation.reports.inpainting_tables import (INPAINTING_DIRECTION,
                                                            inpainting_differences,
                                                            inpainting_steps,
@@ -71,6 +71,16 @@ def _epochs(params) -> str:
             own.setdefault(params.row_epochs(row), []).append(row)
     return f"{params.train.epochs} epochs" + "".join(
         f" ({', '.join(names)}: {epochs})" for epochs, names in sorted(own.items()))
+
+
+def _flatness(curves: dict) -> tuple:
+    """(late gain, flat?) cells of a learning curve (seed -> (steps, values)): flat when the
+    seed mean gains less than FLAT_TOLERANCE over the last FLAT_FRACTION of the steps; a curve
+    of fewer than MIN_CURVE_POINTS logged points is too coarse to tell."""
+    value, points = late_gain(curves), curve_points(curves)
+    if points < MIN_CURVE_POINTS:
+        return f"{value:+.4f}", f"**too few points ({points})** to tell"
+    return f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
 
 
 def _held_back_boxes(params, test_boxes) -> int:
@@ -194,8 +204,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                     parts.append(f"{metric}: {step}" if step is not None
                                  else f"{metric}: never within {last} steps")
                 if curves and metric == "tiou":
-                    value = late_gain(curves)
-                    gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
+                    gain, flat = _flatness(curves)
             crossing = "; ".join(parts)
         out.append(f"| {row} | {values['tiou']:.4f} | {values['hamm']:.4f} | {gain} | {flat} | "
                    f"{crossing} |")
@@ -320,8 +329,7 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
         gain, flat = "", ""
         curves = {s: c["ssim"] for s, c in eval_curves.get(row, {}).items() if "ssim" in c}
         if curves:
-            value = late_gain(curves)
-            gain, flat = f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
+            gain, flat = _flatness(curves)
         out.append(f"| {row} | {values['ssim']:.4f} | {values['l1']:.4f} | {gain} | {flat} |")
     out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"
