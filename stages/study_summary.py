@@ -125,8 +125,8 @@ def main():
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
     where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
-    reference = args.reference and read_study(args.reference, args.reference_name)
-    previous = args.previous and read_study(args.previous, args.previous_name)
+    reference = read_study(args.reference, args.reference_name) if args.reference else None
+    previous = read_study(args.previous, args.previous_name) if args.previous else None
     diagnostics = None
     if args.diagnostics:
         diagnostics = pd.read_csv(args.diagnostics)
@@ -139,8 +139,8 @@ def main():
                          folder=args.folder or os.path.basename(os.path.normpath(args.out)),
                          scores=scores, diagnostics=diagnostics,
                          label_names=get_spec(dataset).label_names,
-                         params_file=args.params_file, reference=reference or None,
-                         previous=previous or None)
+                         params_file=args.params_file, reference=reference,
+                         previous=previous)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

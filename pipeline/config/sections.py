@@ -324,6 +324,12 @@ class Params:
         """A row's training epochs: its own `epochs`, else train.epochs."""
         return self.row(name).epochs or self.train.epochs
 
+    def row_batch_size(self, section: str, row: Row) -> int:
+        """A row's training batch: its own batch_size, else its section's (twosm_rows:
+        twosm.batch_size; the other sections of Row rows: train.batch_size)."""
+        return row.batch_size or (self.twosm.batch_size if section == "twosm_rows"
+                                  else self.train.batch_size)
+
     def row_threshold(self, name: str) -> float:
         """The area threshold of a row's training boxes."""
         row = self.row(name)

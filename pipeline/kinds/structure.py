@@ -45,8 +45,9 @@ class StructureKind(RowKind):
     def task(self, params: Params, row: Row, split, boxes: dict, seed: int, generator):
         """The batches: a random eligible box per image per epoch (EditTask)."""
         t = params.train
-        return EditTask(split, get_spec(row.dataset), boxes, batch_size=row.batch_size or t.batch_size,
-                        flip=t.flip, seed=seed)
+        return EditTask(split, get_spec(row.dataset), boxes,
+                        batch_size=params.row_batch_size(self.sections[0], row), flip=t.flip,
+                        seed=seed)
 
     def build(self, params: Params, row: Row, split, boxes: dict, seed: int) -> tuple:
         """(generator, loss plug-ins, task) of a row on a training split and its boxes (image

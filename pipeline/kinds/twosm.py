@@ -55,7 +55,7 @@ class TwoSMKind(StructureKind):
     def task(self, params: Params, row: Row, split, boxes: dict, seed: int, generator):
         """EditTask's boxes, flips and order, plus the generator's observation windows."""
         return TwoStreamTask(split, get_spec(row.dataset), boxes, generator.observation,
-                             batch_size=row.batch_size or params.twosm.batch_size,
+                             batch_size=params.row_batch_size(self.sections[0], row),
                              flip=params.train.flip, seed=seed)
 
     def settings(self, params: Params) -> dict:

@@ -39,6 +39,12 @@ def read_eval_curves(live_root: str, rows, seeds) -> dict:
     return found
 
 
+def held_back_box_count(eval_boxes: int, test_boxes: int | None) -> int:
+    """How many test boxes the learning curves score: train.eval_boxes, or every test box when
+    there are fewer (None or 0: not known, eval_boxes)."""
+    return min(eval_boxes, test_boxes or eval_boxes)
+
+
 def held_back_floors(scores: pd.DataFrame, dataset: str, boxes: int, metric: str) -> dict:
     """floor row -> its mean on the first `boxes` test boxes (the slice the learning curves are
     scored on; scores.csv keeps the test-box order)."""

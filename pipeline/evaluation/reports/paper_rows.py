@@ -52,11 +52,6 @@ def rows_of(params, roles, dataset: str) -> list:
     return [row_of(params, role, dataset) for role in roles]
 
 
-def section_batch(params, section: str) -> int:
-    """The batch of a section's rows that set none (TwoSM rows: twosm.batch_size)."""
-    return params.twosm.batch_size if section == "twosm_rows" else params.train.batch_size
-
-
 def variants(params, dataset: str) -> list:
     """(variant, row, what differs) for each row on `dataset` with its own batch_size whose
     role another row plays (same section, loss and observation, the section's batch): the
@@ -69,6 +64,6 @@ def variants(params, dataset: str) -> list:
         for name, other in getattr(params, role.section).items():
             if (other.dataset, other.loss, other.observation) == \
                     (dataset, role.loss, role.observation) and other.batch_size:
-                found.append((name, row, f"batch {other.batch_size} against "
-                              f"{section_batch(params, role.section)}"))
+                at = params.row_batch_size(role.section, getattr(params, role.section)[row])
+                found.append((name, row, f"batch {other.batch_size} against {at}"))
     return found

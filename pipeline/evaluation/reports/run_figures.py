@@ -11,7 +11,8 @@ import pandas as pd
 from pipeline.config.loading import seed_dir
 from pipeline.data.sets import STREET_DATASET, get_spec
 from pipeline.evaluation.floors import floor_row_name
-from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
+from pipeline.evaluation.reports.curves import (held_back_box_count, held_back_floors,
+                                                held_back_inpainting_floors,
                                                 read_curves, read_eval_curves)
 from pipeline.evaluation.reports.figures import (inpainting_grid, plot_metric_curves,
                                                  plot_q_sensitivity, plot_training_curves,
@@ -100,7 +101,7 @@ def draw_metric_curves(params, reports: str, scores: pd.DataFrame,
             image = f"figures/metric_curves_{dataset}.png"
             fill = scores[(scores["dataset"] == dataset)
                           & (scores["row"] == floor_row_name("fill-box", dataset))]
-            boxes = min(params.train.eval_boxes, len(fill) or params.train.eval_boxes)
+            boxes = held_back_box_count(params.train.eval_boxes, len(fill))
             plot_metric_curves(rows, floors_here, os.path.join(reports, image),
                                f"{dataset}: tIOU / hamm on the first {boxes} test boxes during "
                                "training")

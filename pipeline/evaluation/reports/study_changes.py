@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.evaluation.reports.study_questions import resolved_side
+from pipeline.evaluation.reports.study_questions import difference_line, resolved_side
 
 SHORT_ANSWERS = {1: "yes", -1: "no, worse", 0: "cannot tell", None: "not asked"}
 
 
 def _cell(frame: pd.DataFrame, a: str, b: str, metric: str) -> str:
-    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
-    if not len(line):
+    d = difference_line(frame, a, b, metric)
+    if d is None:
         return "not asked"
-    d = line.iloc[0]
     side = resolved_side(frame, a, b, metric)
     return (f"{SHORT_ANSWERS[side]}: {d['difference']:+.3f} "
             f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")

@@ -40,13 +40,19 @@ def joined(rows: StudyRows, other: StudyRows) -> StudyRows:
                      [pick(a, b) for a, b in zip(rows.trained, other.trained)], rows.table)
 
 
+def difference_line(frame: pd.DataFrame, a: str, b: str, metric: str):
+    """The line of a differences frame (differences.csv) for a − b on `metric`, None when the
+    run did not pair them."""
+    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
+    return line.iloc[0] if len(line) else None
+
+
 def verdict(frame: pd.DataFrame, a: str, b: str, metric: str, direction: int = 1) -> str:
     """'yes' / 'no, it is worse' / 'cannot tell' for "does a beat b?" from the paired interval
     of a − b; direction -1 for a metric where lower is better (L1)."""
-    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
-    if not len(line):
+    d = difference_line(frame, a, b, metric)
+    if d is None:
         return f"{a} − {b}: not in this run"
-    d = line.iloc[0]
     if d["excludes_0"] == "yes":
         word = "**yes**" if direction * d["difference"] > 0 else "**no, it is worse**"
     else:
@@ -59,10 +65,9 @@ def resolved_side(frame: pd.DataFrame, a: str, b: str, metric: str = "tiou", dir
     """+1 / -1 when the paired interval of a − b excludes 0 on the better / worse side
     (direction -1: lower is better), 0 otherwise, None when the comparison is not in the
     frame."""
-    line = frame[(frame["comparison"] == f"{a} − {b}") & (frame["metric"] == metric)]
-    if not len(line):
+    d = difference_line(frame, a, b, metric)
+    if d is None:
         return None
-    d = line.iloc[0]
     return 0 if d["excludes_0"] != "yes" else (1 if direction * d["difference"] > 0 else -1)
 
 

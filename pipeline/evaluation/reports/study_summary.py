@@ -7,7 +7,8 @@ import pandas as pd
 from pipeline.evaluation.floors import floor_row_name, is_floor_row
 from pipeline.evaluation.paper_tables import paper_table_markdown
 from pipeline.evaluation.reports.curves import (FLAT_FRACTION, FLAT_TOLERANCE, MIN_CURVE_POINTS,
-                                                curve_points, first_step_above, late_gain)
+                                                curve_points, first_step_above,
+                                                held_back_box_count, late_gain)
 from pipeline.evaluation.reports.inpainting_tables import (INPAINTING_DIRECTION,
                                                            inpainting_differences,
                                                            inpainting_steps,
@@ -83,12 +84,6 @@ def _flatness(curves: dict) -> tuple:
     return f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
 
 
-def _held_back_boxes(params, test_boxes) -> int:
-    """How many test boxes the learning curves score: train.eval_boxes, or every test box when
-    there are fewer."""
-    return min(params.train.eval_boxes, test_boxes or params.train.eval_boxes)
-
-
 def _study_settings(params, dataset: str, vgg: str) -> str:
     """The study's training settings, as the summary's first paragraph states them."""
     if params.twosm_rows:
@@ -132,6 +127,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     trained = [row for row in rows.trained if row in ran]
     varied = [(variant, row, what) for variant, row, what in variants(params, dataset)
               if variant in ran and row in ran]   # e.g. TwoSM+Full at batch 1 beside batch 8
+    variant_rows = [variant for variant, _, _ in varied]
     fill, mean_mask = (floor_row_name(floor, dataset) for floor in ("fill-box", "mean-mask"))
     vgg = ("dropped without VGG19 weights" if params.loss.without_vgg_weights == "drop"
            else "random stand-in without VGG19 weights")
@@ -162,7 +158,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     questions += [(f"Does {variant} ({what}) beat {row}?", variant, row)
                   for variant, row, what in varied]
     questions += [(f"Does {row} beat the {name} floor?", row, floor)
-                  for row in trained + [variant for variant, _, _ in varied]
+                  for row in trained + variant_rows
                   for name, floor in (("fill-box", fill), ("mean-mask", mean_mask))]
     for question, a, b in questions:
         out.append(f"| {question} | {verdict(differences, a, b, 'tiou')} | "
@@ -182,13 +178,14 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                                  scores, [dataset])
         out += ["", f"{'Table 2' if twosm else 'Table 1'} in the paper's layout (paper: real "
                 "Cityscapes at 256x128, 200 epochs):", "", paper_table_markdown(table).rstrip()]
+    curve_boxes = held_back_box_count(params.train.eval_boxes,
+                                      metrics.get(fill, {}).get("test_boxes"))
     out += ["", f"Flat: the seed-mean held-back tIOU gains less than {FLAT_TOLERANCE} over the "
             f"last {FLAT_FRACTION:.0%} of the steps.", "",
             "| row | tIOU | hamm | tIOU gained over the last 20 % of steps (seed mean) | flat | "
-            "first step above the fill-box floor on the held-back "
-            f"{_held_back_boxes(params, metrics.get(fill, {}).get('test_boxes'))} "
-            "boxes (seed mean) |", "|---|---|---|---|---|---|"]
-    for row in [fill, mean_mask, *rows.trained, *(variant for variant, _, _ in varied)]:
+            f"first step above the fill-box floor on the held-back {curve_boxes} boxes (seed "
+            "mean) |", "|---|---|---|---|---|---|"]
+    for row in [fill, mean_mask, *rows.trained, *variant_rows]:
         values = metrics.get(row)
         if values is None:
             continue
@@ -243,8 +240,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
             out += [f"- {_why_below(row, means, twosm)}." for row in below]
     if scores is not None and len(label_names):
         out += ["", "tIOU per target class (test boxes of the class in brackets):", ""]
-        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained,
-                                                    *(variant for variant, _, _ in varied))
+        out += per_class_table(scores, [r for r in (fill, mean_mask, *rows.trained, *variant_rows)
                                         if r in set(scores["row"])], label_names)
     if reference is not None and scores is not None:
         same_path = label_path(reference["params"]) == label_path(params)
@@ -268,8 +264,9 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
                              params_file: str = "params_study_gl.yaml") -> str:
     """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
     paired questions (inpainting_steps: each GL+A-MEx reading − GL, the authors' reading −
-    ours, L_rec / image − L_rec / hole; each row − each floor) on SSIM and L1 over the hole, whether each row's held-back SSIM curve is flat, and
-    the curves (figures/metric_curves_<dataset>.png in `folder`)."""
+    ours, L_rec / image − L_rec / hole; each row − each floor) on SSIM and L1 over the hole,
+    whether each row's held-back SSIM curve is flat, and the curves
+    (figures/metric_curves_<dataset>.png in `folder`)."""
     ip = params.inpainting
     dataset = ip.dataset
     rows = list(params.inpainting_rows)
