@@ -102,16 +102,23 @@ def main():
     parser.add_argument("--reference-name", help="how the summary names --reference when it is "
                         "not the committed reports/<folder> (e.g. that folder at an older "
                         "commit); default: reports/<folder>, linked to its summary")
-    parser.add_argument("--previous", help="an earlier run of this study (a study folder: "
-                        "differences.csv, metrics.json) whose answers the summary sets beside "
-                        "these, e.g. the committed one on the old synthetic world")
-    parser.add_argument("--previous-name", help="how the summary names --previous "
+    parser.add_argument("--previous", action="append", default=[],
+                        help="an earlier run of this study (a study folder: differences.csv, "
+                        "metrics.json) whose answers the summary sets beside these, e.g. the "
+                        "committed one on the old synthetic world; repeat for several runs")
+    parser.add_argument("--previous-name", action="append", default=[],
+                        help="how the summary names the --previous of the same position "
                         "(default: reports/<folder>)")
     args = parser.parse_args()
     if bool(args.models) != bool(args.data):
         parser.error("--models and --data go together")
+    if len(args.previous_name) > len(args.previous):
+        parser.error("--previous-name without its --previous")
     params = load_params(args.params)
     if params.inpainting_rows and not params.rows:   # the Table 3 study (profile gl)
+        if args.previous or args.reference:
+            parser.error("--previous / --reference: the Table 3 study's summary sets no "
+                         "earlier run beside its own")
         summarise_inpainting(params, args)
         return
     with open(os.path.join(args.reports, "metrics.json")) as f:
@@ -126,7 +133,8 @@ def main():
                  for m in ("tiou", "hamm")}
     where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
     reference = read_study(args.reference, args.reference_name) if args.reference else None
-    previous = read_study(args.previous, args.previous_name) if args.previous else None
+    names = args.previous_name + [None] * (len(args.previous) - len(args.previous_name))
+    previous = [read_study(folder, name) for folder, name in zip(args.previous, names)]
     diagnostics = None
     if args.diagnostics:
         diagnostics = pd.read_csv(args.diagnostics)

@@ -246,6 +246,24 @@ def test_study_finish_without_a_finished_study_says_so(tmp_path):
     assert "metrics.json does not exist: run the study first" in result.stderr
 
 
+
+@pytest.mark.parametrize("profile, previous, message", [
+    ("paper", "reports/study:{missing}",
+     "error: PREVIOUS: {missing}/differences.csv does not exist"),
+    ("gl", "reports/study_gl", "error: PREVIOUS: the gl study's summary sets no earlier run "
+     "beside its own")])
+def test_study_refuses_a_bad_previous_run_before_training(tmp_path, profile, previous, message):
+    """PREVIOUS is read by the summary, after hours of training: a folder that is not a study
+    (the second of two here) or a profile whose summary has no such table fails at once."""
+    missing = str(tmp_path / "nowhere")
+    result = subprocess.run(["bash", "tools/study.sh", profile], cwd=REPO, capture_output=True,
+                            text=True, timeout=60,
+                            env=dict(os.environ, STUDY_WORK=str(tmp_path),
+                                     PREVIOUS=previous.format(missing=missing)))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == message.format(missing=missing)
+    assert not os.path.exists(tmp_path / profile)   # no scratch copy was made
+
 # Committed studies whose params.yaml differs from their params file today, and why; a study
 # rerun with its params file must leave this list (the test fails while it is still named here)
 STALE_STUDIES = {

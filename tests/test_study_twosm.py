@@ -166,7 +166,8 @@ def test_the_summary_asks_about_the_batch_1_variant_beside_the_row_it_varies():
 
 
 def test_the_summary_sets_an_earlier_runs_answers_beside_its_own():
-    """--previous: each question answered by each run's own interval, the changed ones named."""
+    """--previous: each question answered by each run's own interval, the changed ones named,
+    one table per earlier run."""
     params = load_params(os.path.join(REPO, "params_study_twosm.yaml"))
     local, full, mex, amex = TWOSM_ROWS
     fill = "floor-fill-box-cityscapes"
@@ -177,8 +178,10 @@ def test_the_summary_sets_an_earlier_runs_answers_beside_its_own():
     old_metrics = {**metrics, full: {"tiou": 0.625, "hamm": 0.6}}
     text = study_summary(metrics=metrics, differences=now, eval_curves={}, held_back={},
                          params=params, wall_seconds=600, platform="test CPU",
-                         previous={"name": "the old world's run", "differences": before,
-                                   "metrics": old_metrics})
+                         previous=[{"name": "the old world's run", "differences": before,
+                                    "metrics": old_metrics},
+                                   {"name": "the coarse-curve run", "differences": now,
+                                    "metrics": metrics}])
     assert ("Beside the old world's run: the same questions, each answered by its own run's "
             "paired 95 % intervals; 1 of ") in text
     assert "Changed: Does TwoSM+Full+MEx beat TwoSM+Full?" in text
@@ -188,6 +191,10 @@ def test_the_summary_sets_an_earlier_runs_answers_beside_its_own():
             "tell: -0.010 [-0.060, +0.040] | **yes** |") in text
     assert "| Does TwoSM+Full+A-MEx beat TwoSM+Full? | not asked | no, worse: -0.200" in text
     assert f"| {full} | 0.6250 | 0.8000 |" in text
+    # a second earlier run gets its own table: the same differences change no answer
+    assert ("Beside the coarse-curve run: the same questions, each answered by its own run's "
+            "paired 95 % intervals; 0 of ") in text
+    assert text.index("Beside the old world's run") < text.index("Beside the coarse-curve run")
 
 
 def test_a_sitting_asks_only_the_questions_of_the_rows_it_trained():

@@ -17,7 +17,8 @@
 #   make study FINISH=1     only the last step on finished scratch copies: copy the results and
 #                           rewrite summary.md with this checkout's code (no training);
 #                           STUDY_SOURCE="..." says which code trained them; PREVIOUS=DIR
-#                           (PREVIOUS_NAME="...") sets an earlier run's answers beside these
+#                           (PREVIOUS_NAME="...") sets an earlier run's answers beside these;
+#                           several runs: PREVIOUS=DIR1:DIR2 PREVIOUS_NAME="NAME1;NAME2"
 #   resumable: stop it anywhere (Ctrl-C, a lost session) and rerun the same command; finished
 #   runs are kept and an unfinished one continues from its last epoch's checkpoint, as long as
 #   the code and params are unchanged. STUDY_WORK=DIR puts the scratch copies elsewhere.
@@ -82,6 +83,16 @@ case "$PROFILE" in
     exit 1 ;;
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
+if [ -n "${PREVIOUS:-}" ]; then   # checked before any training: the summary is written last
+  [ "$PROFILE" = gl ] && { echo "error: PREVIOUS: the gl study's summary sets no earlier run" \
+    "beside its own" >&2; exit 1; }
+  IFS=: read -ra earlier <<< "$PREVIOUS"
+  for folder in "${earlier[@]}"; do
+    for file in differences.csv metrics.json scores.csv params.yaml; do
+      [ -f "$folder/$file" ] || { echo "error: PREVIOUS: $folder/$file does not exist" >&2; exit 1; }
+    done
+  done
+fi
 python -c "import sys; from pipeline.config.loading import load_params; load_params(sys.argv[1])" \
   "$PARAMS" || exit 1
 if [ -z "$TARGETS" ]; then  # the huev stage runs too: its rows must be rows the study trains
@@ -116,6 +127,14 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
   (cd reports && find train -path '*/plots/metrics/*' -name '*.tsv' -print0 | \
     xargs -0 cp --parents -t "$OUT.tmp/")
   cp params.yaml "$OUT.tmp/params.yaml"
+  local previous=() dirs=() names=() i
+  if [ -n "${PREVIOUS:-}" ]; then   # earlier runs, ':'-separated; their names ';'-separated
+    IFS=: read -ra dirs <<< "$PREVIOUS"
+    IFS=';' read -ra names <<< "${PREVIOUS_NAME:-}"
+    for i in "${!dirs[@]}"; do
+      previous+=(--previous "${dirs[$i]}" --previous-name "${names[$i]:-${dirs[$i]}}")
+    done
+  fi
   local source=${STUDY_SOURCE:-}  # FINISH=1 after a code change: say which code trained
   if [ -z "$source" ]; then
     source="$(git -C "$ROOT" rev-parse --short HEAD)"
@@ -128,7 +147,7 @@ finish() {  # copy a finished study's results to $OUT and write its summary (in 
     --source "$source" --folder "$(basename "$OUT")" --models "$WORK/repo/artifacts/models" \
     --data "$WORK/repo/artifacts/data" --params-file "$(basename "$PARAMS")" \
     ${REFERENCE:+--reference "$REFERENCE"} \
-    ${PREVIOUS:+--previous "$PREVIOUS" --previous-name "${PREVIOUS_NAME:-$PREVIOUS}"})
+    ${previous[@]+"${previous[@]}"})
   rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
   echo "== study results: $OUT/summary.md"
 }

@@ -107,7 +107,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                   folder: str = "study", scores: pd.DataFrame | None = None,
                   diagnostics: pd.DataFrame | None = None, label_names=(),
                   params_file: str = "params_study.yaml",
-                  reference: dict | None = None, previous: dict | None = None) -> str:
+                  reference: dict | None = None, previous: tuple = ()) -> str:
     """The study section of the report: the questions answered from the paired differences
     (95 % intervals) and the learning curves, whatever the answer is; whether each curve is flat
     (late_gain); with `diagnostics` (per box: pipeline.evaluation.diagnostics) and `scores`, what the rows
@@ -115,8 +115,9 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     (study_rows: Table 1's or Table 2's). eval_curves: row -> seed -> {"tiou": (steps,
     values), ...}; held_back: metric -> {floor: v} on the curves' boxes; folder: where this
     study's files are, relative to the report; reference: another study on the same boxes
-    (reference_lines); previous: an earlier run of this study ({"name", "differences",
-    "metrics"}), whose answers are set beside these (study_changes.changed_answers)."""
+    (reference_lines); previous: earlier runs of this study ({"name", "differences",
+    "metrics"} each), whose answers are set beside these, one table per run
+    (study_changes.changed_answers)."""
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
     rows = study_rows(params, dataset)
@@ -163,16 +164,16 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     for question, a, b in questions:
         out.append(f"| {question} | {verdict(differences, a, b, 'tiou')} | "
                    f"{verdict(differences, a, b, 'hamm')} |")
-    if previous is not None:
-        lines, changed = changed_answers(questions, differences, previous["differences"])
-        out += ["", f"Beside {previous['name']}: the same questions, each answered by its own "
+    for earlier in previous:
+        lines, changed = changed_answers(questions, differences, earlier["differences"])
+        out += ["", f"Beside {earlier['name']}: the same questions, each answered by its own "
                 f"run's paired 95 % intervals; {len(changed)} of {len(questions)} answers "
                 "changed." + (f" Changed: {'; '.join(changed)}" if changed else ""), "", *lines,
                 "", "| row | tIOU before | tIOU now |", "|---|---|---|"]
-        out += [f"| {row} | {previous['metrics'][row]['tiou']:.4f} | "
+        out += [f"| {row} | {earlier['metrics'][row]['tiou']:.4f} | "
                 f"{metrics[row]['tiou']:.4f} |"
-                for row in [fill, mean_mask, *trained] if row in metrics
-                and row in previous["metrics"]]
+                for row in [fill, mean_mask, *trained, *variant_rows] if row in metrics
+                and row in earlier["metrics"]]
     if scores is not None and len(scores):
         table = comparison_table(metrics, study_paper_values(rows.trained), ["tiou", "hamm"],
                                  scores, [dataset])
