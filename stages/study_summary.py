@@ -22,6 +22,7 @@ from pipeline.evaluation.evaluation import test_items
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
                                                 read_eval_curves)
 from pipeline.evaluation.reports.figures import plot_metric_curves
+from pipeline.evaluation.reports.run_figures import draw_segmentation_curves
 from pipeline.evaluation.reports.study_references import read_study
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
 from pipeline.kinds import kind_of, load_generator
@@ -131,6 +132,9 @@ def main():
     curves = read_eval_curves(os.path.join(args.reports, "train"), params.rows, params.seeds)
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
+    # the curve figure drawn again by this checkout's code, from the curves copied to --out
+    # (study.sh copies them there), as the summary is: a pinned copy's report stage may be older
+    draw_segmentation_curves(params, args.out, scores)
     where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
     reference = read_study(args.reference, args.reference_name) if args.reference else None
     names = args.previous_name + [None] * (len(args.previous) - len(args.previous_name))

@@ -86,10 +86,10 @@ def draw_training_curves(params, reports: str, figures: str) -> list:
     return curves
 
 
-def draw_metric_curves(params, reports: str, scores: pd.DataFrame,
-                       inpainting_scores: pd.DataFrame) -> list:
-    """figures/metric_curves_<dataset>.png: tIOU / hamm (SSIM / L1 for inpainting) on the
-    held-back slice during training, the floors on the same slice; (caption, path) of each."""
+def draw_segmentation_curves(params, reports: str, scores: pd.DataFrame) -> list:
+    """figures/metric_curves_<dataset>.png in `reports`: tIOU / hamm of each segmentation row
+    on the held-back slice during training (the dvclive curves under `reports`/train), the
+    floors on the same slice; (dataset, path) of each."""
     metric_curves = []
     for dataset in params.datasets:
         rows = read_eval_curves(os.path.join(reports, "train"),
@@ -102,11 +102,19 @@ def draw_metric_curves(params, reports: str, scores: pd.DataFrame,
             fill = scores[(scores["dataset"] == dataset)
                           & (scores["row"] == floor_row_name("fill-box", dataset))]
             boxes = held_back_box_count(params.train.eval_boxes, len(fill))
+            os.makedirs(os.path.join(reports, "figures"), exist_ok=True)
             plot_metric_curves(rows, floors_here, os.path.join(reports, image),
                                f"{dataset}: tIOU / hamm on the first {boxes} test boxes during "
                                "training")
             metric_curves.append((dataset, image))
+    return metric_curves
 
+
+def draw_metric_curves(params, reports: str, scores: pd.DataFrame,
+                       inpainting_scores: pd.DataFrame) -> list:
+    """figures/metric_curves_<dataset>.png: tIOU / hamm (SSIM / L1 for inpainting) on the
+    held-back slice during training, the floors on the same slice; (caption, path) of each."""
+    metric_curves = draw_segmentation_curves(params, reports, scores)
     ip = params.inpainting
     rows = read_eval_curves(os.path.join(reports, "train"), params.inpainting_rows,
                             params.seeds)
