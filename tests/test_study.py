@@ -268,8 +268,6 @@ def test_study_refuses_a_bad_previous_run_before_training(tmp_path, profile, pre
 # rerun with its params file must leave this list (the test fails while it is still named here)
 STALE_STUDIES = {
     "study_authors": "trained 36 epochs before params_study.yaml said 54 (A-MExGAN 72): issue 34",
-    "study_twosm": "curves every 255 steps, 3 points for the batch-8 rows: params_study_twosm.yaml"
-                   " now logs every 54 (issue 34)",
     "study_gl": "60 epochs and 3 rows before params_study_gl.yaml's 120 epochs and the L_rec "
                 "divisor rows: issue 34",
 }
@@ -309,31 +307,60 @@ def test_every_committed_study_was_trained_with_its_params_file():
     assert {name for name, keys in drift.items() if keys} == set(STALE_STUDIES), drift
 
 
+@pytest.mark.parametrize("folder, boxes", [("study", 21), ("study_twosm", 16)])
 def test_study_summary_redraws_the_curve_figure_with_the_held_back_box_count(tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch, folder,
+                                                                            boxes):
     """A study trained from a pinned copy brings that copy's curve figure; the summary step
     draws it again with this checkout's code, from the curves study.sh copied next to the
-    summary. The committed paper study has 21 test boxes and eval_boxes 47: the title says 21."""
+    summary. The committed paper study has 21 test boxes and eval_boxes 47: the title says 21;
+    the twosm study's curves get each row's batch (8, its batch-1 variant 1)."""
     import shutil
     import sys
 
     import pipeline.evaluation.reports.run_figures as run_figures
     from stages import study_summary as stage
 
-    study = os.path.join(REPO, "reports", "study")
+    study = os.path.join(REPO, "reports", folder)
     shutil.copytree(os.path.join(study, "train"), tmp_path / "train")
     drawn = []
     monkeypatch.setattr(run_figures, "plot_metric_curves",
-                        lambda curves, floors, path, title: drawn.append(
-                            (sorted(curves), sorted(floors["tiou"]), path, title)))
+                        lambda curves, floors, path, title, batch_sizes: drawn.append(
+                            (sorted(curves), sorted(floors["tiou"]), path, title, batch_sizes)))
     monkeypatch.setattr(sys, "argv", [
         "study_summary", "--reports", study, "--params", os.path.join(study, "params.yaml"),
         "--out", str(tmp_path), "--wall-seconds", "60",
         "--diagnostics", os.path.join(study, "diagnostics.csv")])
     stage.main()
     params = load_params(os.path.join(study, "params.yaml"))
-    assert params.train.eval_boxes == 47
+    assert params.train.eval_boxes >= boxes
+    batches = {row: 1 if folder == "study" or "batch1" in row else 8 for row in params.rows}
     assert drawn == [(sorted(params.rows), ["floor-fill-box-cityscapes",
                                             "floor-mean-mask-cityscapes"],
                       str(tmp_path / "figures" / "metric_curves_cityscapes.png"),
-                      "cityscapes: tIOU / hamm on the first 21 test boxes during training")]
+                      f"cityscapes: tIOU / hamm on the first {boxes} test boxes during training",
+                      batches)]
+
+
+def test_curves_of_rows_at_other_batches_are_drawn_against_samples(tmp_path, monkeypatch):
+    """Batch 8 beside batch 1: the x axis counts samples (step x batch); one batch: steps."""
+    import pipeline.evaluation.reports.figures as figures
+
+    saved = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: saved.append(fig))
+    steps = [54, 108, 162]
+    curves = {"batch8": {0: {"tiou": (steps, [0.5, 0.6, 0.7])}},
+              "batch1": {0: {"tiou": ([100, 200], [0.4, 0.5])}}}
+    floors = {"tiou": {"fill": 0.8}}
+    figures.plot_metric_curves(curves, floors, str(tmp_path / "a.png"), "t",
+                               batch_sizes={"batch8": 8, "batch1": 1})
+    figures.plot_metric_curves(curves, floors, str(tmp_path / "b.png"), "t",
+                               batch_sizes={"batch8": 8, "batch1": 8})
+    for fig, label, batch8_x in ((saved[0], "training samples (step x batch)", 1296),
+                                 (saved[1], "training step", 162)):
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == label
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        bold = [name for name in lines if name.startswith("batch8")]
+        assert len(bold) == 1 and max(lines[bold[0]].get_xdata()) == batch8_x
+    assert "batch8 (1 seed, batch 8)" in [line.get_label() for line in saved[0].axes[0].get_lines()]

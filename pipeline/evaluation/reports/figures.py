@@ -17,10 +17,16 @@ def save_figure(fig, path: str) -> None:
     plt.close(fig)
 
 
-def plot_metric_curves(curves: dict, floors: dict, path: str, title: str) -> None:
+def plot_metric_curves(curves: dict, floors: dict, path: str, title: str,
+                       batch_sizes: dict | None = None) -> None:
     """Learning curves of the task metrics: per metric a panel with every row's eval curve
     (one thin line per seed, the seed mean bold) and the floors on the same boxes as dashed
-    lines. curves: row -> seed -> {metric: (steps, values)}; floors: metric -> {floor: value}."""
+    lines. curves: row -> seed -> {metric: (steps, values)}; floors: metric -> {floor: value};
+    batch_sizes: row -> its training batch; where the rows' batches differ the x axis counts
+    training samples (step x batch), so a batch-8 run is not squeezed into an eighth."""
+    batches = {row: (batch_sizes or {}).get(row, 1) for row in curves}
+    by_samples = len(set(batches.values())) > 1
+    scale = {row: batches[row] if by_samples else 1 for row in curves}
     metrics = sorted({m for seeds in curves.values() for c in seeds.values() for m in c})
     fig, axes = plt.subplots(1, max(len(metrics), 1), squeeze=False,
                              figsize=(5 * max(len(metrics), 1), 3.6), dpi=100)
@@ -29,15 +35,18 @@ def plot_metric_curves(curves: dict, floors: dict, path: str, title: str) -> Non
                                         curves.items()):
             runs = [c[metric] for c in seeds.values() if metric in c]
             for steps, values in runs:
-                ax.plot(steps, values, color=colour, linewidth=0.6, alpha=0.5)
+                ax.plot(np.asarray(steps) * scale[row], values, color=colour, linewidth=0.6,
+                        alpha=0.5)
             length = min(len(steps) for steps, _ in runs)
             mean = np.mean([values[:length] for _, values in runs], axis=0)
-            ax.plot(runs[0][0][:length], mean, color=colour, linewidth=1.8,
-                    label=f"{row} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            batch = f", batch {batches[row]}" if by_samples else ""
+            ax.plot(np.asarray(runs[0][0][:length]) * scale[row], mean, color=colour,
+                    linewidth=1.8,
+                    label=f"{row} ({len(runs)} seed{'s' if len(runs) > 1 else ''}{batch})")
         for style, (floor, value) in zip(("--", ":"), floors.get(metric, {}).items()):
             ax.axhline(value, color="black", linestyle=style, linewidth=1, label=floor)
         ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("training step")
+        ax.set_xlabel("training samples (step x batch)" if by_samples else "training step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
