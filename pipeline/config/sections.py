@@ -330,6 +330,13 @@ class Params:
         return row.batch_size or (self.twosm.batch_size if section == "twosm_rows"
                                   else self.train.batch_size)
 
+    def row_batch(self, name: str) -> int:
+        """The training batch of segmentation row `name` (row_batch_size in its section)."""
+        row = self.row(name)   # an unknown name: the one-line error
+        section = next(section for section in MAP_ROW_SECTIONS
+                       if name in getattr(self, section))
+        return self.row_batch_size(section, row)
+
     def row_threshold(self, name: str) -> float:
         """The area threshold of a row's training boxes."""
         row = self.row(name)

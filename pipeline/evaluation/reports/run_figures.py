@@ -20,7 +20,6 @@ from pipeline.evaluation.reports.figures import (inpainting_grid, plot_metric_cu
 from pipeline.evaluation.reports.paper_values import TABLE3_READINGS
 from pipeline.evaluation.reports.paper_rows import MEXGAN, PIX2PIXHD, TWOSM_FULL, row_of
 from pipeline.evaluation.reports.tables import floor_rows, q_sensitivity, q_sweep_rows
-from pipeline.kinds import kind_of
 
 
 def draw_q_sensitivity(params, metrics: dict, conditions: dict, reports: str) -> tuple:
@@ -104,8 +103,7 @@ def draw_segmentation_curves(params, reports: str, scores: pd.DataFrame) -> list
                           & (scores["row"] == floor_row_name("fill-box", dataset))]
             boxes = held_back_box_count(params.train.eval_boxes, len(fill))
             os.makedirs(os.path.join(reports, "figures"), exist_ok=True)
-            batches = {row: params.row_batch_size(kind_of(params, row).sections[0],
-                                                  params.rows[row]) for row in rows}
+            batches = {row: params.row_batch(row) for row in rows}
             plot_metric_curves(rows, floors_here, os.path.join(reports, image),
                                f"{dataset}: tIOU / hamm on the first {boxes} test boxes during "
                                "training", batch_sizes=batches)
