@@ -134,7 +134,14 @@ def test_the_twosm_summary_asks_table_2s_questions():
                          held_back={}, params=params, wall_seconds=600, platform="test CPU",
                          folder="study_twosm", diagnostics=diagnostics,
                          params_file="params_study_twosm.yaml")
-    assert text.startswith("## CPU study of Table 2, twosm build `hong`")
+    assert text.startswith("## CPU study of Table 2, twosm build `hong`\n")
+    # the real-map study of the same rows has a title of its own (reports/README.md shows both)
+    real = load_params(os.path.join(REPO, "params_study_real.yaml"))
+    text_real = study_summary(metrics=metrics, differences=differences, eval_curves={},
+                              held_back={}, params=real, wall_seconds=600, platform="test CPU",
+                              folder="study_real", params_file="params_study_real.yaml")
+    assert text_real.startswith(
+        "## CPU study of Table 2, twosm build `hong` on real cityscapes label maps\n")
     assert "`make study` (`params_study_twosm.yaml`, profile `paper`: twosm.build `hong`" in text
     assert "| Does TwoSM+Full beat TwoSM? | **yes**: tiou" in text
     assert "| Does TwoSM+Full+MEx beat TwoSM+Full? | **cannot tell**" in text

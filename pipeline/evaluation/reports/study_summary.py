@@ -135,7 +135,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     twosm = bool(params.twosm_rows)
     title = (f"## CPU study of Table 2, twosm build `{params.twosm.build}`" if twosm
              else f"## CPU study, `{params.profile}` profile")
-    if params.data.source_of(dataset) == "real":
+    if params.data.source_of(dataset) == "real":   # the title tells it from the synthetic one
+        title += f" on real {dataset} label maps"
         held_out = (f", sequences {', '.join(params.data.val_sequences)} held out whole as the "
                     f"test split" if params.data.val_sequences else "")
         data = (f"real {dataset} ({params.data.raw_dir}{held_out}, box rule "
