@@ -64,6 +64,6 @@ def variants(params, dataset: str) -> list:
         for name, other in getattr(params, role.section).items():
             if (other.dataset, other.loss, other.observation) == \
                     (dataset, role.loss, role.observation) and other.batch_size:
-                at = params.row_batch_size(role.section, getattr(params, role.section)[row])
-                found.append((name, row, f"batch {other.batch_size} against {at}"))
+                found.append((name, row, f"batch {other.batch_size} against "
+                              f"{params.row_batch(row)}"))
     return found
