@@ -56,6 +56,19 @@ def where_it_ran(conditions: dict, reports: str, threads: int, source: str) -> s
             f"{'s' if threads > 1 else ''} per run, code {source or 'unknown'}")
 
 
+def read_run_resources(train_reports: str, rows, seeds) -> list:
+    """Each training run's resources.json under `train_reports` (<row>/seed<k>/), where one
+    exists: how long it trained over all its sittings and how often it was resumed."""
+    found = []
+    for row in rows:
+        for seed in seeds:
+            path = os.path.join(train_reports, row, f"seed{seed}", "resources.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    found.append(json.load(f))
+    return found
+
+
 def summarise_inpainting(params, args) -> None:
     """The Table 3 study's summary.md and its learning-curve figure, in --out."""
     with open(os.path.join(args.reports, "inpainting_metrics.json")) as f:
@@ -77,7 +90,8 @@ def summarise_inpainting(params, args) -> None:
         metrics=metrics, scores=scores, eval_curves=curves, params=params,
         wall_seconds=args.wall_seconds,
         platform=where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source),
-        folder=folder, params_file=args.params_file)
+        folder=folder, params_file=args.params_file,
+        resources=read_run_resources(os.path.join(args.reports, "train"), rows, params.seeds))
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
@@ -152,7 +166,9 @@ def main():
                          scores=scores, diagnostics=diagnostics,
                          label_names=get_spec(dataset).label_names,
                          params_file=args.params_file, reference=reference,
-                         previous=previous)
+                         previous=previous,
+                         resources=read_run_resources(os.path.join(args.reports, "train"),
+                                                      params.rows, params.seeds))
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

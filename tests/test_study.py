@@ -268,8 +268,6 @@ def test_study_refuses_a_bad_previous_run_before_training(tmp_path, profile, pre
 # rerun with its params file must leave this list (the test fails while it is still named here)
 STALE_STUDIES = {
     "study_authors": "trained 36 epochs before params_study.yaml said 54 (A-MExGAN 72): issue 34",
-    "study_gl": "60 epochs and 3 rows before params_study_gl.yaml's 120 epochs and the L_rec "
-                "divisor rows: issue 34",
 }
 
 
@@ -364,3 +362,16 @@ def test_curves_of_rows_at_other_batches_are_drawn_against_samples(tmp_path, mon
         bold = [name for name in lines if name.startswith("batch8")]
         assert len(bold) == 1 and max(lines[bold[0]].get_xdata()) == batch8_x
     assert "batch8 (1 seed, batch 8)" in [line.get_label() for line in saved[0].axes[0].get_lines()]
+
+
+def test_a_resumed_study_says_its_wall_time_is_the_last_sitting_and_what_its_runs_trained():
+    """study.sh times only the sitting that finished the study; a study stopped and resumed
+    (resumes in the runs' resources.json) must not pass that off as its whole wall time."""
+    from pipeline.evaluation.reports.study_summary import wall_time_text
+    assert wall_time_text(1290, "test CPU", [{"train_seconds": 900.0, "resumes": 0}] * 2) == \
+        "Wall time 21 min (test CPU)"
+    text = wall_time_text(1290, "test CPU", [{"train_seconds": 1620.0, "resumes": 2},
+                                 {"train_seconds": 3000.0, "resumes": 0},
+                                 {"train_seconds": 600.0, "resumes": 1}])
+    assert text == ("Wall time of the last sitting 21 min (test CPU); stopped and resumed, the 3 "
+                    "training runs trained 87 min in all over their sittings (3 resumes)"), text

@@ -74,6 +74,19 @@ def _epochs(params) -> str:
         f" ({', '.join(names)}: {epochs})" for epochs, names in sorted(own.items()))
 
 
+def wall_time_text(wall_seconds: int, platform: str, resources: list = ()) -> str:
+    """How long the study took, and where. `resources`: each training run's resources.json
+    (train_seconds summed over its sittings, resumes); `wall_seconds` is study.sh's last sitting
+    only, so a study stopped and resumed also says what its runs trained in all."""
+    resumes = sum(r.get("resumes", 0) for r in resources)
+    if not resumes:
+        return f"Wall time {wall_seconds // 60} min ({platform})"
+    trained = sum(r.get("train_seconds", 0.0) for r in resources)
+    return (f"Wall time of the last sitting {wall_seconds // 60} min ({platform}); stopped and "
+            f"resumed, the {len(resources)} training runs trained {trained / 60:.0f} min in all "
+            f"over their sittings ({resumes} resume{'s' if resumes != 1 else ''})")
+
+
 def _flatness(curves: dict) -> tuple:
     """(late gain, flat?) cells of a learning curve (seed -> (steps, values)): flat when the
     seed mean gains less than FLAT_TOLERANCE over the last FLAT_FRACTION of the steps; a curve
@@ -107,7 +120,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
                   folder: str = "study", scores: pd.DataFrame | None = None,
                   diagnostics: pd.DataFrame | None = None, label_names=(),
                   params_file: str = "params_study.yaml",
-                  reference: dict | None = None, previous: tuple = ()) -> str:
+                  reference: dict | None = None, previous: tuple = (),
+                  resources: tuple = ()) -> str:
     """The study section of the report: the questions answered from the paired differences
     (95 % intervals) and the learning curves, whatever the answer is; whether each curve is flat
     (late_gain); with `diagnostics` (per box: pipeline.evaluation.diagnostics) and `scores`, what the rows
@@ -117,7 +131,8 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
     study's files are, relative to the report; reference: another study on the same boxes
     (reference_lines); previous: earlier runs of this study ({"name", "differences",
     "metrics"} each), whose answers are set beside these, one table per run
-    (study_changes.changed_answers)."""
+    (study_changes.changed_answers); resources: the training runs' resources.json
+    (wall_time_text)."""
     dataset = next(iter(params.datasets))
     size = params.datasets[dataset]
     rows = study_rows(params, dataset)
@@ -150,7 +165,7 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
            f"({metrics.get(fill, {}).get('test_boxes', '?')} test boxes), rows "
            f"{', '.join(params.rows)}, seeds {list(params.seeds)}, {_epochs(params)}, "
            f"ngf/ndf {params.model.ngf}/{params.model.ndf}, q = {params.q}, "
-           f"α = β = {params.alpha}. Wall time {wall_seconds // 60} min ({platform}). "
+           f"α = β = {params.alpha}. {wall_time_text(wall_seconds, platform, resources)}. "
            "Intervals: 95 % bootstrap over test boxes and seeds; the full tables are in "
            f"[{folder}/{rows.table}.md]({folder}/{rows.table}.md) and "
            f"[{folder}/differences.md]({folder}/differences.md).",
@@ -263,12 +278,14 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
 
 def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves: dict, params,
                              wall_seconds: int, platform: str, folder: str = "study_gl",
-                             params_file: str = "params_study_gl.yaml") -> str:
+                             params_file: str = "params_study_gl.yaml",
+                             resources: tuple = ()) -> str:
     """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
     paired questions (inpainting_steps: each GL+A-MEx reading − GL, the authors' reading −
     ours, L_rec / image − L_rec / hole; each row − each floor) on SSIM and L1 over the hole,
     whether each row's held-back SSIM curve is flat, and the curves
-    (figures/metric_curves_<dataset>.png in `folder`)."""
+    (figures/metric_curves_<dataset>.png in `folder`); resources: the training runs'
+    resources.json (wall_time_text)."""
     ip = params.inpainting
     dataset = ip.dataset
     rows = list(params.inpainting_rows)
@@ -300,7 +317,7 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
            f"{ip.batch_size} ({ip.epochs * per_epoch} steps: GL's phases {ip.completion_epochs} "
            f"/ {ip.discriminator_epochs} / {joint} epochs), ngf/ndf {ip.ngf}/{ip.ndf}, q = "
            f"{ip.q}, α = β = {ip.alpha} px, λ_adv = {ip.lambda_adv:g}, λ4 = "
-           f"{ip.lambda_amex:g}. Wall time {wall_seconds // 60} min ({platform}). "
+           f"{ip.lambda_amex:g}. {wall_time_text(wall_seconds, platform, resources)}. "
            "SSIM and L1 over the hole; intervals: 95 % bootstrap over test images (each the "
            "mean of its holes) and seeds.", "",
            f"**In short:** on SSIM, {short}, and {floor_text}.", "",
