@@ -18,7 +18,7 @@ import torch
 from pipeline.config.loading import load_params, seed_dir
 from pipeline.data.sets import get_spec
 from pipeline.evaluation.diagnostics import diagnose_edits
-from pipeline.evaluation.evaluation import test_items
+from pipeline.evaluation.evaluation import row_resources, test_items
 from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpainting_floors,
                                                 read_eval_curves)
 from pipeline.evaluation.reports.figures import plot_metric_curves
@@ -56,19 +56,6 @@ def where_it_ran(conditions: dict, reports: str, threads: int, source: str) -> s
             f"{'s' if threads > 1 else ''} per run, code {source or 'unknown'}")
 
 
-def read_run_resources(train_reports: str, rows, seeds) -> list:
-    """Each training run's resources.json under `train_reports` (<row>/seed<k>/), where one
-    exists: how long it trained over all its sittings and how often it was resumed."""
-    found = []
-    for row in rows:
-        for seed in seeds:
-            path = os.path.join(train_reports, row, f"seed{seed}", "resources.json")
-            if os.path.exists(path):
-                with open(path) as f:
-                    found.append(json.load(f))
-    return found
-
-
 def summarise_inpainting(params, args) -> None:
     """The Table 3 study's summary.md and its learning-curve figure, in --out."""
     with open(os.path.join(args.reports, "inpainting_metrics.json")) as f:
@@ -91,7 +78,8 @@ def summarise_inpainting(params, args) -> None:
         wall_seconds=args.wall_seconds,
         platform=where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source),
         folder=folder, params_file=args.params_file,
-        resources=read_run_resources(os.path.join(args.reports, "train"), rows, params.seeds))
+        resources=list(row_resources(rows, params.seeds,
+                                     os.path.join(args.reports, "train")).values()))
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
@@ -167,8 +155,8 @@ def main():
                          label_names=get_spec(dataset).label_names,
                          params_file=args.params_file, reference=reference,
                          previous=previous,
-                         resources=read_run_resources(os.path.join(args.reports, "train"),
-                                                      params.rows, params.seeds))
+                         resources=list(row_resources(params.rows, params.seeds,
+                                                      os.path.join(args.reports, "train")).values()))
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)

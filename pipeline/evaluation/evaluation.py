@@ -264,19 +264,32 @@ def read_summary(model_dir: str) -> dict:
     return summary
 
 
-def collect_resources(params: Params, row_names, live_root: str = "reports/train") -> dict:
-    """run name -> its resources.json (training time, memory; written by the training stages
-    next to their dvclive logs, hidden from DVC by .dvcignore). Missing files are skipped."""
-    runs = [(f"{row}-seed{seed}", seed_dir(live_root, row, seed))
-            for row in row_names for seed in params.seeds]
-    runs += [(f"translator-{d}", os.path.join(live_root, f"translator-{d}"))
-             for d in sorted({params.row(row).dataset for row in row_names})]
+def _read_resources(runs) -> dict:
+    """run name -> its resources.json, for (name, folder) pairs; missing files are skipped."""
     found = {}
     for name, folder in runs:
         path = os.path.join(folder, RESOURCES_FILE)
         if os.path.exists(path):
             with open(path) as f:
                 found[name] = json.load(f)
+    return found
+
+
+def row_resources(row_names, seeds, live_root: str = "reports/train") -> dict:
+    """'<row>-seed<k>' -> that training run's resources.json (training time over all its
+    sittings, resumes, memory), for any kind of row (segmentation or inpainting)."""
+    return _read_resources((f"{row}-seed{seed}", seed_dir(live_root, row, seed))
+                           for row in row_names for seed in seeds)
+
+
+def collect_resources(params: Params, row_names, live_root: str = "reports/train") -> dict:
+    """run name -> its resources.json (training time, memory; written by the training stages
+    next to their dvclive logs, hidden from DVC by .dvcignore), the rows' runs and their
+    datasets' translators. Missing files are skipped."""
+    found = row_resources(row_names, params.seeds, live_root)
+    found.update(_read_resources(
+        (f"translator-{d}", os.path.join(live_root, f"translator-{d}"))
+        for d in sorted({params.row(row).dataset for row in row_names})))
     return found
 
 
