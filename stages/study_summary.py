@@ -23,7 +23,7 @@ from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpa
                                                 read_eval_curves)
 from pipeline.evaluation.reports.figures import plot_metric_curves
 from pipeline.evaluation.reports.run_figures import draw_segmentation_curves
-from pipeline.evaluation.reports.study_references import read_study
+from pipeline.evaluation.reports.study_references import read_inpainting_study, read_study
 from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
 from pipeline.kinds import kind_of, load_generator
 from stages.common import ArgumentParser, run
@@ -56,6 +56,11 @@ def where_it_ran(conditions: dict, reports: str, threads: int, source: str) -> s
             f"{'s' if threads > 1 else ''} per run, code {source or 'unknown'}")
 
 
+def previous_names(args) -> list:
+    """The summary's name of each --previous: its --previous-name, or None (the default)."""
+    return args.previous_name + [None] * (len(args.previous) - len(args.previous_name))
+
+
 def summarise_inpainting(params, args) -> None:
     """The Table 3 study's summary.md and its learning-curve figure, in --out."""
     with open(os.path.join(args.reports, "inpainting_metrics.json")) as f:
@@ -79,7 +84,9 @@ def summarise_inpainting(params, args) -> None:
         platform=where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source),
         folder=folder, params_file=args.params_file,
         resources=list(row_resources(rows, params.seeds,
-                                     os.path.join(args.reports, "train")).values()))
+                                     os.path.join(args.reports, "train")).values()),
+        previous=[read_inpainting_study(earlier, name) for earlier, name in
+                  zip(args.previous, previous_names(args))])
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     print(text)
@@ -107,8 +114,10 @@ def main():
                         "commit); default: reports/<folder>, linked to its summary")
     parser.add_argument("--previous", action="append", default=[],
                         help="an earlier run of this study (a study folder: differences.csv, "
-                        "metrics.json) whose answers the summary sets beside these, e.g. the "
-                        "committed one on the old synthetic world; repeat for several runs")
+                        "metrics.json; the Table 3 study's: inpainting_scores.csv, "
+                        "inpainting_metrics.json) whose answers the summary sets beside these, "
+                        "e.g. the committed one on the old synthetic world or at fewer epochs; "
+                        "repeat for several runs")
     parser.add_argument("--previous-name", action="append", default=[],
                         help="how the summary names the --previous of the same position "
                         "(default: reports/<folder>)")
@@ -119,9 +128,9 @@ def main():
         parser.error("--previous-name without its --previous")
     params = load_params(args.params)
     if params.inpainting_rows and not params.rows:   # the Table 3 study (profile gl)
-        if args.previous or args.reference:
-            parser.error("--previous / --reference: the Table 3 study's summary sets no "
-                         "earlier run beside its own")
+        if args.reference:
+            parser.error("--reference: the Table 3 study's summary sets no other study beside "
+                         "its own")
         summarise_inpainting(params, args)
         return
     with open(os.path.join(args.reports, "metrics.json")) as f:
@@ -134,13 +143,13 @@ def main():
     curves = read_eval_curves(os.path.join(args.reports, "train"), params.rows, params.seeds)
     held_back = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                  for m in ("tiou", "hamm")}
-    # the curve figure drawn again by this checkout's code, from the curves copied to --out
-    # (study.sh copies them there), as the summary is: a pinned copy's report stage may be older
-    draw_segmentation_curves(params, args.out, scores)
+    # the curve figure drawn again by this checkout's code, as the summary is: a pinned copy's
+    # report stage may be older
+    draw_segmentation_curves(params, args.out, scores, curves)
     where = where_it_ran(conditions, args.reports, params.train.cpu_threads, args.source)
     reference = read_study(args.reference, args.reference_name) if args.reference else None
-    names = args.previous_name + [None] * (len(args.previous) - len(args.previous_name))
-    previous = [read_study(folder, name) for folder, name in zip(args.previous, names)]
+    previous = [read_study(folder, name)
+                for folder, name in zip(args.previous, previous_names(args))]
     diagnostics = None
     if args.diagnostics:
         diagnostics = pd.read_csv(args.diagnostics)

@@ -250,11 +250,13 @@ def test_study_finish_without_a_finished_study_says_so(tmp_path):
 @pytest.mark.parametrize("profile, previous, message", [
     ("paper", "reports/study:{missing}",
      "error: PREVIOUS: {missing}/differences.csv does not exist"),
-    ("gl", "reports/study_gl", "error: PREVIOUS: the gl study's summary sets no earlier run "
-     "beside its own")])
+    ("gl", "reports/study_gl:{missing}",
+     "error: PREVIOUS: {missing}/inpainting_metrics.json does not exist"),
+    ("gl", "reports/study", "error: PREVIOUS: reports/study/inpainting_metrics.json does not "
+     "exist")])
 def test_study_refuses_a_bad_previous_run_before_training(tmp_path, profile, previous, message):
     """PREVIOUS is read by the summary, after hours of training: a folder that is not a study
-    (the second of two here) or a profile whose summary has no such table fails at once."""
+    (the second of two here; a segmentation study for the Table 3 one) fails at once."""
     missing = str(tmp_path / "nowhere")
     result = subprocess.run(["bash", "tools/study.sh", profile], cwd=REPO, capture_output=True,
                             text=True, timeout=60,

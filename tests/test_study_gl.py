@@ -80,3 +80,53 @@ def test_the_gl_summary_asks_table_3s_questions_in_each_metrics_direction():
     assert "| gl-facade | 0.3000 | 20.0000 | +0.0000 | yes |" in text
     assert "4500 steps: GL's phases 32 / 4 / 144 epochs" in text
     assert "(study_gl/figures/metric_curves_facade.png)" in text
+
+
+def test_the_gl_summary_sets_an_earlier_run_beside_it_in_each_metrics_direction(tmp_path):
+    """PREVIOUS=reports/study_gl at fewer epochs: each question answered by each run's own
+    intervals, an L1 answer that flipped counted as changed with L1's direction (lower is
+    better), and each row's scores and late SSIM gain then and now."""
+    import json
+    import shutil
+
+    from pipeline.evaluation.reports.study_references import read_inpainting_study
+
+    params = load_params(os.path.join(REPO, "params_study_gl.yaml"))
+    now_levels = {"gl-facade": (0.30, 20.0), "gl-amex-facade": (0.40, 15.0),
+                  "gl-amex-authors-facade": (0.30, 20.0), "gl-image-facade": (0.30, 20.0),
+                  "gl-amex-image-facade": (0.30, 20.0),
+                  "floor-mean-fill-facade": (0.05, 60.0), "floor-biharmonic-facade": (0.10, 50.0)}
+    # the earlier run: GL+A-MEx's SSIM was already better, its L1 worse (higher) than GL's
+    then_levels = dict(now_levels, **{"gl-amex-facade": (0.40, 26.0)})
+    earlier = tmp_path / "study_gl_120"
+    curve_dir = earlier / "train" / "gl-facade" / "seed0" / "plots" / "metrics" / "eval"
+    curve_dir.mkdir(parents=True)
+    pd.DataFrame({"step": [25, 50, 75, 100, 125], "ssim": [0.1, 0.2, 0.25, 0.28, 0.31]}).to_csv(
+        curve_dir / "ssim.tsv", sep="\t", index=False)
+    _scores(then_levels).to_csv(earlier / "inpainting_scores.csv", index=False)
+    (earlier / "inpainting_metrics.json").write_text(json.dumps(
+        {row: {"ssim": s, "l1": l} for row, (s, l) in then_levels.items()}))
+    shutil.copy(os.path.join(REPO, "params_study_gl.yaml"), earlier / "params.yaml")
+
+    metrics = {row: {"ssim": s, "l1": l} for row, (s, l) in now_levels.items()}
+    curves = {row: {seed: {"ssim": ([25, 50, 75, 100, 125], [0.1, 0.2, 0.3, 0.3, 0.3])}
+                    for seed in (0, 1, 2)} for row in ROWS}
+    text = inpainting_study_summary(
+        metrics=metrics, scores=_scores(now_levels), eval_curves=curves, params=params,
+        wall_seconds=60, platform="test CPU",
+        previous=[read_inpainting_study(str(earlier), "the earlier run")])
+    epochs = params.inpainting.epochs
+    # 6 questions between rows, 10 of a row against a floor; GL+A-MEx's L1 is also a side of
+    # "Does GL+A-MEx, L_rec / image beat GL+A-MEx?"
+    assert (f"Beside the earlier run ({epochs} epochs of batch 8): the same questions, each "
+            "answered by its own run's paired 95 % intervals; answers changed: 0 of 16 on "
+            "SSIM, 2 of 16 on L1 (Does GL+A-MEx beat GL?; Does GL+A-MEx, L_rec / image beat "
+            "GL+A-MEx?).") in text
+    assert "| question | before (l1) | now (l1) | answer changed |" in text
+    flipped = next(line for line in text.splitlines()
+                   if line.startswith("| Does GL+A-MEx beat GL? | no, worse: +"))
+    assert "| yes: -" in flipped and flipped.endswith("| **yes** |")
+    # a row's scores and its late SSIM gain in both runs (the earlier run has one curve)
+    assert "| gl-amex-facade | 0.4000 | 0.4000 | 26.0000 | 15.0000 |  | +0.0000 |" in text
+    assert "| gl-facade | 0.3000 | 0.3000 | 20.0000 | 20.0000 | +0.0300 | +0.0000 |" in text
+    assert "| floor-mean-fill-facade | 0.0500 | 0.0500 | 60.0000 | 60.0000 |  |  |" in text

@@ -84,11 +84,11 @@ case "$PROFILE" in
 esac
 [ -f "$PARAMS" ] || { echo "error: $PARAMS does not exist" >&2; exit 1; }
 if [ -n "${PREVIOUS:-}" ]; then   # checked before any training: the summary is written last
-  [ "$PROFILE" = gl ] && { echo "error: PREVIOUS: the gl study's summary sets no earlier run" \
-    "beside its own" >&2; exit 1; }
+  study_files="differences.csv metrics.json scores.csv params.yaml"
+  [ "$PROFILE" = gl ] && study_files="inpainting_metrics.json inpainting_scores.csv params.yaml"
   IFS=: read -ra earlier <<< "$PREVIOUS"
   for folder in "${earlier[@]}"; do
-    for file in differences.csv metrics.json scores.csv params.yaml; do
+    for file in $study_files; do
       [ -f "$folder/$file" ] || { echo "error: PREVIOUS: $folder/$file does not exist" >&2; exit 1; }
     done
   done

@@ -86,15 +86,18 @@ def draw_training_curves(params, reports: str, figures: str) -> list:
     return curves
 
 
-def draw_segmentation_curves(params, reports: str, scores: pd.DataFrame) -> list:
+def draw_segmentation_curves(params, reports: str, scores: pd.DataFrame,
+                             curves: dict | None = None) -> list:
     """figures/metric_curves_<dataset>.png in `reports`: tIOU / hamm of each segmentation row
-    on the held-back slice during training (the dvclive curves under `reports`/train), the
-    floors on the same slice; (dataset, path) of each."""
+    on the held-back slice during training (`curves` as read_eval_curves gives them, or else
+    the dvclive curves under `reports`/train), the floors on the same slice; (dataset, path)
+    of each."""
+    if curves is None:
+        curves = read_eval_curves(os.path.join(reports, "train"), params.rows, params.seeds)
     metric_curves = []
     for dataset in params.datasets:
-        rows = read_eval_curves(os.path.join(reports, "train"),
-                                [r for r, spec in params.rows.items() if spec.dataset == dataset],
-                                params.seeds)
+        rows = {row: seeds for row, seeds in curves.items()
+                if row in params.rows and params.rows[row].dataset == dataset}
         if rows:
             floors_here = {m: held_back_floors(scores, dataset, params.train.eval_boxes, m)
                            for m in ("tiou", "hamm")}

@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipeline.config.loading import load_params
 from pipeline.evaluation.floors import floor_row_name
+from pipeline.evaluation.reports.curves import read_eval_curves
 from pipeline.evaluation.reports.differences import difference_lines
 from pipeline.evaluation.reports.study_questions import StudyRows, joined, study_rows, verdict
 from pipeline.evaluation.reports.tables import score_matrices
@@ -25,6 +26,20 @@ def read_study(folder: str, name: str | None = None) -> dict:
             "scores": pd.read_csv(os.path.join(folder, "scores.csv")),
             "differences": pd.read_csv(os.path.join(folder, "differences.csv")),
             "metrics": metrics, "params": load_params(os.path.join(folder, "params.yaml"))}
+
+
+def read_inpainting_study(folder: str, name: str | None = None) -> dict:
+    """A finished Table 3 study's folder (reports/study_gl) as its summary's `previous` reads
+    it: name (default reports/<folder>), scores (inpainting_scores.csv), metrics, params and
+    the held-back learning curves copied under its train/ (read_eval_curves)."""
+    with open(os.path.join(folder, "inpainting_metrics.json")) as f:
+        metrics = json.load(f)
+    params = load_params(os.path.join(folder, "params.yaml"))
+    return {"name": name or f"reports/{os.path.basename(os.path.normpath(folder))}",
+            "scores": pd.read_csv(os.path.join(folder, "inpainting_scores.csv")),
+            "metrics": metrics, "params": params,
+            "curves": read_eval_curves(os.path.join(folder, "train"), params.inpainting_rows,
+                                       params.seeds)}
 
 
 def label_path(params) -> str:

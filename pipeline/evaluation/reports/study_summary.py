@@ -279,13 +279,16 @@ def study_summary(*, metrics: dict, differences: pd.DataFrame, eval_curves: dict
 def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves: dict, params,
                              wall_seconds: int, platform: str, folder: str = "study_gl",
                              params_file: str = "params_study_gl.yaml",
-                             resources: tuple = ()) -> str:
+                             resources: tuple = (), previous: tuple = ()) -> str:
     """The Table 3 study's answer: Table 3 with 95 % intervals over test images and seeds, the
     paired questions (inpainting_steps: each GL+A-MEx reading − GL, the authors' reading −
     ours, L_rec / image − L_rec / hole; each row − each floor) on SSIM and L1 over the hole,
     whether each row's held-back SSIM curve is flat, and the curves
     (figures/metric_curves_<dataset>.png in `folder`); resources: the training runs'
-    resources.json (wall_time_text)."""
+    resources.json (wall_time_text); previous: earlier runs of this study
+    (study_references.read_inpainting_study), whose answers on SSIM and L1 are set beside
+    these (study_changes.changed_answers), with each row's score and late SSIM gain then and
+    now."""
     ip = params.inpainting
     dataset = ip.dataset
     rows = list(params.inpainting_rows)
@@ -347,5 +350,44 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
         if curves:
             gain, flat = _flatness(curves)
         out.append(f"| {row} | {values['ssim']:.4f} | {values['l1']:.4f} | {gain} | {flat} |")
+    for earlier in previous:
+        out += _inpainting_changes(questions, differences, earlier, metrics, eval_curves,
+                                   floors + rows, dataset)
     out += ["", f"![study learning curves]({folder}/figures/metric_curves_{dataset}.png)", ""]
     return "\n".join(out) + "\n"
+
+
+def _inpainting_changes(questions, differences: pd.DataFrame, earlier: dict, metrics: dict,
+                        eval_curves: dict, rows: list, dataset: str) -> list:
+    """Markdown lines: the Table 3 study's questions answered by an earlier run (its own
+    paired intervals, from its scores) beside this run's, on SSIM and on L1, and each row's
+    scores and late SSIM gain in both runs."""
+    before = inpainting_differences(earlier["scores"], earlier["params"].inpainting_rows,
+                                    dataset)
+    tables, counts = [], []
+    for metric in ("ssim", "l1"):
+        lines, changed = changed_answers(questions, differences, before, metric,
+                                         INPAINTING_DIRECTION[metric])
+        counts.append(f"{len(changed)} of {len(questions)} on {metric.upper()}"
+                      + (f" ({'; '.join(changed)})" if changed else ""))
+        tables += ["", *lines]
+    out = ["", f"Beside {earlier['name']} ({_epochs_text(earlier['params'])}): the same "
+           "questions, each answered by its own run's paired 95 % intervals; answers changed: "
+           f"{', '.join(counts)}.", *tables, "",
+           "| row | SSIM before | SSIM now | L1 before | L1 now | SSIM late gain before | "
+           "SSIM late gain now |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        then, now = earlier["metrics"].get(row), metrics.get(row)
+        if then is None or now is None:
+            continue
+        gains = [_flatness({s: c["ssim"] for s, c in curves.get(row, {}).items()
+                            if "ssim" in c})[0] if curves.get(row) else ""
+                 for curves in (earlier["curves"], eval_curves)]
+        out.append(f"| {row} | {then['ssim']:.4f} | {now['ssim']:.4f} | {then['l1']:.4f} | "
+                   f"{now['l1']:.4f} | {gains[0]} | {gains[1]} |")
+    return out
+
+
+def _epochs_text(params) -> str:
+    ip = params.inpainting
+    return f"{ip.epochs} epochs of batch {ip.batch_size}"
