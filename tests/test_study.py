@@ -268,10 +268,7 @@ def test_study_refuses_a_bad_previous_run_before_training(tmp_path, profile, pre
 
 # Committed studies whose params.yaml differs from their params file today, and why; a study
 # rerun with its params file must leave this list (the test fails while it is still named here)
-STALE_STUDIES = {
-    "study_gl": "120 epochs, where 3 of 5 SSIM curves still rose; params_study_gl.yaml says 180: "
-                "issue 34",
-}
+STALE_STUDIES: dict = {}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
