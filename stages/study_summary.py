@@ -24,7 +24,8 @@ from pipeline.evaluation.reports.curves import (held_back_floors, held_back_inpa
 from pipeline.evaluation.reports.figures import plot_metric_curves
 from pipeline.evaluation.reports.run_figures import draw_segmentation_curves
 from pipeline.evaluation.reports.study_references import read_inpainting_study, read_study
-from pipeline.evaluation.reports.study_summary import inpainting_study_summary, study_summary
+from pipeline.evaluation.reports.inpainting_summary import inpainting_study_summary
+from pipeline.evaluation.reports.study_summary import study_summary
 from pipeline.kinds import kind_of, load_generator
 from stages.common import ArgumentParser, run
 

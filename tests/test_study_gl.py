@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config.loading import load_params
-from pipeline.evaluation.reports.study_summary import inpainting_study_summary
+from pipeline.evaluation.reports.inpainting_summary import inpainting_study_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = ["gl-facade", "gl-amex-facade", "gl-amex-authors-facade", "gl-image-facade",

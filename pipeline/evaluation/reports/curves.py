@@ -99,3 +99,13 @@ def late_gain(curves: dict, fraction: float = FLAT_FRACTION) -> float:
     steps, mean = seed_mean_curve(curves)
     start = int(np.nonzero(steps >= (1 - fraction) * steps[-1])[0][0])
     return float(mean[-1] - mean[start])
+
+
+def flatness_cells(curves: dict) -> tuple:
+    """(late gain, flat?) cells of a learning curve (seed -> (steps, values)): flat when the
+    seed mean gains less than FLAT_TOLERANCE over the last FLAT_FRACTION of the steps; a curve
+    of fewer than MIN_CURVE_POINTS logged points is too coarse to tell."""
+    value, points = late_gain(curves), curve_points(curves)
+    if points < MIN_CURVE_POINTS:
+        return f"{value:+.4f}", f"**too few points ({points})** to tell"
+    return f"{value:+.4f}", "yes" if value < FLAT_TOLERANCE else "**no**"
