@@ -159,6 +159,26 @@ def test_the_fingerprint_stage_runs_first_every_time_and_covers_every_stage(tmp_
         assert train_mex["pipeline/models/losses.py"] == hashlib.sha256(f.read()).hexdigest()
 
 
+def test_the_committed_lock_records_the_code_of_this_checkout(tmp_path):
+    """Each stage that dvc.lock records depends on artifacts/code/<stage>.json with the md5 of
+    the fingerprint this checkout's code gives: a commit that changes a stage's code without
+    `dvc repro` leaves its committed results from other code, and a user's `dvc repro` reruns
+    it (28e44eb left the translator stages so)."""
+    out = tmp_path / "code"
+    subprocess.run([sys.executable, "-m", "stages.code_hashes", "--out", str(out)], cwd=REPO,
+                   check=True, capture_output=True)
+    stale, checked = [], 0
+    for stage, entry in load("dvc.lock")["stages"].items():
+        for dep in entry.get("deps", []):
+            if dep["path"].startswith(stage_deps.FINGERPRINTS + "/"):
+                checked += 1
+                path = out / os.path.basename(dep["path"])
+                if not path.exists() or hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
+                    stale.append(stage)
+    assert checked >= 10
+    assert not stale, f"dvc.lock records other code for {stale}: run `dvc repro` and commit it"
+
+
 def test_a_changed_import_changes_only_the_fingerprints_of_the_stages_that_import_it(tmp_path):
     files = {"dvc.yaml": "stages:\n  a:\n    cmd: python -m stages.a\n"
                          "  b:\n    cmd: python -m stages.b --x ${item}\n",
