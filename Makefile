@@ -7,6 +7,7 @@
 #   make dvc ARGS="exp show"    any dvc command (metrics show, plots diff HEAD~1, exp diff, ...)
 #   make study [DRY=1] [PROFILE=paper|authors]  the CPU convergence study (params_study.yaml),
 #                               both profiles side by side -> reports/study/, reports/study_authors/
+#                               (STATUS=1: how far a running or stopped study has got)
 #                               (resumable: rerun to continue)
 #   make bench [REF=DIR]        training-step benchmark, demo + paper size -> reports/bench.{json,md}
 #                               (on a GPU reports/bench_gpu.*); REF: a NVIDIA/pix2pixHD checkout
@@ -27,6 +28,7 @@ WITH_VENV := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 ARGS ?=
 DRY ?= 0
 FINISH ?= 0
+STATUS ?= 0
 JOBS ?=
 
 .PHONY: demo test test-all ci repro exp dvc shell study bench edit serve huev-export browser clean-demo
@@ -82,7 +84,7 @@ huev-export: $(STAMP)
 
 PROFILE ?= all
 study: $(STAMP)
-	DRY=$(DRY) FINISH=$(FINISH) JOBS=$(JOBS) tools/study.sh $(PROFILE)
+	DRY=$(DRY) FINISH=$(FINISH) STATUS=$(STATUS) JOBS=$(JOBS) tools/study.sh $(PROFILE)
 
 REF ?=
 bench: $(STAMP)

@@ -83,7 +83,7 @@ def test_make_study_target_runs_the_study_script():
     result = subprocess.run(["make", "-n", "study", "DRY=1"], cwd=REPO, capture_output=True,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if not k.startswith("MAKE")}, timeout=60)
-    assert result.returncode == 0 and "DRY=1 FINISH=0 JOBS= tools/study.sh all" in result.stdout
+    assert result.returncode == 0 and "DRY=1 FINISH=0 STATUS=0 JOBS= tools/study.sh all" in result.stdout
 
 
 def test_study_refuses_an_unknown_profile():
@@ -375,3 +375,52 @@ def test_a_resumed_study_says_its_wall_time_is_the_last_sitting_and_what_its_run
                                  {"train_seconds": 600.0, "resumes": 1}])
     assert text == ("Wall time of the last sitting 21 min (test CPU); stopped and resumed, the 3 "
                     "training runs trained 87 min in all over their sittings (3 resumes)"), text
+
+
+def test_study_status_says_how_far_each_run_has_got(tmp_path):
+    """`make study STATUS=1`: a run with its generator is done, one with a checkpoint of this
+    study's epochs is part-trained at its epoch, one whose checkpoint was made for other epochs
+    starts again (its fingerprint differs), the rest are not started; the epochs done of all."""
+    import json
+    import shutil
+
+    import torch
+
+    from tools.study_status import status_lines
+
+    repo = tmp_path / "gl" / "repo"
+    repo.mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "params_study_gl.yaml"), repo / "params.yaml")
+    params = load_params(str(repo / "params.yaml"))
+    epochs = params.inpainting.epochs
+    models = repo / "artifacts" / "inpainting" / "models" / "gl-facade"
+    for seed in (0, 1, 2):
+        (models / f"seed{seed}").mkdir(parents=True)
+    (models / "seed0" / "generator.pt").write_bytes(b"")
+    for seed, epoch, made_for in ((1, 42, epochs), (2, 7, epochs - 60)):
+        torch.save({"epoch": epoch, "fingerprint": json.dumps({"epochs": made_for})},
+                   models / f"seed{seed}" / "checkpoint.pt")
+    now = os.path.getmtime(models / "seed1" / "checkpoint.pt") + 180
+    lines = status_lines(str(repo), now=now)
+    runs = len(params.inpainting_rows) * len(params.seeds)
+    assert len(lines) == runs + 1
+    assert lines[0].split() == ["gl-facade", "seed0", "done"]
+    assert lines[1].split()[:2] == ["gl-facade", "seed1"]
+    assert lines[1].endswith(f"epoch 42 / {epochs} (newest checkpoint 3 min ago)")
+    assert lines[2].endswith(f"a checkpoint of other params (epoch 7 / {epochs - 60}): starts "
+                             f"again, {epochs} epochs")
+    assert lines[3].split() == ["gl-amex-facade", "seed0", "not", "started"]
+    total = runs * epochs
+    assert lines[-1] == (f"== 1 of {runs} runs done, 1 part-trained, {runs - 2} to start; "
+                         f"{epochs + 42} of {total} epochs ({100 * (epochs + 42) / total:.0f} %)")
+
+
+def test_study_status_without_a_study_says_so(tmp_path):
+    result = subprocess.run(["bash", "tools/study.sh", "gl"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60,
+                            env=dict(os.environ, STUDY_WORK=str(tmp_path), STATUS="1"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/gl/repo/params.yaml does not exist: no gl study has started there "
+        "(STUDY_WORK=DIR names another place)"]
+    assert not os.path.exists(tmp_path / "gl")

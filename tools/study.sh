@@ -19,6 +19,8 @@
 #                           STUDY_SOURCE="..." says which code trained them; PREVIOUS=DIR
 #                           (PREVIOUS_NAME="...") sets an earlier run's answers beside these;
 #                           several runs: PREVIOUS=DIR1:DIR2 PREVIOUS_NAME="NAME1;NAME2"
+#   make study STATUS=1     how far the study's scratch copies have got: each training run done,
+#                           at which epoch of how many, or not started (reads files only)
 #   resumable: stop it anywhere (Ctrl-C, a lost session) and rerun the same command; finished
 #   runs are kept and an unfinished one continues from its last epoch's checkpoint, as long as
 #   the code and params are unchanged. STUDY_WORK=DIR puts the scratch copies elsewhere.
@@ -39,6 +41,10 @@ if [ -z "${STUDY_SCRIPT_COPY:-}" ]; then
   exit $status
 fi
 SCRIPT=$STUDY_SCRIPT_COPY
+if [ "$PROFILE" = all ] && [ "${STATUS:-0}" = 1 ]; then
+  for one in paper authors twosm gl; do bash "$SCRIPT" "$one" || true; done
+  exit 0
+fi
 if [ "$PROFILE" = all ]; then
   # paper and authors side by side, each in its own process (one training run per core), then
   # twosm with two runs at a time
@@ -108,6 +114,13 @@ if [ "${DRY:-0}" = 1 ] && [ -z "${STUDY_WORK:-}" ]; then
   trap 'rm -rf "$(dirname "$WORK")"' EXIT
 else
   WORK=${STUDY_WORK:-$ROOT/.study}/$PROFILE
+fi
+if [ "${STATUS:-0}" = 1 ]; then   # files only: safe beside the running study
+  [ -f "$WORK/repo/params.yaml" ] || { echo "error: $WORK/repo/params.yaml does not exist: no" \
+    "$PROFILE study has started there (STUDY_WORK=DIR names another place)" >&2; exit 1; }
+  echo "== study $PROFILE in $WORK/repo"
+  python "$ROOT/tools/study_status.py" "$WORK/repo"
+  exit $?
 fi
 finish() {  # copy a finished study's results to $OUT and write its summary (in $WORK/repo)
   local seconds=$1
