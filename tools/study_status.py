@@ -15,9 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline.config.loading import load_params  # noqa: E402
 from pipeline.kinds import kind_of  # noqa: E402
-from pipeline.training.checkpoints import CHECKPOINT  # noqa: E402
-
-GENERATOR = "generator.pt"   # what a finished run writes last
+from pipeline.models.model_files import GENERATOR_FILE  # noqa: E402
+from pipeline.training.checkpoints import CHECKPOINT, safe_torch_load  # noqa: E402
 
 
 def planned_runs(params) -> list:
@@ -33,14 +32,14 @@ def planned_runs(params) -> list:
 def run_state(folder: str, epochs: int, now: float) -> dict:
     """One run's state from its folder: {"state": done | training | restarts | not started,
     "epoch", "epochs", "age" (seconds since its newest checkpoint)}. A checkpoint made for another
-    number of epochs is not resumed (its fingerprint differs): the run starts again."""
-    import torch
+    number of epochs is not resumed (its fingerprint differs): the run starts again. A finished
+    run's generator file is written last."""
     checkpoint = os.path.join(folder, CHECKPOINT)
-    if os.path.exists(os.path.join(folder, GENERATOR)):
+    if os.path.exists(os.path.join(folder, GENERATOR_FILE)):
         return {"state": "done", "epoch": epochs, "epochs": epochs}
     if not os.path.exists(checkpoint):
         return {"state": "not started", "epoch": 0, "epochs": epochs}
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = safe_torch_load(checkpoint)
     made_for = json.loads(state["fingerprint"]).get("epochs", epochs)
     return {"state": "training" if made_for == epochs else "restarts",
             "epoch": int(state["epoch"]), "epochs": made_for,

@@ -87,10 +87,8 @@ def inpainting_study_summary(*, metrics: dict, scores: pd.DataFrame, eval_curves
         values = metrics.get(row)
         if values is None:
             continue
-        gain, flat = "", ""
-        curves = {s: c["ssim"] for s, c in eval_curves.get(row, {}).items() if "ssim" in c}
-        if curves:
-            gain, flat = flatness_cells(curves)
+        curves = _ssim_curves(eval_curves, row)
+        gain, flat = flatness_cells(curves) if curves else ("", "")
         out.append(f"| {row} | {values['ssim']:.4f} | {values['l1']:.4f} | {gain} | {flat} |")
     for earlier in previous:
         out += _inpainting_changes(questions, differences, earlier, metrics, eval_curves,
@@ -122,12 +120,19 @@ def _inpainting_changes(questions, differences: pd.DataFrame, earlier: dict, met
         then, now = earlier["metrics"].get(row), metrics.get(row)
         if then is None or now is None:
             continue
-        gains = [flatness_cells({s: c["ssim"] for s, c in curves.get(row, {}).items()
-                            if "ssim" in c})[0] if curves.get(row) else ""
-                 for curves in (earlier["curves"], eval_curves)]
+        gains = [flatness_cells(curves)[0] if curves else ""
+                 for curves in (_ssim_curves(earlier["curves"], row),
+                                _ssim_curves(eval_curves, row))]
         out.append(f"| {row} | {then['ssim']:.4f} | {now['ssim']:.4f} | {then['l1']:.4f} | "
                    f"{now['l1']:.4f} | {gains[0]} | {gains[1]} |")
     return out
+
+
+def _ssim_curves(eval_curves: dict, row: str) -> dict:
+    """seed -> (steps, values) of a row's held-back SSIM curve (read_eval_curves' layout);
+    empty when the row has none."""
+    return {seed: curves["ssim"] for seed, curves in eval_curves.get(row, {}).items()
+            if "ssim" in curves}
 
 
 def _epochs_text(params) -> str:
