@@ -78,5 +78,5 @@ def test_the_gl_summary_asks_table_3s_questions_in_each_metrics_direction():
     assert ("**In short:** on SSIM, GL+A-MEx beats GL, GL+A-MEx (authors' D) is worse than GL, "
             "L_rec / image") in text
     assert "| gl-facade | 0.3000 | 20.0000 | +0.0000 | yes |" in text
-    assert "4500 steps: GL's phases 32 / 4 / 144 epochs" in text
+    assert "6000 steps: GL's phases 43 / 5 / 192 epochs" in text
     assert "(study_gl/figures/metric_curves_facade.png)" in text
