@@ -379,37 +379,51 @@ def test_a_resumed_study_says_its_wall_time_is_the_last_sitting_and_what_its_run
 
 def test_study_status_says_how_far_each_run_has_got(tmp_path):
     """`make study STATUS=1`: a run with its generator is done, one with a checkpoint of this
-    study's epochs is part-trained at its epoch, one whose checkpoint was made for other epochs
-    starts again (its fingerprint differs), the rest are not started; the epochs done of all."""
+    study's epochs and of the scratch copy's code is part-trained at its epoch, one whose
+    checkpoint was made for other epochs or by other code starts again (the trainer resumes only
+    on its whole fingerprint), the rest are not started; the epochs done of all."""
     import json
     import shutil
 
     import torch
 
+    from pipeline.training.runs import code_digest
     from tools.study_status import status_lines
 
     repo = tmp_path / "gl" / "repo"
     repo.mkdir(parents=True)
     shutil.copy(os.path.join(REPO, "params_study_gl.yaml"), repo / "params.yaml")
+    shutil.copytree(os.path.join(REPO, "pipeline"), repo / "pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "pipeline" / "scratch_only.py").write_text("# the scratch copy's code differs\n")
+    code = code_digest(str(repo / "pipeline"))
+    assert code != code_digest()
     params = load_params(str(repo / "params.yaml"))
     epochs = params.inpainting.epochs
-    models = repo / "artifacts" / "inpainting" / "models" / "gl-facade"
-    for seed in (0, 1, 2):
-        (models / f"seed{seed}").mkdir(parents=True)
-    (models / "seed0" / "generator.pt").write_bytes(b"")
-    for seed, epoch, made_for in ((1, 42, epochs), (2, 7, epochs - 60)):
-        torch.save({"epoch": epoch, "fingerprint": json.dumps({"epochs": made_for})},
-                   models / f"seed{seed}" / "checkpoint.pt")
-    now = os.path.getmtime(models / "seed1" / "checkpoint.pt") + 180
+    models = repo / "artifacts" / "inpainting" / "models"
+    for row in ("gl-facade", "gl-amex-facade"):
+        for seed in (0, 1, 2):
+            (models / row / f"seed{seed}").mkdir(parents=True)
+    (models / "gl-facade" / "seed0" / "generator.pt").write_bytes(b"")
+    checkpoints = {("gl-facade", 1): (42, epochs, code), ("gl-facade", 2): (7, epochs - 60, code),
+                   ("gl-amex-facade", 0): (11, epochs, code_digest())}
+    for (row, seed), (epoch, made_for, made_by) in checkpoints.items():
+        torch.save({"epoch": epoch, "fingerprint": json.dumps({"epochs": made_for,
+                                                               "code": made_by})},
+                   models / row / f"seed{seed}" / "checkpoint.pt")
+    now = os.path.getmtime(models / "gl-facade" / "seed1" / "checkpoint.pt") + 180
     lines = status_lines(str(repo), now=now)
     runs = len(params.inpainting_rows) * len(params.seeds)
     assert len(lines) == runs + 1
     assert lines[0].split() == ["gl-facade", "seed0", "done"]
     assert lines[1].split()[:2] == ["gl-facade", "seed1"]
     assert lines[1].endswith(f"epoch 42 / {epochs} (newest checkpoint 3 min ago)")
-    assert lines[2].endswith(f"a checkpoint of other params (epoch 7 / {epochs - 60}): starts "
-                             f"again, {epochs} epochs")
-    assert lines[3].split() == ["gl-amex-facade", "seed0", "not", "started"]
+    assert lines[2].endswith(f"a checkpoint of {epochs - 60} epochs (epoch 7 / {epochs - 60}): "
+                             f"starts again, {epochs} epochs")
+    assert lines[3].split()[:2] == ["gl-amex-facade", "seed0"]
+    assert lines[3].endswith(f"a checkpoint of other code (epoch 11 / {epochs}): starts again, "
+                             f"{epochs} epochs")
+    assert lines[4].split() == ["gl-amex-facade", "seed1", "not", "started"]
     total = runs * epochs
     assert lines[-1] == (f"== 1 of {runs} runs done, 1 part-trained, {runs - 2} to start; "
                          f"{epochs + 42} of {total} epochs ({100 * (epochs + 42) / total:.0f} %)")

@@ -17,6 +17,7 @@ from pipeline.config.loading import load_params  # noqa: E402
 from pipeline.kinds import kind_of  # noqa: E402
 from pipeline.models.model_files import GENERATOR_FILE  # noqa: E402
 from pipeline.training.checkpoints import CHECKPOINT, safe_torch_load  # noqa: E402
+from pipeline.training.runs import code_digest  # noqa: E402
 
 
 def planned_runs(params) -> list:
@@ -29,19 +30,28 @@ def planned_runs(params) -> list:
             for row, total in epochs.items() for seed in params.seeds]
 
 
-def run_state(folder: str, epochs: int, now: float) -> dict:
+def run_state(folder: str, epochs: int, now: float, code: str | None = None) -> dict:
     """One run's state from its folder: {"state": done | training | restarts | not started,
-    "epoch", "epochs", "age" (seconds since its newest checkpoint)}. A checkpoint made for another
-    number of epochs is not resumed (its fingerprint differs): the run starts again. A finished
-    run's generator file is written last."""
+    "epoch", "epochs", "age" (seconds since its newest checkpoint), "why" (of a restart)}.
+    The trainer resumes only from a checkpoint of the run's whole fingerprint; two of its parts
+    are checked here, the ones a study changes: the number of epochs and the library's code
+    (`code`: code_digest of the scratch copy's pipeline/; None: not checked). A checkpoint that
+    differs in either starts again. The other params are the scratch copy's own params.yaml,
+    which the checkpoint was written from. A finished run's generator file is written last."""
     checkpoint = os.path.join(folder, CHECKPOINT)
     if os.path.exists(os.path.join(folder, GENERATOR_FILE)):
         return {"state": "done", "epoch": epochs, "epochs": epochs}
     if not os.path.exists(checkpoint):
         return {"state": "not started", "epoch": 0, "epochs": epochs}
     state = safe_torch_load(checkpoint)
-    made_for = json.loads(state["fingerprint"]).get("epochs", epochs)
-    return {"state": "training" if made_for == epochs else "restarts",
+    fingerprint = json.loads(state["fingerprint"])
+    made_for = fingerprint.get("epochs", epochs)
+    why = []
+    if made_for != epochs:
+        why.append(f"{made_for} epochs")
+    if code is not None and fingerprint.get("code") != code:
+        why.append("other code")
+    return {"state": "restarts" if why else "training", "why": " and ".join(why),
             "epoch": int(state["epoch"]), "epochs": made_for,
             "age": now - os.path.getmtime(checkpoint)}
 
@@ -51,10 +61,11 @@ def status_lines(repo: str, now: float | None = None) -> list:
     params = load_params(os.path.join(repo, "params.yaml"))
     now = time.time() if now is None else now
     runs = planned_runs(params)
+    code = code_digest(os.path.join(repo, "pipeline"))
     width = max(len(row) for row, _, _, _ in runs)
     lines, done_epochs, counts = [], 0, {}
     for row, seed, epochs, folder in runs:
-        state = run_state(os.path.join(repo, folder), epochs, now)
+        state = run_state(os.path.join(repo, folder), epochs, now, code)
         counts[state["state"]] = counts.get(state["state"], 0) + 1
         text = state["state"]
         if state["state"] == "training":
@@ -62,7 +73,7 @@ def status_lines(repo: str, now: float | None = None) -> list:
             text = (f"epoch {state['epoch']} / {epochs} (newest checkpoint "
                     f"{state['age'] / 60:.0f} min ago)")
         elif state["state"] == "restarts":
-            text = (f"a checkpoint of other params (epoch {state['epoch']} / "
+            text = (f"a checkpoint of {state['why']} (epoch {state['epoch']} / "
                     f"{state['epochs']}): starts again, {epochs} epochs")
         elif state["state"] == "done":
             done_epochs += epochs

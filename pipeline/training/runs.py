@@ -88,12 +88,14 @@ def files_md5(directory: str, names) -> str:
     return digest.hexdigest()
 
 
-def code_digest() -> str:
-    """md5 of the library's source (pipeline/**/*.py). Part of every checkpoint's fingerprint:
+def code_digest(root: str | None = None) -> str:
+    """md5 of the library's source (pipeline/**/*.py) under `root` (default: this library's own
+    folder; a study's scratch copy passes its pipeline/). Part of every checkpoint's fingerprint:
     a run never resumes from a checkpoint that other code wrote, so a DVC rerun after a code
     change retrains instead of keeping a model of the old code."""
     digest = hashlib.md5()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root is None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for folder, subfolders, names in sorted(os.walk(root)):
         subfolders.sort()
         for name in sorted(names):
