@@ -30,14 +30,14 @@ def planned_runs(params) -> list:
             for row, total in epochs.items() for seed in params.seeds]
 
 
-def run_state(folder: str, epochs: int, now: float, code: str | None = None) -> dict:
+def run_state(folder: str, epochs: int, now: float, code: str) -> dict:
     """One run's state from its folder: {"state": done | training | restarts | not started,
     "epoch", "epochs", "age" (seconds since its newest checkpoint), "why" (of a restart)}.
     The trainer resumes only from a checkpoint of the run's whole fingerprint; two of its parts
     are checked here, the ones a study changes: the number of epochs and the library's code
-    (`code`: code_digest of the scratch copy's pipeline/; None: not checked). A checkpoint that
-    differs in either starts again. The other params are the scratch copy's own params.yaml,
-    which the checkpoint was written from. A finished run's generator file is written last."""
+    (`code`: code_digest of the scratch copy's pipeline/). A checkpoint that differs in either
+    starts again. The other params are the scratch copy's own params.yaml, which the checkpoint
+    was written from. A finished run's generator file is written last."""
     checkpoint = os.path.join(folder, CHECKPOINT)
     if os.path.exists(os.path.join(folder, GENERATOR_FILE)):
         return {"state": "done", "epoch": epochs, "epochs": epochs}
@@ -49,7 +49,7 @@ def run_state(folder: str, epochs: int, now: float, code: str | None = None) -> 
     why = []
     if made_for != epochs:
         why.append(f"{made_for} epochs")
-    if code is not None and fingerprint.get("code") != code:
+    if fingerprint.get("code") != code:
         why.append("other code")
     return {"state": "restarts" if why else "training", "why": " and ".join(why),
             "epoch": int(state["epoch"]), "epochs": made_for,
